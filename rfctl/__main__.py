@@ -1,0 +1,5 @@
+import sys
+
+from rfctl.cli import main
+
+sys.exit(main())

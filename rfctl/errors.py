@@ -1,0 +1,118 @@
+"""The rfctl exception hierarchy, rooted at :class:`RfctlError`.
+
+Every error the library raises on purpose derives from :class:`RfctlError`, so a lab
+script can catch one type. The subclasses carry the facts a user needs to act: the
+field and the reason for configuration errors, the violated bound and its value for
+infeasible problems, the bank and element for hardware constraints.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusyError",
+    "ChecksumError",
+    "ConfigError",
+    "DeviceError",
+    "DeviceTimeoutError",
+    "HardwareConstraintError",
+    "InfeasibleError",
+    "NakError",
+    "RfctlError",
+]
+
+
+class RfctlError(Exception):
+    """Root of every error rfctl raises deliberately."""
+
+
+class ConfigError(RfctlError, ValueError):
+    """A configuration (file or object) is invalid.
+
+    Parameters
+    ----------
+    message : str
+        Full human-readable message.
+    source : str, optional
+        The file (or built-in name) the configuration came from.
+    field : str, optional
+        Dotted path of the offending field, e.g. ``banks.0.bits``.
+    reason : str, optional
+        Why the value is refused.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        field: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.source = source
+        self.field = field
+        self.reason = reason
+
+
+class InfeasibleError(RfctlError):
+    """An optimization problem has no feasible point.
+
+    Parameters
+    ----------
+    message : str
+        Human-readable explanation.
+    bound : str, optional
+        Name of the violated bound, e.g. ``"interference-free SINR"``.
+    value : float, optional
+        The value of that bound (e.g. the largest reachable SINR target).
+    """
+
+    def __init__(self, message: str, *, bound: str | None = None, value: float | None = None):
+        super().__init__(message)
+        self.bound = bound
+        self.value = value
+
+
+class HardwareConstraintError(RfctlError, ValueError):
+    """A setting cannot be realised by the board (range, spacing, overlap, safety limit).
+
+    Raised by the HAL before anything could be sent to a device.
+
+    Parameters
+    ----------
+    message : str
+        Human-readable explanation.
+    bank : str, optional
+        Name of the actuator bank concerned.
+    element : int, optional
+        Index of the first offending element in that bank.
+    """
+
+    def __init__(self, message: str, *, bank: str | None = None, element: int | None = None):
+        super().__init__(message)
+        self.bank = bank
+        self.element = element
+
+
+class DeviceError(RfctlError):
+    """A device did not do what was asked (base of the link errors)."""
+
+
+class DeviceTimeoutError(DeviceError, TimeoutError):
+    """No (complete) reply within the configured timeout and retries."""
+
+
+class ChecksumError(DeviceError):
+    """A frame or an image checksum did not match."""
+
+
+class NakError(DeviceError):
+    """The device refused a command (negative acknowledgement) with an error code."""
+
+    def __init__(self, message: str, *, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class BusyError(DeviceError):
+    """The device or port is in use by someone else."""

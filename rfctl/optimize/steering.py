@@ -1,0 +1,176 @@
+"""A simple, closed-form DBRAA design: the reference point the real optimizers beat.
+
+mmWave: an interleaved dynamic sub-array design — antenna p joins RF chain p mod N_RF,
+its phase shifter steers that chain towards its user's strongest path, and F_BB is
+zero-forcing on the effective K × N_RF channel, scaled to the power budget P_m.
+
+Sub-6G: the fixed array of the seed's baselines — N_s antennas on the spacing grid C
+(seed eq. 26: rows 0, V_s, 2V_s…, columns 0, H_s, 2H_s…), packed as a near-square block —
+with zero-forcing F_s whose columns are scaled so that every user gets exactly Γ.
+
+It is closed form (no solver) and therefore instant; it ignores the sensing
+constraints, which the result reports rather than hides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rfctl.channels import dbraa_channels
+from rfctl.config import DbraaSpec, Scenario
+from rfctl.errors import ConfigError
+from rfctl.geometry import sub6_steering, upa_steering
+from rfctl.metrics import (
+    beam_gain,
+    hybrid_precoder,
+    sinr,
+    sub6_precoder,
+    transmit_power,
+)
+from rfctl.state import ArrayState, DesignRecord
+
+__all__ = ["SteeringResult", "evaluate_dbraa", "fixed_selection", "steering_design"]
+
+
+def fixed_selection(spec: DbraaSpec) -> NDArray[np.bool_]:
+    """The fixed-array selection: N_s antennas on grid C packed as a near-square block.
+
+    Raises
+    ------
+    ConfigError
+        If grid C has fewer than N_s points (the panel is too small for the spacing).
+    """
+    rows_c = np.arange(0, spec.rows - 1, spec.v_s)
+    cols_c = np.arange(0, spec.cols - 1, spec.h_s)
+    pts = [(int(b), int(d)) for b in range(rows_c.size) for d in range(cols_c.size)]
+    if len(pts) < spec.n_sub6:
+        raise ConfigError(
+            f"a {spec.rows}×{spec.cols} panel holds only {len(pts)} antennas on the "
+            f"H_s × V_s = {spec.h_s} × {spec.v_s} grid, N_s = {spec.n_sub6} requested",
+            field="dbraa.n_sub6", reason="does not fit",
+        )
+    pts.sort(key=lambda bd: (max(bd), bd[0], bd[1]))
+    P = np.zeros(spec.candidate_shape, dtype=bool)
+    for b, d in pts[: spec.n_sub6]:
+        P[rows_c[b], cols_c[d]] = True
+    return P
+
+
+@dataclass(frozen=True)
+class SteeringResult:
+    """Result of :func:`steering_design`.
+
+    Attributes
+    ----------
+    state : ArrayState
+    sub6_sinr, mmwave_sinr : ndarray, shape (K,)
+    sub6_gain, mmwave_gain : ndarray, shape (T,)
+        Sensing beam gains (squared norms) at the scenario's targets.
+    sub6_power, mmwave_power : float
+        Transmit powers, W.
+    """
+
+    state: ArrayState
+    sub6_sinr: NDArray[np.float64]
+    mmwave_sinr: NDArray[np.float64]
+    sub6_gain: NDArray[np.float64]
+    mmwave_gain: NDArray[np.float64]
+    sub6_power: float
+    mmwave_power: float
+
+
+def _zf(Heff: NDArray[np.complex128]) -> NDArray[np.complex128]:
+    """Zero-forcing directions for effective channel Heff (N × K): W with Heffᴴ W diagonal."""
+    return np.linalg.pinv(Heff.conj().T)
+
+
+def steering_design(scenario: Scenario, realisation: int = 0) -> SteeringResult:
+    """Closed-form DBRAA design for one channel realisation of a scenario.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Must have a ``[dbraa]`` array and ``[sub6g]`` and ``[mmwave]`` tasks.
+    realisation : int
+        Channel realisation index (see :func:`rfctl.channels.realisation_rng`).
+
+    Returns
+    -------
+    SteeringResult
+    """
+    spec = scenario.dbraa
+    if spec is None or scenario.sub6g is None or scenario.mmwave is None:
+        raise ConfigError(f"{scenario.name}: steering_design needs [dbraa], [sub6g] and "
+                          "[mmwave] tables", field="dbraa", reason="missing")
+    s6, mm = scenario.sub6g, scenario.mmwave
+    ch6, chm = dbraa_channels(spec, seed=scenario.seed, realisation=realisation,
+                              sub6_users=s6.users, sub6_paths=s6.paths,
+                              mmwave_users=mm.users, mmwave_paths=mm.paths)
+    assert ch6 is not None and chm is not None
+
+    # --- mmWave: interleaved sub-arrays steering at each user's strongest path
+    nrf, K = spec.n_rf, mm.users
+    chain = np.arange(spec.n_mmwave) % nrf
+    S = np.zeros((spec.n_mmwave, nrf), dtype=bool)
+    S[np.arange(spec.n_mmwave), chain] = True
+    best = np.argmax(np.abs(chm.gains), axis=1)
+    user_of_chain = np.arange(nrf) % K
+    a = upa_steering(spec.rows, spec.cols, chm.phi[np.arange(K), best],
+                     chm.theta[np.arange(K), best])  # (N_m, K)
+    phases = np.angle(a[np.arange(spec.n_mmwave), user_of_chain[chain]])
+    F_rf = np.exp(1j * phases)[:, None] * S
+    W = _zf(F_rf.conj().T @ chm.H)  # (N_RF, K)
+    F_bb = W * np.sqrt(mm.power / transmit_power(F_rf @ W))
+
+    # --- sub-6G: fixed array, ZF scaled to SINR = Γ exactly
+    P = fixed_selection(spec)
+    p = P.ravel()
+    Hsel = ch6.H[p]  # (N_s, K_s)
+    Wz = _zf(Hsel)
+    scale = np.sqrt(s6.sinr_threshold * s6.noise_power) / np.abs(np.sum(Hsel.conj() * Wz, 0))
+    F_s = np.zeros((spec.n_candidates, s6.users), dtype=complex)
+    F_s[p] = Wz * scale
+
+    record = DesignRecord(
+        scenario=scenario.model_dump(mode="json"),
+        seed=scenario.seed,
+        realisation=realisation,
+        channels={"sub6": ch6.H, "mmwave": chm.H},
+        notes={"design": "rfctl.optimize.steering.steering_design"},
+    )
+    state = ArrayState(phases=phases, switch=S, selection=P, f_bb=F_bb, f_s=F_s,
+                       record=record)
+    return evaluate_dbraa(state, scenario)
+
+
+def evaluate_dbraa(state: ArrayState, scenario: Scenario) -> SteeringResult:
+    """Metrics of a DBRAA state on the channels stored in its record.
+
+    Parameters
+    ----------
+    state : ArrayState
+        With phases, switch, selection, f_bb, f_s and channels ``sub6`` / ``mmwave``.
+    scenario : Scenario
+        Gives the targets and noise powers.
+    """
+    spec, s6, mm = scenario.dbraa, scenario.sub6g, scenario.mmwave
+    assert spec is not None and s6 is not None and mm is not None
+    F6 = sub6_precoder(state.selection, state.f_s)
+    Fm = hybrid_precoder(state.phases, state.switch, state.f_bb)
+    t6 = np.array([[t.phi, t.theta] for t in s6.targets]).reshape(-1, 2)
+    tm = np.array([[t.phi, t.theta] for t in mm.targets]).reshape(-1, 2)
+    A6 = sub6_steering(spec.rows, spec.cols, t6[:, 0], t6[:, 1], spec.wavelength_ratio)
+    Am = upa_steering(spec.rows, spec.cols, tm[:, 0], tm[:, 1])
+    ch = state.record.channels
+    return SteeringResult(
+        state=state,
+        sub6_sinr=sinr(ch["sub6"], F6, s6.noise_power),
+        mmwave_sinr=sinr(ch["mmwave"], Fm, mm.noise_power),
+        sub6_gain=beam_gain(A6, F6),
+        mmwave_gain=beam_gain(Am, Fm),
+        sub6_power=transmit_power(F6),
+        mmwave_power=transmit_power(Fm),
+    )

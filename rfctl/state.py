@@ -1,0 +1,459 @@
+"""ArrayState: the continuous, physical settings an optimizer produces.
+
+An :class:`ArrayState` holds any subset of
+
+- ``phases`` — mmWave phase shifters, rad, shape (N_m,), row-major element order;
+- ``switch`` — RF switch matrix S, bool, shape (N_m, N_RF);
+- ``selection`` — sub-6G selection map P, bool, shape (N_row−1, N_col−1);
+- ``f_bb`` — mmWave digital beamformer, complex, (N_RF, K_m);
+- ``f_s`` — sub-6G digital beamformer over all candidates, complex, (N_p, K_s);
+- ``dma`` — DMA element tunings (:class:`DmaTuning`) and ``dma_b`` — the DMA digital
+  beamformer B = [B_c B_s], complex, (N, M + N_s);
+
+plus a :class:`DesignRecord` saying what it was designed for (scenario and channel, or
+the seed and config that regenerate them), so a saved design can be re-evaluated.
+
+**Selection rule (box reading of seed eq. 15).** Taken literally, eq. 15 asks every pair
+of selected antennas to be at least H_s apart horizontally *and* V_s vertically; four
+antennas then cannot fit on 13 × 13 candidates with H_s = V_s = 6, and the seed's own
+candidate grid C (eq. 26) breaks it. rfctl reads it as a box rule: no two selected
+antennas lie within an H_s × V_s box of each other, i.e. for every pair
+|ΔH| ≥ H_s **or** |ΔV| ≥ V_s. Independently, two selected 2×2 antennas may never share a
+pixel (|ΔH| ≤ 1 and |ΔV| ≤ 1 means overlap).
+
+JSON: complex arrays are stored as ``{"re": [...], "im": [...]}``; Python writes floats
+with the shortest repr that round-trips, so a save/load cycle is exact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rfctl.errors import ConfigError, HardwareConstraintError
+
+__all__ = [
+    "ArrayState",
+    "DesignRecord",
+    "DmaTuning",
+    "check_selection",
+    "lorentzian_response",
+    "selection_indices",
+]
+
+STATE_FORMAT = "rfctl-state/1"
+
+
+# --------------------------------------------------------------------------- selection
+def selection_indices(selection: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """(row, col) of every selected antenna in row-major order, shape (N_s, 2)."""
+    return np.argwhere(np.asarray(selection, dtype=bool))
+
+
+def check_selection(
+    selection: NDArray[np.bool_],
+    *,
+    h_s: int,
+    v_s: int,
+    n_selected: int | None = None,
+    shape: tuple[int, int] | None = None,
+    bank: str | None = None,
+) -> None:
+    """Validate a sub-6G selection map.
+
+    Parameters
+    ----------
+    selection : ndarray, shape (N_row−1, N_col−1) bool
+        Selection map P.
+    h_s, v_s : int
+        Minimum horizontal (column) and vertical (row) spacing, candidate steps.
+    n_selected : int, optional
+        Required number of ones N_s.
+    shape : (int, int), optional
+        Required map shape.
+    bank : str, optional
+        Bank name for the error.
+
+    Raises
+    ------
+    HardwareConstraintError
+        Wrong shape or count, two antennas sharing a pixel, or a pair inside each other's
+        H_s × V_s box. The message names the pair.
+    """
+    P = np.asarray(selection)
+    if P.ndim != 2:
+        raise HardwareConstraintError(f"selection map must be 2-D, got shape {P.shape}",
+                                      bank=bank)
+    if shape is not None and P.shape != tuple(shape):
+        raise HardwareConstraintError(
+            f"selection map has shape {P.shape}, the array needs {tuple(shape)}", bank=bank
+        )
+    if P.dtype != bool and not np.all((P == 0) | (P == 1)):
+        raise HardwareConstraintError("selection map entries must be 0 or 1", bank=bank)
+    idx = selection_indices(P)
+    if n_selected is not None and len(idx) != n_selected:
+        raise HardwareConstraintError(
+            f"selection map selects {len(idx)} antennas, N_s = {n_selected} required",
+            bank=bank,
+        )
+    if len(idx) < 2:
+        return
+    d = np.abs(idx[:, None, :] - idx[None, :, :])  # (n, n, 2): |ΔV|, |ΔH|
+    iu = np.triu_indices(len(idx), 1)
+    dv, dh = d[..., 0][iu], d[..., 1][iu]
+    overlap = (dv <= 1) & (dh <= 1)
+    if np.any(overlap):
+        k = int(np.argmax(overlap))
+        a, b = idx[iu[0][k]].tolist(), idx[iu[1][k]].tolist()
+        raise HardwareConstraintError(
+            f"selected antennas at (row, col) {tuple(a)} and {tuple(b)} share a pixel",
+            bank=bank,
+        )
+    too_close = (dh < h_s) & (dv < v_s)
+    if np.any(too_close):
+        k = int(np.argmax(too_close))
+        a, b = idx[iu[0][k]].tolist(), idx[iu[1][k]].tolist()
+        raise HardwareConstraintError(
+            f"selected antennas at (row, col) {tuple(a)} and {tuple(b)} are within each "
+            f"other's H_s × V_s = {h_s} × {v_s} box (|ΔH| = {abs(a[1] - b[1])}, "
+            f"|ΔV| = {abs(a[0] - b[0])})",
+            bank=bank,
+        )
+
+
+# --------------------------------------------------------------------------- DMA tuning
+def lorentzian_response(
+    b: NDArray[np.float64], r0: float, y_self: NDArray[np.complex128]
+) -> NDArray[np.complex128]:
+    """Normalised Lorentzian response q of each DMA element from its load susceptance.
+
+    An isolated element's weight is 1/(G + jB) with G = R0 + Re y_ss,ll and
+    B = b + Im y_ss,ll. Normalised and rotated onto the circle of the admittance note,
+    q = −j G / (G + jB) = 1/(t + j) with t = −B/G, so |q + j/2| = 1/2 and
+    q = (−j + e^{jψ})/2 (time convention e^{+jωt}).
+
+    Parameters
+    ----------
+    b : ndarray, shape (L,)
+        Im Y_s per element, S.
+    r0 : float
+        Re Y_s, S.
+    y_self : ndarray, shape (L,) complex
+        Element self-admittances diag(Y_ss), S.
+
+    Returns
+    -------
+    ndarray, shape (L,) complex
+    """
+    G = r0 + np.real(y_self)
+    B = np.asarray(b, float) + np.imag(y_self)
+    return -1j * G / (G + 1j * B)
+
+
+@dataclass(frozen=True)
+class DmaTuning:
+    """Tunable DMA element loads Y_s = diag(g + j b), with g = R0 unless measured.
+
+    Attributes
+    ----------
+    b : ndarray, shape (L,)
+        Im Y_s per element, S.
+    r0 : float
+        Nominal Re Y_s (the same for every element), S.
+    y_self : ndarray, shape (L,) complex
+        diag(Y_ss), S — needed to express the Lorentzian state of each element.
+    g : ndarray, shape (L,), optional
+        Per-element Re Y_s, S, when it differs from R0 (a quantized design whose tuning
+        table entries lie off the ideal Lorentzian circle). ``None`` means R0.
+    """
+
+    b: NDArray[np.float64]
+    r0: float
+    y_self: NDArray[np.complex128]
+    g: NDArray[np.float64] | None = None
+
+    @property
+    def conductance(self) -> NDArray[np.float64]:
+        """Re Y_s per element, S."""
+        return np.full(self.b.shape, float(self.r0)) if self.g is None else self.g
+
+    @property
+    def load(self) -> NDArray[np.complex128]:
+        """Y_s per element (the diagonal), S."""
+        return self.conductance + 1j * self.b
+
+    @property
+    def response(self) -> NDArray[np.complex128]:
+        """Normalised Lorentzian response q per element (see :func:`lorentzian_response`).
+
+        Normalised by the nominal G = R0 + Re y_ss,ll, so a lossier element lies inside
+        the unit circle of the ideal one."""
+        G0 = self.r0 + np.real(self.y_self)
+        return -1j * G0 / (self.load + self.y_self)
+
+    @property
+    def psi(self) -> NDArray[np.float64]:
+        """Lorentzian phase ψ per element, rad: q = (−j + e^{jψ})/2."""
+        return np.angle(2 * self.response + 1j)
+
+    def from_response(self, q: NDArray[np.complex128]) -> DmaTuning:
+        """The tuning that realises responses ``q`` (inverse of :attr:`response`).
+
+        Y_s = −jG₀/q − y_ss,ll with G₀ = R0 + Re y_ss,ll. For q on the Lorentzian circle,
+        Re Y_s = R0 exactly; otherwise the implied conductance is kept in ``g``.
+        """
+        G0 = self.r0 + np.real(self.y_self)
+        ys = -1j * G0 / np.asarray(q, dtype=complex) - self.y_self
+        g = np.real(ys)
+        on_circle = np.allclose(g, self.r0, rtol=1e-9, atol=1e-12)
+        return DmaTuning(b=np.imag(ys), r0=self.r0, y_self=self.y_self,
+                         g=None if on_circle else g)
+
+
+# --------------------------------------------------------------------------- record
+@dataclass(frozen=True)
+class DesignRecord:
+    """What a design was made for, so it can be re-evaluated independently.
+
+    Attributes
+    ----------
+    scenario : dict or None
+        The scenario as validated (``Scenario.model_dump()``), or None.
+    seed : int or None
+        Seed of the channel realisation (with the scenario, regenerates the channel).
+    realisation : int
+        Index of the realisation within that seed's stream.
+    channels : dict of str to ndarray
+        Channel matrices used (e.g. ``"sub6"``, ``"mmwave"``), stored exactly.
+    notes : dict
+        Free-form facts (optimizer name, version, stopping reason).
+    """
+
+    scenario: dict[str, Any] | None = None
+    seed: int | None = None
+    realisation: int = 0
+    channels: dict[str, NDArray] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- state
+_ARRAY_FIELDS = ("phases", "switch", "selection", "f_bb", "f_s", "dma_b")
+
+
+@dataclass(frozen=True)
+class ArrayState:
+    """Continuous, physical array settings (see module docstring for shapes and units)."""
+
+    phases: NDArray[np.float64] | None = None
+    switch: NDArray[np.bool_] | None = None
+    selection: NDArray[np.bool_] | None = None
+    f_bb: NDArray[np.complex128] | None = None
+    f_s: NDArray[np.complex128] | None = None
+    dma: DmaTuning | None = None
+    dma_b: NDArray[np.complex128] | None = None
+    record: DesignRecord = field(default_factory=DesignRecord)
+
+    def __post_init__(self) -> None:
+        conv = {
+            "phases": lambda a: np.asarray(a, dtype=float),
+            "switch": lambda a: _as_bool(a, "switch"),
+            "selection": lambda a: _as_bool(a, "selection"),
+            "f_bb": lambda a: np.asarray(a, dtype=complex),
+            "f_s": lambda a: np.asarray(a, dtype=complex),
+            "dma_b": lambda a: np.asarray(a, dtype=complex),
+        }
+        for name, fn in conv.items():
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, fn(v))
+        if self.phases is not None and self.phases.ndim != 1:
+            raise ConfigError(f"phases must be 1-D, got shape {self.phases.shape}",
+                              field="phases", reason="wrong shape")
+        if self.switch is not None and self.switch.ndim != 2:
+            raise ConfigError(f"switch must be 2-D, got shape {self.switch.shape}",
+                              field="switch", reason="wrong shape")
+        if (self.phases is not None and self.switch is not None
+                and self.switch.shape[0] != self.phases.shape[0]):
+            raise ConfigError(
+                f"switch has {self.switch.shape[0]} rows but there are "
+                f"{self.phases.shape[0]} phase shifters", field="switch", reason="wrong shape")
+
+    def replace(self, **changes: Any) -> ArrayState:
+        """A copy with some parts replaced."""
+        return replace(self, **changes)
+
+    # ---------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (complex arrays as ``{"re", "im"}``)."""
+        out: dict[str, Any] = {"format": STATE_FORMAT}
+        for name in _ARRAY_FIELDS:
+            v = getattr(self, name)
+            if v is not None:
+                out[name] = _encode_array(v)
+        if self.dma is not None:
+            out["dma"] = {
+                "b": _encode_array(self.dma.b),
+                "r0": float(self.dma.r0),
+                "y_self": _encode_array(self.dma.y_self),
+                "g": None if self.dma.g is None else _encode_array(self.dma.g),
+            }
+        r = self.record
+        out["record"] = {
+            "scenario": r.scenario,
+            "seed": r.seed,
+            "realisation": r.realisation,
+            "channels": {k: _encode_array(v) for k, v in r.channels.items()},
+            "notes": r.notes,
+        }
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> ArrayState:
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        ConfigError
+            Unknown format or field, or a malformed array.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: a state must be a JSON object", source=source)
+        fmt = data.get("format")
+        if fmt != STATE_FORMAT:
+            raise ConfigError(
+                f"{source}: format: expected {STATE_FORMAT!r}, got {fmt!r}",
+                source=source, field="format", reason="unknown format",
+            )
+        known = {*_ARRAY_FIELDS, "dma", "record", "format"}
+        extra = sorted(set(data) - known)
+        if extra:
+            raise ConfigError(f"{source}: {extra[0]}: unknown field (not allowed)",
+                              source=source, field=extra[0], reason="unknown field")
+        kw: dict[str, Any] = {}
+        for name in _ARRAY_FIELDS:
+            if name in data and data[name] is not None:
+                kw[name] = _decode_array(data[name], f"{source}: {name}")
+        if data.get("dma") is not None:
+            d = data["dma"]
+            try:
+                kw["dma"] = DmaTuning(
+                    b=np.asarray(_decode_array(d["b"], f"{source}: dma.b"), float),
+                    r0=float(d["r0"]),
+                    y_self=np.asarray(_decode_array(d["y_self"], f"{source}: dma.y_self"),
+                                      complex),
+                    g=None if d.get("g") is None
+                    else np.asarray(_decode_array(d["g"], f"{source}: dma.g"), float),
+                )
+            except (KeyError, TypeError) as exc:
+                raise ConfigError(f"{source}: dma: missing or bad entry {exc}",
+                                  source=source, field="dma") from None
+        rec = data.get("record") or {}
+        kw["record"] = DesignRecord(
+            scenario=rec.get("scenario"),
+            seed=rec.get("seed"),
+            realisation=int(rec.get("realisation", 0)),
+            channels={k: _decode_array(v, f"{source}: record.channels.{k}")
+                      for k, v in (rec.get("channels") or {}).items()},
+            notes=dict(rec.get("notes") or {}),
+        )
+        try:
+            return cls(**kw)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}", source=source, field=exc.field,
+                              reason=exc.reason) from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "<json>") -> ArrayState:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}: invalid JSON: {exc}", source=source) from None
+        return cls.from_dict(data, source=source)
+
+    def save(self, path: str | Path) -> None:
+        """Write the state as JSON."""
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ArrayState:
+        """Read a state written by :meth:`save`."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}", source=str(path)) from None
+        return cls.from_json(text, source=str(path))
+
+    def equals(self, other: ArrayState) -> bool:
+        """Exact equality of every part (arrays compared element-wise, bit for bit)."""
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "record":
+                if (a.scenario, a.seed, a.realisation, a.notes) != (
+                    b.scenario, b.seed, b.realisation, b.notes
+                ) or a.channels.keys() != b.channels.keys():
+                    return False
+                if not all(_same(a.channels[k], b.channels[k]) for k in a.channels):
+                    return False
+            elif f.name == "dma":
+                if (a is None) != (b is None):
+                    return False
+                if a is not None and not (
+                    _same(a.b, b.b) and a.r0 == b.r0 and _same(a.y_self, b.y_self)
+                    and (a.g is None) == (b.g is None)
+                    and (a.g is None or _same(a.g, b.g))
+                ):
+                    return False
+            elif (a is None) != (b is None) or (a is not None and not _same(a, b)):
+                return False
+        return True
+
+
+def _same(a: NDArray, b: NDArray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
+
+
+def _as_bool(a: Any, name: str) -> NDArray[np.bool_]:
+    arr = np.asarray(a)
+    if arr.dtype != bool:
+        if not np.all((arr == 0) | (arr == 1)):
+            raise ConfigError(f"{name} entries must be 0 or 1", field=name,
+                              reason="not binary")
+        arr = arr.astype(bool)
+    return arr
+
+
+def _encode_array(a: NDArray) -> Any:
+    a = np.asarray(a)
+    if np.iscomplexobj(a):
+        return {"re": a.real.tolist(), "im": a.imag.tolist()}
+    if a.dtype == bool:
+        return a.astype(int).tolist()
+    return a.tolist()
+
+
+def _decode_array(v: Any, where: str) -> NDArray:
+    try:
+        if isinstance(v, dict):
+            if set(v) != {"re", "im"}:
+                raise ConfigError(f"{where}: complex arrays need exactly 're' and 'im'",
+                                  field=where, reason="bad complex array")
+            re = np.asarray(v["re"], dtype=float)
+            im = np.asarray(v["im"], dtype=float)
+            if re.shape != im.shape:
+                raise ConfigError(f"{where}: 're' and 'im' shapes differ", field=where,
+                                  reason="shape mismatch")
+            out = np.empty(re.shape, dtype=complex)
+            out.real, out.imag = re, im  # exact, keeps signed zeros
+            return out
+        return np.asarray(v)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: not a numeric array ({exc})", field=where,
+                          reason="not numeric") from None

@@ -1,0 +1,23 @@
+"""Shared fixtures: every test gets its own seeded Generator (never global state)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "rfctl", deadline=None, max_examples=150,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("ci", deadline=None, max_examples=300, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("rfctl")
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> np.random.Generator:
+    """A Generator seeded from the test's node id: reproducible and distinct per test."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
