@@ -1,0 +1,63 @@
+"""The sweep runner: grid × seeds, local pool, Dask, records, CSV/JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rfctl.errors import ConfigError
+from rfctl.sweep import ProgressBar, grid_points, sweep
+
+
+def job(a: int, b: str, seed: int) -> dict:
+    if a < 0:
+        raise ValueError("negative a")
+    return {"value": a * 10 + np.random.default_rng(seed).integers(0, 10), "tag": b}
+
+
+def test_grid_points_order() -> None:
+    pts = grid_points({"a": [1, 2], "b": ["x"]}, seeds=[0, 1])
+    assert pts == [{"a": 1, "b": "x", "seed": 0}, {"a": 1, "b": "x", "seed": 1},
+                   {"a": 2, "b": "x", "seed": 0}, {"a": 2, "b": "x", "seed": 1}]
+    with pytest.raises(ConfigError, match="reserved"):
+        grid_points({"seed": [1]}, [0])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_sweep_same_records_in_grid_order(workers: int, tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    res = sweep(job, {"a": [1, 2, -1], "b": ["x"]}, seeds=range(3), workers=workers,
+                progress=lambda d, t: calls.append((d, t)))
+    assert [r["a"] for r in res.records] == [1, 1, 1, 2, 2, 2, -1, -1, -1]
+    expect = [a * 10 + np.random.default_rng(s).integers(0, 10)
+              for a in (1, 2) for s in range(3)]
+    assert [r["value"] for r in res.records[:6]] == expect
+    assert len(res.errors) == 3 and "negative a" in res.errors[0]["error"]
+    assert calls[-1] == (9, 9)
+    res.to_csv(tmp_path / "r.csv")
+    res.to_json(tmp_path / "r.json")
+    assert (tmp_path / "r.csv").read_text().splitlines()[0].startswith("a,b,seed,value")
+    assert len(json.loads((tmp_path / "r.json").read_text())) == 9
+
+
+def test_dask_sweep_matches_local() -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        res = sweep(job, {"a": [3, 4], "b": ["y"]}, seeds=[5, 6], scheduler=client)
+    local = sweep(job, {"a": [3, 4], "b": ["y"]}, seeds=[5, 6], workers=1)
+    strip = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in res.records]
+    assert strip == [{k: v for k, v in r.items() if k != "elapsed_s"} for r in local.records]
+
+
+def test_progress_bar_draws_on_given_stream() -> None:
+    s = io.StringIO()
+    bar = ProgressBar(s, width=10)
+    bar(5, 10)
+    bar(10, 10)
+    assert "[#####.....] 5/10" in s.getvalue() and s.getvalue().endswith("\n")
