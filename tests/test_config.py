@@ -53,11 +53,11 @@ def test_negative_count_names_the_field() -> None:
 def test_cross_field_rules() -> None:
     sc = load_config("dbraa-14x14").model_dump()
     sc["sub6g"]["users"] = 5  # K_s > N_s = 4
-    with pytest.raises(ConfigError, match="K_s ≤ N_s"):
+    with pytest.raises(ConfigError, match=r"K_s ≤ N_s"):
         parse_config(sc)
     sc = load_config("dbraa-14x14").model_dump()
     sc["dbraa"]["n_sub6"] = 500
-    with pytest.raises(ConfigError, match="dbraa: .*169 candidate"):
+    with pytest.raises(ConfigError, match=r"dbraa: .*169 candidate"):
         parse_config(sc)
     with pytest.raises(ConfigError, match="exactly one of bits"):
         parse_config(_board(table_file="t.csv"))
@@ -74,16 +74,16 @@ def test_dma_below_cutoff_is_refused() -> None:
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('kind = "board"\nname = "x"\nbanks = [ { name = "p", kind = "phase" ')
-    with pytest.raises(ConfigError, match="bad.toml: TOML syntax error"):
+    with pytest.raises(ConfigError, match=r"bad\.toml: TOML syntax error"):
         load_config(bad)
     missing = tmp_path / "none.toml"
-    with pytest.raises(ConfigError, match="none.toml: cannot read"):
+    with pytest.raises(ConfigError, match=r"none\.toml: cannot read"):
         load_config(missing)
     with pytest.raises(ConfigError, match="no built-in config"):
         load_config("no-such-board")
     nokind = tmp_path / "nokind.toml"
     nokind.write_text('name = "x"\n')
-    with pytest.raises(ConfigError, match="nokind.toml: kind"):
+    with pytest.raises(ConfigError, match=r"nokind\.toml: kind"):
         load_config(nokind)
 
 

@@ -128,8 +128,8 @@ def test_128_entry_table_matches_uniform_7_bit() -> None:
     entries = np.exp(2j * np.pi * np.arange(128) / 128)
     rng = np.random.default_rng(1)
     phases = rng.uniform(-10, 10, 500)
-    c_t, _, e_t = TablePhaseCodebook(entries, 500).quantize(phases)
-    c_u, _, e_u = UniformPhaseCodebook(7, 500).quantize(phases)
+    _, _, e_t = TablePhaseCodebook(entries, 500).quantize(phases)
+    _, _, e_u = UniformPhaseCodebook(7, 500).quantize(phases)
     assert np.allclose(np.abs(e_t), np.abs(e_u), atol=1e-12)
     assert np.max(np.abs(e_t)) <= np.deg2rad(2.8125 / 2) + 1e-12
 

@@ -51,7 +51,7 @@ def test_saved_design_records_what_it_was_designed_for(tmp_path: Path) -> None:
 def test_bad_state_files(tmp_path: Path) -> None:
     p = tmp_path / "x.json"
     p.write_text("{not json")
-    with pytest.raises(ConfigError, match="x.json: invalid JSON"):
+    with pytest.raises(ConfigError, match=r"x\.json: invalid JSON"):
         ArrayState.load(p)
     p.write_text('{"format": "rfctl-state/1", "phasez": [1]}')
     with pytest.raises(ConfigError, match="phasez: unknown field"):
