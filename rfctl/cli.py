@@ -21,6 +21,17 @@ from rfctl import __version__
 from rfctl.config import BoardProfile, Scenario, builtin_names, load_config
 from rfctl.errors import RfctlError
 from rfctl.hal import compile_board, dequantize, quantize
+from rfctl.hal.device import (
+    delta_writes,
+    image_crc,
+    layout_from_profile,
+    open_device,
+    pack_image,
+    program,
+    select_beam,
+    store_beam,
+    unpack_image,
+)
 from rfctl.hal.image import DeviceImage
 from rfctl.optimize.steering import evaluate_dbraa, steering_design
 from rfctl.state import ArrayState
@@ -128,6 +139,113 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _board_profile(name: str) -> BoardProfile:
+    cfg = load_config(name)
+    if not isinstance(cfg, BoardProfile):
+        raise RfctlError(f"{name}: is a scenario; a board profile is needed here")
+    return cfg
+
+
+def _load_driver_module(name: str):
+    """A driver module found through the entry-point group (never imported by name)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="rfctl.drivers"):
+        if ep.name == name:
+            return __import__(ep.module, fromlist=["_"])
+    raise RfctlError(f"driver {name!r} is not installed")
+
+
+def _cmd_program(args: argparse.Namespace, out: TextIO) -> int:
+    profile = _board_profile(args.board)
+    board = compile_board(profile)
+    state = ArrayState.load(args.state)
+    image = quantize(state, board)
+    print_image_report(image, out)
+    if args.dry_run:
+        from rfctl.hal.device import DeviceInfo
+
+        info = DeviceInfo(model=profile.model, firmware="(dry run)",
+                          banks=layout_from_profile(profile))
+        data = pack_image(image, info, None)
+        crc = image_crc(data)
+        writes = delta_writes(None, data, info, chunk=profile.link.chunk)
+        mod = _load_driver_module(profile.driver)
+        plan = getattr(mod, "plan_frames", None)
+        print(f"\ndry run: {len(data)} image bytes, CRC-32 {crc:#010x}; no port opened",
+              file=out)
+        for name, codes in unpack_image(data, info).items():
+            print(f"  {name}: codes {codes.tolist()}", file=out)
+        if plan is not None:
+            frames = plan(writes, crc, sync=True, latch=True)
+            total = sum(len(f) for f in frames)
+            for f in frames:
+                print(f"  frame {len(f):4d} B  {f.hex()}", file=out)
+            print(f"  {len(frames)} frames, {total} bytes to send "
+                  f"({total * 10 / profile.link.baud * 1e3:.2f} ms at {profile.link.baud} baud)",
+                  file=out)
+        return 0
+    dev = open_device(profile, **({"url": args.url} if args.url else {}))
+    try:
+        res = program(dev, image)
+        back = dev.read_active()
+    finally:
+        close = getattr(dev, "close", None)
+        if close is not None:
+            close()
+    ok = back == dev.verified_active
+    print(f"\nprogrammed {res.device}: {res.payload_bytes} of {res.full_bytes} image bytes in "
+          f"{res.writes} writes, {res.stats.bytes_tx} bytes sent, {res.stats.retries} "
+          f"retries, {res.elapsed_s * 1e3:.2f} ms; active CRC {res.crc:#010x}; "
+          f"read-back {'matches' if ok else 'DIFFERS'}", file=out)
+    return 0 if ok else 1
+
+
+def _cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
+    profile = _board_profile(args.board)
+    mod = _load_driver_module("rfctl-serial")
+    faults = mod.simboard_faults(drop_rx=args.drop, drop_tx=args.drop, corrupt_rx=args.corrupt,
+                                 corrupt_tx=args.corrupt, busy=args.busy,
+                                 latch_fails=args.latch_fail,
+                                 reset_mid_transfer=args.reset_mid_transfer,
+                                 power_cycle=args.power_cycle, reply_delay_s=args.delay,
+                                 silent=args.silent, seed=args.seed)
+    server = mod.sim_server(profile, faults=faults, baud=args.baud or None)
+    if args.pty:
+        where = server.start_pty()
+    else:
+        url = args.listen or "socket://127.0.0.1:0"
+        host, _, port = url.removeprefix("socket://").rpartition(":")
+        where = server.start_socket(host or "127.0.0.1", int(port or 0))
+    print(f"simulated board {profile.name} ({profile.model}) at {where}"
+          + (f", {args.baud} baud" if args.baud else "") + "; Ctrl-C stops", file=out,
+          flush=True)
+    server.serve_forever()
+    return 0
+
+
+def _cmd_beams(args: argparse.Namespace, out: TextIO) -> int:
+    profile = _board_profile(args.board)
+    dev = open_device(profile, **({"url": args.url} if args.url else {}))
+    try:
+        if args.action == "store":
+            if not args.state:
+                raise RfctlError("beams store needs --state STATE.json")
+            image = quantize(ArrayState.load(args.state), compile_board(profile))
+            crc = store_beam(dev, args.slot, image)
+            print(f"stored beam {args.slot}: CRC-32 {crc:#010x}", file=out)
+        else:
+            if args.crc is None:
+                raise RfctlError("beams select needs --crc (printed by beams store)")
+            crc = select_beam(dev, args.slot, int(args.crc, 0))
+            print(f"selected beam {args.slot}: active CRC-32 {crc:#010x}", file=out)
+    finally:
+        close = getattr(dev, "close", None)
+        if close is not None:
+            close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rfctl",
@@ -136,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"rfctl {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="log to stderr (-v info, -vv debug)")
+    p.add_argument("--log-wire", type=Path, metavar="FILE",
+                   help="record every frame (logger rfctl.wire, DEBUG) in FILE")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     v = sub.add_parser("validate", help="validate board profiles or scenarios")
@@ -157,6 +277,43 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--realisation", type=int, default=0, help="channel realisation index")
     d.add_argument("--out", type=Path, help="also save the designed state as JSON")
     d.set_defaults(func=_cmd_demo)
+
+    pr = sub.add_parser("program", help="quantize a state and program a board")
+    pr.add_argument("--board", required=True, help="board profile (name or TOML file)")
+    pr.add_argument("--state", required=True, help="STATE.json")
+    pr.add_argument("--url", help="override the profile's link URL")
+    pr.add_argument("--dry-run", action="store_true",
+                    help="print codes, frames and byte counts; open no port")
+    pr.set_defaults(func=_cmd_program)
+
+    sb = sub.add_parser("sim-board", help="serve a simulated board (socket or pty)")
+    sb.add_argument("--board", default="sim-dbraa-14x14", help="board profile it emulates")
+    g = sb.add_mutually_exclusive_group()
+    g.add_argument("--listen", help="socket://HOST:PORT (default socket://127.0.0.1:0)")
+    g.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
+    sb.add_argument("--baud", type=int, default=0, help="simulated line rate (0: unpaced)")
+    sb.add_argument("--drop", type=float, default=0.0, help="byte drop probability")
+    sb.add_argument("--corrupt", type=float, default=0.0, help="byte corruption probability")
+    sb.add_argument("--busy", type=float, default=0.0, help="BUSY NAK probability")
+    sb.add_argument("--latch-fail", type=float, default=0.0,
+                    help="probability that a latch does not take")
+    sb.add_argument("--reset-mid-transfer", type=float, default=0.0,
+                    help="probability of a reboot on a write")
+    sb.add_argument("--power-cycle", type=float, default=0.0,
+                    help="probability of a silent power cycle per request")
+    sb.add_argument("--delay", type=float, default=0.0, help="extra reply delay, s")
+    sb.add_argument("--silent", action="store_true", help="never reply")
+    sb.add_argument("--seed", type=int, default=0, help="fault generator seed")
+    sb.set_defaults(func=_cmd_sim_board)
+
+    bm = sub.add_parser("beams", help="store a beam in a board slot, or select one")
+    bm.add_argument("action", choices=["store", "select"])
+    bm.add_argument("slot", type=int)
+    bm.add_argument("--board", required=True)
+    bm.add_argument("--state", help="STATE.json (store)")
+    bm.add_argument("--crc", help="CRC-32 of the stored beam (select), e.g. 0x1234abcd")
+    bm.add_argument("--url", help="override the profile's link URL")
+    bm.set_defaults(func=_cmd_beams)
     return p
 
 
@@ -171,11 +328,22 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s")
+    wire_handler = None
+    if args.log_wire:
+        wire_handler = logging.FileHandler(args.log_wire, encoding="utf-8")
+        wire_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        wire = logging.getLogger("rfctl.wire")
+        wire.setLevel(logging.DEBUG)
+        wire.addHandler(wire_handler)
     try:
         return int(args.func(args, out))
     except RfctlError as exc:
         print(f"rfctl: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if wire_handler is not None:
+            logging.getLogger("rfctl.wire").removeHandler(wire_handler)
+            wire_handler.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -366,6 +366,8 @@ class LinkSpec(_Model):
     baud: PositiveInt = 921_600
     timeout_s: PositiveFloat = 0.5
     retries: Annotated[int, Field(ge=0, le=20)] = 3
+    chunk: Annotated[int, Field(ge=1, le=1024)] = 256
+    """Largest image payload per write frame, bytes."""
 
 
 class _BankBase(_Model):
@@ -500,6 +502,8 @@ class BoardProfile(_Model):
         Profile name.
     model : str
         Board model string the device must report in IDENT.
+    driver : str
+        Driver entry point name (``rfctl-serial``, ``osris``, ``visa-bias``).
     link : LinkSpec
         Transport settings.
     banks : list of Bank
@@ -513,6 +517,8 @@ class BoardProfile(_Model):
     name: str
     model: str = "rfctl-sim"
     description: str = ""
+    driver: str = "rfctl-serial"
+    """Entry point (group ``rfctl.drivers``) of the driver that talks to this board."""
     link: LinkSpec = Field(default_factory=LinkSpec)
     banks: list[Bank]
     base_dir: str = Field(default=".", exclude=True)

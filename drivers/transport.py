@@ -1,0 +1,145 @@
+"""Byte transports a driver talks through.
+
+- :class:`SerialTransport` — pyserial's ``serial_for_url``: real ports, ``socket://``,
+  ``loop://``, ``spy://``, pseudo-terminals; exclusive access where the OS supports it.
+- :class:`InProcessTransport` — a simulated firmware called directly (fast tests, the
+  ``sim://`` URL). Its replies are available as soon as the request is written, so an
+  empty read means that nothing will come.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from rfctl.errors import BusyError, DeviceError
+
+__all__ = ["InProcessTransport", "SerialTransport", "Transport"]
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """Bytes in, bytes out."""
+
+    synchronous: bool
+    """True when every reply is available right after the request was written."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def read(self, timeout: float) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessTransport:
+    """Talk to a firmware object in this process (``receive(bytes) -> bytes``)."""
+
+    synchronous = True
+
+    def __init__(self, firmware) -> None:
+        self.firmware = firmware
+        self._rx = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise DeviceError("transport is closed")
+        self._rx += self.firmware.receive(data)
+
+    def read(self, timeout: float) -> bytes:
+        out = bytes(self._rx)
+        self._rx.clear()
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class SerialTransport:
+    """A pyserial port opened with ``serial.serial_for_url``.
+
+    Parameters
+    ----------
+    url : str
+        Device path or pyserial URL.
+    baud : int
+        Line rate (ignored by socket:// and loop://).
+    exclusive : bool
+        Refuse to share the port (POSIX lock); a second opener gets :class:`BusyError`.
+
+    Raises
+    ------
+    BusyError
+        The port is locked by another process.
+    DeviceError
+        The port cannot be opened.
+    """
+
+    synchronous = False
+
+    def __init__(self, url: str, baud: int = 921_600, *, exclusive: bool = True) -> None:
+        import serial
+
+        self.url = url
+        try:
+            ser = serial.serial_for_url(url, baudrate=baud, timeout=0, write_timeout=5,
+                                        do_not_open=True)
+            if exclusive and hasattr(ser, "exclusive") and not url.startswith(
+                    ("socket://", "loop://", "rfc2217://", "spy://socket")):
+                ser.exclusive = True
+            ser.open()
+        except serial.SerialException as exc:
+            msg = str(exc)
+            if "exclusive" in msg.lower() or "lock" in msg.lower() or "busy" in msg.lower():
+                raise BusyError(f"{url}: port is in use by another program ({msg})") from None
+            raise DeviceError(f"{url}: cannot open: {msg}") from None
+        except (ValueError, OSError) as exc:
+            raise DeviceError(f"{url}: cannot open: {exc}") from None
+        self.ser = ser
+        self._socket_like = url.startswith(("socket://", "rfc2217://")) or "socket://" in url
+
+    def write(self, data: bytes) -> None:
+        import serial
+
+        try:
+            self.ser.write(data)
+            self.ser.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceError(f"{self.url}: write failed: {exc}") from None
+
+    def read(self, timeout: float) -> bytes:
+        import serial
+
+        try:
+            if self._socket_like:
+                # pyserial's socket:// reports in_waiting as 0/1: block for one byte, then
+                # take everything already there in one non-blocking read
+                self.ser.timeout = timeout
+                first = self.ser.read(1)
+                if not first:
+                    return b""
+                self.ser.timeout = 0
+                return first + self.ser.read(65536)
+            waiting = self.ser.in_waiting
+            if waiting:
+                return self.ser.read(waiting)
+            self.ser.timeout = timeout
+            first = self.ser.read(1)
+            if not first:
+                return b""
+            more = self.ser.in_waiting
+            return first + (self.ser.read(more) if more else b"")
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceError(f"{self.url}: read failed: {exc}") from None
+
+    def close(self) -> None:
+        try:
+            self.ser.close()
+        except Exception:  # closing must not raise
+            log.debug("error while closing %s", self.url, exc_info=True)
+
+
+def monotonic() -> float:
+    return time.perf_counter()

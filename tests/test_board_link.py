@@ -1,0 +1,288 @@
+"""Atomic programming over the rfctl protocol: in process, and through pyserial to the
+simulated board on a pseudo-terminal and on a loopback socket."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rfctl.drivers.rfctl_board import RfctlBoard, open_rfctl_board
+from rfctl.drivers.simboard import Faults, SimBoardFirmware
+from rfctl.drivers.simserver import SimServer
+from rfctl.drivers.transport import InProcessTransport, SerialTransport
+
+from rfctl.cli import main
+from rfctl.config import load_config, parse_config
+from rfctl.errors import BusyError, DeviceTimeoutError, HardwareConstraintError
+from rfctl.hal import quantize
+from rfctl.hal.device import (
+    ProgramError,
+    image_crc,
+    pack_image,
+    program,
+    program_many,
+    select_beam,
+    store_beam,
+)
+from rfctl.optimize.steering import steering_design
+from rfctl.state import ArrayState
+
+PROFILE = load_config("sim-dbraa-14x14")
+SCENARIO = load_config("dbraa-14x14")
+
+
+def images(n: int) -> list:
+    return [quantize(steering_design(SCENARIO, k).state, PROFILE) for k in range(n)]
+
+
+IMAGES = images(3)
+
+
+def board(faults: Faults | None = None, profile=PROFILE, **link) -> tuple[RfctlBoard, SimBoardFirmware]:
+    if link:
+        profile = profile.model_copy(update={"link": profile.link.model_copy(update=link)})
+    fw = SimBoardFirmware.from_profile(profile, faults=faults)
+    return open_rfctl_board(profile, firmware=fw), fw
+
+
+def test_program_verify_and_delta() -> None:
+    dev, fw = board()
+    r1 = program(dev, IMAGES[0])
+    assert r1.payload_bytes == r1.full_bytes == 295
+    assert bytes(fw.active) == dev.verified_active == dev.read_active()
+    # a second image with the same switches, diodes and feeds: only phases are written
+    r2 = program(dev, IMAGES[1])
+    assert 0 < r2.payload_bytes <= 147 and r2.writes == 1
+    assert bytes(fw.active) == pack_image(IMAGES[1], dev.info(), None)
+    # the same image again writes nothing
+    assert program(dev, IMAGES[1]).payload_bytes == 0
+
+
+def test_image_for_another_layout_is_refused_before_a_byte_is_sent() -> None:
+    dev, fw = board()
+    other = parse_config({**load_config("sim-dbraa-14x14").model_dump(),
+                          "banks": [{"name": "phase", "kind": "phase", "count": 196,
+                                     "bits": 5}]})
+    img = quantize(ArrayState(phases=np.zeros(196)), other)
+    before = dev.stats.bytes_tx
+    with pytest.raises(HardwareConstraintError, match="5 bits"):
+        program(dev, img)
+    assert dev.stats.bytes_tx == before and fw.counters.latches == 0
+
+
+def test_board_with_another_layout_is_refused_at_connect() -> None:
+    fw = SimBoardFirmware.from_profile(load_config("sim-dma-4x8"))
+    fw.model = PROFILE.model
+    with pytest.raises(HardwareConstraintError, match="layout"):
+        RfctlBoard(PROFILE, InProcessTransport(fw))
+
+
+def test_latch_that_does_not_take_leaves_previous_image() -> None:
+    dev, fw = board()
+    program(dev, IMAGES[0])
+    prev = bytes(fw.active)
+    fw.faults.latch_fails = 1.0
+    with pytest.raises(ProgramError, match="latch did not take") as ei:
+        program(dev, IMAGES[1])
+    assert ei.value.holds == {dev.name: "previous"}
+    assert bytes(fw.active) == prev
+    fw.faults.latch_fails = 0.0
+    program(dev, IMAGES[1])  # recovers: staged is re-synced first
+    assert bytes(fw.active) == pack_image(IMAGES[1], dev.info(), None)
+
+
+def test_reset_in_the_middle_of_a_transfer() -> None:
+    dev, fw = board(chunk=32)
+    program(dev, IMAGES[0])
+    prev = bytes(fw.active)
+    fw.faults.reset_mid_transfer = 1.0
+    with pytest.raises(ProgramError) as ei:
+        program(dev, IMAGES[1])
+    assert ei.value.holds == {dev.name: "previous"}
+    assert bytes(fw.active) == prev and fw.counters.reboots >= 1
+    # the driver noticed the reboot, re-identified, and kept the cache (CRC re-checked)
+    assert dev.verified_active == prev
+    fw.faults.reset_mid_transfer = 0.0
+    program(dev, IMAGES[1])
+
+
+def test_busy_naks_and_corruption_are_retried() -> None:
+    dev, fw = board(Faults(busy=0.3, corrupt_rx=0.002, corrupt_tx=0.002, seed=4), retries=10,
+                    chunk=64)
+    for img in IMAGES:
+        res = program(dev, img)
+        assert bytes(fw.active) == pack_image(img, dev.info(), None)
+    assert dev.stats.retries > 0 and res.crc == image_crc(bytes(fw.active))
+
+
+def test_power_cycle_after_latch_is_resolved_by_active_crc() -> None:
+    dev, fw = board()
+    program(dev, IMAGES[0])
+    fw.faults.power_cycle = 1.0  # every request executes, then the board reboots silently
+    try:
+        with pytest.raises(ProgramError) as ei:
+            program(dev, IMAGES[1])
+    finally:
+        fw.faults.power_cycle = 0.0
+    held = ei.value.holds[dev.name]
+    expect = {"previous": pack_image(IMAGES[0], dev.info(), None),
+              "new": pack_image(IMAGES[1], dev.info(), None)}
+    assert held in ("previous", "new", "unknown")
+    if held != "unknown":
+        assert bytes(fw.active) == expect[held]
+    assert bytes(fw.active) in expect.values()  # never a mixture
+
+
+def test_beams_store_and_select_and_lost_on_reboot() -> None:
+    dev, fw = board()
+    program(dev, IMAGES[0])
+    crcs = [store_beam(dev, s, img) for s, img in enumerate(IMAGES)]
+    assert bytes(fw.active) == pack_image(IMAGES[0], dev.info(), None)  # unchanged
+    for s in (2, 1, 2, 0):
+        assert select_beam(dev, s) == crcs[s]
+        assert image_crc(bytes(fw.active)) == crcs[s]
+    program(dev, IMAGES[1])  # after a select, programming still verifies correctly
+    dev.reset()
+    with pytest.raises(ProgramError, match="EMPTY_SLOT"):
+        select_beam(dev, 2, crcs[2])
+
+
+def test_program_many_stage_all_then_latch_all() -> None:
+    (a, fa), (b, fb) = board(), board()
+    b.name = "board-b"
+    program_many([(a, IMAGES[0]), (b, IMAGES[0])])
+    prev_a, prev_b = bytes(fa.active), bytes(fb.active)
+    fb.faults.reset_mid_transfer = 1.0  # b fails while staging: nothing is latched
+    with pytest.raises(ProgramError, match="nothing latched") as ei:
+        program_many([(a, IMAGES[1]), (b, IMAGES[1])])
+    assert ei.value.holds == {a.name: "previous", b.name: "previous"}
+    assert bytes(fa.active) == prev_a and bytes(fb.active) == prev_b
+    fb.faults.reset_mid_transfer = 0.0
+    fb.faults.latch_fails = 1.0  # b's latch does not take: a holds new, b previous
+    with pytest.raises(ProgramError) as ei:
+        program_many([(a, IMAGES[1]), (b, IMAGES[1])])
+    assert ei.value.holds == {a.name: "new", b.name: "previous"}
+    assert "board-b holds the previous image" in str(ei.value)
+
+
+def test_wire_log_records_every_frame(caplog) -> None:
+    dev, _ = board()
+    with caplog.at_level(logging.DEBUG, logger="rfctl.wire"):
+        program(dev, IMAGES[0])
+    lines = [r.getMessage() for r in caplog.records if r.name == "rfctl.wire"]
+    assert sum(m.startswith("tx ") for m in lines) == 6  # SYNC, 4 writes, LATCH
+    assert sum(m.startswith("rx ") for m in lines) == 6
+    assert any("LATCH" in m and "seq=" in m for m in lines)
+
+
+# ------------------------------------------------------------------ through pyserial
+@pytest.mark.parametrize("kind", ["pty", "socket"])
+def test_serial_path_through_pyserial(kind: str) -> None:
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    with SimServer(fw, baud=921_600) as srv:
+        url = srv.start_pty() if kind == "pty" else srv.start_socket()
+        dev = open_rfctl_board(PROFILE, url=url)
+        assert isinstance(dev.transport, SerialTransport)
+        try:
+            for img in IMAGES:
+                program(dev, img)
+                assert dev.read_active() == bytes(fw.active) == dev.verified_active
+        finally:
+            dev.close()
+
+
+def test_busy_pty_port() -> None:
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    with SimServer(fw) as srv:
+        path = srv.start_pty()
+        first = SerialTransport(path)
+        try:
+            with pytest.raises(BusyError, match="in use"):
+                SerialTransport(path)
+        finally:
+            first.close()
+
+
+def test_busy_socket_board() -> None:
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    with SimServer(fw) as srv:
+        url = srv.start_socket()
+        first = open_rfctl_board(PROFILE, url=url)
+        try:
+            with pytest.raises(BusyError, match="busy"):
+                open_rfctl_board(PROFILE, url=url)
+        finally:
+            first.close()
+
+
+def test_silent_device_times_out_within_its_bound() -> None:
+    # bound: (retries + 1) rounds × timeout = 3 × 0.1 s
+    prof = PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
+        update={"timeout_s": 0.1, "retries": 2})})
+    fw = SimBoardFirmware.from_profile(prof, faults=Faults(silent=True))
+    with SimServer(fw) as srv:
+        url = srv.start_pty()
+        t0 = time.perf_counter()
+        with pytest.raises(DeviceTimeoutError, match="no valid reply"):
+            open_rfctl_board(prof, url=url)
+        elapsed = time.perf_counter() - t0
+    assert 0.3 <= elapsed < 0.3 + 0.25
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_dry_run_opens_no_port(tmp_path: Path) -> None:
+    st = steering_design(SCENARIO).state
+    st.save(tmp_path / "s.json")
+    prof = tmp_path / "b.toml"
+    text = (Path(load_config("sim-dbraa-14x14").base_dir) / "sim-dbraa-14x14.toml").read_text()
+    prof.write_text(text.replace('url = "sim://"', 'url = "/dev/does-not-exist"'))
+    out = io.StringIO()
+    assert main(["program", "--board", str(prof), "--state", str(tmp_path / "s.json"),
+                 "--dry-run"], out=out) == 0
+    text = out.getvalue()
+    assert "no port opened" in text and "6 frames, 371 bytes" in text
+
+
+def test_cli_program_and_beams_through_socket(tmp_path: Path) -> None:
+    st = steering_design(SCENARIO).state
+    st.save(tmp_path / "s.json")
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    log_file = tmp_path / "wire.log"
+    with SimServer(fw) as srv:
+        url = srv.start_socket()
+        out = io.StringIO()
+        assert main(["--log-wire", str(log_file), "program", "--board", "sim-dbraa-14x14",
+                     "--state", str(tmp_path / "s.json"), "--url", url], out=out) == 0
+        assert "read-back matches" in out.getvalue()
+        out = io.StringIO()
+        assert main(["beams", "store", "3", "--board", "sim-dbraa-14x14", "--state",
+                     str(tmp_path / "s.json"), "--url", url], out=out) == 0
+        crc = out.getvalue().split()[-1]
+        out = io.StringIO()
+        assert main(["beams", "select", "3", "--crc", crc, "--board", "sim-dbraa-14x14",
+                     "--url", url], out=out) == 0
+        assert crc in out.getvalue()
+    assert "LATCH" in log_file.read_text()
+
+
+def test_sim_board_command_serves_pyserial_clients() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "rfctl", "sim-board", "--board",
+                             "sim-dbraa-14x14", "--listen", "socket://127.0.0.1:0"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" at ")[1].split(";")[0].strip()
+        assert url.startswith("socket://127.0.0.1:")
+        dev = open_rfctl_board(PROFILE, url=url)
+        program(dev, IMAGES[2])
+        assert dev.read_active() == dev.verified_active
+        dev.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)

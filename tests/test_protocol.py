@@ -1,0 +1,164 @@
+"""Byte-exact protocol tests (drivers/PROTOCOL.md).
+
+Expected bytes are built here from the specification with independent, plain helpers:
+CRC-16/CCITT-FALSE from binascii (check value 0x29B1), and a byte-by-byte reference COBS
+encoder written from the COBS paper, itself checked against published vectors.
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+import zlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rfctl.drivers.protocol import (
+    Cmd,
+    FrameError,
+    cobs_decode,
+    cobs_encode,
+    crc16_ccitt_false,
+    decode_frame,
+    encode_frame,
+)
+from rfctl.drivers.rfctl_board import RfctlBoard, plan_frames
+from rfctl.drivers.simboard import SimBoardFirmware
+from rfctl.drivers.transport import InProcessTransport
+
+from rfctl.config import parse_config
+from rfctl.hal.device import pack_codes, program
+from rfctl.hal.image import BankImage, DeviceImage
+
+
+def ref_cobs(data: bytes) -> bytes:
+    """Reference COBS: emit a code byte = distance to the next zero (max 0xFF)."""
+    out, block = [], []
+    for i, b in enumerate(data):
+        if b:
+            block.append(b)
+            if len(block) == 254:
+                out += [255, *block]
+                block = []
+                if i == len(data) - 1:
+                    return bytes(out)
+        else:
+            out += [len(block) + 1, *block]
+            block = []
+    out += [len(block) + 1, *block]
+    return bytes(out)
+
+
+# Published COBS examples (Cheshire & Baker; the Wikipedia table), without delimiter.
+VECTORS = [
+    (b"\x00", b"\x01\x01"),
+    (b"\x00\x00", b"\x01\x01\x01"),
+    (b"\x00\x11\x00", b"\x01\x02\x11\x01"),
+    (b"\x11\x22\x00\x33", b"\x03\x11\x22\x02\x33"),
+    (b"\x11\x22\x33\x44", b"\x05\x11\x22\x33\x44"),
+    (b"\x11\x00\x00\x00", b"\x02\x11\x01\x01\x01"),
+    (bytes(range(1, 255)), b"\xff" + bytes(range(1, 255))),
+    (bytes(range(0, 255)), b"\x01\xff" + bytes(range(1, 255))),
+    (bytes(range(1, 256)), b"\xff" + bytes(range(1, 255)) + b"\x02\xff"),
+]
+
+
+@pytest.mark.parametrize(("raw", "enc"), VECTORS)
+def test_cobs_vectors(raw: bytes, enc: bytes) -> None:
+    assert ref_cobs(raw) == enc
+    assert cobs_encode(raw) == enc
+    assert cobs_decode(enc) == raw
+
+
+@given(st.binary(max_size=800))
+def test_cobs_matches_reference_and_roundtrips(raw: bytes) -> None:
+    enc = cobs_encode(raw)
+    assert enc == ref_cobs(raw)
+    assert 0 not in enc
+    assert cobs_decode(enc) == raw
+
+
+def test_crc16_check_value() -> None:
+    assert crc16_ccitt_false(b"123456789") == 0x29B1
+    assert binascii.crc_hqx(b"123456789", 0xFFFF) == 0x29B1
+
+
+def frame(seq: int, cmd: int, payload: bytes) -> bytes:
+    """A frame from the spec: version 1, seq u16 LE, cmd u8, length u16 LE, payload,
+    CRC-16/CCITT-FALSE big-endian over all of that; COBS; 0x00 delimiter."""
+    body = bytes([1, seq & 0xFF, seq >> 8, cmd, len(payload) & 0xFF, len(payload) >> 8])
+    body += payload
+    crc = binascii.crc_hqx(body, 0xFFFF)
+    return ref_cobs(body + bytes([crc >> 8, crc & 0xFF])) + b"\x00"
+
+
+def test_ident_frame_bytes() -> None:
+    # body 01 01 00 01 00 00, then its CRC; COBS turns each zero into a length code
+    assert encode_frame(1, Cmd.IDENT) == frame(1, 0x01, b"")
+    assert decode_frame(encode_frame(1, Cmd.IDENT)[:-1]).cmd == 0x01
+
+
+def test_corrupted_frame_is_rejected() -> None:
+    wire = bytearray(encode_frame(7, Cmd.ACTIVE_CRC)[:-1])
+    wire[3] ^= 0x40
+    with pytest.raises(FrameError):
+        decode_frame(bytes(wire))
+
+
+TINY = {
+    "kind": "board", "name": "tiny", "model": "rfctl-sim",
+    "banks": [
+        {"name": "ph", "kind": "phase", "count": 4, "bits": 3},
+        {"name": "sw", "kind": "switch_matrix", "antennas": 4, "rf_chains": 2},
+    ],
+}
+
+
+def tiny_image() -> DeviceImage:
+    import numpy as np
+
+    ph = np.array([1, 2, 3, 4])
+    sw = np.array([1, 0, 0, 1, 0, 1, 1, 0])
+    z = np.zeros(4)
+    return DeviceImage("tiny", "rfctl-sim", {
+        "ph": BankImage("ph", "phase", ph, 3, z, z, z, "rad"),
+        "sw": BankImage("sw", "switch_matrix", sw, 1, sw, sw, np.zeros(8)),
+    })
+
+
+class SpyTransport(InProcessTransport):
+    """The in-process transport, recording every write."""
+
+    def __init__(self, fw) -> None:
+        super().__init__(fw)
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+
+def test_image_frames_are_exact() -> None:
+    # Phase codes 1, 2, 3, 4 at 3 bits: 001 010 011 100 (+ 4 pad bits) = 0x29 0xC0.
+    # Switch bits 1 0 0 1 0 1 1 0 = 0x96. Image = 29 C0 96, CRC-32 over those 3 bytes.
+    assert pack_codes([1, 2, 3, 4], 3) == b"\x29\xc0"
+    assert pack_codes([1, 0, 0, 1, 0, 1, 1, 0], 1) == b"\x96"
+    crc = zlib.crc32(b"\x29\xc0\x96")
+    expected = [
+        frame(2, 0x0B, b""),                       # SYNC_STAGED (seq 1 was IDENT)
+        frame(3, 0x02, b"\x00\x00\x00\x29\xc0"),   # WRITE_STAGED bank 0, offset 0
+        frame(4, 0x02, b"\x01\x00\x00\x96"),       # WRITE_STAGED bank 1, offset 0
+        frame(5, 0x04, struct.pack("<I", crc)),    # LATCH with the expected CRC-32
+    ]
+    writes = [(0, 0, b"\x29\xc0"), (1, 0, b"\x96")]
+    assert plan_frames(writes, crc, sync=True, latch=True, first_seq=2) == expected
+
+    profile = parse_config(TINY)
+    fw = SimBoardFirmware.from_profile(profile)
+    spy = SpyTransport(fw)
+    dev = RfctlBoard(profile, spy)
+    assert spy.writes == [frame(1, 0x01, b"")]
+    res = program(dev, tiny_image())
+    assert b"".join(spy.writes[1:]) == b"".join(expected)
+    assert res.crc == crc and bytes(fw.active) == b"\x29\xc0\x96"
