@@ -19,7 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rfctl.config import BoardProfile
-from rfctl.errors import BusyError, DeviceError, DeviceTimeoutError, HardwareConstraintError
+from rfctl.errors import (
+    BusyError,
+    DeviceError,
+    DeviceTimeoutError,
+    HardwareConstraintError,
+    RfctlError,
+)
 from rfctl.hal.device import (
     BankLayout,
     DeviceInfo,
@@ -184,6 +190,9 @@ class RfctlBoard:
             self.connect()
             if cached is not None and self.active_crc() == _crc32(cached):
                 self.verified_active = cached
+        except RfctlError as exc:
+            # the caller's own error says what happened; the cache stays forgotten
+            log.warning("%s: could not re-identify after the reboot: %s", self.name, exc)
         finally:
             self._in_reboot = False
 

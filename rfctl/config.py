@@ -368,6 +368,9 @@ class LinkSpec(_Model):
     retries: Annotated[int, Field(ge=0, le=20)] = 3
     chunk: Annotated[int, Field(ge=1, le=1024)] = 256
     """Largest image payload per write frame, bytes."""
+    visa_library: str | None = None
+    """pyvisa backend for VISA links: ``"@py"`` (pyvisa-py), ``"file.yaml@sim"``
+    (pyvisa-sim), or None for the system's default."""
 
 
 class _BankBase(_Model):
@@ -479,6 +482,9 @@ class LorentzianBank(_BankBase):
     out_of_range: Literal["raise", "nearest"] = "raise"
     """A target outside the table's arc raises (default) or takes the nearest entry;
     either way the image reports how many elements were out of range."""
+    bias_v: tuple[float, float] = (0.0, 10.0)
+    """Bias voltage of code 0 and of the last code, V (linear in between), for boards
+    whose elements are tuned by a multi-channel bias source."""
 
     @model_validator(mode="after")
     def _check(self) -> LorentzianBank:

@@ -44,7 +44,8 @@ def images(n: int) -> list:
 IMAGES = images(3)
 
 
-def board(faults: Faults | None = None, profile=PROFILE, **link) -> tuple[RfctlBoard, SimBoardFirmware]:
+def board(faults: Faults | None = None, profile=PROFILE,
+          **link) -> tuple[RfctlBoard, SimBoardFirmware]:
     if link:
         profile = profile.model_copy(update={"link": profile.link.model_copy(update=link)})
     fw = SimBoardFirmware.from_profile(profile, faults=faults)

@@ -1,0 +1,390 @@
+"""Multi-channel bias sources (SCPI over VISA) that tune DMA elements.
+
+One channel per Lorentzian element: code c of a ``lorentzian`` bank maps to the bias
+``v0 + c (v1 − v0) / (2^bits − 1)`` (the bank's ``bias_v``). The SCPI dialect is declared
+once in :data:`DIALECT`. The driver, the pyvisa-sim YAML (:func:`sim_yaml`) and the
+loopback SCPI server (:class:`BiasSourceSim`) are all generated from it.
+
+A bias source has no latch: channels change one by one. The driver therefore sets only
+the channels that change, checks ``SYST:ERR?``, and reads every one of them back. If
+anything fails, it restores the previous voltages and reports what the source holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import socket
+import threading
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from rfctl.config import BoardProfile, LorentzianBank
+from rfctl.errors import ConfigError, DeviceError, DeviceTimeoutError
+from rfctl.hal.device import (
+    DeviceInfo,
+    LinkStats,
+    StageError,
+    layout_from_profile,
+    pack_codes,
+    unpack_codes,
+)
+
+__all__ = ["DIALECT", "BiasSourceSim", "VisaBiasBoard", "open_visa_bias", "sim_yaml"]
+
+log = logging.getLogger(__name__)
+wire_log = logging.getLogger("rfctl.wire")
+
+DIALECT = {
+    "idn": "*IDN?",
+    "set": "CH{ch}:VOLT {v:.4f}",
+    "get": "CH{ch}:VOLT?",
+    "err": "SYST:ERR?",
+    "no_error": '0,"No error"',
+    "range_error": '-222,"Data out of range"',
+    "command_error": '-100,"Command error"',
+}
+"""The SCPI commands of the bias source (channels count from 1)."""
+
+
+def _crc32(b: bytes) -> int:
+    return zlib.crc32(b) & 0xFFFFFFFF
+
+
+def sim_yaml(*, channels: int, v_min: float, v_max: float, resource: str,
+             idn: str = "RFCTL,BIAS-SIM,0001,1.0") -> str:
+    """A pyvisa-sim instrument definition of this dialect (same declaration)."""
+    set_q = DIALECT["set"].replace("{ch}", "{ch_id}").replace("{v:.4f}", "{:.4f}")
+    get_q = DIALECT["get"].replace("{ch}", "{ch_id}")
+    ids = ", ".join(str(i) for i in range(1, channels + 1))
+    return f"""spec: "1.1"
+devices:
+  bias:
+    eom:
+      TCPIP SOCKET:
+        q: "\\n"
+        r: "\\n"
+      ASRL INSTR:
+        q: "\\n"
+        r: "\\n"
+    error:
+      error_queue:
+        - q: '{DIALECT["err"]}'
+          default: '{DIALECT["no_error"]}'
+          command_error: '{DIALECT["range_error"]}'
+    dialogues:
+      - q: "{DIALECT["idn"]}"
+        r: "{idn}"
+    channels:
+      channel:
+        ids: [{ids}]
+        can_select: True  # pyvisa-sim: channel id inline in each command
+        properties:
+          voltage:
+            default: {v_min:.4f}
+            getter:
+              q: "{get_q}"
+              r: "{{:.4f}}"
+            setter:
+              q: "{set_q}"
+            specs:
+              min: {v_min}
+              max: {v_max}
+              type: float
+resources:
+  {resource}:
+    device: bias
+"""
+
+
+class BiasSourceSim:
+    """A SCPI bias source on a loopback TCP socket, for pyvisa-py (TCPIP SOCKET).
+
+    Parameters
+    ----------
+    channels : int
+    v_min, v_max : float
+        Allowed range; a setting outside it is refused and queued as an error.
+    model : str
+        Model field of ``*IDN?``.
+    """
+
+    def __init__(self, channels: int, v_min: float, v_max: float, *,
+                 model: str = "BIAS-SIM", drop_sets: set[int] | None = None) -> None:
+        self.volts = np.full(channels, float(v_min))
+        self.v_min, self.v_max = v_min, v_max
+        self.model = model
+        self.errors: list[str] = []
+        self.drop_sets = drop_sets or set()  # fault: these channels ignore sets
+        self._set_re = re.compile("^" + re.escape(DIALECT["set"]).replace(
+            r"\{ch\}", r"(\d+)").replace(r"\{v:\.4f\}", r"([-+0-9.eE]+)") + "$", re.I)
+        self._get_re = re.compile("^" + re.escape(DIALECT["get"]).replace(
+            r"\{ch\}", r"(\d+)") + "$", re.I)
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def handle(self, line: str) -> str | None:
+        line = line.strip()
+        if line.upper() == DIALECT["idn"]:
+            return f"RFCTL,{self.model},0001,1.0"
+        if line.upper() == DIALECT["err"]:
+            return self.errors.pop(0) if self.errors else DIALECT["no_error"]
+        m = self._set_re.match(line)
+        if m:
+            ch, v = int(m.group(1)), float(m.group(2))
+            if not 1 <= ch <= self.volts.size or not self.v_min <= v <= self.v_max:
+                self.errors.append(DIALECT["range_error"])
+            elif ch not in self.drop_sets:
+                self.volts[ch - 1] = v
+            return None
+        m = self._get_re.match(line)
+        if m and 1 <= int(m.group(1)) <= self.volts.size:
+            return f"{self.volts[int(m.group(1)) - 1]:.4f}"
+        self.errors.append(DIALECT["command_error"])
+        return None
+
+    def start(self) -> int:
+        """Listen on 127.0.0.1 (any free port); returns the port."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        s.listen(2)
+        s.settimeout(0.1)
+        self._sock = s
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="rfctl-scpi")
+        self._thread.start()
+        return s.getsockname()[1]
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(0.1)
+            buf = b""
+            with conn:
+                while not self._stop.is_set():
+                    try:
+                        d = conn.recv(4096)
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                    if not d:
+                        break
+                    buf += d
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        reply = self.handle(line.decode("ascii", "replace"))
+                        if reply is not None:
+                            conn.sendall(reply.encode() + b"\n")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._sock is not None:
+            self._sock.close()
+
+
+class VisaBiasBoard:
+    """A bias source driving one ``lorentzian`` bank, as a HAL device."""
+
+    def __init__(self, profile: BoardProfile, resource, *, name: str | None = None) -> None:
+        banks = profile.banks
+        if len(banks) != 1 or not isinstance(banks[0], LorentzianBank):
+            raise ConfigError(f"{profile.name}: a visa-bias profile needs exactly one "
+                              "lorentzian bank", field="banks", reason="unsupported layout")
+        self.profile = profile
+        self.bank = banks[0]
+        self.inst = resource
+        self.name = name or profile.name
+        self.stats = LinkStats()
+        self.verified_active: bytes | None = None
+        self.staged_clean = True
+        self.beams: dict[int, tuple[int, bytes]] = {}
+        self.max_chunk = 1 << 16
+        self._info = DeviceInfo(model=profile.model, firmware="SCPI",
+                                banks=layout_from_profile(profile))
+        self.bits = self._info.banks[0].bits
+        v0, v1 = self.bank.bias_v
+        self.v0 = v0
+        self.step = (v1 - v0) / ((1 << self.bits) - 1)
+        self._staged: bytearray | None = None
+        idn = self._query(DIALECT["idn"])
+        fields = [f.strip() for f in idn.split(",")]
+        if len(fields) < 2 or fields[1] != profile.model:
+            raise DeviceError(f"{self.name}: instrument says {idn!r}; profile "
+                              f"{profile.name!r} expects model {profile.model!r}")
+        self.check_errors()
+
+    # ---------------------------------------------------------------- SCPI I/O
+    def _write(self, cmd: str) -> None:
+        wire_log.debug("tx %s %s", self.name, cmd)
+        self.stats.bytes_tx += len(cmd) + 1
+        self.stats.frames_tx += 1
+        try:
+            self.inst.write(cmd)
+        except Exception as exc:  # pyvisa raises VisaIOError and OSError subclasses
+            raise DeviceError(f"{self.name}: write {cmd!r} failed: {exc}") from None
+
+    def _query(self, cmd: str) -> str:
+        self._write(cmd)
+        try:
+            reply = self.inst.read().strip()
+        except Exception as exc:
+            if "timeout" in str(exc).lower():
+                raise DeviceTimeoutError(f"{self.name}: no reply to {cmd!r} "
+                                         f"within {self.inst.timeout} ms") from None
+            raise DeviceError(f"{self.name}: read after {cmd!r} failed: {exc}") from None
+        wire_log.debug("rx %s %s", self.name, reply)
+        self.stats.bytes_rx += len(reply) + 1
+        return reply
+
+    def check_errors(self) -> None:
+        """Drain ``SYST:ERR?``; raise the first error found.
+
+        Raises
+        ------
+        DeviceError
+            With the instrument's error code and text.
+        """
+        errs = []
+        for _ in range(32):
+            r = self._query(DIALECT["err"])
+            code = r.split(",", 1)[0].strip()
+            try:
+                if int(float(code)) == 0:
+                    break
+            except ValueError:
+                raise DeviceError(f"{self.name}: malformed SYST:ERR? reply {r!r}") from None
+            errs.append(r)
+        if errs:
+            raise DeviceError(f"{self.name}: instrument error(s): {'; '.join(errs)}")
+
+    # ---------------------------------------------------------------- codes ↔ volts
+    def _volts(self, codes: np.ndarray) -> np.ndarray:
+        return self.v0 + codes * self.step
+
+    def _codes(self, volts: np.ndarray) -> np.ndarray:
+        return np.rint((volts - self.v0) / self.step).astype(np.int64)
+
+    def read_volts(self, channels: Sequence[int] | None = None) -> np.ndarray:
+        chs = range(self.bank.count) if channels is None else channels
+        out = []
+        for k in chs:
+            r = self._query(DIALECT["get"].format(ch=k + 1))
+            try:
+                out.append(float(r))
+            except ValueError:
+                raise DeviceError(f"{self.name}: channel {k + 1} answered {r!r}") from None
+        return np.asarray(out)
+
+    # ---------------------------------------------------------------- Device API
+    def info(self) -> DeviceInfo:
+        return self._info
+
+    def read_active(self) -> bytes:
+        v = self.read_volts()
+        codes = self._codes(v)
+        off = np.abs(v - self._volts(codes)) > self.step * 0.01
+        if np.any(off) or np.any((codes < 0) | (codes >= 1 << self.bits)):
+            raise DeviceError(f"{self.name}: channel(s) "
+                              f"{(np.flatnonzero(off) + 1).tolist()} hold voltages that are "
+                              "no code of the tuning table")
+        return pack_codes(codes, self.bits)
+
+    def active_crc(self) -> int:
+        return _crc32(self.read_active())
+
+    def stage(self, writes, image_crc: int, *, sync: bool, latch: bool) -> int | None:
+        if self._staged is None or sync or not self.staged_clean:
+            base = self.verified_active if self.verified_active is not None \
+                else self.read_active()
+            self._staged = bytearray(base)
+        for _bank, off, data in writes:
+            self._staged[off: off + len(data)] = data
+        if _crc32(bytes(self._staged)) != image_crc:
+            raise StageError(f"{self.name}: staged codes differ from the image",
+                             latch_sent=False)
+        return self.latch(image_crc) if latch else None
+
+    def latch(self, image_crc: int) -> int:
+        """Set the changed channels, check errors, read them back; roll back on failure."""
+        assert self._staged is not None
+        new = unpack_codes(bytes(self._staged), self.bits, self.bank.count)
+        old_bytes = self.verified_active if self.verified_active is not None \
+            else self.read_active()
+        old = unpack_codes(old_bytes, self.bits, self.bank.count)
+        changed = np.flatnonzero(new != old)
+        try:
+            for k in changed:
+                self._write(DIALECT["set"].format(ch=k + 1, v=self._volts(new[k])))
+            self.check_errors()
+            back = self._codes(self.read_volts(changed.tolist()))
+            bad = changed[back != new[changed]]
+            if bad.size:
+                raise DeviceError(f"{self.name}: channel(s) {(bad + 1).tolist()} read back "
+                                  "other voltages than set")
+        except DeviceError as exc:
+            self._rollback(old, changed)
+            raise StageError(f"{exc}; previous voltages restored", latch_sent=True,
+                             cause=exc) from exc
+        return _crc32(pack_codes(new, self.bits))
+
+    def _rollback(self, old: np.ndarray, changed: np.ndarray) -> None:
+        try:
+            for k in changed:
+                self._write(DIALECT["set"].format(ch=k + 1, v=self._volts(old[k])))
+            self.check_errors()
+        except DeviceError as exc:
+            log.error("%s: rollback failed: %s", self.name, exc)
+
+    def store_beam(self, slot: int) -> int:
+        raise DeviceError(f"{self.name}: a bias source has no beam memory")
+
+    def select_beam(self, slot: int, expected_crc: int) -> int:
+        raise DeviceError(f"{self.name}: a bias source has no beam memory")
+
+    def close(self) -> None:
+        try:
+            self.inst.close()
+        except Exception:  # closing must not raise
+            log.debug("error closing %s", self.name, exc_info=True)
+
+
+def open_visa_bias(profile: BoardProfile, *, url: str | None = None,
+                   visa_library: str | None = None) -> VisaBiasBoard:
+    """Entry point ``visa-bias``: open the instrument with pyvisa.
+
+    ``url`` is the VISA resource (default ``profile.link.url``); the backend is
+    ``visa_library`` or ``profile.link.visa_library`` (``"@py"``, ``"x.yaml@sim"``).
+    """
+    import pyvisa
+
+    lib = visa_library or profile.link.visa_library or ""
+    try:
+        rm = pyvisa.ResourceManager(lib) if lib else pyvisa.ResourceManager()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{profile.name}: cannot load VISA library {lib!r}: {exc}; "
+                          "for simulated instruments install rfctl[sim]",
+                          field="link.visa_library") from None
+    res = url or profile.link.url
+    try:
+        inst = rm.open_resource(res, read_termination="\n", write_termination="\n",
+                                timeout=max(1, math.ceil(profile.link.timeout_s * 1000)))
+    except Exception as exc:
+        raise DeviceError(f"{profile.name}: cannot open VISA resource {res!r}: {exc}") from None
+    try:
+        return VisaBiasBoard(profile, inst)
+    except Exception:
+        inst.close()
+        raise

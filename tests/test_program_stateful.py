@@ -1,0 +1,172 @@
+"""Stateful test: program / store / select / reset / power-cycle sequences against the
+simulated board with faults switched on.
+
+Invariant after every program call: the board's active image is the new one (the call
+succeeded) or the previous one (it raised ProgramError saying so) — never a mixture — and
+every failure is reported as an rfctl DeviceError. When the error says "unknown" (the
+link failed after a latch request left the host), the board still holds one of the two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from rfctl.drivers.rfctl_board import open_rfctl_board
+from rfctl.drivers.simboard import Faults, SimBoardFirmware
+
+from rfctl.config import parse_config
+from rfctl.errors import DeviceError
+from rfctl.hal.device import (
+    DeviceInfo,
+    ProgramError,
+    layout_from_profile,
+    pack_image,
+    program,
+    select_beam,
+    store_beam,
+)
+from rfctl.hal.image import BankImage, DeviceImage
+
+PROFILE = parse_config({
+    "kind": "board", "name": "fuzz", "model": "rfctl-sim",
+    "link": {"url": "sim://", "timeout_s": 0.01, "retries": 3, "chunk": 8},
+    "banks": [
+        {"name": "ph", "kind": "phase", "count": 24, "bits": 5},
+        {"name": "sw", "kind": "switch_matrix", "antennas": 24, "rf_chains": 2},
+    ],
+})
+
+
+INFO = DeviceInfo(model="rfctl-sim", firmware="", banks=layout_from_profile(PROFILE))
+
+
+def make_image(seed: int) -> DeviceImage:
+    rng = np.random.default_rng(seed)
+    ph = rng.integers(0, 32, 24)
+    sw = rng.integers(0, 2, 48)
+    z24, z48 = np.zeros(24), np.zeros(48)
+    return DeviceImage("fuzz", "rfctl-sim", {
+        "ph": BankImage("ph", "phase", ph, 5, z24, z24, z24, "rad"),
+        "sw": BankImage("sw", "switch_matrix", sw, 1, sw, sw, z48),
+    })
+
+
+class ProgramMachine(RuleBasedStateMachine):
+    @initialize(seed=st.integers(0, 2**31 - 1),
+                corrupt=st.sampled_from([0.0, 0.003, 0.01]),
+                latch_fails=st.sampled_from([0.0, 0.1]),
+                reset_mid=st.sampled_from([0.0, 0.05]),
+                power_cycle=st.sampled_from([0.0, 0.02]),
+                busy=st.sampled_from([0.0, 0.05]))
+    def setup(self, seed, corrupt, latch_fails, reset_mid, power_cycle, busy) -> None:
+        self.faults = Faults(corrupt_rx=corrupt, corrupt_tx=corrupt, drop_rx=corrupt / 2,
+                             drop_tx=corrupt / 2, latch_fails=latch_fails,
+                             reset_mid_transfer=reset_mid, power_cycle=power_cycle,
+                             busy=busy, seed=seed)
+        self.fw = SimBoardFirmware.from_profile(PROFILE, faults=self.faults)
+        clean = Faults()
+        self.fw.faults = clean  # connect on a clean link, then switch faults on
+        self.dev = open_rfctl_board(PROFILE, firmware=self.fw)
+        self.fw.faults = self.faults
+        self.stored: dict[int, bytes] = {}
+        self.outcomes = {"ok": 0, "previous": 0, "new": 0, "unknown": 0}
+
+    def _bytes(self, img: DeviceImage) -> bytes:
+        # from the profile, independently of what the driver currently believes
+        return pack_image(img, INFO, None)
+
+    @rule(seed=st.integers(0, 10_000))
+    def program(self, seed: int) -> None:
+        img = make_image(seed)
+        new = self._bytes(img)
+        prev = bytes(self.fw.active)
+        try:
+            program(self.dev, img)
+        except ProgramError as exc:
+            held = exc.holds[self.dev.name]
+            self.outcomes[held] += 1
+            active = bytes(self.fw.active)
+            if held == "previous":
+                assert active == prev, "error says previous, board holds something else"
+            elif held == "new":
+                assert active == new
+            else:
+                assert active in (prev, new), "mixed image after an unknown outcome"
+        except DeviceError:
+            # the board could not even be identified again (link down): still reported,
+            # and the image is still one of the two
+            assert bytes(self.fw.active) in (prev, new)
+        else:
+            self.outcomes["ok"] += 1
+            assert bytes(self.fw.active) == new, "success reported but image differs"
+            assert self.dev.verified_active == new
+
+    @rule(slot=st.integers(0, 3), seed=st.integers(0, 10_000))
+    def store(self, slot: int, seed: int) -> None:
+        img = make_image(seed)
+        prev = bytes(self.fw.active)
+        try:
+            store_beam(self.dev, slot, img)
+            self.stored[slot] = self._bytes(img)
+        except DeviceError:
+            pass
+        assert bytes(self.fw.active) == prev  # storing never touches the active image
+
+    @rule(slot=st.integers(0, 3))
+    def select(self, slot: int) -> None:
+        prev = bytes(self.fw.active)
+        try:
+            select_beam(self.dev, slot)
+        except (ProgramError, DeviceError):
+            assert bytes(self.fw.active) in (prev, self.stored.get(slot, prev))
+            return
+        except Exception as exc:  # no CRC known for this slot: a ConfigError
+            assert slot not in self.dev.beams, exc
+            return
+        assert bytes(self.fw.active) == self.stored[slot]
+
+    @rule()
+    def power_cycle(self) -> None:
+        before = bytes(self.fw.active)
+        self.fw.reboot("test power cycle")
+        assert bytes(self.fw.active) == before  # the active image survives in NVM
+
+    @invariant()
+    def active_is_a_whole_image(self) -> None:
+        if hasattr(self, "fw"):
+            assert len(self.fw.active) == self.fw.size
+
+
+ProgramMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40,
+                                            deadline=None)
+TestProgramStateful = ProgramMachine.TestCase
+
+
+def test_thousand_programs_with_one_percent_corruption() -> None:
+    """1 % of bytes corrupted both ways (the 10,000-program run is in benchmarks/):
+    no mixed state, every failure a ProgramError that names what the board holds, and
+    the faults really bite (some programs fail, most succeed through retries)."""
+    prof = PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
+        update={"retries": 6, "chunk": 16})})
+    fw = SimBoardFirmware.from_profile(prof)
+    dev = open_rfctl_board(prof, firmware=fw)
+    fw.faults = Faults(corrupt_rx=0.01, corrupt_tx=0.01, seed=11)
+    fw.rng = np.random.default_rng(11)
+    tally = {"ok": 0, "previous": 0, "new": 0, "unknown": 0}
+    for k in range(1000):
+        img = make_image(k)
+        new, prev = pack_image(img, INFO, None), bytes(fw.active)
+        try:
+            program(dev, img)
+            tally["ok"] += 1
+            assert bytes(fw.active) == new
+        except ProgramError as exc:
+            held = exc.holds[dev.name]
+            tally[held] += 1
+            assert bytes(fw.active) == {"previous": prev, "new": new}.get(held,
+                                                                         bytes(fw.active))
+            assert bytes(fw.active) in (prev, new)
+    assert 900 < tally["ok"] < 1000, tally  # the faults bite, and retries mostly win
+    assert dev.stats.retries > 100, dev.stats
