@@ -51,6 +51,7 @@ class Cmd(IntEnum):
     RESET = 0x09
     STATUS = 0x0A
     SYNC_STAGED = 0x0B
+    WRITE_LATCH = 0x0C
 
 
 class Nak(IntEnum):

@@ -71,18 +71,37 @@ def _write_payload(bank: int, off: int, data: bytes) -> bytes:
     return struct.pack("<BH", bank, off) + data
 
 
+def _stage_requests(writes: Sequence[tuple[int, int, bytes]], image_crc: int, *,
+                    sync: bool, latch: bool, chunk: int) -> list[tuple[int, bytes]]:
+    """[SYNC_STAGED], WRITE_STAGED…, then WRITE_LATCH (the last write with the latch) or
+    LATCH when there is nothing to write; STAGED_CRC instead when not latching."""
+    reqs: list[tuple[int, bytes]] = []
+    if sync:
+        reqs.append((Cmd.SYNC_STAGED, b""))
+    for bank, off, data in writes:
+        for s in range(0, len(data), chunk):
+            reqs.append((Cmd.WRITE_STAGED, _write_payload(bank, off + s, data[s: s + chunk])))
+    crc = struct.pack("<I", image_crc)
+    if not latch:
+        reqs.append((Cmd.STAGED_CRC, b""))
+    elif reqs and reqs[-1][0] == Cmd.WRITE_STAGED:
+        last = reqs.pop()[1]
+        reqs.append((Cmd.WRITE_LATCH, last[:3] + crc + last[3:]))
+    else:
+        reqs.append((Cmd.LATCH, crc))
+    return reqs
+
+
 def plan_frames(writes: Sequence[tuple[int, int, bytes]], image_crc: int, *,
                 sync: bool, latch: bool, first_seq: int = 1) -> list[bytes]:
     """The request frames a program would send (for dry runs and protocol tests).
 
-    Order: [SYNC_STAGED], WRITE_STAGED per write, then LATCH(crc) or STAGED_CRC.
+    Order: [SYNC_STAGED], WRITE_STAGED per write with the last write carried by
+    WRITE_LATCH(crc) (LATCH alone when nothing is written), or STAGED_CRC at the end
+    when not latching.
     """
     frames, seq = [], first_seq
-    reqs: list[tuple[int, bytes]] = []
-    if sync:
-        reqs.append((Cmd.SYNC_STAGED, b""))
-    reqs += [(Cmd.WRITE_STAGED, _write_payload(*w)) for w in writes]
-    reqs.append((Cmd.LATCH, struct.pack("<I", image_crc)) if latch else (Cmd.STAGED_CRC, b""))
+    reqs = _stage_requests(writes, image_crc, sync=sync, latch=latch, chunk=1 << 16)
     for cmd, payload in reqs:
         frames.append(encode_frame(seq, cmd, payload))
         seq = seq + 1 if seq + 1 < BAD_FRAME_SEQ else 1
@@ -362,20 +381,7 @@ class RfctlBoard:
             On NAK, CRC mismatch, reboot or exhausted retries.
         """
         self.info()
-        reqs: list[tuple[int, bytes]] = []
-        if sync:
-            reqs.append((Cmd.SYNC_STAGED, b""))
-        for bank, off, data in writes:
-            if len(data) > self.max_chunk:
-                for s in range(0, len(data), self.max_chunk):
-                    reqs.append((Cmd.WRITE_STAGED,
-                                 _write_payload(bank, off + s, data[s: s + self.max_chunk])))
-            else:
-                reqs.append((Cmd.WRITE_STAGED, _write_payload(bank, off, data)))
-        if latch:
-            reqs.append((Cmd.LATCH, struct.pack("<I", image_crc)))
-        else:
-            reqs.append((Cmd.STAGED_CRC, b""))
+        reqs = _stage_requests(writes, image_crc, sync=sync, latch=latch, chunk=self.max_chunk)
         last = len(reqs) - 1
         replies = self._exchange(reqs, latch_index=last if latch else None)
         for (cmd, _), (status, _data) in zip(reqs[:-1], replies[:-1], strict=True):
@@ -389,8 +395,8 @@ class RfctlBoard:
                 raise StageError(f"{self.name}: staged CRC {got:#010x} differs from the "
                                  f"image's {image_crc:#010x}; not latched", latch_sent=False)
             if status != Nak.ACK:
-                raise StageError(f"{self.name}: LATCH refused: {Nak(status).name}",
-                                 latch_sent=False)
+                raise StageError(f"{self.name}: {Cmd(reqs[-1][0]).name} refused: "
+                                 f"{Nak(status).name}", latch_sent=False)
             return struct.unpack("<I", data[:4])[0]
         got = struct.unpack("<I", data[:4])[0]
         if got != image_crc:

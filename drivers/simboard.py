@@ -254,6 +254,12 @@ class SimBoardFirmware:
                     return Nak.BAD_ARGUMENT, b"", None
                 self.staged[start: start + len(data)] = data
                 return Nak.ACK, b"", None
+            if cmd == Cmd.WRITE_LATCH:  # the last write and the latch in one frame
+                bank, off, expected = struct.unpack("<BHI", p[:7])
+                status, _, _ = self._execute(Cmd.WRITE_STAGED, p[:3] + p[7:])
+                if status != Nak.ACK:
+                    return status, b"", None
+                return self._execute(Cmd.LATCH, struct.pack("<I", expected))
             if cmd == Cmd.STAGED_CRC:
                 return Nak.ACK, struct.pack("<I", self._crc(self.staged)), None
             if cmd == Cmd.ACTIVE_CRC:
@@ -314,10 +320,10 @@ class SimBoardFirmware:
 
 
 def sleep_until(t: float) -> None:
-    """Sleep until ``time.perf_counter() >= t`` (coarse sleep, then a short spin)."""
+    """Sleep until ``time.perf_counter() >= t``: a coarse sleep, then a spin that yields
+    the interpreter lock (so the server's other thread is not held up)."""
     while True:
         rem = t - time.perf_counter()
         if rem <= 0:
             return
-        if rem > 0.002:
-            time.sleep(rem - 0.0015)
+        time.sleep(rem - 0.0015 if rem > 0.002 else 0)

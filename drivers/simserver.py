@@ -12,15 +12,14 @@ nothing) and is disconnected.
 from __future__ import annotations
 
 import logging
+import math
 import os
-import queue
 import select
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-
-from .simboard import sleep_until
 
 __all__ = ["SimServer"]
 
@@ -140,43 +139,41 @@ class SimServer:
 
     def _serve_stream(self, recv: Callable[[float], bytes | None],
                       send: Callable[[bytes], None]) -> None:
-        rx, tx = _Pacer(self.baud), _Pacer(self.baud)
-        outq: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
-        delay = getattr(getattr(self.firmware, "faults", None), "reply_delay_s", 0.0)
+        """Serve one connection with UART timing.
 
-        def sender() -> None:
-            while True:
-                item = outq.get()
-                if item is None:
-                    return
-                ready, data = item
-                done = tx.finish_time(len(data), ready + delay)
-                sleep_until(done)
+        A frame's last byte arrives ``len × 10 / baud`` after the previous one finished
+        (reception is paced from the moment the bytes reach the server). The firmware
+        handles it at once (a real MCU takes microseconds, so Python's own processing
+        time must not show up as board latency), and the reply is released when its
+        last byte would have left the board: at the frame's arrival time plus the reply's
+        line time, after any reply still on the wire (full duplex).
+        """
+        rx, tx = _Pacer(self.baud), _Pacer(self.baud)
+        delay = getattr(getattr(self.firmware, "faults", None), "reply_delay_s", 0.0)
+        due_tx: deque[tuple[float, bytes]] = deque()
+        while not self._stop.is_set():
+            wait = due_tx[0][0] - time.perf_counter() if due_tx else math.inf
+            if wait <= 0:
                 try:
-                    send(data)
+                    send(due_tx.popleft()[1])
                 except OSError:
                     return
-
-        st = threading.Thread(target=sender, daemon=True, name="rfctl-sim-tx")
-        st.start()
-        try:
-            while not self._stop.is_set():
-                data = recv(0.1)
-                if data is None:
-                    break
-                if not data:
-                    continue
-                now = time.perf_counter()
-                for piece in self._pieces(data):
-                    arrived = rx.finish_time(len(piece), now)
-                    sleep_until(arrived)
-                    with self._lock:
-                        reply = self.firmware.receive(piece)
-                    if reply:
-                        outq.put((time.perf_counter(), reply))
-        finally:
-            outq.put(None)
-            st.join(timeout=2)
+                continue
+            # poll the link until the next reply is due (spin for the last millisecond)
+            data = recv(min(wait - 0.001, 0.1) if wait > 0.002 else 0.0)
+            if data is None:
+                return
+            if not data:
+                if wait <= 0.002:
+                    time.sleep(0)
+                continue
+            t = time.perf_counter()
+            for piece in self._pieces(data):
+                arrived = rx.finish_time(len(piece), t)
+                with self._lock:
+                    reply = self.firmware.receive(piece)
+                if reply:
+                    due_tx.append((tx.finish_time(len(reply), arrived + delay), reply))
 
     def _accept_loop(self) -> None:
         assert self._sock is not None
@@ -190,12 +187,7 @@ class SimServer:
                 return
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if busy.is_set():
-                bf = getattr(self.firmware, "busy_frame", None)
-                try:
-                    if bf is not None:
-                        conn.sendall(bf())
-                finally:
-                    conn.close()
+                self._spawn(lambda c=conn: self._reject(c))
                 continue
             busy.set()
 
@@ -217,6 +209,23 @@ class SimServer:
                     busy.clear()
 
             self._spawn(client)
+
+    def _reject(self, conn: socket.socket) -> None:
+        """Tell a second client the board is busy, then hang up cleanly: half-close and
+        drain what it sent, so the kernel does not reset the connection and discard the
+        busy frame before the client has read it."""
+        bf = getattr(self.firmware, "busy_frame", None)
+        try:
+            if bf is not None:
+                conn.sendall(bf())
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(0.5)
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
     def _pty_loop(self) -> None:
         fd = self._master_fd

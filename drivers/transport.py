@@ -98,6 +98,14 @@ class SerialTransport:
         except (ValueError, OSError) as exc:
             raise DeviceError(f"{url}: cannot open: {exc}") from None
         self.ser = ser
+        sock = getattr(ser, "_socket", None)  # socket:// — send small frames at once
+        if sock is not None:
+            try:
+                import socket as _socket
+
+                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
         self._socket_like = url.startswith(("socket://", "rfc2217://")) or "socket://" in url
 
     def write(self, data: bytes) -> None:

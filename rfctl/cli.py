@@ -203,7 +203,7 @@ def _cmd_program(args: argparse.Namespace, out: TextIO) -> int:
         for name, codes in unpack_image(data, info).items():
             print(f"  {name}: codes {codes.tolist()}", file=out)
         if plan is not None:
-            frames = plan(writes, crc, sync=True, latch=True)
+            frames = plan(writes, crc, sync=False, latch=True)  # full write: no sync
             total = sum(len(f) for f in frames)
             for f in frames:
                 print(f"  frame {len(f):4d} B  {f.hex()}", file=out)
@@ -236,6 +236,9 @@ def _cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
                                  reset_mid_transfer=args.reset_mid_transfer,
                                  power_cycle=args.power_cycle, reply_delay_s=args.delay,
                                  silent=args.silent, seed=args.seed)
+    # this process only serves the board: hand the interpreter lock between its receive
+    # and transmit threads every 0.1 ms (default 5 ms) so replies leave on time
+    sys.setswitchinterval(1e-4)
     server = mod.sim_server(profile, faults=faults, baud=args.baud or None)
     if args.pty:
         where = server.start_pty()

@@ -177,9 +177,9 @@ def test_wire_log_records_every_frame(caplog) -> None:
     with caplog.at_level(logging.DEBUG, logger="rfctl.wire"):
         program(dev, IMAGES[0])
     lines = [r.getMessage() for r in caplog.records if r.name == "rfctl.wire"]
-    assert sum(m.startswith("tx ") for m in lines) == 6  # SYNC, 4 writes, LATCH
-    assert sum(m.startswith("rx ") for m in lines) == 6
-    assert any("LATCH" in m and "seq=" in m for m in lines)
+    assert sum(m.startswith("tx ") for m in lines) == 4  # 3 writes, WRITE_LATCH
+    assert sum(m.startswith("rx ") for m in lines) == 4
+    assert any("WRITE_LATCH" in m and "seq=" in m for m in lines)
 
 
 # ------------------------------------------------------------------ through pyserial
@@ -247,7 +247,8 @@ def test_cli_dry_run_opens_no_port(tmp_path: Path) -> None:
     assert main(["program", "--board", str(prof), "--state", str(tmp_path / "s.json"),
                  "--dry-run"], out=out) == 0
     text = out.getvalue()
-    assert "no port opened" in text and "6 frames, 371 bytes" in text
+    # four frames: three writes and a write-and-latch (295 image bytes + framing)
+    assert "no port opened" in text and "4 frames, 351 bytes" in text
 
 
 def test_cli_program_and_beams_through_socket(tmp_path: Path) -> None:

@@ -145,20 +145,24 @@ def test_image_frames_are_exact() -> None:
     assert pack_codes([1, 2, 3, 4], 3) == b"\x29\xc0"
     assert pack_codes([1, 0, 0, 1, 0, 1, 1, 0], 1) == b"\x96"
     crc = zlib.crc32(b"\x29\xc0\x96")
-    expected = [
-        frame(2, 0x0B, b""),                       # SYNC_STAGED (seq 1 was IDENT)
-        frame(3, 0x02, b"\x00\x00\x00\x29\xc0"),   # WRITE_STAGED bank 0, offset 0
-        frame(4, 0x02, b"\x01\x00\x00\x96"),       # WRITE_STAGED bank 1, offset 0
-        frame(5, 0x04, struct.pack("<I", crc)),    # LATCH with the expected CRC-32
-    ]
     writes = [(0, 0, b"\x29\xc0"), (1, 0, b"\x96")]
-    assert plan_frames(writes, crc, sync=True, latch=True, first_seq=2) == expected
+    write0 = b"\x00\x00\x00\x29\xc0"          # bank 0, offset 0 (u16 LE), data
+    crc_le = struct.pack("<I", crc)              # the expected CRC-32 of the image
+    # the last write (bank 1, offset 0, data 96) travels with the latch:
+    # bank, offset, expected CRC, data
+    write_latch1 = b"\x01\x00\x00" + crc_le + b"\x96"
+    assert plan_frames(writes, crc, sync=True, latch=True, first_seq=2) == [
+        frame(2, 0x0B, b""), frame(3, 0x02, write0), frame(4, 0x0C, write_latch1)]
+    assert plan_frames([], crc, sync=False, latch=True, first_seq=9) == [
+        frame(9, 0x04, crc_le)]                  # nothing to write: LATCH alone
 
     profile = parse_config(TINY)
     fw = SimBoardFirmware.from_profile(profile)
     spy = SpyTransport(fw)
     dev = RfctlBoard(profile, spy)
-    assert spy.writes == [frame(1, 0x01, b"")]
+    assert spy.writes == [frame(1, 0x01, b"")]    # IDENT, seq 1
     res = program(dev, tiny_image())
-    assert b"".join(spy.writes[1:]) == b"".join(expected)
+    # the board's image is unknown, so every byte is written and no SYNC_STAGED is needed
+    assert b"".join(spy.writes[1:]) == b"".join(
+        [frame(2, 0x02, write0), frame(3, 0x0C, write_latch1)])
     assert res.crc == crc and bytes(fw.active) == b"\x29\xc0\x96"

@@ -27,6 +27,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
@@ -100,7 +101,7 @@ class DeviceInfo:
     boot_id: int = 0
     slots: int = 0
 
-    @property
+    @cached_property
     def offsets(self) -> list[int]:
         """Byte offset of each bank in the image."""
         out, o = [], 0
@@ -148,12 +149,17 @@ def layout_from_profile(profile: BoardProfile, codebook_bits: dict[str, int] | N
 # --------------------------------------------------------------------------- packing
 def pack_codes(codes: NDArray[np.integer], bits: int) -> bytes:
     """Pack codes MSB-first at ``bits`` bits each, zero-padded to whole bytes."""
-    c = np.asarray(codes, dtype=np.uint64)
-    if c.size and int(c.max()) >> bits:
+    c = np.asarray(codes)
+    if c.size and np.any(c >> bits):  # also catches negative codes (arithmetic shift)
         raise HardwareConstraintError(f"a code does not fit in {bits} bits")
-    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint64)
-    bitmat = ((c[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.uint8)
-    return np.packbits(bitmat.ravel()).tobytes()
+    if bits == 1:
+        return np.packbits(c.astype(np.uint8)).tobytes()
+    if bits <= 8:
+        bitmat = np.unpackbits(c.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]
+    else:
+        shifts = np.arange(bits - 1, -1, -1, dtype=np.uint64)
+        bitmat = ((c.astype(np.uint64)[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(bitmat).tobytes()
 
 
 def unpack_codes(data: bytes, bits: int, count: int) -> NDArray[np.int64]:
@@ -193,13 +199,19 @@ def pack_image(image: DeviceImage, info: DeviceInfo, base: bytes | None) -> byte
     Raises
     ------
     HardwareConstraintError
-        If the image leaves banks out and ``base`` (the verified active image) is unknown.
+        If the image does not fit the layout, or leaves banks out while ``base`` (the
+        verified active image) is unknown.
     """
     check_layout(image, info)
+    return _pack_checked(image, info, base)
+
+
+def _pack_checked(image: DeviceImage, info: DeviceInfo, base: bytes | None) -> bytes:
     parts = []
     for lay, off in zip(info.banks, info.offsets, strict=True):
-        if lay.name in image.banks:
-            parts.append(pack_codes(image.banks[lay.name].codes, lay.bits))
+        bank = image.banks.get(lay.name)
+        if bank is not None:
+            parts.append(bank.packed)  # check_layout made sure bank.bits == lay.bits
         elif base is not None:
             parts.append(base[off: off + lay.nbytes])
         else:
@@ -227,25 +239,31 @@ def delta_writes(old: bytes | None, new: bytes, info: DeviceInfo, *, chunk: int,
     Runs of changed bytes closer than ``merge_gap`` are merged (a frame costs about
     that much overhead); runs longer than ``chunk`` are split.
     """
+    offsets = info.offsets
+    ends = [o + b.nbytes for o, b in zip(offsets, info.banks, strict=True)]
+    if old is None:
+        spans = [(bi, 0, e - o - 1) for bi, (o, e) in enumerate(zip(offsets, ends,
+                                                                     strict=True)) if e > o]
+        runs_by_bank = {bi: [(a, b)] for bi, a, b in spans}
+    else:
+        idx = np.flatnonzero(np.frombuffer(new, np.uint8) != np.frombuffer(old, np.uint8))
+        runs_by_bank = {}
+        if idx.size:
+            # split the changed bytes at bank boundaries, then into runs per bank
+            bank_of = np.searchsorted(np.asarray(ends), idx, side="right")
+            cut = np.flatnonzero((np.diff(idx) > merge_gap) | (np.diff(bank_of) != 0))
+            starts = np.concatenate([idx[:1], idx[cut + 1]]).tolist()
+            stops = np.concatenate([idx[cut], idx[-1:]]).tolist()
+            for a, b in zip(starts, stops, strict=True):
+                bi = int(np.searchsorted(ends, a, side="right"))
+                runs_by_bank.setdefault(bi, []).append((a - offsets[bi], b - offsets[bi]))
     writes: list[tuple[int, int, bytes]] = []
-    for bi, (lay, off) in enumerate(zip(info.banks, info.offsets, strict=True)):
-        nb = new[off: off + lay.nbytes]
-        if old is None:
-            changed = np.ones(lay.nbytes, dtype=bool)
-        else:
-            ob = old[off: off + lay.nbytes]
-            changed = np.frombuffer(nb, np.uint8) != np.frombuffer(ob, np.uint8)
-        idx = np.flatnonzero(changed)
-        if idx.size == 0:
-            continue
-        # runs of changed bytes, merged across gaps of at most merge_gap
-        breaks = np.flatnonzero(np.diff(idx) > merge_gap)
-        starts = np.concatenate([idx[:1], idx[breaks + 1]])
-        ends = np.concatenate([idx[breaks], idx[-1:]])
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+    for bi in sorted(runs_by_bank):
+        base = offsets[bi]
+        for a, b in runs_by_bank[bi]:
             for s in range(a, b + 1, chunk):
                 e = min(b + 1, s + chunk)
-                writes.append((bi, s, nb[s:e]))
+                writes.append((bi, s, new[base + s: base + e]))
     return writes
 
 
@@ -377,7 +395,7 @@ def _plan(device: Device, image: DeviceImage, chunk: int | None) -> _Plan:
     info = device.info()
     check_layout(image, info)  # before a single programming byte is sent
     prev = device.verified_active
-    new = pack_image(image, info, prev)
+    new = _pack_checked(image, info, prev)
     ck = chunk or getattr(device, "max_chunk", 256)
     return _Plan(device, new, image_crc(new), prev, delta_writes(prev, new, info, chunk=ck))
 
@@ -429,7 +447,9 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
         return ProgramResult(device.name, plan.crc, 0, len(plan.new), 0,
                              device.stats.since(before), time.perf_counter() - t0)
     try:
-        active = device.stage(plan.writes, plan.crc, sync=not device.staged_clean, latch=True)
+        # a full write (previous image unknown) overwrites every staged byte: no sync
+        sync = not device.staged_clean and plan.prev is not None
+        active = device.stage(plan.writes, plan.crc, sync=sync, latch=True)
     except StageError as exc:
         holds = _classify(device, plan) if exc.latch_sent else "previous"
         if holds == "new":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +49,19 @@ class BankImage:
     error: NDArray[np.float64]
     unit: str = ""
     out_of_range: int = 0
+
+    def __post_init__(self) -> None:
+        # an image is a value: freeze the code array so cached packings stay true
+        codes = np.array(self.codes, dtype=np.int64)
+        codes.flags.writeable = False
+        object.__setattr__(self, "codes", codes)
+
+    @cached_property
+    def packed(self) -> bytes:
+        """The codes packed MSB-first at ``bits`` bits each (the bank's bytes on a board)."""
+        from rfctl.hal.device import pack_codes
+
+        return pack_codes(self.codes, self.bits)
 
     @property
     def count(self) -> int:

@@ -1,0 +1,152 @@
+"""Benchmarks of the board link (issue 3).
+
+1. Full commit of a 14×14 DBRAA image (6-bit phases, 4-chain switch matrix, PIN diodes,
+   feeds: 295 image bytes) through a loopback socket to ``rfctl sim-board`` running in
+   its own process at a simulated 921600 baud, through pyserial. The wall time of each
+   ``program`` call is compared with the line-rate lower bound of a full-duplex UART:
+   (bytes the host sends + bytes of the final LATCH reply) × 10 / baud. That reply is the
+   only traffic that cannot overlap with the host's own transmission.
+2. One-beam phase-only delta: the board's 196 antennas form four fixed sub-arrays of 49
+   consecutive elements (one per RF chain); re-steering one beam rewrites those 49 phase
+   codes. The delta's wall time is reported as a fraction of a full commit. A delta that
+   rewrites every phase (all four beams) is reported too. The phase bank is half the
+   image, so that delta cannot be below about 50 %.
+3. 10,000 programs (random phase images) through the in-process simulated board with 1 %
+   of bytes corrupted in each direction. Each outcome is checked against the
+   firmware's own memory, counting mixed states and unreported failures.
+
+Run: ``python benchmarks/bench_program.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+from rfctl.drivers.protocol import Cmd, encode_frame, reply_payload
+from rfctl.drivers.rfctl_board import open_rfctl_board
+from rfctl.drivers.simboard import Faults, SimBoardFirmware
+
+from rfctl.config import load_config
+from rfctl.geometry import upa_steering
+from rfctl.hal import compile_board, quantize
+from rfctl.hal.device import ProgramError, pack_image, program
+from rfctl.state import ArrayState
+
+BAUD = 921_600
+LATCH_REPLY = len(encode_frame(1, Cmd.LATCH | 0x80, reply_payload(0, 1, b"\0\0\0\0")))
+
+
+def pchb_state(beam_dirs: list[tuple[float, float]]) -> ArrayState:
+    """Four sub-arrays of 49 consecutive antennas, each steered at its own direction."""
+    N, nrf = 196, 4
+    S = np.zeros((N, nrf), bool)
+    S[np.arange(N), np.arange(N) // 49] = True
+    phases = np.empty(N)
+    for u, (phi, theta) in enumerate(beam_dirs):
+        a = upa_steering(14, 14, phi, theta)
+        phases[49 * u: 49 * u + 49] = -np.angle(a[49 * u: 49 * u + 49])
+    P = np.zeros((13, 13), bool)
+    P[0, 0] = P[0, 6] = P[6, 0] = P[6, 6] = True
+    return ArrayState(phases=phases, switch=S, selection=P)
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "rfctl", "sim-board", "--board",
+                             "sim-dbraa-14x14", "--listen", "socket://127.0.0.1:0",
+                             "--baud", str(BAUD)], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    return proc, line.split(" at ")[1].split(",")[0].split(";")[0].strip()
+
+
+def bench_link(n: int) -> None:
+    prof = load_config("sim-dbraa-14x14")
+    board = compile_board(prof)
+    dirs = [(0.1, -0.4), (0.3, 0.2), (-0.2, 0.5), (0.5, -0.1)]
+    A = quantize(pchb_state(dirs), board)
+    B = quantize(pchb_state([(-0.3, 0.6), *dirs[1:]]), board)  # beam 0 re-steered
+    C = quantize(pchb_state([(d[0] + 0.05, d[1] - 0.05) for d in dirs]), board)  # all 4
+    proc, url = start_server()
+    try:
+        dev = open_rfctl_board(prof, url=url)
+        full, full_ratio, delta1, deltaall = [], [], [], []
+        bytes_full = bytes_delta = 0
+        # interleaved, so full commits and deltas see the same machine conditions
+        for _ in range(n):
+            dev.verified_active = None  # forget the board's image: a full commit
+            r = program(dev, A)
+            full.append(r.elapsed_s)
+            full_ratio.append(r.elapsed_s / ((r.stats.bytes_tx + LATCH_REPLY) * 10 / BAUD))
+            bytes_full = r.stats.bytes_tx
+            r = program(dev, B)  # re-steer beam 0 only
+            delta1.append(r.elapsed_s)
+            bytes_delta = r.stats.bytes_tx
+            program(dev, A)
+            deltaall.append(program(dev, C).elapsed_s)  # every phase changes
+        dev.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+    med = statistics.median
+    print(f"full commit: {bytes_full} bytes sent + {LATCH_REPLY}-byte final reply; line-rate "
+          f"bound {(bytes_full + LATCH_REPLY) * 10 / BAUD * 1e3:.3f} ms at {BAUD} baud")
+    print(f"  wall time median {med(full) * 1e3:.3f} ms (min {min(full) * 1e3:.3f}, max "
+          f"{max(full) * 1e3:.3f}); ratio to bound median {med(full_ratio):.3f} "
+          f"(p90 {np.percentile(full_ratio, 90):.3f})  [target <= 1.25]")
+    print(f"one-beam delta: {bytes_delta} bytes sent; median {med(delta1) * 1e3:.3f} ms = "
+          f"{med(delta1) / med(full) * 100:.1f} % of a full commit  [target <= 25 %]")
+    print(f"all-phases delta: median {med(deltaall) * 1e3:.3f} ms = "
+          f"{med(deltaall) / med(full) * 100:.1f} % of a full commit")
+
+
+def bench_corruption(n: int) -> None:
+    prof = load_config("sim-dbraa-14x14")
+    prof = prof.model_copy(update={"link": prof.link.model_copy(
+        update={"chunk": 32, "retries": 8})})
+    board = compile_board(prof)
+    fw = SimBoardFirmware.from_profile(prof)
+    dev = open_rfctl_board(prof, firmware=fw)
+    info = dev.info()
+    fw.faults = Faults(corrupt_rx=0.01, corrupt_tx=0.01, seed=1)
+    fw.rng = np.random.default_rng(1)
+    rng = np.random.default_rng(2)
+    base = pchb_state([(0.1, -0.4), (0.3, 0.2), (-0.2, 0.5), (0.5, -0.1)])
+    tally = {"ok": 0, "previous": 0, "new": 0, "unknown": 0}
+    mixed = unreported = misreported = 0
+    t0 = time.perf_counter()
+    for _ in range(n):
+        img = quantize(base.replace(phases=rng.uniform(-np.pi, np.pi, 196)), board)
+        new, prev = pack_image(img, info, None), bytes(fw.active)
+        try:
+            program(dev, img)
+            tally["ok"] += 1
+            unreported += bytes(fw.active) != new
+        except ProgramError as exc:
+            h = exc.holds[dev.name]
+            tally[h] += 1
+            act = bytes(fw.active)
+            misreported += (h == "previous" and act != prev) or (h == "new" and act != new)
+        mixed += bytes(fw.active) not in (prev, new)
+    el = time.perf_counter() - t0
+    print(f"{n} programs, 1 % byte corruption both ways (chunk 32 B, 8 retries): "
+          f"{tally}; mixed states {mixed}; failures not reported {unreported}; "
+          f"misreported holdings {misreported}; retries {dev.stats.retries}; "
+          f"{el:.1f} s ({el / n * 1e3:.2f} ms per program)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    print(f"Python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}")
+    bench_link(10 if args.quick else 60)
+    bench_corruption(300 if args.quick else 10_000)
+
+
+if __name__ == "__main__":
+    main()
