@@ -288,3 +288,16 @@ def test_sim_board_command_serves_pyserial_clients() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_drivers_are_found_through_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    from rfctl.errors import ConfigError
+    from rfctl.hal.device import open_device
+
+    names = {ep.name for ep in entry_points(group="rfctl.drivers")}
+    assert {"rfctl-serial", "osris", "visa-bias"} <= names
+    bad = PROFILE.model_copy(update={"driver": "no-such-driver"})
+    with pytest.raises(ConfigError, match="no driver named 'no-such-driver'"):
+        open_device(bad)
