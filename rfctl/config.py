@@ -250,6 +250,8 @@ class Sub6Scenario(_Model):
     sinr_threshold: PositiveFloat = 10.0
     gain_threshold: Annotated[float, Field(ge=0.0)] = 10.0
     noise_power: PositiveFloat = 1.0
+    power_budget: PositiveFloat | None = None
+    """P_s, W: the sub-6G budget (None: unlimited; the design minimises power anyway)."""
 
 
 class MmwaveScenario(_Model):

@@ -1,0 +1,573 @@
+"""DBRAA sub-6 GHz design: reconfigurable antenna selection with joint beamforming.
+
+Seed §III-A and §IV: choose N_s of the (N_row−1)(N_col−1) candidate 2×2 antennas and a
+digital beamformer F_s that minimise transmit power subject to SINR_k ≥ Γ_k and sensing
+gains ‖F_sᴴ diag(p) β_t‖² ≥ Υ_t.
+
+- :func:`abas` — Algorithm 1: alternate F_s (SOCP 40) and the relaxed selection on
+  grid C (SOCP 46 with the MM surrogate 45 and penalty μ), round (47), final F_s.
+- :func:`fs_jbas` — Algorithm 2: coordinate-wise search over the feasible candidates of
+  eq. 53, stop rules (i)–(iii). It is made fast without changing its answer: each
+  candidate's power is bounded below by the SINR-only minimum power (a valid bound,
+  since the sensing constraints can only raise it), only candidates that could beat the
+  incumbent are solved exactly, and selections already solved are cached.
+- Baselines: :func:`cas` (selection among the half-wavelength grid C only, i.e. P1-S),
+  :func:`fixed_array`, :func:`random_selection`.
+
+Choices the seed leaves open (documented here, used by the sims):
+
+- **Spacing (eq. 15 and the set S_i of eq. 53)**, box reading: no two selected antennas
+  lie within an H_s × V_s box of each other (|ΔH| ≥ H_s or |ΔV| ≥ V_s), and no two share
+  a pixel.
+- **Steering vectors** are not normalised (unit-modulus entries), and Υ is read against
+  the squared norm ‖F_sᴴ diag(p) β‖², so the Parseval bound is Υ ≤ P_s N_s.
+- **SCA** (eq. 39) runs to convergence: it stops when the power falls by less than
+  ``tol`` = 1e-7 (relative) in one iteration, or after 100 iterations.
+- **ABAS**: I_A = 15 iterations. The penalty is μ_i = μ₀ 2^i with μ₀ = 10⁻² P₀ / N_s
+  (P₀ the power after the first F_s step). Rounding (47) keeps the N_s largest relaxed
+  entries, so that eq. 14 holds exactly.
+- **FS-JBAS**: a move is taken only if it lowers the power by more than a relative
+  1e-9 (SCA noise must not cause flip-flops). I_F defaults to 8 N_s, and P̆_s to 0
+  (rule ii off).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import clarabel
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from rfctl.channels import check_channel, dbraa_channels
+from rfctl.config import DbraaSpec, Scenario
+from rfctl.errors import ConfigError, InfeasibleError
+from rfctl.geometry import sub6_steering
+from rfctl.metrics import beam_gain, sinr, sub6_precoder, transmit_power
+from rfctl.optimize.sub6g_problem import (
+    SelectionSolution,
+    sca_power_min,
+    sinr_only_min_power,
+)
+from rfctl.state import ArrayState, DesignRecord
+
+__all__ = [
+    "Sub6Result",
+    "Sub6Task",
+    "abas",
+    "cas",
+    "design_sub6g",
+    "feasible_candidates",
+    "fixed_array",
+    "fs_jbas",
+    "random_selection",
+    "task_from_scenario",
+]
+
+log = logging.getLogger(__name__)
+Pos = tuple[int, int]
+MOVE_TOL = 1e-9
+
+
+# --------------------------------------------------------------------------- task
+@dataclass
+class Sub6Task:
+    """One sub-6G design problem: array, channel realisation, targets.
+
+    Attributes
+    ----------
+    spec : DbraaSpec
+    H : ndarray, shape (N_p, K_s) complex
+        Channels of every candidate (row-major candidate order).
+    A : ndarray, shape (N_p, T_s) complex
+        Sensing steering vectors β_t over the candidates.
+    gamma : ndarray, shape (K_s,)
+        SINR targets Γ_k, linear.
+    upsilon : ndarray, shape (T_s,)
+        Sensing thresholds Υ_t, linear power gain.
+    sigma2 : float
+        Noise power σ_s², W.
+    power_budget : float or None
+        P_s, W (None: unlimited).
+    solver : "clarabel" or "cvxpy"
+        Per-selection subproblem solver (the cvxpy reference for tests/benchmarks).
+    """
+
+    spec: DbraaSpec
+    H: NDArray[np.complex128]
+    A: NDArray[np.complex128]
+    gamma: NDArray[np.float64]
+    upsilon: NDArray[np.float64]
+    sigma2: float
+    power_budget: float | None = None
+    solver: str = "clarabel"
+    cache: dict[frozenset, SelectionSolution] = field(default_factory=dict)
+    n_exact: int = 0
+    n_pruned: int = 0
+
+    def __post_init__(self) -> None:
+        s = self.spec
+        self.H = check_channel(self.H, s.n_candidates, "sub6 channel H")
+        self.A = check_channel(self.A.reshape(s.n_candidates, -1), s.n_candidates,
+                               "sensing steering A")
+        K = self.H.shape[1]
+        self.gamma = np.broadcast_to(np.asarray(self.gamma, float), (K,)).copy()
+        self.upsilon = np.broadcast_to(np.asarray(self.upsilon, float),
+                                       (self.A.shape[1],)).copy()
+        if K > s.n_sub6:
+            raise ConfigError(f"{K} users need at least as many antennas, N_s = {s.n_sub6}",
+                              field="sub6g.users", reason="K_s > N_s")
+        if np.any(self.gamma <= 0) or np.any(self.upsilon < 0):
+            raise ConfigError("SINR targets must be > 0 and sensing thresholds ≥ 0",
+                              field="sub6g", reason="bad threshold")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.spec.candidate_shape
+
+    def rows(self, pos: list[Pos]) -> NDArray[np.int64]:
+        c = self.shape[1]
+        return np.array(sorted(r * c + q for r, q in pos), dtype=np.int64)
+
+    def selection_map(self, pos: list[Pos]) -> NDArray[np.bool_]:
+        P = np.zeros(self.shape, dtype=bool)
+        for r, c in pos:
+            P[r, c] = True
+        return P
+
+    def solve(self, pos: list[Pos]) -> SelectionSolution:
+        """Exact per-selection power minimisation (cached)."""
+        key = frozenset(pos)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        rows = self.rows(pos)
+        sol = sca_power_min(self.H[rows], self.A[rows], self.gamma, self.upsilon,
+                            self.sigma2, solver=self.solver)
+        self.n_exact += 1
+        self.cache[key] = sol
+        return sol
+
+    def lower_bounds(self, sels: list[list[Pos]], iters: int = 25) -> NDArray[np.float64]:
+        """SINR-only lower bounds on the power of several selections (batched)."""
+        if not sels:
+            return np.zeros(0)
+        Hb = np.stack([self.H[self.rows(p)] for p in sels])
+        lb, _ = sinr_only_min_power(Hb, self.gamma, self.sigma2, max_iter=iters,
+                                    beams=False)
+        return lb
+
+
+def check_feasibility(task: Sub6Task) -> None:
+    """Refuse targets above the bounds the seed describes.
+
+    Raises
+    ------
+    InfeasibleError
+        SINR above the interference-free bound P_s Σ_(best N_s) |h_nk|² / σ², or a
+        sensing threshold above the Parseval bound P_s N_s.
+    """
+    P = task.power_budget
+    if P is None:
+        return
+    ns = task.spec.n_sub6
+    top = -np.sort(-np.abs(task.H) ** 2, axis=0)[:ns].sum(0)  # best N_s candidates
+    sinr_bound = P * top / task.sigma2
+    bad = np.flatnonzero(task.gamma > sinr_bound)
+    if bad.size:
+        k = int(bad[0])
+        raise InfeasibleError(
+            f"SINR target Γ_{k} = {task.gamma[k]:.4g} exceeds the interference-free bound "
+            f"{sinr_bound[k]:.4g} (P_s = {P:g} W on the user's {ns} strongest candidates)",
+            bound="interference-free SINR", value=float(sinr_bound[k]))
+    parseval = P * ns
+    bad = np.flatnonzero(task.upsilon > parseval)
+    if bad.size:
+        t = int(bad[0])
+        raise InfeasibleError(
+            f"sensing threshold Υ_{t} = {task.upsilon[t]:.4g} exceeds the Parseval bound "
+            f"P_s N_s = {parseval:.4g}", bound="Parseval sensing gain", value=parseval)
+
+
+# --------------------------------------------------------------------------- geometry
+def _fits(r: int, c: int, others: list[Pos], hs: int, vs: int) -> bool:
+    for a, b in others:
+        dv, dh = abs(r - a), abs(c - b)
+        if dv <= 1 and dh <= 1:
+            return False
+        if dh < hs and dv < vs:
+            return False
+    return True
+
+
+def feasible_candidates(shape: tuple[int, int], others: list[Pos], hs: int, vs: int
+                        ) -> list[Pos]:
+    """Candidates that keep the box rule with every antenna in ``others`` (eq. 53)."""
+    return [(r, c) for r in range(shape[0]) for c in range(shape[1])
+            if _fits(r, c, others, hs, vs)]
+
+
+def grid_c(spec: DbraaSpec) -> list[Pos]:
+    """The half-wavelength grid C of seed eq. 26 (rows b V_s, columns d H_s)."""
+    return [(r, c) for r in range(0, spec.rows - 1, spec.v_s)
+            for c in range(0, spec.cols - 1, spec.h_s)]
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class Sub6Result:
+    """A sub-6G design.
+
+    Attributes
+    ----------
+    positions : list of (row, col)
+        Selected antennas.
+    selection : ndarray, shape (N_row−1, N_col−1) bool
+    F_s : ndarray, shape (N_p, K_s) complex
+        Digital beamformer over all candidates (zero rows where not selected).
+    power : float
+        ‖diag(p) F_s‖², W.
+    trace : list of float
+        Power after each outer iteration (ABAS: objective incl. penalty).
+    stop_reason : str
+    sinr, gains : ndarray
+        Achieved SINRs (K,) and sensing gains (T,), computed by rfctl.metrics.
+    residuals : dict of str to float
+        Most negative margins: ``sinr`` = min(SINR/Γ) − 1, ``gain`` = min(G/Υ) − 1.
+    n_exact, n_pruned : int
+        Selections solved exactly / skipped by the lower bound.
+    elapsed_s : float
+    """
+
+    positions: list[Pos]
+    selection: NDArray[np.bool_]
+    F_s: NDArray[np.complex128]
+    power: float
+    trace: list[float]
+    stop_reason: str
+    sinr: NDArray[np.float64]
+    gains: NDArray[np.float64]
+    residuals: dict[str, float]
+    n_exact: int = 0
+    n_pruned: int = 0
+    elapsed_s: float = 0.0
+    record: DesignRecord | None = None
+
+    def state(self) -> ArrayState:
+        """The design as an ArrayState (selection map + F_s)."""
+        return ArrayState(selection=self.selection, f_s=self.F_s,
+                          record=self.record or DesignRecord())
+
+
+def _result(task: Sub6Task, pos: list[Pos], sol: SelectionSolution, trace: list[float],
+            reason: str, t0: float) -> Sub6Result:
+    if sol.F is None or not np.isfinite(sol.power):
+        raise InfeasibleError(
+            f"no beamformer meets the SINR targets on the selection {sorted(pos)} "
+            f"({sol.status})", bound="SINR targets", value=float(np.max(task.gamma)))
+    rows = task.rows(pos)
+    F = np.zeros((task.H.shape[0], task.H.shape[1]), dtype=complex)
+    F[rows] = sol.F
+    P = task.selection_map(pos)
+    Feff = sub6_precoder(P, F)
+    s = sinr(task.H, Feff, task.sigma2)
+    g = beam_gain(task.A, Feff) if task.A.shape[1] else np.zeros(0)
+    res = {"sinr": float(np.min(s / task.gamma) - 1),
+           "gain": float(np.min(g / task.upsilon) - 1) if g.size else 0.0}
+    power = transmit_power(Feff)
+    if task.power_budget is not None and power > task.power_budget * (1 + 1e-9):
+        raise InfeasibleError(
+            f"the best design found needs {power:.4g} W, above P_s = "
+            f"{task.power_budget:g} W", bound="sub-6G power budget", value=power)
+    return Sub6Result(sorted(pos), P, F, power, trace, reason, s, g, res, task.n_exact,
+                      task.n_pruned, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- ABAS
+def _p_step(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, mu: float
+            ) -> NDArray | None:
+    """SOCP 46 over the relaxed selection q on grid C (Clarabel, directly)."""
+    Hc, Bc = task.H[rows], task.A[rows]
+    M = rows.size
+    K = Hc.shape[1]
+    T = Bc.shape[1]
+    ns = task.spec.n_sub6
+    c = np.sum(np.abs(Fbar) ** 2, axis=1) + 1e-12  # ‖F̄_n‖²
+    P = sp.diags(2 * c, format="csc")
+    q = -2 * mu * qbar
+    blocks, bs, cones = [np.ones((1, M))], [np.array([float(ns)])], [clarabel.ZeroConeT(1)]
+    blocks += [-np.eye(M), np.eye(M)]
+    bs += [np.zeros(M), np.ones(M)]
+    cones.append(clarabel.NonnegativeConeT(2 * M))
+    lin_rows, lin_b = [], []
+    for t in range(T):
+        Mt = Fbar.conj().T * Bc[:, t][None, :]  # (K, M): F̄ᴴ diag(β_t)
+        gb = Mt @ qbar
+        lin_rows.append(-2 * np.real(gb.conj() @ Mt))
+        lin_b.append(-(task.upsilon[t] + np.sum(np.abs(gb) ** 2)))
+    if T:
+        blocks.append(np.vstack(lin_rows))
+        bs.append(np.asarray(lin_b))
+        cones.append(clarabel.NonnegativeConeT(T))
+    for k in range(K):
+        Mk = Fbar.conj().T * Hc[:, k][None, :]  # (K, M): F̄ᴴ diag(h_k)
+        a = np.sqrt(1 + 1 / task.gamma[k])
+        rows_k = [-a * Mk[k].real]
+        for i in range(K):
+            rows_k += [-Mk[i].real, -Mk[i].imag]
+        rows_k.append(np.zeros(M))
+        blocks.append(np.vstack(rows_k))
+        b = np.zeros(2 * K + 2)
+        b[-1] = np.sqrt(task.sigma2)
+        bs.append(b)
+        cones.append(clarabel.SecondOrderConeT(2 * K + 2))
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    solver = clarabel.DefaultSolver(P, q, sp.csc_matrix(np.vstack(blocks)),
+                                    np.concatenate(bs), cones, settings)
+    sol = solver.solve()
+    if "Solved" not in str(sol.status):
+        return None
+    return np.clip(np.asarray(sol.x), 0.0, 1.0)
+
+
+def abas(task: Sub6Task, *, iterations: int = 15) -> tuple[list[Pos], list[float]]:
+    """Algorithm 1 (ABAS) on grid C; returns the rounded selection and the trace.
+
+    Raises
+    ------
+    InfeasibleError
+        Grid C holds fewer than N_s antennas, or no relaxed design meets the targets.
+    """
+    ns = task.spec.n_sub6
+    C = grid_c(task.spec)
+    if len(C) < ns:
+        raise InfeasibleError(
+            f"grid C of a {task.spec.rows}×{task.spec.cols} panel holds {len(C)} antennas "
+            f"at H_s × V_s = {task.spec.h_s} × {task.spec.v_s}; N_s = {ns}",
+            bound="grid C size", value=float(len(C)))
+    rows = task.rows(C)  # sorted row-major, same order as C
+    q = np.full(len(C), ns / len(C))  # eq. 32
+    trace: list[float] = []
+    Fbar: NDArray | None = None
+    mu0 = None
+    for i in range(iterations):
+        supp = q > 1e-9
+        F0 = None if Fbar is None else Fbar[supp] * q[supp][:, None]
+        sol = sca_power_min(task.H[rows[supp]], task.A[rows[supp]], task.gamma,
+                            task.upsilon, task.sigma2, F0=F0, solver=task.solver)
+        if sol.F is None:
+            raise InfeasibleError("ABAS: the relaxed selection cannot meet the SINR targets",
+                                  bound="SINR targets", value=float(np.max(task.gamma)))
+        if Fbar is None:
+            Fbar = np.zeros((len(C), task.H.shape[1]), complex)
+        Fbar[supp] = sol.F / q[supp][:, None]
+        if mu0 is None:
+            mu0 = 1e-2 * sol.power / ns
+        mu = mu0 * 2.0 ** i
+        trace.append(sol.power + mu * float(q @ (1 - q)))
+        qn = _p_step(task, Fbar, rows, q, mu)
+        if qn is None:
+            break
+        q = qn
+    pick = np.argsort(-q, kind="stable")[:ns]
+    return [C[j] for j in sorted(pick)], trace
+
+
+# --------------------------------------------------------------------------- FS-JBAS
+def random_feasible(task: Sub6Task, rng: np.random.Generator, tries: int = 200) -> list[Pos]:
+    """A random selection of N_s antennas that keeps the box rule.
+
+    Raises
+    ------
+    InfeasibleError
+        No feasible selection found (the panel is too small for N_s at this spacing).
+    """
+    s = task.spec
+    for _ in range(tries):
+        pos: list[Pos] = []
+        cand = feasible_candidates(task.shape, pos, s.h_s, s.v_s)
+        while len(pos) < s.n_sub6 and cand:
+            pos.append(cand[int(rng.integers(len(cand)))])
+            cand = [c for c in cand if _fits(*c, pos, s.h_s, s.v_s)]
+        if len(pos) == s.n_sub6:
+            return pos
+    raise InfeasibleError(f"no room for N_s = {s.n_sub6} antennas at H_s × V_s = "
+                          f"{s.h_s} × {s.v_s} on {task.shape}", bound="panel size",
+                          value=float(s.n_sub6))
+
+
+def fixed_positions(task: Sub6Task) -> list[Pos]:
+    """The fixed array: N_s antennas on grid C packed as a near-square block."""
+    C = grid_c(task.spec)
+    if len(C) < task.spec.n_sub6:
+        raise InfeasibleError(f"grid C holds only {len(C)} antennas, N_s = "
+                              f"{task.spec.n_sub6}", bound="grid C size", value=float(len(C)))
+    vs, hs = task.spec.v_s, task.spec.h_s
+    C.sort(key=lambda rc: (max(rc[0] // vs, rc[1] // hs), rc[0], rc[1]))
+    return C[: task.spec.n_sub6]
+
+
+def fs_jbas(
+    task: Sub6Task, *, init: Literal["abas", "random", "fixed"] | list[Pos] = "abas",
+    max_iter: int | None = None, power_threshold: float = 0.0, prune: bool = True,
+    rng: np.random.Generator | None = None,
+) -> Sub6Result:
+    """Algorithm 2 (FS-JBAS).
+
+    Parameters
+    ----------
+    task : Sub6Task
+    init : "abas", "random", "fixed" or a list of positions
+        Initial selection (the seed's ABAS, or the benchmarks of Fig. 12).
+    max_iter : int, optional
+        I_F (default 8 N_s).
+    power_threshold : float
+        P̆_s: stop once the power is at or below it (rule ii).
+    prune : bool
+        Skip candidates whose SINR-only lower bound cannot beat the incumbent (does not
+        change the answer; tests check that).
+    rng : numpy.random.Generator, optional
+        Needed for ``init="random"``.
+
+    Returns
+    -------
+    Sub6Result
+        ``trace`` holds P̂_s^(i) for i = 0 (the initial selection) onwards.
+    """
+    t0 = time.perf_counter()
+    check_feasibility(task)
+    s = task.spec
+    ns = s.n_sub6
+    if isinstance(init, list):
+        pos = list(init)
+    elif init == "abas":
+        pos, _ = abas(task)
+    elif init == "fixed":
+        pos = fixed_positions(task)
+    elif init == "random":
+        if rng is None:
+            raise ConfigError("init='random' needs rng", field="rng", reason="missing")
+        pos = random_feasible(task, rng)
+    else:
+        raise ConfigError(f"unknown init {init!r}", field="init", reason="unknown")
+    cur = task.solve(pos)
+    power = cur.power
+    trace = [power]
+    max_iter = max_iter or 8 * ns
+    unchanged = 0
+    reason = "max_iter"
+    for i in range(1, max_iter + 1):
+        pb = (i - 1) % ns  # eq. 49
+        others = pos[:pb] + pos[pb + 1:]
+        cands = feasible_candidates(task.shape, others, s.h_s, s.v_s)  # eq. 53
+        threshold = power * (1 - MOVE_TOL) if np.isfinite(power) else np.inf
+        sels = [others[:pb] + [c] + others[pb:] for c in cands]
+        best, best_power = None, threshold
+        if prune:
+            todo = [j for j, sel in enumerate(sels) if frozenset(sel) not in task.cache]
+            lbs = np.full(len(sels), -np.inf)
+            lbs[todo] = task.lower_bounds([sels[j] for j in todo])
+            for j in np.argsort(lbs, kind="stable"):
+                if lbs[j] >= best_power:
+                    task.n_pruned += 1
+                    continue
+                p = task.solve(sels[j]).power
+                if p < best_power or (p == best_power and best is not None and j < best):
+                    best, best_power = int(j), p
+        else:
+            for j, sel in enumerate(sels):
+                p = task.solve(sel).power
+                if p < best_power or (p == best_power and best is not None and j < best):
+                    best, best_power = j, p
+        if best is not None:
+            pos = sels[best]
+            power = best_power
+            unchanged = 0
+        else:
+            unchanged += 1
+        trace.append(power)
+        if power <= power_threshold:
+            reason = "power threshold (ii)"
+            break
+        if unchanged >= ns - 1 and i >= ns - 1:
+            reason = "converged (iii)"
+            break
+    return _result(task, pos, task.solve(pos), trace, reason, t0)
+
+
+# --------------------------------------------------------------------------- baselines
+def fixed_array(task: Sub6Task) -> Sub6Result:
+    """Fixed array: N_s antennas at half-wavelength spacing (grid C), no selection."""
+    t0 = time.perf_counter()
+    pos = fixed_positions(task)
+    return _result(task, pos, task.solve(pos), [], "fixed", t0)
+
+
+def random_selection(task: Sub6Task, rng: np.random.Generator) -> Sub6Result:
+    """RS: one random feasible selection."""
+    t0 = time.perf_counter()
+    pos = random_feasible(task, rng)
+    return _result(task, pos, task.solve(pos), [], "random", t0)
+
+
+def cas(task: Sub6Task) -> Sub6Result:
+    """CAS: the best N_s-subset of grid C (P1-S), by exhaustive search with pruning."""
+    from itertools import combinations
+
+    t0 = time.perf_counter()
+    C = grid_c(task.spec)
+    ns = task.spec.n_sub6
+    if len(C) < ns:
+        raise InfeasibleError(f"grid C holds only {len(C)} antennas, N_s = {ns}",
+                              bound="grid C size", value=float(len(C)))
+    sels = [list(c) for c in combinations(C, ns)]
+    lbs = task.lower_bounds(sels)
+    best, best_p = None, np.inf
+    for j in np.argsort(lbs, kind="stable"):
+        if lbs[j] >= best_p:
+            task.n_pruned += 1
+            continue
+        p = task.solve(sels[j]).power
+        if p < best_p:
+            best, best_p = j, p
+    if best is None:
+        raise InfeasibleError("no subset of grid C meets the SINR targets",
+                              bound="SINR targets", value=float(np.max(task.gamma)))
+    return _result(task, sels[best], task.solve(sels[best]), [], "exhaustive over C", t0)
+
+
+# --------------------------------------------------------------------------- scenario
+def task_from_scenario(scenario: Scenario, realisation: int = 0, *,
+                       solver: str = "clarabel") -> Sub6Task:
+    """The sub-6G task of one channel realisation of a scenario."""
+    spec, s6 = scenario.dbraa, scenario.sub6g
+    if spec is None or s6 is None:
+        raise ConfigError(f"{scenario.name}: needs [dbraa] and [sub6g] tables",
+                          field="sub6g", reason="missing")
+    ch, _ = dbraa_channels(spec, seed=scenario.seed, realisation=realisation,
+                           sub6_users=s6.users, sub6_paths=s6.paths)
+    assert ch is not None
+    t = np.array([[d.phi, d.theta] for d in s6.targets]).reshape(-1, 2)
+    A = sub6_steering(spec.rows, spec.cols, t[:, 0], t[:, 1], spec.wavelength_ratio)
+    return Sub6Task(spec=spec, H=ch.H, A=A.reshape(spec.n_candidates, -1),
+                    gamma=np.full(s6.users, s6.sinr_threshold),
+                    upsilon=np.full(len(s6.targets), s6.gain_threshold),
+                    sigma2=s6.noise_power, power_budget=s6.power_budget, solver=solver)
+
+
+def design_sub6g(scenario: Scenario, realisation: int = 0, *,
+                 init: Literal["abas", "random", "fixed"] = "abas",
+                 rng: np.random.Generator | None = None) -> Sub6Result:
+    """FS-JBAS design for one channel realisation; the result carries its record."""
+    task = task_from_scenario(scenario, realisation)
+    res = fs_jbas(task, init=init, rng=rng)
+    res.record = DesignRecord(scenario=scenario.model_dump(mode="json"), seed=scenario.seed,
+                              realisation=realisation, channels={"sub6": task.H},
+                              notes={"design": "rfctl.optimize.sub6g.fs_jbas", "init": init,
+                                     "stop": res.stop_reason, "power_w": res.power})
+    return res

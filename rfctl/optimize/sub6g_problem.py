@@ -1,0 +1,395 @@
+"""The DBRAA sub-6 GHz per-selection power minimisation (seed eq. 56), fast and reference.
+
+For a fixed selection of N_s candidate antennas with channels H (N_s × K) and sensing
+steering vectors B (N_s × T):
+
+    min ‖F‖_F²   s.t.  SINR_k(F) ≥ Γ_k  (second-order cone, seed eq. 36)
+                       ‖Fᴴ b_t‖² ≥ Υ_t  (non-convex; successive convex approximation, eq. 39)
+
+**SCA.** ‖Fᴴ b_t‖² ≥ 2 Re(ḡ_tᴴ Fᴴ b_t) − ‖ḡ_t‖² with ḡ_t = F̄ᴴ b_t. Every subproblem
+is therefore a restriction of the true problem, so each iterate is feasible and the
+power never increases. The SCA starts from the SINR-only optimum (uplink–downlink
+duality fixed point), scaled up until every sensing gain holds: a feasible point. It
+stops when the power falls by less than ``tol`` (relative) in one iteration, or after
+``max_iter`` iterations.
+
+**Lower bound.** The SINR-only minimum power (duality fixed point) is a valid lower bound
+for the problem with sensing constraints, which can only raise it. FS-JBAS prunes on it.
+
+**Solvers.** :func:`solve_subproblem_clarabel` builds the conic data and calls Clarabel
+directly (the fast path). :func:`solve_subproblem_cvxpy` writes the same subproblem
+plainly in cvxpy, rebuilt on every call: the readable reference. Tests check that the
+two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import clarabel
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+__all__ = [
+    "ClarabelSca",
+    "SelectionSolution",
+    "sca_power_min",
+    "sinr_only_min_power",
+    "solve_subproblem_clarabel",
+    "solve_subproblem_cvxpy",
+]
+
+
+# --------------------------------------------------------------------------- SINR-only
+def sinr_only_min_power(
+    H: NDArray[np.complex128], gamma: NDArray[np.float64], sigma2: float, *,
+    max_iter: int = 500, tol: float = 1e-10, beams: bool = True,
+) -> tuple[NDArray[np.float64], NDArray[np.complex128] | None]:
+    """Minimum power meeting the SINR targets alone, for a batch of selections.
+
+    Uplink–downlink duality (Wiesel, Eldar & Shamai 2006): the dual variables solve
+    λ_k = 1 / ((1 + 1/Γ_k) h_kᴴ (I + Σ_i λ_i h_i h_iᴴ)⁻¹ h_k), the optimal power is
+    σ² Σ λ_k, and the optimal beams point along (I + Σ λ_i h_i h_iᴴ)⁻¹ h_k.
+
+    The right-hand side is a standard interference function (monotone), so iterates
+    started at λ = 0 increase towards the fixed point. **σ² Σ λ after any number of
+    iterations is therefore a valid lower bound** on the optimal power: ``max_iter``
+    trades tightness for speed.
+
+    Parameters
+    ----------
+    H : ndarray, shape (B, N, K) or (N, K) complex
+        Channels of B selections (N selected antennas, K users).
+    gamma : ndarray, shape (K,)
+        SINR targets Γ_k, linear.
+    sigma2 : float
+        Noise power σ², W.
+    max_iter, tol : int, float
+        Iteration cap and relative change at which to stop.
+    beams : bool
+        Also return beamformers that meet every SINR target with equality (for the
+        directions of the last iterate; feasible whenever the targets are reachable).
+
+    Returns
+    -------
+    bound : ndarray, shape (B,) (or scalar)
+        σ² Σ λ (inf where the targets are provably unreachable).
+    W : ndarray, shape (B, N, K) (or (N, K)), or None
+        SINR-feasible beamformers (NaN where none were found).
+    """
+    single = H.ndim == 2
+    Hb = H[None] if single else H
+    B, N, K = Hb.shape
+    g = (1.0 + 1.0 / np.asarray(gamma, float))[None, :]
+    lam = np.zeros((B, K))
+    eye = np.eye(N)
+    ok = np.ones(B, bool)
+    active = np.ones(B, bool)
+    for _ in range(max_iter):
+        M = eye + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hb.conj())
+        X = np.linalg.solve(M, Hb)  # (B, N, K): M^{-1} h_k
+        q = np.real(np.einsum("bnk,bnk->bk", Hb.conj(), X))
+        with np.errstate(divide="ignore", over="ignore"):
+            new = 1.0 / (g * q)
+        diverged = ~np.isfinite(new).all(1) | (new.sum(1) > 1e15)
+        ok &= ~diverged
+        new[~ok] = lam[~ok]
+        rel = np.max(np.abs(new - lam) / np.maximum(new, 1e-300), axis=1)
+        lam = np.where(active[:, None], new, lam)
+        active &= ok & (rel >= tol)
+        if not active.any():
+            break
+    bound = np.where(ok, sigma2 * lam.sum(1), np.inf)
+    W = None
+    if beams:
+        # downlink powers for these directions: SINR equalities, a K × K linear system
+        M = eye + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hb.conj())
+        Wd = np.linalg.solve(M, Hb)
+        Wd /= np.linalg.norm(Wd, axis=1, keepdims=True)
+        G = np.abs(np.einsum("bnk,bni->bki", Hb.conj(), Wd)) ** 2  # |h_kᴴ w_i|²
+        gam = np.asarray(gamma, float)
+        D = -G.copy()
+        idx = np.arange(K)
+        D[:, idx, idx] = G[:, idx, idx] / gam[None, :]
+        with np.errstate(all="ignore"):
+            pw = np.linalg.solve(D, np.full((B, K, 1), sigma2))[..., 0]
+        good = ok & np.all(pw > 0, axis=1) & np.isfinite(pw).all(1)
+        W = Wd * np.sqrt(np.where(good[:, None], pw, 0.0))[:, None, :]
+        W[~good] = np.nan
+        W = W[0] if single else W
+    if single:
+        return bound[0], W
+    return bound, W
+
+
+# --------------------------------------------------------------------------- subproblem
+def _lin_rows(V: NDArray[np.complex128], K: int) -> tuple[NDArray, NDArray]:
+    """Rows of Re and Im of v_jᴴ f_i over x = [vec F_re; vec F_im] (column-major).
+
+    Parameters
+    ----------
+    V : ndarray, shape (N, J)
+        Vectors v_j as columns.
+
+    Returns
+    -------
+    re, im : ndarray, shape (J, K, 2 N K)
+        ``re[j, i] @ x = Re(v_jᴴ f_i)`` and ``im[j, i] @ x = Im(v_jᴴ f_i)``.
+    """
+    N, J = V.shape
+    eye = np.eye(K)
+    # block i of the F_re (or F_im) half holds v for column i: kron(e_i, v)
+    blk_re = np.einsum("ia,nj->jian", eye, V.real).reshape(J, K, K * N)
+    blk_im = np.einsum("ia,nj->jian", eye, V.imag).reshape(J, K, K * N)
+    re = np.concatenate([blk_re, blk_im], axis=2)   # Re(vᴴf) = v_re·f_re + v_im·f_im
+    im = np.concatenate([-blk_im, blk_re], axis=2)  # Im(vᴴf) = v_re·f_im − v_im·f_re
+    return re, im
+
+
+def _socp_data(H, Bt, gamma, upsilon, sigma2, Fbar):
+    """Conic data (A, b, cones) of one SCA subproblem, vectorised."""
+    N, K = H.shape
+    T = Bt.shape[1]
+    n = 2 * N * K
+    blocks, bs, cones = [], [], []
+    if T:
+        gbar = Fbar.conj().T @ Bt  # (K, T): ḡ_{t,i} = f̄_iᴴ b_t
+        bre, bim = _lin_rows(Bt, K)  # (T, K, n)
+        L = np.einsum("it,tin->tn", gbar.real, bre) - np.einsum("it,tin->tn", gbar.imag, bim)
+        blocks.append(-L)
+        bs.append(-(upsilon + np.sum(np.abs(gbar) ** 2, axis=0)) / 2)
+        cones.append(clarabel.NonnegativeConeT(T))
+    hre, him = _lin_rows(H, K)  # (K, K, n): [k, i] ↦ Re/Im(h_kᴴ f_i)
+    a = np.sqrt(1.0 + 1.0 / np.asarray(gamma, float))
+    soc = np.zeros((K, 2 * K + 2, n))
+    soc[:, 0] = -a[:, None] * hre[np.arange(K), np.arange(K)]
+    soc[:, 1:2 * K + 1:2] = -hre
+    soc[:, 2:2 * K + 2:2] = -him
+    blocks.append(soc.reshape(-1, n))
+    bsoc = np.zeros((K, 2 * K + 2))
+    bsoc[:, -1] = np.sqrt(sigma2)
+    bs.append(bsoc.ravel())
+    cones += [clarabel.SecondOrderConeT(2 * K + 2)] * K
+    return np.vstack(blocks), np.concatenate(bs), cones
+
+
+def solve_subproblem_clarabel(
+    H: NDArray[np.complex128], Bt: NDArray[np.complex128], gamma: NDArray[np.float64],
+    upsilon: NDArray[np.float64], sigma2: float, Fbar: NDArray[np.complex128],
+) -> tuple[NDArray[np.complex128] | None, str]:
+    """One SCA subproblem (seed eq. 40) solved by Clarabel directly.
+
+    Parameters
+    ----------
+    H : ndarray, shape (N, K)
+    Bt : ndarray, shape (N, T)
+        Sensing steering vectors restricted to the selection.
+    gamma, upsilon : ndarray, shapes (K,), (T,)
+    sigma2 : float
+    Fbar : ndarray, shape (N, K)
+        Linearisation point.
+
+    Returns
+    -------
+    F : ndarray, shape (N, K), or None
+    status : str
+        Clarabel's status.
+    """
+    N, K = H.shape
+    n = 2 * N * K
+    A, b, cones = _socp_data(H, Bt, gamma, upsilon, sigma2, Fbar)
+    P = sp.diags(np.full(n, 2.0), format="csc")
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    solver = clarabel.DefaultSolver(P, np.zeros(n), sp.csc_matrix(A), b, cones, settings)
+    sol = solver.solve()
+    status = str(sol.status)
+    if "Solved" not in status:
+        return None, status
+    x = np.asarray(sol.x)
+    F = (x[: N * K] + 1j * x[N * K:]).reshape(K, N).T
+    return F, status
+
+
+class ClarabelSca:
+    """The SCA subproblems of one selection on one persistent Clarabel solver.
+
+    Between SCA iterations only the sensing rows of A and b change. The sparsity
+    pattern is fixed at the first solve (sensing rows are stored dense), so later
+    iterations update the data in place instead of building a new solver.
+    """
+
+    def __init__(self, H, Bt, gamma, upsilon, sigma2) -> None:
+        self.args = (H, Bt, gamma, upsilon, sigma2)
+        self.N, self.K = H.shape
+        self.T = Bt.shape[1]
+        self.solver = None
+        self._mask: NDArray | None = None
+
+    def _csc(self, A: NDArray) -> sp.csc_matrix:
+        if self._mask is None:
+            mask = A != 0
+            mask[: self.T] = True  # sensing rows change: keep them dense
+            self._mask = mask
+        rows, cols = np.nonzero(self._mask.T)  # column-major order
+        return sp.csc_matrix((A[cols, rows], (cols, rows)), shape=A.shape)
+
+    def __call__(self, H, Bt, gamma, upsilon, sigma2, Fbar):
+        A, b, cones = _socp_data(H, Bt, gamma, upsilon, sigma2, Fbar)
+        Acsc = self._csc(A)
+        if self.solver is None:
+            n = 2 * self.N * self.K
+            settings = clarabel.DefaultSettings()
+            settings.verbose = False
+            self.solver = clarabel.DefaultSolver(sp.diags(np.full(n, 2.0), format="csc"),
+                                                 np.zeros(n), Acsc, b, cones, settings)
+        else:
+            self.solver.update(A=Acsc, b=b)
+        sol = self.solver.solve()
+        status = str(sol.status)
+        if "Solved" not in status:
+            return None, status
+        x = np.asarray(sol.x)
+        NK = self.N * self.K
+        return (x[:NK] + 1j * x[NK:]).reshape(self.K, self.N).T, status
+
+
+def solve_subproblem_cvxpy(
+    H: NDArray[np.complex128], Bt: NDArray[np.complex128], gamma: NDArray[np.float64],
+    upsilon: NDArray[np.float64], sigma2: float, Fbar: NDArray[np.complex128],
+) -> tuple[NDArray[np.complex128] | None, str]:
+    """The same SCA subproblem written plainly in cvxpy (rebuilt on every call): the
+    readable reference path. Same parameters and returns as the Clarabel version."""
+    import cvxpy as cp
+
+    N, K = H.shape
+    F = cp.Variable((N, K), complex=True)
+    cons = []
+    for k in range(K):
+        hk = H[:, k]
+        row = hk.conj() @ F  # h_kᴴ f_i for every i
+        cons.append(cp.norm(cp.hstack([row, np.sqrt(sigma2)])) <=
+                    np.sqrt(1 + 1 / gamma[k]) * cp.real(hk.conj() @ F[:, k]))
+    for t in range(Bt.shape[1]):
+        gbar = Fbar.conj().T @ Bt[:, t]  # ḡ_t, shape (K,)
+        lin = cp.real(cp.sum(cp.multiply(gbar, Bt[:, t].conj() @ F)))
+        cons.append(2 * lin - np.sum(np.abs(gbar) ** 2) >= upsilon[t])
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(cp.real(F)) + cp.sum_squares(cp.imag(F))),
+                      cons)
+    try:
+        prob.solve(solver=cp.CLARABEL)
+    except cp.SolverError as exc:
+        return None, f"solver error: {exc}"
+    if prob.status not in ("optimal", "optimal_inaccurate") or F.value is None:
+        return None, str(prob.status)
+    return np.asarray(F.value), str(prob.status)
+
+
+# --------------------------------------------------------------------------- SCA
+@dataclass
+class SelectionSolution:
+    """Result of the per-selection power minimisation.
+
+    Attributes
+    ----------
+    F : ndarray, shape (N, K) or None
+        Beamformer on the selected antennas (None if infeasible).
+    power : float
+        ‖F‖², W (inf if infeasible).
+    lower_bound : float
+        SINR-only minimum power, W.
+    iterations : int
+        SCA subproblems solved.
+    trace : list of float
+        Power after each SCA iteration.
+    status : str
+        "converged", "max_iter", "sinr-infeasible" or the solver's failure status.
+    """
+
+    F: NDArray[np.complex128] | None
+    power: float
+    lower_bound: float
+    iterations: int = 0
+    trace: list[float] = field(default_factory=list)
+    status: str = ""
+
+
+Subsolver = Callable[..., tuple[NDArray[np.complex128] | None, str]]
+
+
+def sca_power_min(
+    H: NDArray[np.complex128], Bt: NDArray[np.complex128], gamma: NDArray[np.float64],
+    upsilon: NDArray[np.float64], sigma2: float, *,
+    solver: str | Subsolver = "clarabel", F0: NDArray[np.complex128] | None = None,
+    tol: float = 1e-7, max_iter: int = 100, start_iter: int = 60,
+) -> SelectionSolution:
+    """Minimise power on one selection: SINR cones + SCA on the sensing gains.
+
+    Parameters
+    ----------
+    H : ndarray, shape (N, K)
+    Bt : ndarray, shape (N, T)
+    gamma, upsilon : ndarray, shapes (K,), (T,)
+    sigma2 : float
+    solver : "clarabel", "cvxpy" or callable
+        Subproblem solver: Clarabel on one persistent solver (fast), the cvxpy
+        reference rebuilt per call, or any function with the signature of
+        :func:`solve_subproblem_clarabel`.
+    F0 : ndarray, shape (N, K), optional
+        A feasible starting point. By default the SINR-meeting beams from
+        ``start_iter`` duality iterations, scaled up until every sensing gain holds.
+    tol : float
+        Relative power decrease below which SCA stops.
+    max_iter : int
+        SCA iterations at most.
+    start_iter : int
+        Duality iterations for the starting point.
+    """
+    lb, W = sinr_only_min_power(H, gamma, sigma2, max_iter=start_iter)
+    lb = float(lb)
+    if F0 is None:
+        if not np.isfinite(lb) or W is None or np.isnan(W).any():
+            return SelectionSolution(None, np.inf, lb, status="sinr-infeasible")
+        F0 = np.asarray(W)
+    T = Bt.shape[1]
+    if T:
+        G = np.sum(np.abs(F0.conj().T @ Bt) ** 2, axis=0)
+        if np.any(G < 1e-12 * max(1.0, float(np.max(upsilon)))):
+            # the beams null a target: add a small component towards it
+            F0 = F0 + 1e-3 * np.sqrt(np.vdot(F0, F0).real / T) * (
+                Bt @ np.ones((T, H.shape[1]))) / np.sqrt(Bt.shape[0] * H.shape[1])
+            G = np.sum(np.abs(F0.conj().T @ Bt) ** 2, axis=0)
+        F0 = F0 * max(1.0, float(np.max(np.sqrt(upsilon / G))))
+    F = F0
+    power = float(np.vdot(F, F).real)
+    trace = [power]
+    if T == 0 and F0 is not None:
+        # no sensing: the SINR-only problem is convex; one subproblem solves it
+        max_iter = 1
+    if solver == "clarabel":
+        sub: Subsolver = ClarabelSca(H, Bt, gamma, upsilon, sigma2)
+    elif solver == "cvxpy":
+        sub = solve_subproblem_cvxpy
+    else:
+        sub = solver  # type: ignore[assignment]
+    status = "max_iter"
+    for _ in range(max_iter):
+        Fn, st = sub(H, Bt, gamma, upsilon, sigma2, F)
+        if Fn is None:
+            status = f"solver: {st}"
+            break
+        pn = float(np.vdot(Fn, Fn).real)
+        if pn > power:  # numerical noise at the optimum: keep the feasible iterate
+            status = "converged"
+            break
+        F, improvement = Fn, power - pn
+        power = pn
+        trace.append(power)
+        if improvement <= tol * power:
+            status = "converged"
+            break
+    else:
+        status = "converged" if max_iter == 1 else "max_iter"
+    return SelectionSolution(F, power, lb, len(trace) - 1, trace, status)
