@@ -227,6 +227,29 @@ def _cmd_program(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if ok else 1
 
 
+def _cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
+    scenario = load_config(args.scenario)
+    if not isinstance(scenario, Scenario):
+        raise RfctlError(f"{args.scenario}: is a board profile; --scenario needs a scenario")
+    if args.problem != "sub6g":  # pragma: no cover - argparse restricts the choices
+        raise RfctlError(f"unknown problem {args.problem!r}")
+    from rfctl.optimize.sub6g import design_sub6g
+
+    rng = np.random.default_rng(args.seed)
+    res = design_sub6g(scenario, args.realisation, init=args.init, rng=rng)
+    print(f"sub-6G design for {scenario.name}, realisation {args.realisation} (FS-JBAS, "
+          f"init {args.init}): power {res.power:.4g} W ({10 * np.log10(res.power):.2f} dBW)",
+          file=out)
+    print(f"  antennas (row, col): {', '.join(str(p) for p in res.positions)}", file=out)
+    print(f"  SINR (dB): {np.round(_db(res.sinr), 2).tolist()}; sensing gains (dB): "
+          f"{np.round(_db(res.gains), 2).tolist()}", file=out)
+    print(f"  {len(res.trace) - 1} iterations, stop: {res.stop_reason}; {res.n_exact} "
+          f"selections solved, {res.n_pruned} pruned; {res.elapsed_s:.2f} s", file=out)
+    res.state().save(args.out)
+    print(f"state written to {args.out}", file=out)
+    return 0
+
+
 def _cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
     profile = _board_profile(args.board)
     mod = _load_driver_module("rfctl-serial")
@@ -316,6 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--dry-run", action="store_true",
                     help="print codes, frames and byte counts; open no port")
     pr.set_defaults(func=_cmd_program)
+
+    op = sub.add_parser("optimize", help="run an optimizer on a scenario, write STATE.json")
+    op.add_argument("problem", choices=["sub6g"], help="sub6g: DBRAA antenna selection "
+                    "and beamforming (FS-JBAS)")
+    op.add_argument("--scenario", required=True, help="scenario (name or TOML file)")
+    op.add_argument("--realisation", type=int, default=0, help="channel realisation index")
+    op.add_argument("--init", choices=["abas", "random", "fixed"], default="abas")
+    op.add_argument("--seed", type=int, default=0, help="seed for --init random")
+    op.add_argument("--out", type=Path, default=Path("state.json"))
+    op.set_defaults(func=_cmd_optimize)
 
     sb = sub.add_parser("sim-board", help="serve a simulated board (socket or pty)")
     sb.add_argument("--board", default="sim-dbraa-14x14", help="board profile it emulates")

@@ -301,3 +301,21 @@ def test_drivers_are_found_through_entry_points() -> None:
     bad = PROFILE.model_copy(update={"driver": "no-such-driver"})
     with pytest.raises(ConfigError, match="no driver named 'no-such-driver'"):
         open_device(bad)
+
+
+def test_partial_image_keeps_the_other_banks() -> None:
+    """An image that leaves banks out programs only its banks; on a board whose image
+    is unknown the rest is read back first and kept."""
+    dev, fw = board()
+    program(dev, IMAGES[0])
+    before = fw.bank_bytes()
+    dev2 = open_rfctl_board(PROFILE, firmware=fw)  # a new session: image unknown
+    st = steering_design(SCENARIO, 2).state
+    P = np.zeros((13, 13), bool)
+    P[1, 1] = P[1, 8] = P[8, 1] = P[8, 8] = True
+    img = quantize(ArrayState(selection=P), PROFILE)  # pin + feed banks only
+    assert set(img.banks) == {"pin", "feed"} and st is not None
+    program(dev2, img)
+    after = fw.bank_bytes()
+    assert after["phase"] == before["phase"] and after["rf_switch"] == before["rf_switch"]
+    assert after["pin"] != before["pin"]

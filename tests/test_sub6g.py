@@ -155,3 +155,36 @@ def test_bad_channels_are_refused() -> None:
         Sub6Task(task.spec, H, task.A, task.gamma, task.upsilon, 1.0)
     with pytest.raises(ConfigError, match="shape"):
         Sub6Task(task.spec, task.H[:100], task.A, task.gamma, task.upsilon, 1.0)
+
+
+def test_abas_selection_step_equals_cvxpy_reference() -> None:
+    """SOCP 46 (relaxed selection with the MM surrogate): Clarabel direct vs cvxpy."""
+    from rfctl.optimize.sub6g import _p_step, _p_step_cvxpy, grid_c
+
+    task = task_from_scenario(load_config("dbraa-14x14"), 2)
+    C = grid_c(task.spec)
+    rows = task.rows(C)
+    q = np.full(len(C), 4 / len(C))
+    sol = sca_power_min(task.H[rows], task.A[rows], task.gamma, task.upsilon, 1.0)
+    Fbar = sol.F / q[:, None]
+    for mu in (0.1, 5.0):
+        a = _p_step(task, Fbar, rows, q, mu)
+        b = _p_step_cvxpy(task, Fbar, rows, q, mu)
+        assert np.allclose(a, b, atol=1e-5)
+        assert a.sum() == pytest.approx(4.0, abs=1e-6)
+
+
+def test_sub6_figure_scripts_run_quick(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "sims" / "sub6g_figures.py"
+    proc = subprocess.run([sys.executable, str(script), "all", "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("fig10", "fig11", "fig12"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+        data = json.loads((tmp_path / f"{name}.json").read_text())
+        assert data["records"] and all("error" not in r for r in data["records"])

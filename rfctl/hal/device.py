@@ -395,6 +395,10 @@ def _plan(device: Device, image: DeviceImage, chunk: int | None) -> _Plan:
     info = device.info()
     check_layout(image, info)  # before a single programming byte is sent
     prev = device.verified_active
+    if prev is None and len(image.banks) < len(info.banks):
+        # the image leaves banks as they are: read the board's image to keep them
+        prev = device.read_active()
+        device.verified_active = prev
     new = _pack_checked(image, info, prev)
     ck = chunk or getattr(device, "max_chunk", 256)
     return _Plan(device, new, image_crc(new), prev, delta_writes(prev, new, info, chunk=ck))

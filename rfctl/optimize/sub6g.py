@@ -335,6 +335,32 @@ def _p_step(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, mu: flo
     return np.clip(np.asarray(sol.x), 0.0, 1.0)
 
 
+def _p_step_cvxpy(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, mu: float
+                  ) -> NDArray | None:
+    """SOCP 46 written plainly in cvxpy (the reference for :func:`_p_step`)."""
+    import cvxpy as cp
+
+    Hc, Bc = task.H[rows], task.A[rows]
+    K = Hc.shape[1]
+    q = cp.Variable(rows.size)
+    c = np.sum(np.abs(Fbar) ** 2, axis=1) + 1e-12
+    cons = [cp.sum(q) == task.spec.n_sub6, q >= 0, q <= 1]
+    for k in range(K):
+        Mk = Fbar.conj().T * Hc[:, k][None, :]  # F̄ᴴ diag(h_k)
+        cons.append(cp.norm(cp.hstack([Mk @ q, np.sqrt(task.sigma2)]))
+                    <= np.sqrt(1 + 1 / task.gamma[k]) * cp.real(Mk[k] @ q))
+    for t in range(Bc.shape[1]):
+        Mt = Fbar.conj().T * Bc[:, t][None, :]  # F̄ᴴ diag(β_t)
+        gb = Mt @ qbar
+        cons.append(2 * cp.real(gb.conj() @ Mt @ q) - np.sum(np.abs(gb) ** 2)
+                    >= task.upsilon[t])
+    prob = cp.Problem(cp.Minimize(c @ cp.square(q) - 2 * mu * qbar @ q), cons)
+    prob.solve(solver=cp.CLARABEL)
+    if prob.status not in ("optimal", "optimal_inaccurate") or q.value is None:
+        return None
+    return np.clip(np.asarray(q.value), 0.0, 1.0)
+
+
 def abas(task: Sub6Task, *, iterations: int = 15) -> tuple[list[Pos], list[float]]:
     """Algorithm 1 (ABAS) on grid C; returns the rounded selection and the trace.
 
@@ -370,7 +396,8 @@ def abas(task: Sub6Task, *, iterations: int = 15) -> tuple[list[Pos], list[float
             mu0 = 1e-2 * sol.power / ns
         mu = mu0 * 2.0 ** i
         trace.append(sol.power + mu * float(q @ (1 - q)))
-        qn = _p_step(task, Fbar, rows, q, mu)
+        step = _p_step_cvxpy if task.solver == "cvxpy" else _p_step
+        qn = step(task, Fbar, rows, q, mu)
         if qn is None:
             break
         q = qn
@@ -466,7 +493,7 @@ def fs_jbas(
         others = pos[:pb] + pos[pb + 1:]
         cands = feasible_candidates(task.shape, others, s.h_s, s.v_s)  # eq. 53
         threshold = power * (1 - MOVE_TOL) if np.isfinite(power) else np.inf
-        sels = [others[:pb] + [c] + others[pb:] for c in cands]
+        sels = [[*others[:pb], c, *others[pb:]] for c in cands]
         best, best_power = None, threshold
         if prune:
             todo = [j for j, sel in enumerate(sels) if frozenset(sel) not in task.cache]

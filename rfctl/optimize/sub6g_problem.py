@@ -236,18 +236,30 @@ class ClarabelSca:
         rows, cols = np.nonzero(self._mask.T)  # column-major order
         return sp.csc_matrix((A[cols, rows], (cols, rows)), shape=A.shape)
 
+    rebuilds = 0
+    """Class-wide count of updated solves that failed and were redone from scratch."""
+
+    def _new_solver(self, Acsc, b, cones):
+        n = 2 * self.N * self.K
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        return clarabel.DefaultSolver(sp.diags(np.full(n, 2.0), format="csc"),
+                                      np.zeros(n), Acsc, b, cones, settings)
+
     def __call__(self, H, Bt, gamma, upsilon, sigma2, Fbar):
         A, b, cones = _socp_data(H, Bt, gamma, upsilon, sigma2, Fbar)
         Acsc = self._csc(A)
         if self.solver is None:
-            n = 2 * self.N * self.K
-            settings = clarabel.DefaultSettings()
-            settings.verbose = False
-            self.solver = clarabel.DefaultSolver(sp.diags(np.full(n, 2.0), format="csc"),
-                                                 np.zeros(n), Acsc, b, cones, settings)
+            self.solver = self._new_solver(Acsc, b, cones)
+            sol = self.solver.solve()
         else:
             self.solver.update(A=Acsc, b=b)
-        sol = self.solver.solve()
+            sol = self.solver.solve()
+            if "Solved" not in str(sol.status):
+                # an updated solver can fail where a fresh one succeeds: redo from scratch
+                ClarabelSca.rebuilds += 1
+                self.solver = self._new_solver(Acsc, b, cones)
+                sol = self.solver.solve()
         status = str(sol.status)
         if "Solved" not in status:
             return None, status
