@@ -1,0 +1,430 @@
+"""DBRAA mmWave design: reconfigurable hybrid beamforming (ADMM-RHB) and baselines.
+
+Seed §III-B and §V: maximise the sum-rate of K_m users subject to the sensing gains
+‖(F_RF F_BB)ᴴ a_t‖² ≥ Υ_t and the power ‖F_RF F_BB‖² ≤ P_m, where F_RF = diag(e^{jφ}) S has
+one phase shifter per antenna and a binary switch matrix S.
+
+Algorithm 3 (ADMM-RHB) runs on the augmented Lagrangian of F_m = diag(f_P) S F_BB
+(eq. 68). Each iteration does the following:
+
+1. WMMSE receivers u_k and weights w_k in closed form (eqs. 72, 74);
+2. the F_m step (eq. 77): one SCA linearisation of the sensing gains at the current
+   F_m, solved exactly by :func:`rfctl.optimize.mmwave_fm.fm_step_fast`;
+3. phase shifters and switch rows (eqs. 82–86): for every antenna and every allowed
+   pattern, the closed-form phase, keeping the pattern of least cost. This is
+   vectorised over the antennas;
+4. F_BB by least squares (eq. 88), and the dual update (eq. 89);
+
+and the loop stops when (i) I_M iterations are done, or (ii)
+‖F_RF F_BB − previous‖² ≤ ε.
+
+Pattern sets give the structures: RHB has all 2^N_RF patterns per antenna; DHB has
+"none or exactly one chain"; PCHB has fixed contiguous sub-arrays (antenna m on chain
+⌊m N_RF / N_m⌋, phases only). FD is the F_m problem alone (WMMSE + SCA, no hybrid
+coupling). FCHB is MO-AltMin (Yu, Shen, Zhang, Letaief 2016) fitted to the FD design.
+
+Choices the seed leaves open (used by the sims too):
+
+- **Steering vectors** are unnormalised (unit-modulus entries), and Υ is a squared
+  gain; the Parseval bound is Υ_t ≤ P_m N_m.
+- **SNR** (Fig. 8) = P_m / σ_m².
+- **Initialisation** by eq. 70 (κ sets ‖F‖² = P_m); if that point misses a sensing
+  target, every column gets the least-norm beam meeting all targets added before
+  rescaling. D₀ = 0 (N_m × K_m; the seed's "N_p × K_s" is a slip).
+- **Penalty**: ρ₀ = 1, multiplied by 0.9 per iteration, floor 10⁻³.
+- **One SCA step per iteration.** The outer loop re-linearises at every iteration.
+- **FD**: the F_m step needs a proximal weight c = 1/(2ρ) > 0. FD uses c = 10⁻⁶ towards
+  the previous iterate (a proximal-point step with the same fixed points).
+- **Stopping**: I_M = 300, ε = 10⁻⁵ P_m (‖ΔF_RF F_BB‖² per iteration). FD stops when the
+  sum-rate changes by less than 10⁻⁷ (relative), or after 300 iterations.
+- **Final scaling**: if ‖F_RF F_BB‖² > P_m, F_BB is scaled down to P_m, and the result
+  says so (``scaled``).
+- **MO-AltMin** (FCHB, and the ADMM initialisation of F_BB): F_RF starts from the
+  phases of the target's columns (random phases on chains beyond K). At most 20 outer
+  alternations and 30 Riemannian gradient steps each, with Armijo backtracking.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rfctl.channels import check_channel, dbraa_channels
+from rfctl.config import Scenario
+from rfctl.errors import ConfigError, InfeasibleError
+from rfctl.geometry import upa_steering
+from rfctl.metrics import beam_gain, sinr, sum_rate
+from rfctl.optimize.mmwave_fm import FmProblem, fm_step_fast
+from rfctl.state import ArrayState, DesignRecord
+
+__all__ = [
+    "MmwaveResult",
+    "MmwaveTask",
+    "admm_hybrid",
+    "fully_connected",
+    "fully_digital",
+    "mo_altmin",
+    "pattern_set",
+    "switch_and_phase",
+    "task_from_scenario",
+]
+
+log = logging.getLogger(__name__)
+Structure = Literal["RHB", "DHB", "PCHB"]
+
+
+@dataclass
+class MmwaveTask:
+    """One mmWave design problem.
+
+    Attributes
+    ----------
+    H : ndarray, shape (N_m, K_m)
+    A : ndarray, shape (N_m, T_m)
+        Sensing steering vectors.
+    upsilon : ndarray, shape (T_m,)
+    power : float
+        P_m, W.
+    sigma2 : float
+    n_rf : int
+    """
+
+    H: NDArray[np.complex128]
+    A: NDArray[np.complex128]
+    upsilon: NDArray[np.float64]
+    power: float
+    sigma2: float
+    n_rf: int
+
+    def __post_init__(self) -> None:
+        self.H = check_channel(self.H, np.asarray(self.H).shape[0], "mmWave channel H")
+        N, K = self.H.shape
+        self.A = check_channel(np.asarray(self.A).reshape(N, -1), N, "sensing steering A")
+        self.upsilon = np.broadcast_to(np.asarray(self.upsilon, float),
+                                       (self.A.shape[1],)).copy()
+        if self.n_rf < K:
+            raise ConfigError(f"N_RF = {self.n_rf} < K_m = {K}: each user needs a chain",
+                              field="dbraa.n_rf", reason="N_RF < K")
+        if self.power <= 0 or self.sigma2 <= 0:
+            raise ConfigError("power and noise must be positive", field="mmwave.power",
+                              reason="not positive")
+        bound = self.power * N
+        bad = np.flatnonzero(self.upsilon > bound)
+        if bad.size:
+            t = int(bad[0])
+            raise InfeasibleError(
+                f"sensing threshold Υ_{t} = {self.upsilon[t]:.4g} exceeds the Parseval bound "
+                f"P_m N_m = {bound:.4g}", bound="Parseval sensing gain", value=bound)
+
+
+@dataclass
+class MmwaveResult:
+    """A mmWave design.
+
+    Attributes
+    ----------
+    structure : str
+        "FD", "FCHB", "RHB", "DHB" or "PCHB".
+    F : ndarray, shape (N_m, K_m)
+        The transmitted precoder (F_RF F_BB, or F for FD), after any final scaling.
+    phases : ndarray, shape (N_m,) or None
+        Phase shifters, rad (RHB/DHB/PCHB).
+    switch : ndarray, shape (N_m, N_RF) bool or None
+    F_rf : ndarray, shape (N_m, N_RF) or None
+        The analog beamformer (FCHB: fully connected unit-modulus).
+    F_bb : ndarray, shape (N_RF, K_m) or None
+    sum_rate : float
+        bit/s/Hz, from rfctl.metrics.
+    sinr, gains : ndarray
+        Per-user SINR and per-target sensing gain of ``F``.
+    residuals : dict
+        ``hybrid`` = ‖F_m − F_RF F_BB‖_F / ‖F_m‖_F, ``gain`` = min_t(G_t/Υ_t) − 1 and
+        ``power`` = ‖F‖²/P_m − 1.
+    scaled : bool
+        True if F_BB was scaled down to meet P_m.
+    trace : list of float
+        Sum-rate of F_RF F_BB (or F) after each iteration.
+    stop_reason : str
+    iterations : int
+    elapsed_s : float
+    """
+
+    structure: str
+    F: NDArray[np.complex128]
+    phases: NDArray[np.float64] | None
+    switch: NDArray[np.bool_] | None
+    F_rf: NDArray[np.complex128] | None
+    F_bb: NDArray[np.complex128] | None
+    sum_rate: float
+    sinr: NDArray[np.float64]
+    gains: NDArray[np.float64]
+    residuals: dict[str, float]
+    scaled: bool = False
+    trace: list[float] = field(default_factory=list)
+    stop_reason: str = ""
+    iterations: int = 0
+    elapsed_s: float = 0.0
+    record: DesignRecord | None = None
+
+    def state(self) -> ArrayState:
+        """The design as an ArrayState (phases, switch matrix, F_BB) for the HAL."""
+        if self.phases is None:
+            raise ConfigError(f"a {self.structure} design has no phase-shifter/switch "
+                              "state to program", field="structure", reason="not hybrid")
+        return ArrayState(phases=self.phases, switch=self.switch, f_bb=self.F_bb,
+                          record=self.record or DesignRecord())
+
+
+# --------------------------------------------------------------------------- helpers
+def _wmmse(H: NDArray, F: NDArray, sigma2: float) -> tuple[NDArray, NDArray]:
+    """u_k (eq. 72) and w_k = 1/e_k (eq. 74) for precoder F."""
+    HF = H.conj().T @ F  # [k, i] = h_kᴴ f_i
+    tot = np.sum(np.abs(HF) ** 2, axis=1) + sigma2
+    d = np.diag(HF)
+    u = d.conj() / tot
+    e = 1.0 - np.abs(d) ** 2 / tot  # MMSE
+    return u, 1.0 / np.maximum(e, 1e-300)
+
+
+def _evaluate(task: MmwaveTask, structure: str, F: NDArray, **kw) -> MmwaveResult:
+    s = sinr(task.H, F, task.sigma2)
+    g = beam_gain(task.A, F) if task.A.shape[1] else np.zeros(0)
+    res = {"gain": float(np.min(g / task.upsilon) - 1) if g.size else 0.0,
+           "power": float(np.vdot(F, F).real / task.power - 1)}
+    res.update(kw.pop("residuals", {}))
+    return MmwaveResult(structure=structure, F=F, sum_rate=sum_rate(s), sinr=s, gains=g,
+                        residuals=res, **kw)
+
+
+def initial_precoder(task: MmwaveTask) -> NDArray[np.complex128]:
+    """Eq. 70: columns κ(h_k + Σ_t a_t), κ so that ‖F‖² = P_m; a sensing fix-up if needed."""
+    a_sum = task.A.sum(axis=1)
+    F = task.H + a_sum[:, None]
+    F *= np.sqrt(task.power) / np.linalg.norm(F)
+    T = task.A.shape[1]
+    if T and np.any(beam_gain(task.A, F) < task.upsilon):
+        # add, to every column, the least-norm beam x with |a_tᴴ x|² ≥ Υ_t for all t
+        x = task.A @ np.linalg.lstsq(task.A.conj().T @ task.A,
+                                     np.sqrt(task.upsilon).astype(complex), rcond=None)[0]
+        F = F + x[:, None]
+        F *= np.sqrt(task.power) / np.linalg.norm(F)
+        if np.any(beam_gain(task.A, F) < task.upsilon):
+            raise InfeasibleError(
+                "no starting point meets the sensing thresholds within P_m (the "
+                "thresholds may be too high for these directions)",
+                bound="sensing gains at P_m", value=float(np.max(task.upsilon)))
+    return F
+
+
+def pattern_set(structure: Structure, n: int, n_rf: int) -> NDArray[np.bool_]:
+    """Allowed switch rows: (n_patterns, n_rf) for RHB/DHB, or (n, 1, n_rf) for PCHB."""
+    if structure == "RHB":
+        b = np.arange(1 << n_rf)
+        return ((b[:, None] >> np.arange(n_rf)[None, :]) & 1).astype(bool)
+    if structure == "DHB":
+        return np.vstack([np.zeros((1, n_rf), bool), np.eye(n_rf, dtype=bool)])
+    if structure == "PCHB":
+        chain = (np.arange(n) * n_rf) // n
+        return np.eye(n_rf, dtype=bool)[chain][:, None, :]
+    raise ConfigError(f"unknown structure {structure!r}", field="structure", reason="unknown")
+
+
+def switch_and_phase(Fk: NDArray, F_bb: NDArray, patterns: NDArray[np.bool_]
+                     ) -> tuple[NDArray, NDArray[np.bool_]]:
+    """Eqs. 82–86 for every antenna at once.
+
+    Parameters
+    ----------
+    Fk : ndarray, shape (N, K)
+        Target F_m + ρD.
+    F_bb : ndarray, shape (N_RF, K)
+    patterns : ndarray, shape (B, N_RF) shared, or (N, B, N_RF) per antenna
+
+    Returns
+    -------
+    phases : ndarray, shape (N,)
+        rad; 0 for an antenna on no chain.
+    S : ndarray, shape (N, N_RF) bool
+    """
+    if patterns.ndim == 2:
+        V = patterns.astype(float) @ F_bb  # (B, K): F_BBᵀ s_b
+        inner = Fk.conj() @ V.T  # (N, B): f_k,mᴴ F_BBᵀ s_b
+        cost = np.sum(np.abs(V) ** 2, axis=1)[None, :] - 2 * np.abs(inner)
+        best = np.argmin(cost, axis=1)
+        S = patterns[best]
+        ip = inner[np.arange(Fk.shape[0]), best]
+    else:
+        V = patterns.astype(float) @ F_bb  # (N, B, K)
+        inner = np.einsum("nk,nbk->nb", Fk.conj(), V)
+        cost = np.sum(np.abs(V) ** 2, axis=2) - 2 * np.abs(inner)
+        best = np.argmin(cost, axis=1)
+        S = patterns[np.arange(Fk.shape[0]), best]
+        ip = inner[np.arange(Fk.shape[0]), best]
+    phases = -np.angle(ip)  # f_P,m = exp(−j∠(f_k,mᴴ F_BBᵀ s))
+    return phases, S
+
+
+# --------------------------------------------------------------------------- MO-AltMin
+def mo_altmin(F_opt: NDArray, n_rf: int, *, power: float | None = None,
+              rng: np.random.Generator | None = None, outer: int = 20, inner: int = 30
+              ) -> tuple[NDArray, NDArray]:
+    """Fully connected hybrid fit of F_opt (MO-AltMin, Yu et al. 2016).
+
+    Alternates F_BB = F_RF⁺ F_opt (least squares) with Riemannian gradient steps on the
+    unit-modulus F_RF. The Euclidean gradient is −2(F_opt − F_RF F_BB)F_BBᴴ, projected
+    on the tangent space and retracted elementwise to |x| = 1.
+
+    Returns
+    -------
+    F_rf : ndarray, shape (N, n_rf), unit modulus
+    F_bb : ndarray, shape (n_rf, K), scaled so that ‖F_RF F_BB‖² = power (if given)
+    """
+    N, K = F_opt.shape
+    if rng is None:
+        rng = np.random.default_rng(0)
+    X = np.exp(1j * rng.uniform(0, 2 * np.pi, (N, n_rf)))
+    m = min(K, n_rf)
+    X[:, :m] = np.exp(1j * np.angle(F_opt[:, :m]))  # start from the columns' phases
+    for _ in range(outer):
+        Fbb = np.linalg.lstsq(X, F_opt, rcond=None)[0]
+        f = np.sum(np.abs(F_opt - X @ Fbb) ** 2)
+        step = 1.0 / max(np.linalg.norm(Fbb, 2) ** 2, 1e-12)
+        for _ in range(inner):
+            G = -2 * (F_opt - X @ Fbb) @ Fbb.conj().T
+            G = G - np.real(G * X.conj()) * X  # tangent projection
+            gn = np.sum(np.abs(G) ** 2)
+            if gn < 1e-20:
+                break
+            t = step
+            while True:
+                Xn = X - t * G
+                Xn /= np.abs(Xn)
+                fn = np.sum(np.abs(F_opt - Xn @ Fbb) ** 2)
+                if fn <= f - 1e-4 * t * gn or t < 1e-12:
+                    break
+                t *= 0.5
+            X, f = Xn, fn
+            step = t * 2
+    Fbb = np.linalg.lstsq(X, F_opt, rcond=None)[0]
+    if power is not None:
+        Fbb *= np.sqrt(power) / max(np.linalg.norm(X @ Fbb), 1e-300)
+    return X, Fbb
+
+
+# --------------------------------------------------------------------------- FD
+def fully_digital(task: MmwaveTask, *, max_iter: int = 300, tol: float = 1e-7) -> MmwaveResult:
+    """FD: WMMSE with the sensing constraints by SCA (the F_m problem alone)."""
+    t0 = time.perf_counter()
+    F = initial_precoder(task)
+    trace: list[float] = [sum_rate(sinr(task.H, F, task.sigma2))]
+    hint: dict = {}
+    reason = "max_iter"
+    it = 0
+    for it in range(1, max_iter + 1):
+        u, w = _wmmse(task.H, F, task.sigma2)
+        gbar = (F.conj().T @ task.A).T
+        p = FmProblem(task.H, u, w, F, 1e-6, task.power, task.A, gbar, task.upsilon)
+        Fn, info = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))
+        hint = info
+        F = Fn
+        trace.append(sum_rate(sinr(task.H, F, task.sigma2)))
+        if abs(trace[-1] - trace[-2]) <= tol * max(1.0, abs(trace[-1])):
+            reason = "converged"
+            break
+    return _evaluate(task, "FD", F, phases=None, switch=None, F_rf=None, F_bb=None,
+                     trace=trace, stop_reason=reason, iterations=it,
+                     elapsed_s=time.perf_counter() - t0)
+
+
+def fully_connected(task: MmwaveTask, *, fd: MmwaveResult | None = None,
+                    rng: np.random.Generator | None = None) -> MmwaveResult:
+    """FCHB: MO-AltMin fitted to the FD design (power scaled to P_m)."""
+    t0 = time.perf_counter()
+    fd = fd or fully_digital(task)
+    X, Fbb = mo_altmin(fd.F, task.n_rf, power=task.power, rng=rng)
+    F = X @ Fbb
+    return _evaluate(task, "FCHB", F, phases=None, switch=None, F_rf=X, F_bb=Fbb,
+                     residuals={"hybrid": float(np.linalg.norm(fd.F - F) /
+                                                np.linalg.norm(fd.F))},
+                     stop_reason="mo-altmin", elapsed_s=time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- ADMM
+def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int = 300,
+                eps: float = 1e-5, rho0: float = 1.0, rho_decay: float = 0.9,
+                rho_min: float = 1e-3, rng: np.random.Generator | None = None
+                ) -> MmwaveResult:
+    """Algorithm 3 (ADMM-RHB); ``structure`` selects RHB, DHB or PCHB.
+
+    Returns
+    -------
+    MmwaveResult
+        With phases, switch matrix, F_BB and residuals.
+    """
+    t0 = time.perf_counter()
+    N, K = task.H.shape
+    patterns = pattern_set(structure, N, task.n_rf)
+    Fm = initial_precoder(task)
+    _, Fbb = mo_altmin(Fm, task.n_rf, power=task.power, rng=rng, outer=3, inner=10)
+    D = np.zeros((N, K), complex)
+    rho = rho0
+    phases, S = switch_and_phase(Fm, Fbb, patterns)
+    Frf = np.exp(1j * phases)[:, None] * S
+    Fh = Frf @ Fbb
+    trace: list[float] = []
+    hint: dict = {}
+    reason = "max_iter"
+    it = 0
+    for it in range(1, max_iter + 1):
+        u, w = _wmmse(task.H, Fm, task.sigma2)                      # eqs. 72, 74
+        gbar = (Fm.conj().T @ task.A).T
+        p = FmProblem(task.H, u, w, Fh - rho * D, 1 / (2 * rho), task.power, task.A, gbar,
+                      task.upsilon)
+        Fm, hint = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))  # eq. 77
+        Fk = Fm + rho * D
+        phases, S = switch_and_phase(Fk, Fbb, patterns)             # eqs. 82–86
+        Frf = np.exp(1j * phases)[:, None] * S
+        Fbb = np.linalg.lstsq(Frf, Fk, rcond=None)[0]               # eq. 88
+        Fh_new = Frf @ Fbb
+        D = D + (Fm - Fh_new) / rho                                 # eq. 89
+        change = float(np.sum(np.abs(Fh_new - Fh) ** 2))
+        Fh = Fh_new
+        trace.append(sum_rate(sinr(task.H, Fh, task.sigma2)))
+        rho = max(rho * rho_decay, rho_min)
+        if change <= eps * task.power:
+            reason = "converged (ii)"
+            break
+    scaled = False
+    pw = float(np.vdot(Fh, Fh).real)
+    if pw > task.power:
+        Fbb = Fbb * np.sqrt(task.power / pw)
+        Fh = Frf @ Fbb
+        scaled = True
+    hyb = float(np.linalg.norm(Fm - Fh) / max(np.linalg.norm(Fm), 1e-300))
+    return _evaluate(task, structure, Fh, phases=phases, switch=S, F_rf=Frf, F_bb=Fbb,
+                     residuals={"hybrid": hyb}, scaled=scaled, trace=trace,
+                     stop_reason=reason, iterations=it, elapsed_s=time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- scenario
+def task_from_scenario(scenario: Scenario, realisation: int = 0, *,
+                       power: float | None = None) -> MmwaveTask:
+    """The mmWave task of one channel realisation (P_m from the scenario or ``power``)."""
+    spec, mm = scenario.dbraa, scenario.mmwave
+    if spec is None or mm is None:
+        raise ConfigError(f"{scenario.name}: needs [dbraa] and [mmwave] tables",
+                          field="mmwave", reason="missing")
+    _, ch = dbraa_channels(spec, seed=scenario.seed, realisation=realisation,
+                           mmwave_users=mm.users, mmwave_paths=mm.paths)
+    assert ch is not None
+    t = np.array([[d.phi, d.theta] for d in mm.targets]).reshape(-1, 2)
+    A = upa_steering(spec.rows, spec.cols, t[:, 0], t[:, 1])
+    return MmwaveTask(H=ch.H, A=A.reshape(spec.n_mmwave, -1),
+                      upsilon=np.full(len(mm.targets), mm.gain_threshold),
+                      power=mm.power if power is None else power, sigma2=mm.noise_power,
+                      n_rf=spec.n_rf)
