@@ -135,3 +135,55 @@ def test_bad_inputs() -> None:
     with pytest.raises(InfeasibleError, match="Parseval") as ei:
         MmwaveTask(task.H, task.A, np.full(4, 7.0 * 100 + 1), 7.0, 1.0, 3)
     assert ei.value.value == 700.0
+
+
+def test_dual_band_splits_the_power_and_builds_one_state(tmp_path) -> None:
+    from rfctl.hal import quantize
+    from rfctl.optimize.dual_band import design_dual_band
+    from rfctl.state import ArrayState
+
+    sc = load_config("dbraa-14x14")
+    db = design_dual_band(sc)
+    assert db.mmwave_power == pytest.approx(sc.total_power - db.sub6.power)
+    assert np.vdot(db.mmwave.F, db.mmwave.F).real <= db.mmwave_power * (1 + 1e-9)
+    st = db.state
+    assert st.selection.sum() == 4 and st.phases.shape == (196,)
+    st.save(tmp_path / "db.json")
+    back = ArrayState.load(tmp_path / "db.json")
+    assert back.equals(st)
+    img = quantize(back, load_config("sim-dbraa-14x14"))  # the HAL takes the whole design
+    assert set(img.banks) == {"phase", "rf_switch", "pin", "feed"}
+    # no power left for mmWave: a clear error naming the bound
+    poor = parse_config({**sc.model_dump(), "total_power": db.sub6.power * 0.5})
+    with pytest.raises(InfeasibleError, match="nothing is left") as ei:
+        design_dual_band(poor)
+    assert ei.value.bound == "total power P_t"
+
+
+def test_phase_bits_study_loss_shrinks_with_bits() -> None:
+    from rfctl.studies import phase_bits_study
+
+    task = small(3)
+    rows = phase_bits_study(admm_hybrid(task, "RHB"), task, bits=[1, 2, 4, 8])
+    assert rows[0]["bits"] is None and rows[0]["rate_loss"] == 0
+    losses = [r["rate_loss"] for r in rows[1:]]
+    assert losses[0] > losses[-1] and abs(losses[-1]) < 0.05 * rows[0]["sum_rate"]
+    # the phase error of b bits is at most half a step, π / 2^b
+    for r in rows[1:]:
+        assert r["max_phase_error_deg"] <= 180 / 2 ** r["bits"] + 1e-9
+
+
+def test_mmwave_figure_scripts_run_quick(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "sims" / "mmwave_figures.py"
+    proc = subprocess.run([sys.executable, str(script), "all", "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("fig7", "fig8", "fig9"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    d = json.loads((tmp_path / "fig8.json").read_text())
+    assert set(d["sum_rate"]) == {"FD", "FCHB", "RHB", "DHB", "PCHB"}
