@@ -38,7 +38,7 @@ def fm_case(rng, N=64, K=3, T=4, c=0.5, P=5.0):
 def test_fast_fm_step_equals_cvxpy_reference(rng, c: float) -> None:
     for _ in range(2):
         p = fm_case(rng, c=c)
-        F, info = fm_step_fast(p)
+        F, _ = fm_step_fast(p)
         Fr = fm_step_cvxpy(p)
         # agreement to 1e-6 of the objective's natural scale (Σ w: every e_k ≤ 1); where
         # the optimum is ~0 the relative difference of two tiny numbers means nothing

@@ -325,7 +325,8 @@ def fully_digital(task: MmwaveTask, *, max_iter: int = 300, tol: float = 1e-7) -
     hint: dict = {}
     reason = "max_iter"
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         u, w = _wmmse(task.H, F, task.sigma2)
         gbar = (F.conj().T @ task.A).T
         p = FmProblem(task.H, u, w, F, 1e-6, task.power, task.A, gbar, task.upsilon)
@@ -380,7 +381,8 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     hint: dict = {}
     reason = "max_iter"
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         u, w = _wmmse(task.H, Fm, task.sigma2)                      # eqs. 72, 74
         gbar = (Fm.conj().T @ task.A).T
         p = FmProblem(task.H, u, w, Fh - rho * D, 1 / (2 * rho), task.power, task.A, gbar,
