@@ -50,6 +50,7 @@ __all__ = [
     "check_layout",
     "delta_writes",
     "image_crc",
+    "image_from_bytes",
     "layout_from_profile",
     "open_device",
     "pack_codes",
@@ -225,6 +226,18 @@ def unpack_image(data: bytes, info: DeviceInfo) -> dict[str, NDArray[np.int64]]:
     """Codes per bank from whole-image bytes."""
     return {lay.name: unpack_codes(data[off: off + lay.nbytes], lay.bits, lay.count)
             for lay, off in zip(info.banks, info.offsets, strict=True)}
+
+
+def image_from_bytes(data: bytes, info: DeviceInfo, board: str) -> DeviceImage:
+    """A DeviceImage holding exactly the codes in ``data`` (e.g. read back from a board),
+    so that it can be programmed again (restoring a board)."""
+    from rfctl.hal.image import BankImage
+
+    banks = {}
+    for lay, codes in zip(info.banks, unpack_image(data, info).values(), strict=True):
+        z = np.zeros(codes.size)
+        banks[lay.name] = BankImage(lay.name, lay.kind, codes, lay.bits, codes, codes, z)
+    return DeviceImage(board=board, model=info.model, banks=banks)
 
 
 def image_crc(data: bytes) -> int:

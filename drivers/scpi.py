@@ -1,0 +1,195 @@
+"""SCPI plumbing shared by the VISA instrument drivers and the loopback simulators.
+
+:class:`ScpiInstrument` wraps a pyvisa resource: explicit terminations, every
+command and reply logged on ``rfctl.wire``, the error queue drained after settings,
+and timeouts turned into :class:`~rfctl.errors.DeviceTimeoutError`.
+:class:`ScpiServer` serves line-based SCPI handlers on 127.0.0.1 for pyvisa-py
+(``TCPIP::127.0.0.1::PORT::SOCKET``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+from collections.abc import Callable
+
+from rfctl.errors import ConfigError, DeviceError, DeviceTimeoutError
+
+__all__ = ["ScpiInstrument", "ScpiServer", "open_visa"]
+
+log = logging.getLogger(__name__)
+wire_log = logging.getLogger("rfctl.wire")
+
+
+def open_visa(resource: str, *, visa_library: str | None = None, timeout_s: float = 2.0):
+    """Open a VISA resource with explicit "\\n" terminations.
+
+    Raises
+    ------
+    ConfigError
+        The VISA backend cannot be loaded (install ``rfctl[sim]`` for pyvisa-sim).
+    DeviceError
+        The resource cannot be opened.
+    """
+    import pyvisa
+
+    try:
+        rm = pyvisa.ResourceManager(visa_library) if visa_library else pyvisa.ResourceManager()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load VISA library {visa_library!r}: {exc}; for simulated "
+                          "instruments install rfctl[sim]", field="visa_library") from None
+    try:
+        return rm.open_resource(resource, read_termination="\n", write_termination="\n",
+                                timeout=max(1, math.ceil(timeout_s * 1000)))
+    except Exception as exc:
+        raise DeviceError(f"cannot open VISA resource {resource!r}: {exc}") from None
+
+
+class ScpiInstrument:
+    """A SCPI instrument behind a pyvisa resource.
+
+    Parameters
+    ----------
+    resource : pyvisa resource
+        Opened with explicit terminations (see :func:`open_visa`).
+    name : str
+        Used in errors and the traffic log.
+    expect_model : str, optional
+        The model field of ``*IDN?`` that must match.
+    """
+
+    def __init__(self, resource, name: str, expect_model: str | None = None) -> None:
+        self.inst = resource
+        self.name = name
+        self.idn = self.query("*IDN?")
+        fields = [f.strip() for f in self.idn.split(",")]
+        if expect_model is not None and (len(fields) < 2 or fields[1] != expect_model):
+            raise DeviceError(f"{name}: instrument says {self.idn!r}, expected model "
+                              f"{expect_model!r}")
+        self.check_errors()
+
+    def write(self, cmd: str) -> None:
+        wire_log.debug("tx %s %s", self.name, cmd)
+        try:
+            self.inst.write(cmd)
+        except Exception as exc:  # pyvisa raises VisaIOError and OSError subclasses
+            raise DeviceError(f"{self.name}: write {cmd!r} failed: {exc}") from None
+
+    def query(self, cmd: str) -> str:
+        self.write(cmd)
+        try:
+            reply = self.inst.read().strip()
+        except Exception as exc:
+            if "timeout" in str(exc).lower() or "TMO" in str(exc):
+                raise DeviceTimeoutError(f"{self.name}: no reply to {cmd!r} within "
+                                         f"{self.inst.timeout} ms") from None
+            raise DeviceError(f"{self.name}: reading the reply to {cmd!r} failed: "
+                              f"{exc}") from None
+        wire_log.debug("rx %s %s", self.name, reply)
+        return reply
+
+    def query_float(self, cmd: str) -> float:
+        r = self.query(cmd)
+        try:
+            return float(r)
+        except ValueError:
+            raise DeviceError(f"{self.name}: {cmd!r} answered {r!r}, not a number") from None
+
+    def check_errors(self) -> None:
+        """Drain ``SYST:ERR?``; raise the first error.
+
+        Raises
+        ------
+        DeviceError
+            With the instrument's code and message.
+        """
+        errs = []
+        for _ in range(32):
+            r = self.query("SYST:ERR?")
+            try:
+                code = int(float(r.split(",", 1)[0]))
+            except ValueError:
+                raise DeviceError(f"{self.name}: malformed SYST:ERR? reply {r!r}") from None
+            if code == 0:
+                break
+            errs.append(r)
+        if errs:
+            raise DeviceError(f"{self.name}: instrument error(s): {'; '.join(errs)}")
+
+    def set(self, cmd: str) -> None:
+        """Write a setting and check the error queue."""
+        self.write(cmd)
+        self.check_errors()
+
+    def close(self) -> None:
+        try:
+            self.inst.close()
+        except Exception:  # closing must not raise
+            log.debug("error closing %s", self.name, exc_info=True)
+
+
+class ScpiServer:
+    """Serve a line handler (``str -> str | None``) on 127.0.0.1, one client at a time."""
+
+    def __init__(self, handler: Callable[[str], str | None]) -> None:
+        self.handler = handler
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        self.port = 0
+
+    def start(self, port: int = 0) -> int:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(2)
+        s.settimeout(0.1)
+        self._sock = s
+        self.port = s.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="rfctl-scpi")
+        self._thread.start()
+        return self.port
+
+    @property
+    def resource(self) -> str:
+        return f"TCPIP::127.0.0.1::{self.port}::SOCKET"
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(0.1)
+            buf = b""
+            with conn:
+                while not self._stop.is_set():
+                    try:
+                        d = conn.recv(4096)
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                    if not d:
+                        break
+                    buf += d
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        with self.lock:
+                            reply = self.handler(line.decode("ascii", "replace").strip())
+                        if reply is not None:
+                            conn.sendall(reply.encode() + b"\n")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._sock is not None:
+            self._sock.close()

@@ -1,0 +1,150 @@
+"""Beam sweeps and beampattern measurements: program → settle → measure.
+
+An interrupted run (Ctrl-C, an instrument error) puts the board back on the image it
+held before the run, keeps the data taken so far, and raises :class:`SweepInterrupted`
+with those data, so that a script can still save them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rfctl.errors import RfctlError
+from rfctl.geometry import upa_steering
+from rfctl.hal import CompiledBoard, quantize
+from rfctl.hal.device import Device, image_from_bytes, program
+from rfctl.lab.instruments import PowerSensor, ProbePositioner
+from rfctl.state import ArrayState
+
+__all__ = ["SweepData", "SweepInterrupted", "beam_sweep", "beampattern", "steering_state"]
+
+log = logging.getLogger(__name__)
+
+
+def steering_state(rows: int, cols: int, theta: float, phi: float, *, n_rf: int = 1,
+                   calibration_free: bool = True) -> ArrayState:
+    """Every element on RF chain 0, phases steering the beam at (θ, φ).
+
+    The phase of element n is ∠a_n(φ, θ), so that the field Σ_n e^{jφ_n} conj(a_n) adds
+    in phase in that direction. Calibration offsets are applied by the HAL, not here.
+    """
+    a = upa_steering(rows, cols, phi, theta)
+    S = np.zeros((rows * cols, n_rf), dtype=bool)
+    S[:, 0] = True
+    return ArrayState(phases=np.angle(a), switch=S)
+
+
+@dataclass
+class SweepData:
+    """Points measured so far.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per point: the parameters, ``power_w``, ``power_dbm``, ``t_s`` (time
+        since start), ``program_ms`` and, per bank, the applied codes.
+    elapsed_s : float
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def column(self, key: str) -> np.ndarray:
+        return np.array([r[key] for r in self.rows])
+
+
+class SweepInterrupted(RfctlError):
+    """A sweep stopped early; ``data`` holds the points taken, and the board was put
+    back on its previous image (``restored`` says whether that succeeded)."""
+
+    def __init__(self, message: str, data: SweepData, restored: bool) -> None:
+        super().__init__(message)
+        self.data = data
+        self.restored = restored
+
+
+def _dbm(w: float) -> float:
+    return 10 * np.log10(max(w, 1e-30)) + 30
+
+
+def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device,
+         board: CompiledBoard, sensor: PowerSensor, state_of: Callable[[dict], ArrayState],
+         settle_s: float, progress: Callable[[int, int], None] | None,
+         keep_codes: bool) -> SweepData:
+    data = SweepData()
+    initial = device.read_active() if device.verified_active is None else device.verified_active
+    info = device.info()
+    t0 = time.perf_counter()
+    last_state = None
+    try:
+        for i, pt in enumerate(points):
+            prepare(pt)
+            st = state_of(pt)
+            t1 = time.perf_counter()
+            if st is not last_state:
+                img = quantize(st, board)
+                program(device, img)
+                last_state = st
+            t2 = time.perf_counter()
+            if settle_s:
+                time.sleep(settle_s)
+            p = sensor.read_power()
+            row = {**pt, "power_w": p, "power_dbm": _dbm(p), "t_s": time.perf_counter() - t0,
+                   "program_ms": (t2 - t1) * 1e3}
+            if keep_codes:
+                row["codes"] = {k: b.codes.tolist() for k, b in img.banks.items()}
+            data.rows.append(row)
+            if progress is not None:
+                progress(i + 1, len(points))
+    except (KeyboardInterrupt, RfctlError) as exc:
+        data.elapsed_s = time.perf_counter() - t0
+        restored = False
+        try:
+            program(device, image_from_bytes(initial, info, board.profile.name))
+            restored = True
+        except RfctlError as rexc:
+            log.error("could not restore the board after the interruption: %s", rexc)
+        raise SweepInterrupted(
+            f"sweep stopped after {len(data.rows)} of {len(points)} points "
+            f"({type(exc).__name__}: {exc}); board "
+            + ("restored to its previous image" if restored else "NOT restored"),
+            data, restored) from exc
+    data.elapsed_s = time.perf_counter() - t0
+    return data
+
+
+def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
+               angles: Sequence[tuple[float, float]], *, rows: int, cols: int,
+               settle_s: float = 0.0, progress: Callable[[int, int], None] | None = None,
+               keep_codes: bool = True) -> SweepData:
+    """Steer the beam over ``angles`` (θ, φ) and measure the power at the fixed probe.
+
+    Returns
+    -------
+    SweepData
+        One row per angle (``theta``, ``phi``, ``power_w``, …).
+
+    Raises
+    ------
+    SweepInterrupted
+        On Ctrl-C or an instrument/device error; the board is restored.
+    """
+    states = {i: steering_state(rows, cols, th, ph) for i, (th, ph) in enumerate(angles)}
+    points = [{"index": i, "theta": th, "phi": ph} for i, (th, ph) in enumerate(angles)]
+    return _run(points, lambda pt: None, device, board, sensor,
+                lambda pt: states[pt["index"]], settle_s, progress, keep_codes)
+
+
+def beampattern(device: Device, board: CompiledBoard, sensor: PowerSensor,
+                positioner: ProbePositioner, state: ArrayState,
+                probes: Sequence[tuple[float, float]], *, settle_s: float = 0.0,
+                progress: Callable[[int, int], None] | None = None) -> SweepData:
+    """Program one beam, then move the probe over ``probes`` (θ, φ) and measure."""
+    points = [{"index": i, "theta": th, "phi": ph} for i, (th, ph) in enumerate(probes)]
+    return _run(points, lambda pt: positioner.move(pt["theta"], pt["phi"]), device, board,
+                sensor, lambda pt: state, settle_s, progress, keep_codes=False)

@@ -1,0 +1,156 @@
+"""Lab loop: instruments over pyvisa (pyvisa-sim and pyvisa-py on a loopback bench),
+beam sweeps, records, interruption, and phase calibration against hidden offsets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rfctl.drivers.instruments import open_instrument, sim_yaml
+from rfctl.drivers.rfctl_board import open_rfctl_board
+from rfctl.drivers.sim_bench import BenchModel, SimBench
+from rfctl.drivers.simboard import SimBoardFirmware
+
+from rfctl.config import load_config
+from rfctl.errors import DeviceError, DeviceTimeoutError
+from rfctl.hal import compile_board
+from rfctl.lab import (
+    RunRecord,
+    SweepInterrupted,
+    beam_sweep,
+    beampattern,
+    phase_calibration,
+    steering_state,
+    write_calibration,
+)
+
+PROFILE = load_config("sim-lab-8x8")
+
+
+@pytest.fixture
+def bench():
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    model = BenchModel.random(fw, PROFILE, 8, 8, seed=11, noise=0.05)
+    with SimBench(model) as b:
+        res = b.start()
+        yield fw, model, b, res
+
+
+def circular_rms_deg(est: np.ndarray, truth: np.ndarray) -> float:
+    e = np.angle(np.exp(1j * (est - truth)))
+    e = np.angle(np.exp(1j * (e - np.angle(np.mean(np.exp(1j * e))))))  # no global phase
+    return float(np.degrees(np.sqrt(np.mean(e ** 2))))
+
+
+def test_calibration_recovers_hidden_offsets(bench, tmp_path: Path) -> None:
+    fw, model, _, res = bench
+    dev = open_rfctl_board(PROFILE, firmware=fw)
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    M = 8
+    cal = phase_calibration(dev, PROFILE, pm, rows=8, cols=8, states=M, passes=3)
+    # Tolerance from the noise: a cosine fit over M points has phase std σ/(g√M) rad per
+    # element; the RMS over 64 elements is within ~10 % of that. Allow a factor of 2.
+    sigma_deg = np.degrees(model.noise / np.sqrt(M) * np.sqrt(np.mean(1 / model.gains ** 2)))
+    rms = circular_rms_deg(cal.offsets, model.offsets)
+    assert rms <= 2 * sigma_deg, (rms, sigma_deg)
+    assert circular_rms_deg(np.zeros(64), model.offsets) > 50  # offsets were large
+    assert cal.measurements == 3 * 64 * M + 2
+    # the calibrated beam reaches the ideal power to within 0.1 dB, from far below it
+    assert 10 * np.log10(cal.power_after_w / model.ideal_power_w()) > -0.1
+    assert 10 * np.log10(cal.power_before_w / model.ideal_power_w()) < -6
+    # the table the HAL reads reproduces the estimate
+    path = write_calibration(tmp_path / "cal.csv", cal.offsets)
+    prof = PROFILE.model_copy(update={"banks": [
+        PROFILE.banks[0].model_copy(update={"calibration_file": str(path)}), PROFILE.banks[1]]})
+    assert np.allclose(compile_board(prof).codebooks["phase"].offsets, cal.offsets)
+
+
+def test_beam_sweep_and_records_on_loopback_bench(bench, tmp_path: Path) -> None:
+    fw, model, _, res = bench
+    model.offsets[:] = 0.0  # an ideal array: the sweep peaks where the beam hits the probe
+    model.probe = (0.3, -0.2)
+    dev = open_rfctl_board(PROFILE, firmware=fw)
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    angles = [(t, -0.2) for t in np.linspace(-1, 1, 41)]
+    calls = []
+    data = beam_sweep(dev, compile_board(PROFILE), pm, angles, rows=8, cols=8,
+                      progress=lambda d, t: calls.append(d))
+    p = data.column("power_w")
+    assert np.argmax(p) == int(np.argmin(np.abs(np.linspace(-1, 1, 41) - 0.3)))
+    assert calls == list(range(1, 42))
+    rec = RunRecord(tmp_path, "sweep")
+    rec.snapshot(profile=PROFILE, device=dev, instruments=[pm], params={"probe": model.probe})
+    rec.data(data.rows)
+    rec.plot("sweep", data.column("theta"), {"power (dBm)": data.column("power_dbm")},
+             "θ", "dBm")
+    snap = json.loads((rec.path / "snapshot.json").read_text())
+    assert snap["board_ident"]["model"] == "rfctl-sim-lab"
+    assert "PM-SIM" in snap["instruments"][0]["idn"] and snap["versions"]["rfctl"]
+    assert (rec.path / "data.csv").read_text().startswith("index,theta,phi,power_w")
+    assert len(json.loads((rec.path / "data.json").read_text())["rows"][0]["codes"]["phase"]) \
+        == 64
+    assert (rec.path / "sweep.png").stat().st_size > 5000
+
+
+def test_beampattern_with_positioner(bench) -> None:
+    fw, model, _, res = bench
+    model.offsets[:] = 0.0
+    dev = open_rfctl_board(PROFILE, firmware=fw)
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    pos = open_instrument("positioner", res["positioner"], visa_library="@py")
+    probes = [(t, 0.0) for t in np.linspace(-0.5, 0.5, 21)]
+    data = beampattern(dev, compile_board(PROFILE), pm, pos, steering_state(8, 8, 0.2, 0.0),
+                       probes)
+    assert abs(data.column("theta")[np.argmax(data.column("power_w"))] - 0.2) < 0.03
+
+
+def test_interrupted_sweep_restores_the_board_and_keeps_data(bench) -> None:
+    fw, _, _, res = bench
+    dev = open_rfctl_board(PROFILE, firmware=fw)
+    from rfctl.hal import quantize
+    from rfctl.hal.device import program
+
+    program(dev, quantize(steering_state(8, 8, 0.0, 0.0), PROFILE))
+    before = bytes(fw.active)
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+
+    def stop_at_5(done: int, total: int) -> None:
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SweepInterrupted, match="5 of 20") as ei:
+        beam_sweep(dev, compile_board(PROFILE), pm, [(t, 0.0) for t in np.linspace(-1, 1, 20)],
+                   rows=8, cols=8, progress=stop_at_5)
+    assert len(ei.value.data.rows) == 5 and ei.value.restored
+    assert bytes(fw.active) == before
+
+
+def test_sweep_against_pyvisa_sim(tmp_path: Path) -> None:
+    res = "TCPIP::127.0.0.1::5025::SOCKET"
+    y = tmp_path / "bench.yaml"
+    y.write_text(sim_yaml({"power-meter": res}))
+    pm = open_instrument("power-meter", res, visa_library=f"{y}@sim")
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    dev = open_rfctl_board(PROFILE, firmware=fw)
+    data = beam_sweep(dev, compile_board(PROFILE), pm, [(t, 0.0) for t in (-0.5, 0.0, 0.5)],
+                      rows=8, cols=8)
+    # pyvisa-sim gives a static reading between −41 and −39 dBm
+    assert np.all((data.column("power_dbm") > -41.01) & (data.column("power_dbm") < -38.99))
+    pm.set_frequency(28e9)
+    with pytest.raises(DeviceError, match="-222"):
+        pm.set_frequency(1e15)
+
+
+def test_instrument_errors_are_clear(bench) -> None:
+    _, _, b, res = bench
+    sa = open_instrument("spectrum-analyzer", res["spectrum-analyzer"], visa_library="@py")
+    with pytest.raises(DeviceError, match="out of range"):
+        sa.configure(30e9, 1e6, 1e9)  # RBW above the instrument's range
+    with pytest.raises(DeviceError, match="expected model"):
+        open_instrument("power-meter", res["vna"], visa_library="@py")
+    vna = open_instrument("vna", res["vna"], visa_library="@py", timeout_s=0.2)
+    b.instruments["vna"].silent = True
+    with pytest.raises(DeviceTimeoutError, match="no reply"):
+        vna.s21()
