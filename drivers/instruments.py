@@ -144,7 +144,8 @@ def sim_yaml(resources: dict[str, str]) -> str:
             props.append(("freq", d["freq"], 1e9, 1e6, 110e9))
         elif kind == "spectrum-analyzer":
             dialogues.append(f'      - q: "{d["peak"]}"')
-            dialogues.append(f'      - q: "{d["marker"]}"\n        r: "{{RANDOM(-41, -39, 1):.3f}}"')
+            dialogues.append(
+                f'      - q: "{d["marker"]}"\n        r: "{{RANDOM(-41, -39, 1):.3f}}"')
             props += [("center", d["center"], 1e9, 1e6, 110e9),
                       ("span", d["span"], 1e6, 1.0, 1e10), ("rbw", d["rbw"], 1e3, 1.0, 1e7)]
         elif kind == "vna":

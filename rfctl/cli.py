@@ -315,6 +315,116 @@ def _cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _open_instrument(kind: str, resource: str, visa_library: str | None):
+    """An instrument driver through the entry-point group ``rfctl.instruments``."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="rfctl.instruments"):
+        if ep.name == kind:
+            try:
+                factory = ep.load()
+            except ImportError as exc:
+                raise RfctlError(f"instrument driver {kind!r} needs {exc.name}; "
+                                 "pip install 'rfctl[sim]'") from None
+            return factory(kind, resource, visa_library=visa_library)
+    raise RfctlError(f"no instrument driver {kind!r} is installed")
+
+
+def _cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
+    """A simulated board and its measurement bench in one process."""
+    profile = _board_profile(args.board)
+    mod = _load_driver_module("rfctl-serial")
+    bench_mod = __import__(mod.__name__.rsplit(".", 1)[0] + ".sim_bench", fromlist=["_"])
+    server = mod.sim_server(profile, baud=args.baud or None)
+    fw = server.firmware
+    model = bench_mod.BenchModel.random(fw, profile, args.rows, args.cols, seed=args.seed,
+                                        noise=args.noise)
+    model.probe = (args.probe_theta, args.probe_phi)
+    bench = bench_mod.SimBench(model)
+    res = bench.start()
+    url = server.start_socket()
+    sys.setswitchinterval(1e-4)
+    print(f"simulated board {profile.name} at {url}", file=out)
+    for kind, r in res.items():
+        print(f"{kind:18s} {r}", file=out)
+    print(f"(hidden phase offsets seeded {args.seed}; Ctrl-C stops)", file=out, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        bench.stop()
+    return 0
+
+
+def _lab_setup(args: argparse.Namespace):
+    profile = _board_profile(args.board)
+    if args.calibration:
+        ph = next(b for b in profile.banks if b.kind == "phase")
+        banks = [b.model_copy(update={"calibration_file": str(Path(args.calibration).resolve())})
+                 if b is ph else b for b in profile.banks]
+        profile = profile.model_copy(update={"banks": banks})
+    dev = open_device(profile, **({"url": args.url} if args.url else {}))
+    meter = _open_instrument(args.sensor, args.meter, args.visa_library)
+    return profile, dev, meter
+
+
+def _cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
+    from rfctl.lab import (
+        RunRecord,
+        SweepInterruptedError,
+        beam_sweep,
+        phase_calibration,
+        write_calibration,
+    )
+    from rfctl.sweep import ProgressBar
+
+    profile, dev, meter = _lab_setup(args)
+    bar = ProgressBar(sys.stderr, label=args.action)
+    rec = RunRecord(args.out, args.action)
+    params = {k: v for k, v in vars(args).items() if k != "func"}
+    rec.snapshot(profile=profile, device=dev, instruments=[meter], params=params)
+    try:
+        if args.action == "sweep":
+            th = np.linspace(args.start, args.stop, args.points)
+            angles = [(float(t), args.phi) for t in th]
+            try:
+                data = beam_sweep(dev, compile_board(profile), meter, angles, rows=args.rows,
+                                  cols=args.cols, settle_s=args.settle, progress=bar)
+            except SweepInterruptedError as exc:
+                rec.data(exc.data.rows, {"interrupted": str(exc)})
+                print(f"rfctl: {exc}; partial data in {rec.path}", file=sys.stderr)
+                return 130
+            rec.data(data.rows)
+            rec.plot("sweep", data.column("theta"), {"power (dBm)": data.column("power_dbm")},
+                     "beam θ (surrogate)", "received power (dBm)")
+            k = int(np.argmax(data.column("power_w")))
+            print(f"{args.points}-point sweep in {data.elapsed_s:.2f} s "
+                  f"({data.elapsed_s / args.points * 1e3:.2f} ms per point); peak "
+                  f"{data.rows[k]['power_dbm']:.2f} dBm at θ = {data.rows[k]['theta']:.3f}; "
+                  f"records in {rec.path}", file=out)
+        else:
+            cal = phase_calibration(dev, profile, meter, rows=args.rows, cols=args.cols,
+                                    probe=(args.probe_theta, args.probe_phi),
+                                    states=args.states, passes=args.passes, progress=bar)
+            path = write_calibration(args.write_calibration, cal.offsets)
+            rows = [{"element": k, "phase_offset_rad": float(v),
+                     "phase_offset_deg": float(np.degrees(v))}
+                    for k, v in enumerate(cal.offsets)]
+            rec.data(rows, {"measurements": cal.measurements,
+                            "power_before_w": cal.power_before_w,
+                            "power_after_w": cal.power_after_w})
+            gain = 10 * np.log10(cal.power_after_w / cal.power_before_w)
+            print(f"calibrated {len(cal.offsets)} elements with {cal.measurements} "
+                  f"measurements; beam at the probe {10 * np.log10(cal.power_before_w) + 30:.2f}"
+                  f" → {10 * np.log10(cal.power_after_w) + 30:.2f} dBm ({gain:+.2f} dB); "
+                  f"table written to {path}; records in {rec.path}", file=out)
+    finally:
+        for x in (dev, meter):
+            close = getattr(x, "close", None)
+            if close is not None:
+                close()
+    return 0
+
+
 def _cmd_beams(args: argparse.Namespace, out: TextIO) -> int:
     profile = _board_profile(args.board)
     dev = open_device(profile, **({"url": args.url} if args.url else {}))
@@ -411,6 +521,43 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--silent", action="store_true", help="never reply")
     sb.add_argument("--seed", type=int, default=0, help="fault generator seed")
     sb.set_defaults(func=_cmd_sim_board)
+
+    sbn = sub.add_parser("sim-bench", help="serve a simulated board and its measurement "
+                         "bench (power meter, spectrum analyzer, VNA, positioner)")
+    sbn.add_argument("--board", default="sim-lab-8x8")
+    sbn.add_argument("--rows", type=int, default=8)
+    sbn.add_argument("--cols", type=int, default=8)
+    sbn.add_argument("--baud", type=int, default=921600)
+    sbn.add_argument("--seed", type=int, default=0, help="seed of the hidden phase offsets")
+    sbn.add_argument("--noise", type=float, default=0.05,
+                     help="receiver noise σ in units of one element's field")
+    sbn.add_argument("--probe-theta", type=float, default=0.0)
+    sbn.add_argument("--probe-phi", type=float, default=0.0)
+    sbn.set_defaults(func=_cmd_sim_bench)
+
+    lab = sub.add_parser("lab", help="lab routines: beam sweep, phase calibration")
+    lab.add_argument("action", choices=["sweep", "calibrate"])
+    lab.add_argument("--board", default="sim-lab-8x8")
+    lab.add_argument("--url", help="board link URL (e.g. socket://127.0.0.1:PORT)")
+    lab.add_argument("--meter", required=True, help="VISA resource of the power sensor")
+    lab.add_argument("--sensor", default="power-meter",
+                     choices=["power-meter", "spectrum-analyzer", "vna"])
+    lab.add_argument("--visa-library", default="@py", help="'@py', 'file.yaml@sim', …")
+    lab.add_argument("--rows", type=int, default=8)
+    lab.add_argument("--cols", type=int, default=8)
+    lab.add_argument("--calibration", help="apply this calibration table to the phase bank")
+    lab.add_argument("--out", type=Path, default=Path("runs"), help="records folder")
+    lab.add_argument("--start", type=float, default=-1.0, help="sweep: first θ")
+    lab.add_argument("--stop", type=float, default=1.0, help="sweep: last θ")
+    lab.add_argument("--points", type=int, default=181, help="sweep: number of points")
+    lab.add_argument("--phi", type=float, default=0.0, help="sweep: φ of every beam")
+    lab.add_argument("--settle", type=float, default=0.0, help="settle time per point, s")
+    lab.add_argument("--probe-theta", type=float, default=0.0, help="calibrate: probe θ")
+    lab.add_argument("--probe-phi", type=float, default=0.0, help="calibrate: probe φ")
+    lab.add_argument("--states", type=int, default=8, help="calibrate: phase states")
+    lab.add_argument("--passes", type=int, default=3, help="calibrate: passes")
+    lab.add_argument("--write-calibration", type=Path, default=Path("calibration.csv"))
+    lab.set_defaults(func=_cmd_lab)
 
     bm = sub.add_parser("beams", help="store a beam in a board slot, or select one")
     bm.add_argument("action", choices=["store", "select"])

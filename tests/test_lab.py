@@ -18,7 +18,7 @@ from rfctl.errors import DeviceError, DeviceTimeoutError
 from rfctl.hal import compile_board
 from rfctl.lab import (
     RunRecord,
-    SweepInterrupted,
+    SweepInterruptedError,
     beam_sweep,
     beampattern,
     phase_calibration,
@@ -120,7 +120,7 @@ def test_interrupted_sweep_restores_the_board_and_keeps_data(bench) -> None:
         if done == 5:
             raise KeyboardInterrupt
 
-    with pytest.raises(SweepInterrupted, match="5 of 20") as ei:
+    with pytest.raises(SweepInterruptedError, match="5 of 20") as ei:
         beam_sweep(dev, compile_board(PROFILE), pm, [(t, 0.0) for t in np.linspace(-1, 1, 20)],
                    rows=8, cols=8, progress=stop_at_5)
     assert len(ei.value.data.rows) == 5 and ei.value.restored

@@ -8,7 +8,13 @@ never import a concrete driver; the CLI opens both through entry points.
 from rfctl.lab.calibration import CalibrationResult, phase_calibration, write_calibration
 from rfctl.lab.instruments import PowerSensor, ProbePositioner
 from rfctl.lab.records import RunRecord
-from rfctl.lab.sweeps import SweepData, SweepInterrupted, beam_sweep, beampattern, steering_state
+from rfctl.lab.sweeps import (
+    SweepData,
+    SweepInterruptedError,
+    beam_sweep,
+    beampattern,
+    steering_state,
+)
 
 __all__ = [
     "CalibrationResult",
@@ -16,7 +22,7 @@ __all__ = [
     "ProbePositioner",
     "RunRecord",
     "SweepData",
-    "SweepInterrupted",
+    "SweepInterruptedError",
     "beam_sweep",
     "beampattern",
     "phase_calibration",

@@ -1,7 +1,7 @@
 """Beam sweeps and beampattern measurements: program → settle → measure.
 
 An interrupted run (Ctrl-C, an instrument error) puts the board back on the image it
-held before the run, keeps the data taken so far, and raises :class:`SweepInterrupted`
+held before the run, keeps the data taken so far, and raises :class:`SweepInterruptedError`
 with those data, so that a script can still save them.
 """
 
@@ -21,7 +21,7 @@ from rfctl.hal.device import Device, image_from_bytes, program
 from rfctl.lab.instruments import PowerSensor, ProbePositioner
 from rfctl.state import ArrayState
 
-__all__ = ["SweepData", "SweepInterrupted", "beam_sweep", "beampattern", "steering_state"]
+__all__ = ["SweepData", "SweepInterruptedError", "beam_sweep", "beampattern", "steering_state"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class SweepData:
         return np.array([r[key] for r in self.rows])
 
 
-class SweepInterrupted(RfctlError):
+class SweepInterruptedError(RfctlError):
     """A sweep stopped early; ``data`` holds the points taken, and the board was put
     back on its previous image (``restored`` says whether that succeeded)."""
 
@@ -109,7 +109,7 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
             restored = True
         except RfctlError as rexc:
             log.error("could not restore the board after the interruption: %s", rexc)
-        raise SweepInterrupted(
+        raise SweepInterruptedError(
             f"sweep stopped after {len(data.rows)} of {len(points)} points "
             f"({type(exc).__name__}: {exc}); board "
             + ("restored to its previous image" if restored else "NOT restored"),
@@ -131,7 +131,7 @@ def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
 
     Raises
     ------
-    SweepInterrupted
+    SweepInterruptedError
         On Ctrl-C or an instrument/device error; the board is restored.
     """
     states = {i: steering_state(rows, cols, th, ph) for i, (th, ph) in enumerate(angles)}
