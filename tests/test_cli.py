@@ -71,3 +71,42 @@ def test_quantize_refuses_bad_state(tmp_path: Path, capsys) -> None:
 def test_usage_error_exit_2() -> None:
     assert run("frobnicate")[0] == 2
     assert run("--version")[0] == 0
+
+
+def test_optimize_commands_write_states(tmp_path: Path) -> None:
+    from rfctl.state import ArrayState
+
+    code, text = run("optimize", "sub6g", "--scenario", "dbraa-14x14", "--out",
+                     str(tmp_path / "s6.json"))
+    assert code == 0 and "antennas (row, col)" in text
+    assert ArrayState.load(tmp_path / "s6.json").selection.sum() == 4
+    code, text = run("optimize", "dual-band", "--scenario", "dbraa-14x14", "--out",
+                     str(tmp_path / "db.json"))
+    assert code == 0 and "mmWave gets" in text and "phase bits" in text
+    st = ArrayState.load(tmp_path / "db.json")
+    assert st.phases.shape == (196,) and st.selection.sum() == 4
+    assert run("quantize", str(tmp_path / "db.json"), "--board", "sim-dbraa-14x14")[0] == 0
+
+
+def test_lab_commands_against_the_simulated_bench(tmp_path: Path) -> None:
+    from rfctl.drivers.sim_bench import BenchModel, SimBench
+    from rfctl.drivers.simboard import SimBoardFirmware
+    from rfctl.drivers.simserver import SimServer
+
+    from rfctl.config import load_config
+
+    prof = load_config("sim-lab-8x8")
+    fw = SimBoardFirmware.from_profile(prof)
+    model = BenchModel.random(fw, prof, 8, 8, seed=2)
+    with SimBench(model) as bench, SimServer(fw) as srv:
+        res = bench.start()
+        url = srv.start_socket()
+        common = ["--url", url, "--meter", res["power-meter"], "--out", str(tmp_path)]
+        code, text = run("lab", "calibrate", *common, "--passes", "2", "--states", "4",
+                         "--write-calibration", str(tmp_path / "cal.csv"))
+        assert code == 0 and "calibrated 64 elements with 514 measurements" in text
+        code, text = run("lab", "sweep", *common, "--points", "21",
+                         "--calibration", str(tmp_path / "cal.csv"))
+        assert code == 0 and "21-point sweep" in text and "θ = 0.000" in text
+    runs = sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir())
+    assert runs == ["calibrate", "sweep"]
