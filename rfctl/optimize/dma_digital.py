@@ -1,0 +1,204 @@
+"""DMA digital beamforming: the semidefinite relaxation P2 of the DMA seed (eqs. 6–14).
+
+With the element loads fixed, every quantity is quadratic in B = [B_c B_s] (N × (M + N_s)):
+
+- beampattern P(θ_d, φ_d) = Σ_m b_mᴴ A_d b_m with A_d = v_d v_dᴴ, where
+  v_dᴴ = a(θ_d, φ_d)ᵀ Φ Y_st (seed eq. 3);
+- SINR of user m (eq. 1): |h_m b_m|² / (Σ_{i≠m} |h_m b_i|² + σ²), with 𝒴_m = h_mᴴ h_m;
+- transmit power (eq. 5): ½ Re tr(Y_p B Bᴴ) = tr(A_P B Bᴴ), with A_P = ¼ (Y_p + Y_pᴴ).
+
+P2 replaces b_m b_mᴴ by PSD matrices 𝓑_m for the M communication streams. Only the sum
+R_s of the sensing streams matters, so they share one PSD matrix. The problem
+maximises the mean beampattern gain (1/D) Σ_d tr(A_d R) subject to
+β_d ≤ tr(A_d R) ≤ β_max, the SINR constraints and tr(A_P R) ≤ P_max, where
+R = Σ_m 𝓑_m + R_s. The seed's line "(7.)" is an extraction artefact and is left out.
+Channels are expressed in noise units (h/σ, noise 1) before the conic solver sees them.
+
+**Rank-one recovery.** The communication streams take
+b_m = (h̄ᴴ 𝓑_m h̄)^{-1/2} 𝓑_m h̄ with h̄ = h_mᴴ. This keeps each user's signal power
+exactly and can only lower the interference, since b_m b_mᴴ ⪯ 𝓑_m. The rest of the
+total covariance, R − Σ b_m b_mᴴ ⪰ 0, is factored into the sensing streams, so the total
+covariance, and with it the beampattern and the power, is kept whenever
+N_s ≥ rank(R − Σ b_m b_mᴴ). Otherwise the strongest N_s eigen-directions are kept and the
+loss is reported. The recovered B is always checked with the model's own metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rfctl.errors import InfeasibleError
+
+__all__ = ["DigitalProblem", "DigitalResult", "solve_digital"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DigitalProblem:
+    """Data of P1/P2 for fixed element loads.
+
+    Attributes
+    ----------
+    V : ndarray, shape (N, D)
+        v_d (columns): P(θ_d, φ_d) = Σ_m |v_dᴴ b_m|².
+    H : ndarray, shape (M, N)
+        Users' effective channels h_m (rows), in the same units as B.
+    A_P : ndarray, shape (N, N)
+        Hermitian power matrix: P_t = tr(A_P B Bᴴ).
+    sigma2 : float
+        Noise power (same units as |h b|²).
+    gamma : ndarray, shape (M,)
+        SINR targets Γ_m, linear.
+    beta : ndarray, shape (D,)
+        Lower beampattern bounds β_d.
+    beta_max : float
+    p_max : float
+    n_sensing : int
+        Sensing streams N_s.
+    """
+
+    V: NDArray[np.complex128]
+    H: NDArray[np.complex128]
+    A_P: NDArray[np.complex128]
+    sigma2: float
+    gamma: NDArray[np.float64]
+    beta: NDArray[np.float64]
+    beta_max: float
+    p_max: float
+    n_sensing: int
+
+    # ---------------------------------------------------------------- metrics of a B
+    def beampattern(self, B: NDArray) -> NDArray[np.float64]:
+        return np.sum(np.abs(self.V.conj().T @ B) ** 2, axis=1)
+
+    def sinr(self, B: NDArray) -> NDArray[np.float64]:
+        """SINR of every user; the interference comes from every other column of B,
+        sensing streams included (seed eq. 1)."""
+        M = self.H.shape[0]
+        G = np.abs(self.H @ B) ** 2  # (M, M + N_s)
+        sig = G[np.arange(M), np.arange(M)]
+        return sig / (G.sum(1) - sig + self.sigma2)
+
+    def power(self, B: NDArray) -> float:
+        return float(np.real(np.trace(self.A_P @ B @ B.conj().T)))
+
+
+@dataclass
+class DigitalResult:
+    """Outcome of :func:`solve_digital`.
+
+    Attributes
+    ----------
+    B : ndarray, shape (N, M + N_s)
+        Recovered beamformer (communication columns first).
+    sdp_objective : float
+        Optimum of the relaxation (an upper bound on P1's objective for these loads).
+    objective : float
+        Mean beampattern gain of the recovered B.
+    sinr, beampattern : ndarray
+    power : float
+    rank_loss : float
+        Beampattern objective lost because N_s < rank of the residual covariance
+        (0 when the recovery is exact).
+    status : str
+    """
+
+    B: NDArray[np.complex128]
+    sdp_objective: float
+    objective: float
+    sinr: NDArray[np.float64]
+    beampattern: NDArray[np.float64]
+    power: float
+    rank_loss: float
+    status: str
+
+
+def _solve_sdp(p: DigitalProblem, *, sinr: bool = True, pattern: bool = True,
+               objective: bool = True):
+    import cvxpy as cp
+
+    N = p.V.shape[0]
+    M = p.H.shape[0]
+    s = np.sqrt(p.sigma2)
+    Hn = p.H / s  # noise units: noise power 1
+    Bm = [cp.Variable((N, N), hermitian=True) for _ in range(M)]
+    Rs = cp.Variable((N, N), hermitian=True)
+    R = sum(Bm) + Rs if M else Rs
+    cons = [X >> 0 for X in [*Bm, Rs]]
+    gains = [cp.real(cp.quad_form(p.V[:, d], R)) for d in range(p.V.shape[1])] \
+        if p.V.shape[1] else []
+    if pattern:
+        for d, g in enumerate(gains):
+            cons += [g >= p.beta[d], g <= p.beta_max]
+    if sinr:
+        for m in range(M):
+            h = Hn[m].conj()  # h_mᴴ as a column: |h_m b|² = bᴴ (h_mᴴ h_m) b
+            tot = cp.real(cp.quad_form(h, R))
+            own = cp.real(cp.quad_form(h, Bm[m]))
+            cons.append(tot - own - own / p.gamma[m] + 1.0 <= 0)
+    cons.append(cp.real(cp.trace(p.A_P @ R)) <= p.p_max)
+    obj = cp.Maximize(sum(gains) / max(len(gains), 1)) if objective and gains \
+        else cp.Minimize(0)
+    prob = cp.Problem(obj, cons)
+    try:
+        prob.solve(solver=cp.CLARABEL)
+    except cp.SolverError:
+        prob.solve(solver=cp.SCS, eps=1e-8, max_iters=100_000)
+    return prob, Bm, Rs
+
+
+def _cause(p: DigitalProblem) -> str:
+    """Which constraint set makes the SDP infeasible."""
+    only_sinr, _, _ = _solve_sdp(p, pattern=False, objective=False)
+    if only_sinr.status not in ("optimal", "optimal_inaccurate"):
+        return "the SINR targets (with the power budget)"
+    only_pattern, _, _ = _solve_sdp(p, sinr=False, objective=False)
+    if only_pattern.status not in ("optimal", "optimal_inaccurate"):
+        return "the beampattern bounds (with the power budget)"
+    return "the SINR targets and beampattern bounds together"
+
+
+def solve_digital(p: DigitalProblem) -> DigitalResult:
+    """Solve P2 and recover a rank-one B.
+
+    Raises
+    ------
+    InfeasibleError
+        Naming the constraint set that makes the relaxation infeasible.
+    """
+    prob, Bm, Rs = _solve_sdp(p)
+    if prob.status not in ("optimal", "optimal_inaccurate"):
+        cause = _cause(p)
+        raise InfeasibleError(f"the digital beamforming SDP is {prob.status}: {cause} "
+                              "cannot be met with these element loads", bound=cause)
+    M = p.H.shape[0]
+    N = p.V.shape[0]
+    Rm = [np.asarray(X.value) for X in Bm]
+    Rtot = sum(Rm) + np.asarray(Rs.value) if M else np.asarray(Rs.value)
+    cols = []
+    for m in range(M):
+        hb = p.H[m].conj()
+        q = float(np.real(hb.conj() @ Rm[m] @ hb))
+        cols.append(Rm[m] @ hb / np.sqrt(max(q, 1e-300)))
+        # (h̄ᴴ 𝓑 h̄)^{-1/2} 𝓑 h̄: |h_m b_m|² = h̄ᴴ 𝓑_m h̄ exactly
+    Bc = np.stack(cols, axis=1) if cols else np.zeros((N, 0), complex)
+    resid = Rtot - Bc @ Bc.conj().T
+    resid = (resid + resid.conj().T) / 2
+    w, U = np.linalg.eigh(resid)
+    w = np.clip(w, 0, None)
+    order = np.argsort(-w)
+    keep = order[: p.n_sensing]
+    Bs = U[:, keep] * np.sqrt(w[keep])[None, :]
+    lost = order[p.n_sensing:]
+    rank_loss = float(np.sum([np.sum(np.abs(p.V.conj().T @ U[:, j]) ** 2) * w[j]
+                              for j in lost]) / max(p.V.shape[1], 1)) if lost.size else 0.0
+    B = np.concatenate([Bc, Bs], axis=1)
+    bp = p.beampattern(B)
+    return DigitalResult(B=B, sdp_objective=float(prob.value), objective=float(np.mean(bp)),
+                         sinr=p.sinr(B), beampattern=bp, power=p.power(B),
+                         rank_loss=rank_loss, status=str(prob.status))
