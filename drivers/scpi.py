@@ -61,8 +61,11 @@ class ScpiInstrument:
     """
 
     def __init__(self, resource, name: str, expect_model: str | None = None) -> None:
+        from rfctl.hal.device import LinkStats
+
         self.inst = resource
         self.name = name
+        self.stats = LinkStats()
         self.idn = self.query("*IDN?")
         fields = [f.strip() for f in self.idn.split(",")]
         if expect_model is not None and (len(fields) < 2 or fields[1] != expect_model):
@@ -72,6 +75,8 @@ class ScpiInstrument:
 
     def write(self, cmd: str) -> None:
         wire_log.debug("tx %s %s", self.name, cmd)
+        self.stats.bytes_tx += len(cmd) + 1
+        self.stats.frames_tx += 1
         try:
             self.inst.write(cmd)
         except Exception as exc:  # pyvisa raises VisaIOError and OSError subclasses
@@ -83,11 +88,13 @@ class ScpiInstrument:
             reply = self.inst.read().strip()
         except Exception as exc:
             if "timeout" in str(exc).lower() or "TMO" in str(exc):
+                self.stats.timeouts += 1
                 raise DeviceTimeoutError(f"{self.name}: no reply to {cmd!r} within "
                                          f"{self.inst.timeout} ms") from None
             raise DeviceError(f"{self.name}: reading the reply to {cmd!r} failed: "
                               f"{exc}") from None
         wire_log.debug("rx %s %s", self.name, reply)
+        self.stats.bytes_rx += len(reply) + 1
         return reply
 
     def query_float(self, cmd: str) -> float:

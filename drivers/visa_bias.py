@@ -13,25 +13,23 @@ anything fails, it restores the previous voltages and reports what the source ho
 from __future__ import annotations
 
 import logging
-import math
 import re
-import socket
-import threading
 import zlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from rfctl.config import BoardProfile, LorentzianBank
-from rfctl.errors import ConfigError, DeviceError, DeviceTimeoutError
+from rfctl.errors import ConfigError, DeviceError
 from rfctl.hal.device import (
     DeviceInfo,
-    LinkStats,
     StageError,
     layout_from_profile,
     pack_codes,
     unpack_codes,
 )
+
+from .scpi import ScpiInstrument, ScpiServer, open_visa
 
 __all__ = ["DIALECT", "BiasSourceSim", "VisaBiasBoard", "open_visa_bias", "sim_yaml"]
 
@@ -123,9 +121,7 @@ class BiasSourceSim:
             r"\{ch\}", r"(\d+)").replace(r"\{v:\.4f\}", r"([-+0-9.eE]+)") + "$", re.I)
         self._get_re = re.compile("^" + re.escape(DIALECT["get"]).replace(
             r"\{ch\}", r"(\d+)") + "$", re.I)
-        self._sock: socket.socket | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._server: ScpiServer | None = None
 
     def handle(self, line: str) -> str | None:
         line = line.strip()
@@ -149,50 +145,12 @@ class BiasSourceSim:
 
     def start(self) -> int:
         """Listen on 127.0.0.1 (any free port); returns the port."""
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", 0))
-        s.listen(2)
-        s.settimeout(0.1)
-        self._sock = s
-        self._thread = threading.Thread(target=self._serve, daemon=True, name="rfctl-scpi")
-        self._thread.start()
-        return s.getsockname()[1]
-
-    def _serve(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(0.1)
-            buf = b""
-            with conn:
-                while not self._stop.is_set():
-                    try:
-                        d = conn.recv(4096)
-                    except TimeoutError:
-                        continue
-                    except OSError:
-                        break
-                    if not d:
-                        break
-                    buf += d
-                    while b"\n" in buf:
-                        line, buf = buf.split(b"\n", 1)
-                        reply = self.handle(line.decode("ascii", "replace"))
-                        if reply is not None:
-                            conn.sendall(reply.encode() + b"\n")
+        self._server = ScpiServer(self.handle)
+        return self._server.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        if self._sock is not None:
-            self._sock.close()
+        if self._server is not None:
+            self._server.stop()
 
 
 class VisaBiasBoard:
@@ -205,9 +163,10 @@ class VisaBiasBoard:
                               "lorentzian bank", field="banks", reason="unsupported layout")
         self.profile = profile
         self.bank = banks[0]
-        self.inst = resource
         self.name = name or profile.name
-        self.stats = LinkStats()
+        self.scpi = ScpiInstrument(resource, self.name, expect_model=profile.model)
+        self.inst = resource
+        self.stats = self.scpi.stats
         self.verified_active: bytes | None = None
         self.staged_clean = True
         self.beams: dict[int, tuple[int, bytes]] = {}
@@ -219,56 +178,17 @@ class VisaBiasBoard:
         self.v0 = v0
         self.step = (v1 - v0) / ((1 << self.bits) - 1)
         self._staged: bytearray | None = None
-        idn = self._query(DIALECT["idn"])
-        fields = [f.strip() for f in idn.split(",")]
-        if len(fields) < 2 or fields[1] != profile.model:
-            raise DeviceError(f"{self.name}: instrument says {idn!r}; profile "
-                              f"{profile.name!r} expects model {profile.model!r}")
-        self.check_errors()
 
     # ---------------------------------------------------------------- SCPI I/O
     def _write(self, cmd: str) -> None:
-        wire_log.debug("tx %s %s", self.name, cmd)
-        self.stats.bytes_tx += len(cmd) + 1
-        self.stats.frames_tx += 1
-        try:
-            self.inst.write(cmd)
-        except Exception as exc:  # pyvisa raises VisaIOError and OSError subclasses
-            raise DeviceError(f"{self.name}: write {cmd!r} failed: {exc}") from None
+        self.scpi.write(cmd)
 
     def _query(self, cmd: str) -> str:
-        self._write(cmd)
-        try:
-            reply = self.inst.read().strip()
-        except Exception as exc:
-            if "timeout" in str(exc).lower():
-                raise DeviceTimeoutError(f"{self.name}: no reply to {cmd!r} "
-                                         f"within {self.inst.timeout} ms") from None
-            raise DeviceError(f"{self.name}: read after {cmd!r} failed: {exc}") from None
-        wire_log.debug("rx %s %s", self.name, reply)
-        self.stats.bytes_rx += len(reply) + 1
-        return reply
+        return self.scpi.query(cmd)
 
     def check_errors(self) -> None:
-        """Drain ``SYST:ERR?``; raise the first error found.
-
-        Raises
-        ------
-        DeviceError
-            With the instrument's error code and text.
-        """
-        errs = []
-        for _ in range(32):
-            r = self._query(DIALECT["err"])
-            code = r.split(",", 1)[0].strip()
-            try:
-                if int(float(code)) == 0:
-                    break
-            except ValueError:
-                raise DeviceError(f"{self.name}: malformed SYST:ERR? reply {r!r}") from None
-            errs.append(r)
-        if errs:
-            raise DeviceError(f"{self.name}: instrument error(s): {'; '.join(errs)}")
+        """Drain ``SYST:ERR?``; raise the first error (see ScpiInstrument)."""
+        self.scpi.check_errors()
 
     # ---------------------------------------------------------------- codes ↔ volts
     def _volts(self, codes: np.ndarray) -> np.ndarray:
@@ -355,10 +275,7 @@ class VisaBiasBoard:
         raise DeviceError(f"{self.name}: a bias source has no beam memory")
 
     def close(self) -> None:
-        try:
-            self.inst.close()
-        except Exception:  # closing must not raise
-            log.debug("error closing %s", self.name, exc_info=True)
+        self.scpi.close()
 
 
 def open_visa_bias(profile: BoardProfile, *, url: str | None = None,
@@ -368,21 +285,9 @@ def open_visa_bias(profile: BoardProfile, *, url: str | None = None,
     ``url`` is the VISA resource (default ``profile.link.url``); the backend is
     ``visa_library`` or ``profile.link.visa_library`` (``"@py"``, ``"x.yaml@sim"``).
     """
-    import pyvisa
-
-    lib = visa_library or profile.link.visa_library or ""
-    try:
-        rm = pyvisa.ResourceManager(lib) if lib else pyvisa.ResourceManager()
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{profile.name}: cannot load VISA library {lib!r}: {exc}; "
-                          "for simulated instruments install rfctl[sim]",
-                          field="link.visa_library") from None
-    res = url or profile.link.url
-    try:
-        inst = rm.open_resource(res, read_termination="\n", write_termination="\n",
-                                timeout=max(1, math.ceil(profile.link.timeout_s * 1000)))
-    except Exception as exc:
-        raise DeviceError(f"{profile.name}: cannot open VISA resource {res!r}: {exc}") from None
+    inst = open_visa(url or profile.link.url,
+                     visa_library=visa_library or profile.link.visa_library,
+                     timeout_s=profile.link.timeout_s)
     try:
         return VisaBiasBoard(profile, inst)
     except Exception:

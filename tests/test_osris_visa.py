@@ -150,7 +150,7 @@ def test_visa_wrong_instrument_is_refused() -> None:
     sim = BiasSourceSim(32, 0.0, 12.0, model="OTHER")
     port = sim.start()
     try:
-        with pytest.raises(DeviceError, match="expects model 'BIAS-SIM'"):
+        with pytest.raises(DeviceError, match="expected model 'BIAS-SIM'"):
             open_device(BIAS, url=f"TCPIP0::127.0.0.1::{port}::SOCKET")
     finally:
         sim.stop()
