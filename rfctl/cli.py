@@ -236,10 +236,52 @@ def _print_bits_table(rows: list[dict], out: TextIO) -> None:
               f"{r['min_gain_db']:13.2f}   {r['gain_loss_db']:20.2f}", file=out)
 
 
+def _optimize_dma(scenario: Scenario, args: argparse.Namespace, out: TextIO) -> int:
+    from rfctl.admittance import DmaModel
+    from rfctl.optimize.dma import DmaTask, design_dma, tuning_state
+    from rfctl.studies import lorentzian_bits_study
+
+    if scenario.dma is None or scenario.dma_task is None:
+        raise RfctlError(f"{scenario.name}: needs [dma] and [dma_task] tables")
+    t = scenario.dma_task
+    rng = np.random.default_rng([scenario.seed, args.realisation])
+    model = DmaModel.from_spec(scenario.dma, origin=(0.0, 0.0, 10.0))
+    x0, x1, y0, y1, z = t.user_region_m
+    users = np.column_stack([rng.uniform(x0, x1, t.users), rng.uniform(y0, y1, t.users),
+                             np.full(t.users, z)])
+    d = np.asarray(t.directions, float).reshape(-1, 2)
+    task = DmaTask(model, users, d[:, 0], d[:, 1], t.noise_power, t.max_power,
+                   n_sensing=max(t.sensing_streams, 1))
+    res = design_dma(task, rng=rng)
+    print(f"DMA design for {scenario.name}: mean beampattern gain {res.trace[0]:.4g} → "
+          f"{res.objective:.4g} in {res.iterations} iterations ({res.stop_reason}); "
+          f"digital {res.digital_s:.2f} s, analog {res.analog_s:.2f} s; start correlation "
+          f"{res.start_correlation:.2f}", file=out)
+    print(f"  SINR/Γ: {np.round(res.sinr / task.gamma, 3).tolist()}; beampattern "
+          f"{np.round(res.beampattern, 4).tolist()} (β {task.beta[0]:.4g}, β_max "
+          f"{task.beta_max:.4g}); P_t {res.power:.4g} W", file=out)
+    print("after quantizing the tunings (Lorentzian tables):", file=out)
+    print("  bits   objective   min SINR/Γ   feasible   objective with B re-optimised",
+          file=out)
+    for r in lorentzian_bits_study(res, task):
+        b = "cont." if r["bits"] is None else str(r["bits"])
+        print(f"  {b:>5}   {r['objective']:9.4g}   {r['min_sinr_ratio']:10.3f}   "
+              f"{r['feasible']!s:>8}   {r['objective_reopt']:9.4g}", file=out)
+    st = tuning_state(task, res).replace(record=DesignRecord(
+        scenario=scenario.model_dump(mode="json"), seed=scenario.seed,
+        realisation=args.realisation, notes={"design": "rfctl.optimize.dma.design_dma",
+                                             "users_m": users.tolist()}))
+    st.save(args.out)
+    print(f"state written to {args.out}", file=out)
+    return 0
+
+
 def _cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
     scenario = load_config(args.scenario)
     if not isinstance(scenario, Scenario):
         raise RfctlError(f"{args.scenario}: is a board profile; --scenario needs a scenario")
+    if args.problem == "dma":
+        return _optimize_dma(scenario, args, out)
     if args.problem == "sub6g":
         from rfctl.optimize.sub6g import design_sub6g
 
@@ -490,9 +532,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_cmd_program)
 
     op = sub.add_parser("optimize", help="run an optimizer on a scenario, write STATE.json")
-    op.add_argument("problem", choices=["sub6g", "mmwave", "dual-band"],
+    op.add_argument("problem", choices=["sub6g", "mmwave", "dual-band", "dma"],
                     help="sub6g: antenna selection + beamforming (FS-JBAS); mmwave: hybrid "
-                    "beamforming (ADMM); dual-band: sub6g, then mmwave with P_t − P_s")
+                    "beamforming (ADMM); dual-band: sub6g, then mmwave with P_t − P_s; "
+                    "dma: DMA digital SDR + analog tuning, alternated")
     op.add_argument("--scenario", required=True, help="scenario (name or TOML file)")
     op.add_argument("--realisation", type=int, default=0, help="channel realisation index")
     op.add_argument("--init", choices=["abas", "random", "fixed"], default="abas")

@@ -11,11 +11,14 @@ from collections.abc import Iterable
 import numpy as np
 
 from rfctl.config import parse_config
+from rfctl.errors import InfeasibleError
 from rfctl.hal import dequantize, quantize
 from rfctl.metrics import beam_gain, hybrid_precoder, sinr, sum_rate
+from rfctl.optimize.dma import DmaDesign, DmaTask, tuning_state
+from rfctl.optimize.dma_digital import solve_digital
 from rfctl.optimize.mmwave import MmwaveResult, MmwaveTask
 
-__all__ = ["phase_bits_study"]
+__all__ = ["lorentzian_bits_study", "phase_bits_study"]
 
 
 def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
@@ -55,4 +58,48 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
                      "min_gain_db": float(10 * np.log10(g.min())),
                      "gain_loss_db": float(np.max(10 * np.log10(g0 / g))),
                      "max_phase_error_deg": float(np.degrees(img.banks["phase"].max_error))})
+    return rows
+
+
+def lorentzian_bits_study(design: DmaDesign, task: DmaTask,
+                          bits: Iterable[int] = (1, 2, 3, 4, 8),
+                          psi_range: tuple[float, float] = (-0.475 * np.pi, 1.45 * np.pi)
+                          ) -> list[dict]:
+    """Gains and SINRs of a DMA design after its tunings go through b-bit tables.
+
+    For each bit width, a board with a generated Lorentzian table (2^b responses on
+    ``psi_range``, nearest-entry policy) quantizes the tunings through the HAL. The
+    realised loads are then evaluated exactly: with the design's B kept, and with B
+    re-optimised for the quantized loads.
+
+    Returns
+    -------
+    list of dict
+        ``bits`` (None for the continuous design), ``objective``, ``min_sinr_ratio``
+        (min SINR/Γ), ``feasible``, ``objective_reopt`` (re-optimised B, NaN if that
+        SDR is infeasible) and ``max_q_error``.
+    """
+    state = tuning_state(task, design)
+    L = design.b.size
+    ex = task.exact(design.b, design.B)
+    rows = [{"bits": None, "objective": ex["objective"],
+             "min_sinr_ratio": float(np.min(ex["sinr"] / task.gamma)),
+             "feasible": task.feasible(ex), "objective_reopt": ex["objective"],
+             "max_q_error": 0.0}]
+    for b in bits:
+        prof = parse_config({"kind": "board", "name": f"dma-{b}bit", "banks": [
+            {"name": "tuning", "kind": "lorentzian", "count": L, "out_of_range": "nearest",
+             "arc": {"bits": b, "psi_min": psi_range[0], "psi_max": psi_range[1]}}]})
+        img = quantize(state, prof)
+        q = dequantize(img, state)
+        loads = q.dma.load
+        exq = task.exact(design.b, design.B, loads=loads)
+        try:
+            reopt = solve_digital(task.problem(design.b, loads=loads)).objective
+        except InfeasibleError:
+            reopt = float("nan")
+        rows.append({"bits": b, "objective": exq["objective"],
+                     "min_sinr_ratio": float(np.min(exq["sinr"] / task.gamma)),
+                     "feasible": task.feasible(exq), "objective_reopt": reopt,
+                     "max_q_error": img.banks["tuning"].max_error})
     return rows

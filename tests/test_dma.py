@@ -83,3 +83,51 @@ def test_tiny_dma_against_a_brute_force_grid(rng) -> None:
     # the design's B is the digital optimum at its own tuning (the known answer there)
     assert d.objective == pytest.approx(closed_form(d.b), rel=1e-3)
     assert d.objective >= d.trace[0] * (1 - 1e-9)  # and the alternation never lost ground
+
+
+def test_p4_fast_equals_cvxpy_reference(rng) -> None:
+    from rfctl.optimize.dma import (
+        _linear_model,
+        _max_correlation,
+        _solve_p4_clarabel,
+        _solve_p4_cvxpy,
+    )
+
+    task = reference_task(rng)
+    starts = rng.normal(0, 10, (60, task.model.L))
+    b = starts[int(np.argmin([_max_correlation(task, x) for x in starts]))]
+    B = solve_digital(task.problem(b)).B
+    *lm, Phi = _linear_model(task, b, B)
+    for scale in (1.0, 0.2):
+        delta = scale / np.linalg.norm(Phi, 2)
+        z1, v1 = _solve_p4_clarabel(task, *lm, delta)
+        _, v2 = _solve_p4_cvxpy(task, *lm, delta)
+        assert v1 == pytest.approx(v2, rel=1e-5, abs=1e-9)
+        assert np.max(np.abs(z1)) <= delta * (1 + 1e-7)
+
+
+def test_dma_figure_script_and_cli(tmp_path) -> None:
+    import io
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "sims" / "dma_figures.py"
+    proc = subprocess.run([sys.executable, str(script), "all", "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("dma_beampattern", "dma_convergence", "dma_tradeoff", "dma_quantization"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "dma.json").read_text())
+    assert [r["bits"] for r in data["quantization"]] == [None, 1, 2, 3, 4, 8]
+
+    from rfctl.cli import main
+    from rfctl.state import ArrayState
+
+    out = io.StringIO()
+    assert main(["optimize", "dma", "--scenario", "dma-4x8", "--out",
+                 str(tmp_path / "dma.json")], out=out) == 0
+    assert "after quantizing the tunings" in out.getvalue()
+    st = ArrayState.load(tmp_path / "dma.json")
+    assert st.dma.b.shape == (32,) and st.dma_b.shape == (4, 7)

@@ -41,7 +41,7 @@ from rfctl.admittance import DmaModel
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.optimize.dma_digital import DigitalProblem, solve_digital
 
-__all__ = ["DmaDesign", "DmaTask", "analog_step", "design_dma"]
+__all__ = ["DmaDesign", "DmaTask", "analog_step", "design_dma", "tuning_state"]
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +94,13 @@ class DmaTask:
             self.n_sensing = m.N
 
     # ---------------------------------------------------------------- exact metrics
-    def problem(self, b: NDArray) -> DigitalProblem:
-        """The digital problem P2 at tuning b (computing default targets if unset)."""
+    def problem(self, b: NDArray, *, loads: NDArray | None = None) -> DigitalProblem:
+        """The digital problem P2 at tuning b (computing default targets if unset).
+
+        ``loads`` gives complete complex Y_s instead (e.g. a quantized, lossy tuning).
+        """
         m = self.model
-        ys = m.spec.r0_siemens + 1j * np.asarray(b, float)
+        ys = loads if loads is not None else m.spec.r0_siemens + 1j * np.asarray(b, float)
         Phi = m.phi(ys)
         V = (self.A.T @ Phi @ m.Y_st).conj().T  # v_dᴴ = a_dᵀ Φ Y_st
         H = self.Y_RS @ Phi @ m.Y_st
@@ -117,9 +120,9 @@ class DmaTask:
         return DigitalProblem(V, H, AP, self.sigma2, self.gamma, self.beta, self.beta_max,
                               self.p_max, int(self.n_sensing))
 
-    def exact(self, b: NDArray, B: NDArray) -> dict:
-        """Objective and constraint values of (b, B), exactly."""
-        p = self.problem(b)
+    def exact(self, b: NDArray, B: NDArray, *, loads: NDArray | None = None) -> dict:
+        """Objective and constraint values of (b, B), exactly (or of complete ``loads``)."""
+        p = self.problem(b, loads=loads)
         bp = p.beampattern(B)
         return {"objective": float(np.mean(bp)), "beampattern": bp, "sinr": p.sinr(B),
                 "power": p.power(B)}
@@ -153,56 +156,126 @@ def _linear_model(task: DmaTask, b: NDArray, B: NDArray):
     return u, J, g, K, pt, dpt, Phi
 
 
+def _p4_data(task: DmaTask, u, J, g, K, pt, dpt, delta: float):
+    """Conic data of P4 over x = z ∈ ℝ^L (for Clarabel): minimise −(linearised mean gain)."""
+    import clarabel
+
+    L = J.shape[1]
+    s = np.sqrt(task.sigma2)
+    rows, b, cones = [], [], []
+    # trust region: −δ ≤ z ≤ δ; power (linear); linearised beampattern lower bounds
+    rows += [np.eye(L), -np.eye(L)]
+    b += [np.full(L, delta), np.full(L, delta)]
+    lin_rows = [dpt[None, :]]
+    lin_b = [np.array([task.p_max - pt])]
+    c = np.zeros(L)
+    for d in range(u.shape[0]):
+        grad = 2 * np.real(J[d] @ u[d].conj())  # ∂/∂z of ‖ū‖² + 2 Re(ūᴴ J z)
+        c += grad / u.shape[0]
+        lin_rows.append(-grad[None, :])
+        lin_b.append(np.array([np.sum(np.abs(u[d]) ** 2) - task.beta[d]]))
+    rows += lin_rows
+    b += lin_b
+    cones.append(clarabel.NonnegativeConeT(2 * L + 1 + u.shape[0]))
+    # β_max: ‖u_d + J_dᵀ z‖ ≤ √β_max as a second-order cone
+    for d in range(u.shape[0]):
+        Jr = np.vstack([J[d].real.T, J[d].imag.T])  # (2S, L)
+        rows.append(np.vstack([np.zeros((1, L)), -Jr]))
+        b.append(np.concatenate([[np.sqrt(task.beta_max)], u[d].real, u[d].imag]))
+        cones.append(clarabel.SecondOrderConeT(1 + Jr.shape[0]))
+    # SINR: ‖w_m(z)‖² + 1 ≤ own_m(z)/Γ_m as ‖[2 w; 2; t − 1]‖ ≤ t + 1 with t = own/Γ
+    for mm in range(g.shape[0]):
+        gm, Km = g[mm] / s, K[mm] / s
+        others = [i for i in range(g.shape[1]) if i != mm]
+        own0 = np.abs(gm[mm]) ** 2
+        own_g = 2 * np.real(np.conj(gm[mm]) * Km[:, mm])  # (L,)
+        t0, tg = own0 / task.gamma[mm], own_g / task.gamma[mm]
+        W0 = np.concatenate([gm[others].real, gm[others].imag])
+        WJ = np.vstack([Km[:, others].real.T, Km[:, others].imag.T])
+        rows.append(np.vstack([-tg[None, :], -2 * WJ, np.zeros((1, L)), -tg[None, :]]))
+        b.append(np.concatenate([[t0 + 1], 2 * W0, [2.0], [t0 - 1]]))
+        cones.append(clarabel.SecondOrderConeT(3 + WJ.shape[0]))
+    return -c, np.vstack(rows), np.concatenate(b), cones
+
+
+def _solve_p4_clarabel(task, u, J, g, K, pt, dpt, delta):
+    import clarabel
+    import scipy.sparse as sp
+
+    q, A, b, cones = _p4_data(task, u, J, g, K, pt, dpt, delta)
+    L = q.size
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    sol = clarabel.DefaultSolver(sp.csc_matrix((L, L)), q, sp.csc_matrix(A), b, cones,
+                                 st).solve()
+    if "Solved" not in str(sol.status):
+        return None, float("nan")
+    z = np.asarray(sol.x)
+    return z, float(-q @ z)
+
+
+def _solve_p4_cvxpy(task, u, J, g, K, pt, dpt, delta):
+    """P4 written plainly in cvxpy (the reference for the Clarabel path)."""
+    import cvxpy as cp
+
+    L = J.shape[1]
+    s = np.sqrt(task.sigma2)
+    z = cp.Variable(L)
+    cons = [cp.abs(z) <= delta]
+    obj_terms = []
+    for d in range(u.shape[0]):
+        lin = np.sum(np.abs(u[d]) ** 2) + 2 * cp.real(u[d].conj() @ (J[d].T @ z))
+        obj_terms.append(lin)
+        cons.append(lin >= task.beta[d])
+        cons.append(cp.sum_squares(cp.abs(u[d] + J[d].T @ z)) <= task.beta_max)
+    for mm in range(g.shape[0]):
+        gm, Km = g[mm] / s, K[mm] / s  # noise units
+        own = np.abs(gm[mm]) ** 2 + 2 * cp.real(np.conj(gm[mm]) * (Km[:, mm] @ z))
+        others = [i for i in range(g.shape[1]) if i != mm]
+        interf = cp.sum_squares(cp.abs(gm[others] + Km[:, others].T @ z))
+        cons.append(task.gamma[mm] * (interf + 1.0) <= own)
+    cons.append(pt + dpt @ z <= task.p_max)
+    prob = cp.Problem(cp.Maximize(sum(obj_terms) / len(obj_terms)), cons)
+    try:
+        prob.solve(solver=cp.CLARABEL)
+    except cp.SolverError:
+        return None, float("nan")
+    if prob.status not in ("optimal", "optimal_inaccurate") or z.value is None:
+        return None, float("nan")
+    const = float(np.mean([np.sum(np.abs(u[d]) ** 2) for d in range(u.shape[0])]))
+    return np.asarray(z.value), float(prob.value) - const
+
+
 def analog_step(task: DmaTask, b: NDArray, B: NDArray, *, delta: float,
-                neumann_bound: float = 1.0, max_shrink: int = 12) -> tuple[NDArray, dict]:
+                neumann_bound: float = 1.0, max_shrink: int = 12,
+                solver: str = "clarabel") -> tuple[NDArray, dict]:
     """One SCA step on the tunings with exact acceptance (see module docstring).
+
+    Parameters
+    ----------
+    solver : "clarabel" or "cvxpy"
+        P4 by Clarabel directly (fast) or written in cvxpy (the reference).
 
     Returns
     -------
     b_new : ndarray, shape (L,)
         b + z if a step was accepted, else b.
     info : dict
-        ``accepted``, ``delta`` (the trust radius used), ``objective``, ``predicted``.
+        ``accepted``, ``delta`` (the trust radius used), ``objective``.
     """
-    import cvxpy as cp
-
     u, J, g, K, pt, dpt, Phi = _linear_model(task, b, B)
     cur = task.exact(b, B)
-    L = b.size
-    M = g.shape[0]
-    s = np.sqrt(task.sigma2)
     delta = min(delta, neumann_bound / np.linalg.norm(Phi, 2))
+    solve = _solve_p4_clarabel if solver == "clarabel" else _solve_p4_cvxpy
     for _ in range(max_shrink):
-        z = cp.Variable(L)
-        cons = [cp.abs(z) <= delta]
-        obj_terms = []
-        for d in range(u.shape[0]):
-            lin = np.sum(np.abs(u[d]) ** 2) + 2 * cp.real(u[d].conj() @ (J[d].T @ z))
-            obj_terms.append(lin)
-            cons.append(lin >= task.beta[d])
-            cons.append(cp.sum_squares(cp.abs(u[d] + J[d].T @ z)) <= task.beta_max)
-        for mm in range(M):
-            gm = g[mm] / s  # noise units
-            Km = K[mm] / s
-            own = np.abs(gm[mm]) ** 2 + 2 * cp.real(np.conj(gm[mm]) * (Km[:, mm] @ z))
-            others = [i for i in range(g.shape[1]) if i != mm]
-            interf = cp.sum_squares(cp.abs(gm[others] + Km[:, others].T @ z))
-            cons.append(task.gamma[mm] * (interf + 1.0) <= own)
-        cons.append(pt + dpt @ z <= task.p_max)
-        prob = cp.Problem(cp.Maximize(sum(obj_terms) / len(obj_terms)), cons)
-        try:
-            prob.solve(solver=cp.CLARABEL)
-        except cp.SolverError:
-            prob.status = "solver_error"
-        if prob.status in ("optimal", "optimal_inaccurate") and z.value is not None:
-            bn = b + np.asarray(z.value)
+        z, _pred = solve(task, u, J, g, K, pt, dpt, delta)
+        if z is not None:
+            bn = b + z
             ex = task.exact(bn, B)
             if ex["objective"] > cur["objective"] and task.feasible(ex):
-                return bn, {"accepted": True, "delta": delta, "objective": ex["objective"],
-                            "predicted": float(prob.value)}
+                return bn, {"accepted": True, "delta": delta, "objective": ex["objective"]}
         delta /= 2
-    return b, {"accepted": False, "delta": delta, "objective": cur["objective"],
-               "predicted": float("nan")}
+    return b, {"accepted": False, "delta": delta, "objective": cur["objective"]}
 
 
 # --------------------------------------------------------------------------- alternation
@@ -227,6 +300,10 @@ class DmaDesign:
         Time spent in each step.
     start_correlation : float
         Largest pairwise user correlation at the starting tuning.
+    b0 : ndarray, shape (L,) or None
+        The starting tuning.
+    B0 : ndarray or None
+        The digital beamformer of the first digital step (at b0).
     """
 
     b: NDArray[np.float64]
@@ -241,6 +318,17 @@ class DmaDesign:
     digital_s: float = 0.0
     analog_s: float = 0.0
     start_correlation: float = 1.0
+    b0: NDArray[np.float64] | None = None
+    B0: NDArray[np.complex128] | None = None
+
+
+def tuning_state(task: DmaTask, design: DmaDesign):
+    """The design's element tunings (and B) as an ArrayState for the HAL."""
+    from rfctl.state import ArrayState, DmaTuning
+
+    m = task.model
+    return ArrayState(dma=DmaTuning(b=design.b, r0=m.spec.r0_siemens,
+                                    y_self=np.diag(m.Y_ss).copy()), dma_b=design.B)
 
 
 def _max_correlation(task: DmaTask, b: NDArray) -> float:
@@ -270,11 +358,13 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 200,
     starts = rng.normal(0.0, 10.0, (n_starts, task.model.L))
     corr = [_max_correlation(task, b) for b in starts]
     b = starts[int(np.argmin(corr))]
+    b0 = b.copy()
     start_corr = float(min(corr))
     t0 = time.perf_counter()
     dig = solve_digital(task.problem(b))
     t_dig = time.perf_counter() - t0
     B = dig.B
+    B0 = B.copy()
     trace = [task.exact(b, B)["objective"]]
     t_ana = 0.0
     delta = delta0
@@ -309,4 +399,4 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 200,
     return DmaDesign(b=b, B=B, objective=ex["objective"], trace=trace, sinr=ex["sinr"],
                      beampattern=ex["beampattern"], power=ex["power"], stop_reason=reason,
                      iterations=it, digital_s=t_dig, analog_s=t_ana,
-                     start_correlation=start_corr)
+                     start_correlation=start_corr, b0=b0, B0=B0)
