@@ -201,6 +201,18 @@ class DmaTuning:
         """Lorentzian phase ψ per element, rad: q = (−j + e^{jψ})/2."""
         return np.angle(2 * self.response + 1j)
 
+    def resonance_frequency(self, frequency_hz: float, damping: float) -> NDArray[np.float64]:
+        """Resonance frequency f₀ per element that realises ψ at ``frequency_hz``, Hz.
+
+        From q = Γω / (ω₀² − ω² + jΓω) = (−j + e^{jψ})/2:
+        ω₀² = ω² + Γω tan(ψ/2 + π/4), with ``damping`` Γ in rad/s. NaN where ω₀² ≤ 0
+        (not reachable by a physical resonator).
+        """
+        w = 2 * np.pi * frequency_hz
+        w0sq = w**2 + damping * w * np.tan(self.psi / 2 + np.pi / 4)
+        with np.errstate(invalid="ignore"):
+            return np.where(w0sq > 0, np.sqrt(w0sq) / (2 * np.pi), np.nan)
+
     def from_response(self, q: NDArray[np.complex128]) -> DmaTuning:
         """The tuning that realises responses ``q`` (inverse of :attr:`response`).
 

@@ -33,6 +33,8 @@ def test_alternation_is_monotone_and_feasible() -> None:
     assert d.trace[-1] > d.trace[0]  # the analog step found improvements
     assert task.feasible(task.exact(d.b, d.B), tol=1e-5)  # exact model, not the solver
     assert d.start_correlation < 0.95
+    assert len(d.residuals) == len(d.trace)
+    assert all(min(r.values()) >= -1e-5 for r in d.residuals)  # every iterate feasible
 
 
 def test_analog_step_accepts_only_exact_improvements(rng) -> None:

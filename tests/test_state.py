@@ -74,3 +74,14 @@ def test_dma_tuning_response_on_lorentzian_circle(rng) -> None:
     assert np.allclose(q, (-1j + np.exp(1j * t.psi)) / 2)
     back = t.from_response(q)
     assert back.g is None and np.allclose(back.b, t.b)
+
+
+def test_lorentzian_resonance_frequency_round_trip(rng) -> None:
+    """ω₀ from ψ: the normalised polarizability Γω/(ω₀² − ω² + jΓω) equals (−j + e^{jψ})/2."""
+    t = DmaTuning(b=rng.normal(0, 30, 16), r0=1.0, y_self=12.37 + 1j * rng.normal(0, 30, 16))
+    f, damping = 10e9, 2 * np.pi * 0.5e9
+    f0 = t.resonance_frequency(f, damping)
+    w, w0 = 2 * np.pi * f, 2 * np.pi * f0
+    ok = np.isfinite(f0)
+    q = damping * w / (w0[ok] ** 2 - w**2 + 1j * damping * w)
+    assert np.allclose(q, (-1j + np.exp(1j * t.psi[ok])) / 2)

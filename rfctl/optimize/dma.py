@@ -304,6 +304,10 @@ class DmaDesign:
         The starting tuning.
     B0 : ndarray or None
         The digital beamformer of the first digital step (at b0).
+    residuals : list of dict
+        For every trace entry, the exact constraint margins: ``sinr`` = min SINR/Γ − 1,
+        ``beta`` = min P_d/β_d − 1, ``beta_max`` = 1 − max P_d/β_max and
+        ``power`` = 1 − P_t/P_max. All are ≥ 0 (to tolerance) for a feasible design.
     """
 
     b: NDArray[np.float64]
@@ -320,6 +324,14 @@ class DmaDesign:
     start_correlation: float = 1.0
     b0: NDArray[np.float64] | None = None
     B0: NDArray[np.complex128] | None = None
+    residuals: list[dict] = field(default_factory=list)
+
+
+def _margins(task: DmaTask, ex: dict) -> dict:
+    return {"sinr": float(np.min(ex["sinr"] / task.gamma) - 1),
+            "beta": float(np.min(ex["beampattern"] / task.beta) - 1),
+            "beta_max": float(1 - np.max(ex["beampattern"]) / task.beta_max),
+            "power": float(1 - ex["power"] / task.p_max)}
 
 
 def tuning_state(task: DmaTask, design: DmaDesign):
@@ -365,7 +377,9 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 200,
     t_dig = time.perf_counter() - t0
     B = dig.B
     B0 = B.copy()
-    trace = [task.exact(b, B)["objective"]]
+    ex0 = task.exact(b, B)
+    trace = [ex0["objective"]]
+    residuals = [_margins(task, ex0)]
     t_ana = 0.0
     delta = delta0
     reason = "max_iter"
@@ -377,6 +391,7 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 200,
             b, info = analog_step(task, b, B, delta=delta)
             if info["accepted"]:
                 trace.append(info["objective"])
+                residuals.append(_margins(task, task.exact(b, B)))
                 delta = min(info["delta"] * 2, delta0)
             else:
                 delta = max(info["delta"], 1e-6)
@@ -390,7 +405,9 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 200,
         except InfeasibleError:
             log.warning("digital step infeasible at the new tuning; keeping the previous B")
         t_dig += time.perf_counter() - t1
-        trace.append(task.exact(b, B)["objective"])
+        exi = task.exact(b, B)
+        trace.append(exi["objective"])
+        residuals.append(_margins(task, exi))
         prev = trace[-(analog_steps + 2)] if len(trace) > analog_steps + 1 else trace[0]
         if trace[-1] - prev <= tol * abs(prev):
             reason = "converged"
@@ -399,4 +416,4 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 200,
     return DmaDesign(b=b, B=B, objective=ex["objective"], trace=trace, sinr=ex["sinr"],
                      beampattern=ex["beampattern"], power=ex["power"], stop_reason=reason,
                      iterations=it, digital_s=t_dig, analog_s=t_ana,
-                     start_correlation=start_corr, b0=b0, B0=B0)
+                     start_correlation=start_corr, b0=b0, B0=B0, residuals=residuals)
