@@ -219,10 +219,16 @@ class DmaModel:
         correlated across the elements by the isotropic-scattering kernel
         sin(kd)/(kd) (an approximation for z dipoles).
         """
+        return self.user_coupling(users, model=model, rng=rng) @ self.phi(ys) @ self.Y_st
+
+    def user_coupling(self, users: NDArray[np.float64], *, model: str = "los",
+                      rng: np.random.Generator | None = None) -> NDArray[np.complex128]:
+        """Y_RS = (Y_r + Y_rr)⁻¹ Y_rs (M × L): the part of the users' channels that does
+        not depend on the element loads."""
         Yrs = self.wireless_channel(users, model=model, rng=rng)
         Yrr = self.user_self(users)
         Yr = np.diag(np.conj(np.diag(Yrr)))
-        return np.linalg.solve(Yr + Yrr, Yrs) @ self.phi(ys) @ self.Y_st
+        return np.linalg.solve(Yr + Yrr, Yrs)
 
     def user_self(self, users: NDArray[np.float64]) -> NDArray[np.complex128]:
         """Y_rr (M × M): z dipoles in free space, no ground plane."""

@@ -82,13 +82,7 @@ class DmaTask:
 
     def __post_init__(self) -> None:
         m = self.model
-        d = self.users[:, None, :] - m.positions[None, :, :]
-        D = np.linalg.norm(d, axis=2)
-        with np.errstate(divide="ignore"):
-            Yrs = m.lam / (4 * np.pi * D) * np.exp(-1j * m.k * D) * (1 - (d[..., 2] / D) ** 2)
-        Yrr = m.user_self(self.users)
-        Yr = np.diag(np.conj(np.diag(Yrr)))
-        self.Y_RS = np.linalg.solve(Yr + Yrr, Yrs)  # (M, L): fixed by geometry
+        self.Y_RS = m.user_coupling(self.users)  # (M, L): fixed by the geometry (LOS)
         self.A = m.steering(self.theta, self.phi).reshape(m.L, -1)  # (L, D)
         if self.n_sensing is None:
             self.n_sensing = m.N
