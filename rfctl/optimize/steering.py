@@ -4,8 +4,8 @@ mmWave: an interleaved dynamic sub-array design — antenna p joins RF chain p m
 its phase shifter steers that chain towards its user's strongest path, and F_BB is
 zero-forcing on the effective K × N_RF channel, scaled to the power budget P_m.
 
-Sub-6G: the fixed array of the seed's baselines — N_s antennas on the spacing grid C
-(seed eq. 26: rows 0, V_s, 2V_s…, columns 0, H_s, 2H_s…), packed as a near-square block —
+Sub-6G: the fixed array of the seed's baselines (:func:`rfctl.optimize.sub6g.fixed_positions`:
+N_s antennas on the spacing grid C of seed eq. 26, packed as a near-square block) —
 with zero-forcing F_s whose columns are scaled so that every user gets exactly Γ.
 
 It is closed form (no solver) and therefore instant; it ignores the sensing
@@ -30,32 +30,23 @@ from rfctl.metrics import (
     sub6_precoder,
     transmit_power,
 )
+from rfctl.optimize.sub6g import fixed_positions
 from rfctl.state import ArrayState, DesignRecord
 
 __all__ = ["SteeringResult", "evaluate_dbraa", "fixed_selection", "steering_design"]
 
 
 def fixed_selection(spec: DbraaSpec) -> NDArray[np.bool_]:
-    """The fixed-array selection: N_s antennas on grid C packed as a near-square block.
+    """The fixed-array selection map (see :func:`rfctl.optimize.sub6g.fixed_positions`).
 
     Raises
     ------
-    ConfigError
+    InfeasibleError
         If grid C has fewer than N_s points (the panel is too small for the spacing).
     """
-    rows_c = np.arange(0, spec.rows - 1, spec.v_s)
-    cols_c = np.arange(0, spec.cols - 1, spec.h_s)
-    pts = [(int(b), int(d)) for b in range(rows_c.size) for d in range(cols_c.size)]
-    if len(pts) < spec.n_sub6:
-        raise ConfigError(
-            f"a {spec.rows}×{spec.cols} panel holds only {len(pts)} antennas on the "
-            f"H_s × V_s = {spec.h_s} × {spec.v_s} grid, N_s = {spec.n_sub6} requested",
-            field="dbraa.n_sub6", reason="does not fit",
-        )
-    pts.sort(key=lambda bd: (max(bd), bd[0], bd[1]))
     P = np.zeros(spec.candidate_shape, dtype=bool)
-    for b, d in pts[: spec.n_sub6]:
-        P[rows_c[b], cols_c[d]] = True
+    for r, c in fixed_positions(spec):
+        P[r, c] = True
     return P
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "design_sub6g",
     "feasible_candidates",
     "fixed_array",
+    "fixed_positions",
     "fs_jbas",
     "random_selection",
     "task_from_scenario",
@@ -428,15 +429,22 @@ def random_feasible(task: Sub6Task, rng: np.random.Generator, tries: int = 200) 
                           value=float(s.n_sub6))
 
 
-def fixed_positions(task: Sub6Task) -> list[Pos]:
-    """The fixed array: N_s antennas on grid C packed as a near-square block."""
-    C = grid_c(task.spec)
-    if len(C) < task.spec.n_sub6:
-        raise InfeasibleError(f"grid C holds only {len(C)} antennas, N_s = "
-                              f"{task.spec.n_sub6}", bound="grid C size", value=float(len(C)))
-    vs, hs = task.spec.v_s, task.spec.h_s
-    C.sort(key=lambda rc: (max(rc[0] // vs, rc[1] // hs), rc[0], rc[1]))
-    return C[: task.spec.n_sub6]
+def fixed_positions(spec: DbraaSpec) -> list[Pos]:
+    """The fixed array: N_s antennas on grid C packed as a near-square block.
+
+    Raises
+    ------
+    InfeasibleError
+        Grid C holds fewer than N_s antennas (the panel is too small for the spacing).
+    """
+    C = grid_c(spec)
+    if len(C) < spec.n_sub6:
+        raise InfeasibleError(
+            f"a {spec.rows}×{spec.cols} panel holds only {len(C)} antennas on grid C "
+            f"(H_s × V_s = {spec.h_s} × {spec.v_s}), N_s = {spec.n_sub6}",
+            bound="grid C size", value=float(len(C)))
+    C.sort(key=lambda rc: (max(rc[0] // spec.v_s, rc[1] // spec.h_s), rc[0], rc[1]))
+    return C[: spec.n_sub6]
 
 
 def fs_jbas(
@@ -475,7 +483,7 @@ def fs_jbas(
     elif init == "abas":
         pos, _ = abas(task)
     elif init == "fixed":
-        pos = fixed_positions(task)
+        pos = fixed_positions(task.spec)
     elif init == "random":
         if rng is None:
             raise ConfigError("init='random' needs rng", field="rng", reason="missing")
@@ -531,7 +539,7 @@ def fs_jbas(
 def fixed_array(task: Sub6Task) -> Sub6Result:
     """Fixed array: N_s antennas at half-wavelength spacing (grid C), no selection."""
     t0 = time.perf_counter()
-    pos = fixed_positions(task)
+    pos = fixed_positions(task.spec)
     return _result(task, pos, task.solve(pos), [], "fixed", t0)
 
 
