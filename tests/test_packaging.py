@@ -27,7 +27,6 @@ def _expected() -> tuple[set[str], set[str]]:
     return pkgs, data
 
 
-@pytest.mark.slow
 def test_wheel_contains_every_package_and_config(tmp_path: Path) -> None:
     src = tmp_path / "src"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
