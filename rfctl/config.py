@@ -55,6 +55,8 @@ __all__ = [
     "check_board_for_scenario",
     "load_config",
     "parse_config",
+    "read_table_csv",
+    "read_text_file",
 ]
 
 SPEED_OF_LIGHT = 299_792_458.0
@@ -837,7 +839,7 @@ def builtin_names() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
-def _read_text(path: Path, *, source: str, limit: int, what: str = "") -> str:
+def read_text_file(path: Path, *, source: str, limit: int, what: str = "") -> str:
     """Read a UTF-8 text file, every failure a :class:`ConfigError` naming the file."""
     where = f"{source}: {what}" if what else f"{source}: "
     try:
@@ -894,7 +896,7 @@ def load_config(name_or_path: str | Path) -> Any:
         if path.is_dir():
             raise ConfigError(f"{source}: is a directory, not a config file", source=source,
                               reason="is a directory")
-        text = _read_text(path, source=source, limit=MAX_CONFIG_BYTES)
+        text = read_text_file(path, source=source, limit=MAX_CONFIG_BYTES)
         base_dir = str(path.resolve().parent)
     else:
         root = importlib.resources.files("rfctl.configs")
@@ -934,7 +936,7 @@ def read_table_csv(path: Path, columns: Sequence[str], *, source: str) -> np.nda
         Missing, unreadable, oversized or non-UTF-8 file, missing column, non-numeric or
         non-finite entry, too few or too many rows.
     """
-    text = _read_text(Path(path), source=source, limit=MAX_TABLE_BYTES)
+    text = read_text_file(Path(path), source=source, limit=MAX_TABLE_BYTES)
 
     def err(msg: str, reason: str) -> ConfigError:
         return ConfigError(f"{source}: {path}{msg}", source=source, field=source.split(": ")[-1],

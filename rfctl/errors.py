@@ -17,6 +17,7 @@ __all__ = [
     "HardwareConstraintError",
     "InfeasibleError",
     "NakError",
+    "OutputError",
     "RfctlError",
 ]
 
@@ -116,3 +117,22 @@ class NakError(DeviceError):
 
 class BusyError(DeviceError):
     """The device or port is in use by someone else."""
+
+
+class OutputError(RfctlError):
+    """An output file cannot be written (a directory, a missing parent, no permission).
+
+    Parameters
+    ----------
+    message : str
+        Full message, naming the path.
+    path : str, optional
+        The path that could not be written.
+    reason : str, optional
+        Why.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
