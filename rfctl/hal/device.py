@@ -28,7 +28,6 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -52,7 +51,6 @@ __all__ = [
     "image_crc",
     "image_from_bytes",
     "layout_from_profile",
-    "open_device",
     "pack_codes",
     "pack_image",
     "program",
@@ -618,36 +616,3 @@ def select_beam(device: Device, slot: int, expected_crc: int | None = None) -> i
     device.verified_active = new
     device.staged_clean = new is not None
     return active
-
-
-# --------------------------------------------------------------------------- discovery
-def open_device(profile: BoardProfile, **kwargs: Any) -> Device:
-    """Open the driver a profile names (entry-point group ``rfctl.drivers``).
-
-    Parameters
-    ----------
-    profile : BoardProfile
-        ``profile.driver`` names the entry point; ``profile.link`` says where.
-    **kwargs
-        Passed to the driver factory (e.g. ``url=`` to override the link URL).
-
-    Raises
-    ------
-    ConfigError
-        Unknown driver name, or the driver's optional dependency is missing.
-    """
-    eps = {ep.name: ep for ep in entry_points(group="rfctl.drivers")}
-    ep = eps.get(profile.driver)
-    if ep is None:
-        raise ConfigError(
-            f"{profile.name}: driver: no driver named {profile.driver!r} is installed "
-            f"(installed: {', '.join(sorted(eps)) or 'none'})", field="driver",
-            reason="unknown driver")
-    try:
-        factory = ep.load()
-    except ImportError as exc:
-        raise ConfigError(
-            f"{profile.name}: driver {profile.driver!r} needs a missing package "
-            f"({exc.name}); install it, e.g. pip install 'rfctl[sim]'", field="driver",
-            reason="missing dependency") from None
-    return factory(profile, **kwargs)
