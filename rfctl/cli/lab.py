@@ -32,6 +32,7 @@ def _lab_setup(args: argparse.Namespace):
 
 
 def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
+    """Run a beam sweep or a phase calibration and write the run record."""
     from rfctl.lab import (
         RunRecord,
         SweepInterruptedError,
@@ -87,6 +88,7 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
     lab = sub.add_parser("lab", help="lab routines: beam sweep, phase calibration")
     lab.add_argument("action", choices=["sweep", "calibrate"])
     lab.add_argument("--board", default="sim-lab-8x8")

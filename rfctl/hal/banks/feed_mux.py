@@ -19,6 +19,8 @@ from .base import BankHandler, register
 
 @register
 class FeedMuxHandler(BankHandler):
+    """Sub-6G feed switches: a candidate index per sub-6G RF chain."""
+
     kind = "feed_mux"
     state_part = "selection"
 

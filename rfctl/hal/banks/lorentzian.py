@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 @register
 class LorentzianHandler(BankHandler):
+    """DMA Lorentzian tunings: nearest entry of a tuning table (complex distance)."""
+
     kind = "lorentzian"
     state_part = "dma"
 

@@ -35,6 +35,8 @@ def _load_offsets(profile: BoardProfile, bank: PhaseBank) -> np.ndarray | None:
 
 @register
 class PhaseHandler(BankHandler):
+    """Phase-shifter banks (uniform or I/Q-table code books, optional calibration)."""
+
     kind = "phase"
     state_part = "phases"
 

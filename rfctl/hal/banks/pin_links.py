@@ -18,6 +18,8 @@ from .base import BankHandler, binary_image, register
 
 @register
 class PinLinkHandler(BankHandler):
+    """PIN-diode pixel links: the selection map as h then v link bits."""
+
     kind = "pin_links"
     state_part = "selection"
     binary = True

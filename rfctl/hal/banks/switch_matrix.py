@@ -17,6 +17,8 @@ from .base import BankHandler, binary_image, register
 
 @register
 class SwitchMatrixHandler(BankHandler):
+    """RF switch networks: exact one-bit codes of S, row-major."""
+
     kind = "switch_matrix"
     state_part = "switch"
     binary = True
