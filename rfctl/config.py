@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from rfctl.errors import ConfigError
+from rfctl.errors import ConfigError, OutputError
 
 __all__ = [
     "SPEED_OF_LIGHT",
@@ -57,6 +57,7 @@ __all__ = [
     "parse_config",
     "read_table_csv",
     "read_text_file",
+    "write_text_output",
 ]
 
 SPEED_OF_LIGHT = 299_792_458.0
@@ -862,6 +863,35 @@ def read_text_file(path: Path, *, source: str, limit: int, what: str = "") -> st
             f"{where}{path}: not UTF-8 text (invalid byte at offset {exc.start})",
             source=source, field=what.rstrip(": ") or None, reason="not UTF-8",
         ) from None
+
+
+def write_text_output(path: str | Path, text: str, *, what: str = "output") -> None:
+    """Write a UTF-8 text file; every failure an :class:`OutputError` naming the path.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination file (not a directory; its parent must exist).
+    text : str
+        Contents.
+    what : str
+        What is written, for the message (``"state"``, ``"results"``).
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise OutputError(f"{path}: is a directory; give a file name for the {what}",
+                              path=str(path), reason="is a directory")
+        if not p.parent.is_dir():
+            raise OutputError(f"{path}: directory {str(p.parent)!r} does not exist",
+                              path=str(path), reason="missing directory")
+        p.write_text(text, encoding="utf-8")
+    except OutputError:
+        raise
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise OutputError(f"{path}: cannot write the {what}: {reason}", path=str(path),
+                          reason=reason) from None
 
 
 def load_config(name_or_path: str | Path) -> Any:

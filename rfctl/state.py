@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rfctl.config import Scenario, parse_config, read_text_file
-from rfctl.errors import ConfigError, HardwareConstraintError, OutputError
+from rfctl.config import Scenario, parse_config, read_text_file, write_text_output
+from rfctl.errors import ConfigError, HardwareConstraintError
 
 __all__ = [
     "ArrayState",
@@ -487,35 +487,6 @@ def _encode_array(a: NDArray) -> Any:
 _FIELD_KIND = {"phases": "real", "switch": "binary", "selection": "binary",
                "f_bb": "complex", "f_s": "complex", "dma_b": "complex"}
 _FIELD_NDIM = {"phases": 1, "switch": 2, "selection": 2, "f_bb": 2, "f_s": 2, "dma_b": 2}
-
-
-def write_text_output(path: str | Path, text: str, *, what: str = "output") -> None:
-    """Write a UTF-8 text file; every failure an :class:`OutputError` naming the path.
-
-    Parameters
-    ----------
-    path : str or Path
-        Destination file (not a directory; its parent must exist).
-    text : str
-        Contents.
-    what : str
-        What is written, for the message (``"state"``, ``"results"``).
-    """
-    p = Path(path)
-    try:
-        if p.is_dir():
-            raise OutputError(f"{path}: is a directory; give a file name for the {what}",
-                              path=str(path), reason="is a directory")
-        if not p.parent.is_dir():
-            raise OutputError(f"{path}: directory {str(p.parent)!r} does not exist",
-                              path=str(path), reason="missing directory")
-        p.write_text(text, encoding="utf-8")
-    except OutputError:
-        raise
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise OutputError(f"{path}: cannot write the {what}: {reason}", path=str(path),
-                          reason=reason) from None
 
 
 def _as_real_phases(a: Any) -> NDArray[np.float64]:
