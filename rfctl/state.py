@@ -285,14 +285,20 @@ class ArrayState:
             "phases": _as_real_phases,
             "switch": lambda a: _as_bool(a, "switch"),
             "selection": lambda a: _as_bool(a, "selection"),
-            "f_bb": lambda a: np.asarray(a, dtype=complex),
-            "f_s": lambda a: np.asarray(a, dtype=complex),
-            "dma_b": lambda a: np.asarray(a, dtype=complex),
+            "f_bb": lambda a: _as_numeric(a, "f_bb", complex),
+            "f_s": lambda a: _as_numeric(a, "f_s", complex),
+            "dma_b": lambda a: _as_numeric(a, "dma_b", complex),
         }
         for name, fn in conv.items():
             v = getattr(self, name)
             if v is not None:
-                object.__setattr__(self, name, fn(v))
+                try:
+                    object.__setattr__(self, name, fn(v))
+                except (TypeError, ValueError) as exc:
+                    if isinstance(exc, ConfigError):
+                        raise
+                    raise ConfigError(f"{name}: not a numeric array ({exc})", field=name,
+                                      reason="not numeric") from None
         if self.phases is not None and self.phases.ndim != 1:
             raise ConfigError(f"phases must be 1-D, got shape {self.phases.shape}",
                               field="phases", reason="wrong shape")
@@ -489,17 +495,28 @@ _FIELD_KIND = {"phases": "real", "switch": "binary", "selection": "binary",
 _FIELD_NDIM = {"phases": 1, "switch": 2, "selection": 2, "f_bb": 2, "f_s": 2, "dma_b": 2}
 
 
-def _as_real_phases(a: Any) -> NDArray[np.float64]:
+def _as_numeric(a: Any, name: str, dtype: type) -> NDArray:
+    """Numbers only: strings, bools and objects are refused (no silent "1.5" → 1.5)."""
     arr = np.asarray(a)
+    if arr.dtype.kind not in "fiuc":
+        raise ConfigError(f"{name} must be numbers, got dtype {arr.dtype}", field=name,
+                          reason="not numeric")
+    return np.asarray(arr, dtype=dtype)
+
+
+def _as_real_phases(a: Any) -> NDArray[np.float64]:
+    arr = _as_numeric(a, "phases", complex if np.iscomplexobj(a) else float)
     if np.iscomplexobj(arr):
         if np.any(arr.imag != 0):
             raise ConfigError("phases must be real (radians); got complex values",
                               field="phases", reason="complex phase")
-        arr = arr.real
-    if arr.dtype.kind not in "fiub":
-        raise ConfigError(f"phases must be numbers, got dtype {arr.dtype}", field="phases",
-                          reason="not numeric")
-    return np.asarray(arr, dtype=float)
+        arr = arr.real.copy()
+    big = np.isfinite(arr) & (np.abs(arr) > MAX_PHASE_RAD)
+    if np.any(big):
+        k = int(np.argmax(big))
+        raise ConfigError(f"phases: entry {k} = {arr.flat[k]:g} rad exceeds |φ| ≤ "
+                          f"{MAX_PHASE_RAD:g} rad", field="phases", reason="out of range")
+    return arr
 
 
 def _leaves(v: Any, where: str) -> tuple[list[Any], tuple[int, ...]]:

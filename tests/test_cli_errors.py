@@ -62,6 +62,8 @@ def test_bad_inputs_exit_1_with_one_line(tmp_path: Path, capsys) -> None:
     ["sim-board", "--drop", "nan"],
     ["sim-board", "--busy", "1.5"],
     ["no-such-command"],
+    ["beams", "select", "-1", "--board", "sim-dbraa-14x14", "--crc", "0x1"],
+    ["beams", "select", "1", "--board", "sim-dbraa-14x14", "--crc", "zz"],
 ])
 def test_usage_errors_exit_2(argv: list[str], capsys) -> None:
     code, err = run(capsys, *argv)

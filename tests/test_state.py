@@ -179,4 +179,9 @@ def test_good_state_loads_and_save_errors_are_clear(tmp_path: Path) -> None:
 def test_complex_phases_are_refused_in_memory() -> None:
     with pytest.raises(ConfigError, match="real"):
         ArrayState(phases=np.array([1 + 1j, 0]))
+    for bad in (["1.5"], [True], [1e17]):
+        with pytest.raises(ConfigError, match="phases"):
+            ArrayState(phases=bad)
+    with pytest.raises(ConfigError, match="f_bb"):
+        ArrayState(f_bb=[["a"]])
     assert ArrayState(phases=np.array([1 + 0j])).phases.dtype == float

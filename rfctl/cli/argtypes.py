@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rfctl.errors import OutputError
 
-__all__ = ["check_output_file", "finite_float", "int_at_least", "probability"]
+__all__ = ["check_output_file", "crc32_value", "finite_float", "int_at_least", "probability"]
 
 
 def int_at_least(lo: int, hi: int = 2**63 - 1):
@@ -49,6 +49,17 @@ def finite_float(lo: float = -math.inf, hi: float = math.inf):
 
 
 probability = finite_float(0.0, 1.0)
+
+
+def crc32_value(text: str) -> int:
+    """An argparse type: a CRC-32 written in decimal or 0x-hex, in [0, 2^32)."""
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a CRC-32 (e.g. 0x1234abcd)") from None
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 0xffffffff]")
+    return v
 
 
 def check_output_file(path: Path | None, what: str) -> None:
