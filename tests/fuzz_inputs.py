@@ -24,6 +24,7 @@ import copy
 import io
 import json
 import math
+import re
 import tempfile
 import traceback
 from collections import Counter
@@ -367,3 +368,101 @@ def check_cli(argv: list[str], tally: Tally, files: CliFiles) -> None:
                 tally.silent.append(f"cli {argv!r}: --realisation {v} accepted")
     else:
         tally.refused += 1
+
+
+# ----------------------------------------------------------------- TOML text
+_NUM = re.compile(r"(?<![\w.\-+])[-+]?\d[\d_]*(\.\d+)?([eE][-+]?\d+)?(?![\w.])")
+_STR = re.compile(r'"[^"\n]*"')
+BAD_TOKENS = ["inf", "-inf", "nan", "+nan", "1e300", "-1e300", "1e999", "true", '"6"',
+              "100000000000000000000000000000", "[1.0, 2.0]", "{ re = 1.0 }"]
+BYTE_JUNK = [b"\xff", b"\x00", b"\xc3", b"\x1b", b"\r", b"[[", b"]", b"=", b'"', b"\\u0000"]
+
+
+def toml_bases() -> list[tuple[str, bytes]]:
+    """The built-in config files as bytes, with their names."""
+    import importlib.resources
+
+    root = importlib.resources.files("rfctl.configs")
+    return [(p.name, p.read_bytes()) for p in root.iterdir() if p.name.endswith(".toml")]
+
+
+def _number_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of number literals in values (not in comments, strings or key names)."""
+    spans = []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        code = line.split("#", 1)[0]
+        strings = [m.span() for m in _STR.finditer(code)]
+        value_start = code.index("=") + 1 if "=" in code else 0
+        if not value_start and not code.strip().startswith(("{", "[")):
+            value_start = len(code)  # neither a value nor an array continuation line
+        if code.strip().startswith("[") and "=" not in code and "[[" in code:
+            value_start = len(code)  # a [[table]] header
+        for m in _NUM.finditer(code, value_start):
+            if not any(a <= m.start() < b for a, b in strings):
+                spans.append((pos + m.start(), pos + m.end()))
+        pos += len(line)
+    return spans
+
+
+@st.composite
+def toml_mutated(draw: Any, bases: list) -> tuple[str, bytes, str | None]:
+    """A built-in TOML file with one number replaced by a bad token (judged by the
+    oracle) or with bytes inserted, replaced or cut (judged for crashes only)."""
+    name, raw = draw(st.sampled_from(bases))
+    text = raw.decode()
+    spans = _number_spans(text)
+    if spans and draw(st.booleans()):
+        a, b = draw(st.sampled_from(spans))
+        tok = draw(st.sampled_from(BAD_TOKENS))
+        return name, (text[:a] + tok + text[b:]).encode(), f"{text[a:b]} -> {tok} at {a}"
+    data = bytearray(raw)
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(data)))
+        op = draw(st.sampled_from(["insert", "replace", "cut"]))
+        junk = draw(st.sampled_from(BYTE_JUNK))
+        if op == "insert":
+            data[i:i] = junk
+        elif op == "replace":
+            data[i:i + len(junk)] = junk
+        else:
+            data = data[:i]
+    return name, bytes(data), None
+
+
+class TomlDir:
+    """A directory holding the built-in tables, where mutated TOML files are written."""
+
+    def __init__(self) -> None:
+        import importlib.resources
+        import shutil
+
+        self.dir = Path(tempfile.mkdtemp(prefix="rfctl-fuzz-toml-"))
+        root = importlib.resources.files("rfctl.configs")
+        for p in root.iterdir():
+            if p.name.endswith(".csv"):
+                shutil.copy(str(p), self.dir / p.name)
+
+
+def check_toml(case: tuple, tally: Tally, where: TomlDir) -> None:
+    """Load a mutated TOML file (and compile a board's tables)."""
+    from rfctl.hal import compile_board
+
+    name, data, bad = case
+    tally.inputs += 1
+    tally.by_target["toml"] += 1
+    path = where.dir / name
+    path.write_bytes(data)
+    try:
+        cfg = load_config(path)
+        if isinstance(cfg, BoardProfile):
+            compile_board(cfg)
+    except RfctlError:
+        tally.refused += 1
+        return
+    except Exception:
+        tally.crashes.append(f"toml {name} {bad}: {traceback.format_exc(limit=3)}")
+        return
+    tally.accepted += 1
+    if bad is not None:
+        tally.silent.append(f"toml {name}: {bad} accepted")

@@ -1,10 +1,13 @@
-"""Fuzzing configs, state files and CLI argument lists (issue 14; machinery in
-tests/fuzz_inputs.py).
+"""Fuzzing configs, TOML files, state files and CLI argument lists (issue 14; the
+machinery is in tests/fuzz_inputs.py).
 
-The default run judges a few hundred inputs; the slow run (``-m slow``) judges at least
-10⁴, with the seed taken from ``RFCTL_FUZZ_SEED`` (default 14), and prints the tally.
-Invariants: nothing but ``RfctlError`` escapes (CLI: exit 0–2), and no clearly bad
-value (NaN, inf, complex, huge, wrong type, out of range) is accepted silently.
+Targets: config mappings (parse, then compile the tables), TOML files (a number replaced
+by a bad literal such as ``inf``, or bytes inserted, replaced or cut), state files, and
+CLI argument lists of the quick commands. The default run judges 560 inputs; the slow
+run (``-m slow``) judges 10 500, with the seed taken from ``RFCTL_FUZZ_SEED`` (default
+14), and prints the tally. Invariants: nothing but ``RfctlError`` escapes (CLI: exit
+0–2), and no clearly bad value (NaN, inf, complex, huge, wrong type, out of range) is
+accepted silently.
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ import pytest
 from fuzz_inputs import (
     CliFiles,
     Tally,
+    TomlDir,
     check_cli,
     check_config,
     check_state,
+    check_toml,
     cli_argv,
     config_bases,
     mutated,
     state_bases,
+    toml_bases,
+    toml_mutated,
 )
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
@@ -29,9 +36,11 @@ from hypothesis import strategies as st
 CONFIGS = config_bases()
 STATES = state_bases()
 FILES = CliFiles()
+TOMLS = toml_bases()
+TOML_DIR = TomlDir()
 
 
-def _run(n_config: int, n_state: int, n_cli: int, rng_seed: int) -> Tally:
+def _run(n_config: int, n_toml: int, n_state: int, n_cli: int, rng_seed: int) -> Tally:
     tally = Tally()
     common = dict(deadline=None, database=None, derandomize=False,
                   suppress_health_check=list(HealthCheck))
@@ -41,6 +50,12 @@ def _run(n_config: int, n_state: int, n_cli: int, rng_seed: int) -> Tally:
     @given(st.sampled_from(CONFIGS).flatmap(mutated))
     def configs(case: tuple) -> None:
         check_config(*case, tally)
+
+    @seed(rng_seed + 3)
+    @settings(max_examples=n_toml, **common)
+    @given(toml_mutated(TOMLS))
+    def tomls(case: tuple) -> None:
+        check_toml(case, tally, TOML_DIR)
 
     @seed(rng_seed + 1)
     @settings(max_examples=n_state, **common)
@@ -54,7 +69,7 @@ def _run(n_config: int, n_state: int, n_cli: int, rng_seed: int) -> Tally:
     def cli(argv: list[str]) -> None:
         check_cli(argv, tally, FILES)
 
-    for fn, n in ((configs, n_config), (states, n_state), (cli, n_cli)):
+    for fn, n in ((configs, n_config), (tomls, n_toml), (states, n_state), (cli, n_cli)):
         if n:
             fn()
     return tally
@@ -69,15 +84,15 @@ def _judge(tally: Tally) -> None:
 
 
 def test_fuzz_small_run() -> None:
-    tally = _run(200, 150, 60, rng_seed=1)
+    tally = _run(200, 150, 150, 60, rng_seed=1)
     _judge(tally)
-    assert tally.inputs >= 300
+    assert tally.inputs >= 500
 
 
 @pytest.mark.slow
 def test_fuzz_ten_thousand_inputs() -> None:
     rng_seed = int(os.environ.get("RFCTL_FUZZ_SEED", "14"))
-    tally = _run(5000, 4000, 1500, rng_seed=rng_seed)
+    tally = _run(3500, 2500, 3000, 1500, rng_seed=rng_seed)
     print(f"seed {rng_seed}: ", end="")
     _judge(tally)
     assert tally.inputs >= 10_000
