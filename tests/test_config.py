@@ -252,3 +252,19 @@ def test_nul_byte_in_table_file_is_refused(tmp_path: Path) -> None:
         'table_file = "t\\u0000.csv"\n')
     with pytest.raises(ConfigError, match=r"banks\.0\.table_file: .*NUL"):
         load_config(tmp_path / "b.toml")
+
+
+def test_panel_and_feed_cross_checks_and_size_bounds() -> None:
+    prof = load_config("sim-dbraa-14x14").model_dump()
+    prof["banks"] = [b for b in prof["banks"] if b["kind"] in ("phase", "pin_links")]
+    prof["banks"][0]["count"] = 195
+    with pytest.raises(ConfigError, match=r"195 elements .* 14 × 14 panel"):
+        parse_config(prof)
+    feed = {"kind": "board", "name": "f", "banks": [
+        {"name": "feed", "kind": "feed_mux", "rf_chains": 5, "rows": 3, "cols": 3}]}
+    with pytest.raises(ConfigError, match="exceeds the 4 candidate"):
+        parse_config(feed)
+    sc = _scenario("dbraa-14x14")
+    sc["dbraa"]["rows"] = 257
+    with pytest.raises(ConfigError, match=r"dbraa\.rows"):
+        parse_config(sc)

@@ -154,7 +154,7 @@ def cluster(tmp_path: Path) -> Iterator[_Cluster]:
 
 @pytest.mark.slow
 def test_real_cluster_sweep_survives_a_killed_worker_and_records_import_errors(
-        cluster: _Cluster, tmp_path: Path) -> None:
+        cluster: _Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # 1. plain sweep over two worker processes matches the local run
     grid = {"a": [1, 2, 3], "pause": [0.05]}
     res = sweep(slow_job, grid, seeds=[0, 1], scheduler=cluster.address)
@@ -205,6 +205,7 @@ def test_real_cluster_sweep_survives_a_killed_worker_and_records_import_errors(
               scheduler=cluster.address, progress=kill_all, no_worker_timeout_s=3.0)
     elapsed = time.monotonic() - t0
     assert elapsed < 3.0 + 6 * 0.3 + 5.0
+    assert any("waiting up to 3 s" in r.getMessage() for r in caplog.records)
     assert ei.value.address == cluster.address
     assert 1 <= len(ei.value.result.records) < 6
 
