@@ -267,13 +267,19 @@ def _dask_sweep(
         last_check = time.monotonic()
         cancelled = 0
 
-        def _aborted(why: str) -> SweepAbortedError:
+        def _aborted(why: str, *, cancel: bool = True) -> SweepAbortedError:
             recs = [r for r in results if r is not None]
-            for f in pending:
-                try:
-                    f.cancel()
-                except Exception as exc:  # the scheduler may be gone already
-                    log.debug("sweep: cancel failed: %s", exc)
+            if cancel and pending:
+                # free the cluster, but never wait on it longer than the connect bound
+                def run() -> None:
+                    try:
+                        client.cancel(list(pending))
+                    except Exception as exc:  # the scheduler may be gone already
+                        log.debug("sweep: cancel failed: %s", exc)
+
+                th = threading.Thread(target=run, name="rfctl-dask-cancel", daemon=True)
+                th.start()
+                th.join(connect_timeout_s)
             return SweepAbortedError(
                 f"{why}; {len(points) - len(recs)} of {len(points)} points unfinished "
                 f"(the {len(recs)} finished are in .result)",
@@ -308,7 +314,8 @@ def _dask_sweep(
                 tick()
             if cancelled:
                 raise _aborted(f"Dask scheduler {address}: the scheduler cancelled {cancelled} "
-                               "task(s) (connection lost or scheduler restarted)")
+                               "task(s) (connection lost or scheduler restarted)",
+                               cancel=False)
             if done:
                 idle_since = None
             if not pending or done or time.monotonic() - last_check < poll_s:
@@ -329,7 +336,7 @@ def _dask_sweep(
                             no_worker_timeout_s)
             elif now - idle_since > no_worker_timeout_s:
                 raise _aborted(f"Dask scheduler {address}: {why} for "
-                               f"{no_worker_timeout_s:g} s")
+                               f"{no_worker_timeout_s:g} s", cancel=why == "no workers")
     finally:
         if client is not scheduler:
             try:
