@@ -122,7 +122,8 @@ def _is_number(v: Any) -> bool:
 @st.composite
 def mutated(draw: Any, base: dict) -> tuple[dict, list[tuple[tuple, Any, Any]]]:
     """A copy of ``base`` with 1–3 mutations; returns it and (path, old, new) of each
-    value replacement."""
+    value replacement, ``old`` being the value at that path in ``base`` (None if the
+    path is not in ``base``)."""
     doc = copy.deepcopy(base)
     changes: list[tuple[tuple, Any, Any]] = []
     for _ in range(draw(st.sampled_from([1, 1, 1, 2, 3]))):
@@ -147,7 +148,10 @@ def mutated(draw: Any, base: dict) -> tuple[dict, list[tuple[tuple, Any, Any]]]:
                 ))
             else:
                 new = copy.deepcopy(draw(st.sampled_from(POOL)))
-            old = parent[path[-1]]
+            try:  # judge against the base document's value, not an earlier mutation's
+                old = _get(base, path)
+            except (KeyError, IndexError, TypeError):
+                old = None
             parent[path[-1]] = new
             changes.append((path, old, new))
     return doc, changes
