@@ -75,6 +75,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+FEAS_TOL = 1e-9
+"""Relative tolerance of the feasibility flag: min_t G_t/Υ_t ≥ 1 − tol, ‖F‖²/P ≤ 1 + tol."""
 Structure = Literal["RHB", "DHB", "PCHB"]
 
 
@@ -147,6 +149,10 @@ class MmwaveResult:
         ``power`` = ‖F‖²/P_m − 1.
     scaled : bool
         True if F_BB was scaled down to meet P_m.
+    feasible : bool
+        True if the returned ``F`` meets every sensing gain and the power budget to
+        :data:`FEAS_TOL` (relative); ``residuals["gain"]`` and ``residuals["power"]`` are
+        the margins either way.
     trace : list of float
         Sum-rate of F_RF F_BB (or F) after each iteration.
     stop_reason : str
@@ -165,6 +171,7 @@ class MmwaveResult:
     gains: NDArray[np.float64]
     residuals: dict[str, float]
     scaled: bool = False
+    feasible: bool = True
     trace: list[float] = field(default_factory=list)
     stop_reason: str = ""
     iterations: int = 0
@@ -197,8 +204,12 @@ def _evaluate(task: MmwaveTask, structure: str, F: NDArray, **kw) -> MmwaveResul
     res = {"gain": float(np.min(g / task.upsilon) - 1) if g.size else 0.0,
            "power": float(np.vdot(F, F).real / task.power - 1)}
     res.update(kw.pop("residuals", {}))
+    feasible = res["gain"] >= -FEAS_TOL and res["power"] <= FEAS_TOL
+    if not feasible:
+        log.warning("%s design misses its constraints: gain margin %+.3g, power margin %+.3g",
+                    structure, res["gain"], res["power"])
     return MmwaveResult(structure=structure, F=F, sum_rate=sum_rate(s), sinr=s, gains=g,
-                        residuals=res, **kw)
+                        residuals=res, feasible=feasible, **kw)
 
 
 def initial_precoder(task: MmwaveTask) -> NDArray[np.complex128]:
@@ -227,7 +238,7 @@ def pattern_set(structure: Structure, n: int, n_rf: int) -> NDArray[np.bool_]:
         b = np.arange(1 << n_rf)
         return ((b[:, None] >> np.arange(n_rf)[None, :]) & 1).astype(bool)
     if structure == "DHB":
-        return np.vstack([np.zeros((1, n_rf), bool), np.eye(n_rf, dtype=bool)])
+        return np.eye(n_rf, dtype=bool)  # every antenna on exactly one chain
     if structure == "PCHB":
         chain = (np.arange(n) * n_rf) // n
         return np.eye(n_rf, dtype=bool)[chain][:, None, :]
@@ -316,51 +327,219 @@ def mo_altmin(F_opt: NDArray, n_rf: int, *, power: float | None = None,
     return X, Fbb
 
 
-# --------------------------------------------------------------------------- FD
-def fully_digital(task: MmwaveTask, *, max_iter: int = 300, tol: float = 1e-7) -> MmwaveResult:
-    """FD: WMMSE with the sensing constraints by SCA (the F_m problem alone)."""
-    t0 = time.perf_counter()
-    F = initial_precoder(task)
-    trace: list[float] = [sum_rate(sinr(task.H, F, task.sigma2))]
+# --------------------------------------------------------------------------- WMMSE-SCA
+@dataclass
+class SolveInfo:
+    """How a WMMSE–SCA loop ended.
+
+    Attributes
+    ----------
+    trace : list of float
+        Sum-rate after each iteration (bit/s/Hz), the start first.
+    stop_reason : str
+        ``"converged"`` (relative sum-rate change ≤ tol), ``"max_iter"`` or
+        ``"infeasible"`` (no point meeting the sensing gains within P was found).
+    iterations : int
+    restored : bool
+        True if some iteration had to ask for less than the full sensing targets.
+    """
+
+    trace: list[float]
+    stop_reason: str
+    iterations: int
+    restored: bool = False
+
+
+def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: float,
+              F0: NDArray, *, max_iter: int = 300, tol: float = 1e-6
+              ) -> tuple[NDArray, SolveInfo]:
+    """Sum-rate maximisation under ‖Fᴴa_t‖² ≥ Υ_t and ‖F‖² ≤ P by WMMSE with SCA.
+
+    Each iteration updates the WMMSE receivers and weights (eqs. 72, 74) and solves the
+    F problem with the sensing gains linearised at the current F (eq. 76), exactly, by
+    :func:`fm_step_fast` (with a proximal weight 10⁻⁶ towards the current F). The
+    linearisation is an inner approximation, so once an iterate is feasible every later
+    one is, and the sum-rate does not decrease.
+
+    From a start that misses some gains, each iteration asks for
+    Υ'_t = Υ_t − (1 − s)(Υ_t − G_t)⁺ (G_t the current gains) with the largest s in
+    {1, 1/2, …, 2⁻¹⁰} whose linearised problem is feasible (s → 0 is always feasible:
+    the current point meets it). The gains rise towards Υ while the WMMSE objective
+    stays in the loop (a pure least-norm restoration loses most of the sum-rate).
+
+    Parameters
+    ----------
+    H : ndarray, shape (n, K)
+    A : ndarray, shape (n, T)
+    upsilon : ndarray, shape (T,)
+    power : float
+        W.
+    sigma2 : float
+    F0 : ndarray, shape (n, K)
+        Start.
+    max_iter : int
+    tol : float
+        Stop when the sum-rate changes by at most ``tol`` (relative) in one iteration and
+        every gain is met.
+
+    Returns
+    -------
+    F : ndarray, shape (n, K)
+    info : SolveInfo
+        ``stop_reason`` is ``"converged"``, ``"max_iter"`` or ``"infeasible"`` (the
+        gains were still short at the end, or no step was possible).
+    """
+    F = F0
+    pw = float(np.vdot(F, F).real)
+    if pw > power:
+        F = F * np.sqrt(power / pw)
+    trace: list[float] = [sum_rate(sinr(H, F, sigma2))]
     hint: dict = {}
-    reason = "max_iter"
     it = 0
+    reason = "max_iter"
+    restored = False
     while it < max_iter:
         it += 1
-        u, w = _wmmse(task.H, F, task.sigma2)
-        gbar = (F.conj().T @ task.A).T
-        p = FmProblem(task.H, u, w, F, 1e-6, task.power, task.A, gbar, task.upsilon)
-        Fn, info = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))
+        u, w = _wmmse(H, F, sigma2)
+        gbar = (F.conj().T @ A).T
+        g = np.sum(np.abs(gbar) ** 2, axis=1)
+        short = np.maximum(upsilon - g, 0.0)
+        step = 1.0
+        while True:
+            target = upsilon - (1.0 - step) * short
+            p = FmProblem(H, u, w, F, 1e-6, power, A, gbar, target)
+            Fn, info = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))
+            if info["feasible"] or step < 2.0 ** -10:
+                break
+            step /= 2
+            restored = True
+        if not info["feasible"]:
+            reason = "infeasible"
+            break
         hint = info
         F = Fn
-        trace.append(sum_rate(sinr(task.H, F, task.sigma2)))
-        if abs(trace[-1] - trace[-2]) <= tol * max(1.0, abs(trace[-1])):
+        trace.append(sum_rate(sinr(H, F, sigma2)))
+        if step == 1.0 and abs(trace[-1] - trace[-2]) <= tol * max(1.0, abs(trace[-1])):
             reason = "converged"
             break
+    if reason != "infeasible" and np.any(beam_gain(A, F) < upsilon * (1 - FEAS_TOL)):
+        reason = "infeasible"
+    return F, SolveInfo(trace, reason, it, restored)
+
+
+def refine_baseband(task: MmwaveTask, F_rf: NDArray, F_bb: NDArray, *, max_iter: int = 100,
+                    tol: float = 1e-5) -> tuple[NDArray, SolveInfo]:
+    """The final feasibility step: WMMSE–SCA on F_BB with the analog beamformer fixed.
+
+    With F_RF = U Σ Vᴴ (thin SVD, rank r), every precoder F_RF F_BB is U Y for an
+    r × K matrix Y, with ‖F‖ = ‖Y‖, h_kᴴF = (Uᴴh_k)ᴴY and a_tᴴF = (Uᴴa_t)ᴴY. So the step is
+    :func:`wmmse_sca` on the r-dimensional channels Uᴴ H and steering vectors Uᴴ A, from
+    Y = Uᴴ F_RF F_BB, and F_BB = V Σ⁻¹ Y. It returns a design that meets the sensing gains
+    and the power exactly (up to the QP's rounding) whenever one is found, and never
+    lowers the sum-rate of a feasible start.
+
+    Parameters
+    ----------
+    task : MmwaveTask
+    F_rf : ndarray, shape (N, N_RF)
+    F_bb : ndarray, shape (N_RF, K)
+        Start.
+
+    Returns
+    -------
+    F_bb : ndarray, shape (N_RF, K)
+    info : SolveInfo
+    """
+    U, sv, Vh = np.linalg.svd(F_rf, full_matrices=False)
+    r = int(np.sum(sv > sv[0] * 1e-10)) if sv.size and sv[0] > 0 else 0
+    if r == 0:
+        return F_bb, SolveInfo([0.0], "infeasible", 0)
+    U, sv, Vh = U[:, :r], sv[:r], Vh[:r]
+    Y0 = U.conj().T @ (F_rf @ F_bb)
+    Y, info = wmmse_sca(U.conj().T @ task.H, U.conj().T @ task.A, task.upsilon, task.power,
+                        task.sigma2, Y0, max_iter=max_iter, tol=tol)
+    return Vh.conj().T @ (Y / sv[:, None]), info
+
+
+def _in_subspace(task: MmwaveTask, F0: NDArray, *, max_iter: int, tol: float
+                 ) -> tuple[NDArray, SolveInfo]:
+    """:func:`wmmse_sca` for the fully digital problem, solved in span{h_k, a_t}.
+
+    Objective and constraints see F only through Hᴴ F, Aᴴ F and ‖F‖, so a component of F
+    orthogonal to Q = orth[H, A] only spends power: every iterate of the full-space
+    method from a start in span Q stays there, and the optimum lies there. Working with
+    Qᴴ H and Qᴴ A ((K + T) rows instead of N_m) gives the same iterates at a fraction of
+    the cost. The start is projected onto span Q (which keeps Hᴴ F and Aᴴ F and does not
+    raise the power).
+    """
+    Q, sv, _ = np.linalg.svd(np.hstack([task.H, task.A]), full_matrices=False)
+    Q = Q[:, sv > sv[0] * 1e-12]
+    Qh = Q.conj().T
+    X, info = wmmse_sca(Qh @ task.H, Qh @ task.A, task.upsilon, task.power, task.sigma2,
+                        Qh @ F0, max_iter=max_iter, tol=tol)
+    return Q @ X, info
+
+
+# --------------------------------------------------------------------------- FD
+def fully_digital(task: MmwaveTask, *, max_iter: int = 2000, tol: float = 1e-6,
+                  start: NDArray | None = None) -> MmwaveResult:
+    """FD: WMMSE with the sensing constraints by SCA (the F_m problem alone).
+
+    Starts from eq. 70 (or ``start``) and stops when the sum-rate changes by at most
+    ``tol`` (relative) in one iteration (``stop_reason == "converged"``) or after
+    ``max_iter`` iterations (``"max_iter"``).
+    """
+    t0 = time.perf_counter()
+    F0 = initial_precoder(task) if start is None else start
+    F, info = _in_subspace(task, F0, max_iter=max_iter, tol=tol)
     return _evaluate(task, "FD", F, phases=None, switch=None, F_rf=None, F_bb=None,
-                     trace=trace, stop_reason=reason, iterations=it,
-                     elapsed_s=time.perf_counter() - t0)
+                     trace=info.trace, stop_reason=info.stop_reason,
+                     iterations=info.iterations, elapsed_s=time.perf_counter() - t0)
 
 
 def fully_connected(task: MmwaveTask, *, fd: MmwaveResult | None = None,
                     rng: np.random.Generator | None = None) -> MmwaveResult:
-    """FCHB: MO-AltMin fitted to the FD design (power scaled to P_m)."""
+    """FCHB: MO-AltMin fitted to the FD design, then the final feasibility step on F_BB."""
     t0 = time.perf_counter()
     fd = fd or fully_digital(task)
     X, Fbb = mo_altmin(fd.F, task.n_rf, power=task.power, rng=rng)
+    hyb = float(np.linalg.norm(fd.F - X @ Fbb) / np.linalg.norm(fd.F))
+    Fbb, info = refine_baseband(task, X, Fbb)
     F = X @ Fbb
     return _evaluate(task, "FCHB", F, phases=None, switch=None, F_rf=X, F_bb=Fbb,
-                     residuals={"hybrid": float(np.linalg.norm(fd.F - F) /
-                                                np.linalg.norm(fd.F))},
-                     stop_reason="mo-altmin", elapsed_s=time.perf_counter() - t0)
+                     residuals={"hybrid": hyb}, trace=info.trace,
+                     stop_reason=f"mo-altmin; baseband {info.stop_reason}",
+                     iterations=info.iterations, elapsed_s=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- ADMM
 def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int = 300,
                 eps: float = 1e-5, rho0: float = 1.0, rho_decay: float = 0.9,
-                rho_min: float = 1e-3, rng: np.random.Generator | None = None
-                ) -> MmwaveResult:
+                rho_min: float = 1e-3, init: Literal["fd", "eq70"] = "fd",
+                start_iters: int = 120, inner: int = 1, inner_tol: float = 1e-4,
+                final: Literal["refine", "scale"] = "refine",
+                start: NDArray | None = None,
+                rng: np.random.Generator | None = None) -> MmwaveResult:
     """Algorithm 3 (ADMM-RHB); ``structure`` selects RHB, DHB or PCHB.
+
+    Parameters
+    ----------
+    task : MmwaveTask
+    structure : {"RHB", "DHB", "PCHB"}
+    max_iter, eps : int, float
+        I_M and ε of the stopping rule (ε relative to P_m).
+    rho0, rho_decay, rho_min : float
+        Penalty schedule ρ_i = max(ρ₀ γⁱ, ρ_min).
+    init : {"fd", "eq70"}
+        Start of F_m: eq. 70 (the seed), or eq. 70 followed by ``start_iters`` WMMSE–SCA
+        iterations of the fully digital problem (default; see the module docstring).
+    inner, inner_tol : int, float
+        SCA iterations of eq. 77 per ADMM iteration (re-linearising at the new F_m),
+        stopped early when ‖ΔF_m‖² ≤ inner_tol · P_m.
+    final : {"refine", "scale"}
+        Final step: :func:`refine_baseband` (exact feasibility) or the old scaling of F_BB.
+    start : ndarray, shape (N, K), optional
+        F_m start (overrides ``init``; used by :func:`track`).
 
     Returns
     -------
@@ -370,7 +549,12 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     t0 = time.perf_counter()
     N, K = task.H.shape
     patterns = pattern_set(structure, N, task.n_rf)
-    Fm = initial_precoder(task)
+    if start is not None:
+        Fm = start
+    else:
+        Fm = initial_precoder(task)
+        if init == "fd" and start_iters > 0:
+            Fm, _ = _in_subspace(task, Fm, max_iter=start_iters, tol=1e-6)
     _, Fbb = mo_altmin(Fm, task.n_rf, power=task.power, rng=rng, outer=3, inner=10)
     D = np.zeros((N, K), complex)
     rho = rho0
@@ -384,10 +568,15 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     while it < max_iter:
         it += 1
         u, w = _wmmse(task.H, Fm, task.sigma2)                      # eqs. 72, 74
-        gbar = (Fm.conj().T @ task.A).T
-        p = FmProblem(task.H, u, w, Fh - rho * D, 1 / (2 * rho), task.power, task.A, gbar,
-                      task.upsilon)
-        Fm, hint = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))  # eq. 77
+        for _ in range(inner):                                      # eq. 77 by SCA
+            gbar = (Fm.conj().T @ task.A).T
+            p = FmProblem(task.H, u, w, Fh - rho * D, 1 / (2 * rho), task.power, task.A,
+                          gbar, task.upsilon)
+            Fn, hint = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))
+            dF = float(np.sum(np.abs(Fn - Fm) ** 2))
+            Fm = Fn
+            if dF <= inner_tol * task.power:
+                break
         Fk = Fm + rho * D
         phases, S = switch_and_phase(Fk, Fbb, patterns)             # eqs. 82–86
         Frf = np.exp(1j * phases)[:, None] * S
@@ -401,13 +590,17 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
         if change <= eps * task.power:
             reason = "converged (ii)"
             break
+    hyb = float(np.linalg.norm(Fm - Fh) / max(np.linalg.norm(Fm), 1e-300))
     scaled = False
-    pw = float(np.vdot(Fh, Fh).real)
+    if final == "refine":
+        Fbb, info = refine_baseband(task, Frf, Fbb)
+        reason += f"; baseband {info.stop_reason}"
+        trace.extend(info.trace[1:])
+    pw = float(np.vdot(Frf @ Fbb, Frf @ Fbb).real)
     if pw > task.power:
         Fbb = Fbb * np.sqrt(task.power / pw)
-        Fh = Frf @ Fbb
         scaled = True
-    hyb = float(np.linalg.norm(Fm - Fh) / max(np.linalg.norm(Fm), 1e-300))
+    Fh = Frf @ Fbb
     return _evaluate(task, structure, Fh, phases=phases, switch=S, F_rf=Frf, F_bb=Fbb,
                      residuals={"hybrid": hyb}, scaled=scaled, trace=trace,
                      stop_reason=reason, iterations=it, elapsed_s=time.perf_counter() - t0)
