@@ -322,3 +322,27 @@ def test_mmwave_figure_scripts_run_quick(tmp_path) -> None:
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     d = json.loads((tmp_path / "fig8.json").read_text())
     assert set(d["sum_rate"]) == {"FD", "FCHB", "RHB", "DHB", "PCHB"}
+
+
+def test_track_follows_a_slowly_moving_channel() -> None:
+    """Warm-started updates on a Gauss–Markov channel (ρ = 0.99 per step, the innovation
+    an independent draw of the same channel model): every update is feasible and keeps
+    most of a cold start's sum-rate (the 100-step judgement is in the benchmark)."""
+    from rfctl.optimize.mmwave import track
+
+    base = paper_task(2100)
+    prev = admm_hybrid(base)
+    H = base.H
+    ratios = []
+    for step in range(1, 6):
+        H = 0.99 * H + np.sqrt(1 - 0.99 ** 2) * paper_task(2100 + step).H
+        task = MmwaveTask(H, base.A, base.upsilon, base.power, base.sigma2, base.n_rf)
+        r = track(prev, task)
+        check_design(task, r)
+        assert r.feasible and r.structure == "RHB"
+        assert r.F_digital is not None
+        ratios.append(r.sum_rate / admm_hybrid(task).sum_rate)
+        prev = r
+    assert min(ratios) >= 0.93, ratios
+    with pytest.raises(ConfigError, match="hybrid"):
+        track(fully_digital(base, max_iter=3), base)

@@ -70,8 +70,11 @@ __all__ = [
     "fully_digital",
     "mo_altmin",
     "pattern_set",
+    "refine_baseband",
     "switch_and_phase",
     "task_from_scenario",
+    "track",
+    "wmmse_sca",
 ]
 
 log = logging.getLogger(__name__)
@@ -158,6 +161,9 @@ class MmwaveResult:
     stop_reason : str
     iterations : int
     elapsed_s : float
+    F_digital : ndarray, shape (N_m, K_m) or None
+        ADMM: the fully digital start F_m the ADMM began from (the warm start of
+        :func:`track`).
     """
 
     structure: str
@@ -177,6 +183,7 @@ class MmwaveResult:
     iterations: int = 0
     elapsed_s: float = 0.0
     record: DesignRecord | None = None
+    F_digital: NDArray[np.complex128] | None = None
 
     def state(self) -> ArrayState:
         """The design as an ArrayState (phases, switch matrix, F_BB) for the HAL."""
@@ -518,7 +525,8 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
                 rho_min: float = 1e-3, init: Literal["fd", "eq70"] = "fd",
                 start_iters: int = 120, inner: int = 1, inner_tol: float = 1e-4,
                 final: Literal["refine", "scale"] = "refine",
-                start: NDArray | None = None,
+                start: NDArray | None = None, warm: MmwaveResult | None = None,
+                baseband_iters: int = 100,
                 rng: np.random.Generator | None = None) -> MmwaveResult:
     """Algorithm 3 (ADMM-RHB); ``structure`` selects RHB, DHB or PCHB.
 
@@ -539,7 +547,14 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     final : {"refine", "scale"}
         Final step: :func:`refine_baseband` (exact feasibility) or the old scaling of F_BB.
     start : ndarray, shape (N, K), optional
-        F_m start (overrides ``init``; used by :func:`track`).
+        F_m start (overrides ``init``).
+    warm : MmwaveResult, optional
+        A previous design of the same structure (see :func:`track`): F_m starts from
+        its digital iterate, followed by ``start_iters`` fully digital WMMSE–SCA
+        iterations on the new channel, and the analog part and F_BB start from it
+        (no MO-AltMin).
+    baseband_iters : int
+        Iteration cap of the final :func:`refine_baseband` step.
 
     Returns
     -------
@@ -549,16 +564,27 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     t0 = time.perf_counter()
     N, K = task.H.shape
     patterns = pattern_set(structure, N, task.n_rf)
-    if start is not None:
-        Fm = start
-    else:
-        Fm = initial_precoder(task)
-        if init == "fd" and start_iters > 0:
+    if warm is not None:
+        if warm.F_bb is None or warm.phases is None or warm.switch is None:
+            raise ConfigError("a warm start needs a hybrid design (phases, switch, F_BB)",
+                              field="warm", reason="not hybrid")
+        Fm = warm.F_digital if warm.F_digital is not None else warm.F
+        if start_iters > 0:
             Fm, _ = _in_subspace(task, Fm, max_iter=start_iters, tol=1e-6)
-    _, Fbb = mo_altmin(Fm, task.n_rf, power=task.power, rng=rng, outer=3, inner=10)
+        Fbb, phases, S = warm.F_bb, warm.phases, warm.switch
+        F_start = Fm
+    else:
+        if start is not None:
+            Fm = start
+        else:
+            Fm = initial_precoder(task)
+            if init == "fd" and start_iters > 0:
+                Fm, _ = _in_subspace(task, Fm, max_iter=start_iters, tol=1e-6)
+        F_start = Fm
+        _, Fbb = mo_altmin(Fm, task.n_rf, power=task.power, rng=rng, outer=3, inner=10)
+        phases, S = switch_and_phase(Fm, Fbb, patterns)
     D = np.zeros((N, K), complex)
     rho = rho0
-    phases, S = switch_and_phase(Fm, Fbb, patterns)
     Frf = np.exp(1j * phases)[:, None] * S
     Fh = Frf @ Fbb
     trace: list[float] = []
@@ -593,7 +619,7 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     hyb = float(np.linalg.norm(Fm - Fh) / max(np.linalg.norm(Fm), 1e-300))
     scaled = False
     if final == "refine":
-        Fbb, info = refine_baseband(task, Frf, Fbb)
+        Fbb, info = refine_baseband(task, Frf, Fbb, max_iter=baseband_iters)
         reason += f"; baseband {info.stop_reason}"
         trace.extend(info.trace[1:])
     pw = float(np.vdot(Frf @ Fbb, Frf @ Fbb).real)
@@ -603,7 +629,41 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     Fh = Frf @ Fbb
     return _evaluate(task, structure, Fh, phases=phases, switch=S, F_rf=Frf, F_bb=Fbb,
                      residuals={"hybrid": hyb}, scaled=scaled, trace=trace,
-                     stop_reason=reason, iterations=it, elapsed_s=time.perf_counter() - t0)
+                     stop_reason=reason, iterations=it, elapsed_s=time.perf_counter() - t0,
+                     F_digital=F_start)
+
+
+def track(previous: MmwaveResult, task: MmwaveTask, *, fd_iters: int = 3,
+          admm_iters: int = 6, rho: float = 0.05, baseband_iters: int = 10
+          ) -> MmwaveResult:
+    """Warm-started update of a hybrid design after a small channel change.
+
+    Re-solves ``task`` (the new channel; same array, targets and budget) from
+    ``previous``, for beam tracking within a coherence time: ``fd_iters`` fully digital
+    WMMSE–SCA iterations move the previous fully digital start (``previous.F_digital``)
+    to the new channel; ``admm_iters`` ADMM iterations (penalty ``rho``) update the
+    phases, switches and F_BB starting from the previous ones (no MO-AltMin); and the
+    final step (:func:`refine_baseband`, at most ``baseband_iters`` iterations) makes
+    the design feasible, as in a cold start.
+
+    Parameters
+    ----------
+    previous : MmwaveResult
+        The last design (RHB, DHB or PCHB, from :func:`admm_hybrid` or :func:`track`).
+    task : MmwaveTask
+        The problem on the new channel.
+
+    Returns
+    -------
+    MmwaveResult
+        The same structure; ``feasible`` and the margins as for a cold start.
+    """
+    if previous.structure not in ("RHB", "DHB", "PCHB"):
+        raise ConfigError(f"track() updates hybrid designs, not {previous.structure}",
+                          field="previous.structure", reason="not hybrid")
+    return admm_hybrid(task, previous.structure, warm=previous,  # type: ignore[arg-type]
+                       start_iters=fd_iters, max_iter=admm_iters, rho0=rho,
+                       rho_min=min(rho, 1e-3), baseband_iters=baseband_iters)
 
 
 # --------------------------------------------------------------------------- scenario
