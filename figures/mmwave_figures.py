@@ -1,6 +1,6 @@
 """Reproduce the DBRAA seed's mmWave figures (Figs. 7–9).
 
-    python sims/mmwave_figures.py fig7|fig8|fig9|all [--quick] [--out out/]
+    python figures/mmwave_figures.py fig7|fig8|fig9|all [--quick] [--out out/]
 
 - Fig. 7: 2-D beampattern maps ‖Fᴴ a(φ, θ)‖² (dB) over the surrogate-angle plane for FD,
   FCHB, PCHB, DHB and RHB; 14 × 14, K = N_RF = 4, 9 sensing targets on the square

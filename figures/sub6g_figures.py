@@ -1,7 +1,7 @@
 """Reproduce the DBRAA seed's sub-6 GHz figures (Figs. 10–12) by Monte Carlo.
 
-    python sims/sub6g_figures.py fig10 [--quick] [--out out/] [--workers N]
-    python sims/sub6g_figures.py all --quick
+    python figures/sub6g_figures.py fig10 [--quick] [--out out/] [--workers N]
+    python figures/sub6g_figures.py all --quick
 
 - Fig. 10: transmit power vs N_row = N_col for RAS (FS-JBAS), RAS (RS), CAS and the fixed
   array; N_s = 4, K_s = 4 (the seed does not state K_s for Fig. 10; 4 is the value of
