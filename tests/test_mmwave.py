@@ -346,3 +346,18 @@ def test_track_follows_a_slowly_moving_channel() -> None:
     assert min(ratios) >= 0.93, ratios
     with pytest.raises(ConfigError, match="hybrid"):
         track(fully_digital(base, max_iter=3), base)
+
+
+def test_cli_says_whether_the_design_is_feasible(tmp_path) -> None:
+    import io
+
+    from rfctl.cli import main
+
+    out = io.StringIO()
+    assert main(["optimize", "mmwave", "--scenario", "dbraa-14x14", "--out",
+                 str(tmp_path / "m.json")], out=out) == 0
+    assert "feasible: constraints met" in out.getvalue()
+    from rfctl.cli.optimize import _feasibility
+
+    line = _feasibility(False, {"gain": -0.02, "power": 0.0})
+    assert "INFEASIBLE" in line and "gain -2.00e-02" in line
