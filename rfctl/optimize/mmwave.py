@@ -8,37 +8,48 @@ Algorithm 3 (ADMM-RHB) runs on the augmented Lagrangian of F_m = diag(f_P) S F_B
 (eq. 68). Each iteration does the following:
 
 1. WMMSE receivers u_k and weights w_k in closed form (eqs. 72, 74);
-2. the F_m step (eq. 77): one SCA linearisation of the sensing gains at the current
-   F_m, solved exactly by :func:`rfctl.optimize.mmwave_fm.fm_step_fast`;
+2. the F_m step (eq. 77): the sensing gains linearised at the current F_m (SCA, eq. 76),
+   solved exactly by :func:`rfctl.optimize.mmwave_fm.fm_step_fast` (``inner`` SCA
+   steps, default one: measured, more do not help, see BENCHMARKS.md);
 3. phase shifters and switch rows (eqs. 82–86): for every antenna and every allowed
    pattern, the closed-form phase, keeping the pattern of least cost. This is
    vectorised over the antennas;
 4. F_BB by least squares (eq. 88), and the dual update (eq. 89);
 
 and the loop stops when (i) I_M iterations are done, or (ii)
-‖F_RF F_BB − previous‖² ≤ ε.
+‖F_RF F_BB − previous‖² ≤ ε. Then the final feasibility step (below) runs.
 
-Pattern sets give the structures: RHB has all 2^N_RF patterns per antenna; DHB has
-"none or exactly one chain"; PCHB has fixed contiguous sub-arrays (antenna m on chain
-⌊m N_RF / N_m⌋, phases only). FD is the F_m problem alone (WMMSE + SCA, no hybrid
+Pattern sets give the structures: RHB has all 2^N_RF patterns per antenna; DHB puts
+every antenna on exactly one chain; PCHB has fixed contiguous sub-arrays (antenna m on
+chain ⌊m N_RF / N_m⌋, phases only). FD is the F_m problem alone (WMMSE + SCA, no hybrid
 coupling). FCHB is MO-AltMin (Yu, Shen, Zhang, Letaief 2016) fitted to the FD design.
 
-Choices the seed leaves open (used by the sims too):
+Choices the seed leaves open (used by the sims too), with their measured effect on the
+Fig. 7 setting (tuning draws 1000–1009; the table is in BENCHMARKS.md):
 
 - **Steering vectors** are unnormalised (unit-modulus entries), and Υ is a squared
   gain; the Parseval bound is Υ_t ≤ P_m N_m.
 - **SNR** (Fig. 8) = P_m / σ_m².
-- **Initialisation** by eq. 70 (κ sets ‖F‖² = P_m); if that point misses a sensing
-  target, every column gets the least-norm beam meeting all targets added before
-  rescaling. D₀ = 0 (N_m × K_m; the seed's "N_p × K_s" is a slip).
-- **Penalty**: ρ₀ = 1, multiplied by 0.9 per iteration, floor 10⁻³.
-- **One SCA step per iteration.** The outer loop re-linearises at every iteration.
-- **FD**: the F_m step needs a proximal weight c = 1/(2ρ) > 0. FD uses c = 10⁻⁶ towards
-  the previous iterate (a proximal-point step with the same fixed points).
-- **Stopping**: I_M = 300, ε = 10⁻⁵ P_m (‖ΔF_RF F_BB‖² per iteration). FD stops when the
-  sum-rate changes by less than 10⁻⁷ (relative), or after 300 iterations.
-- **Final scaling**: if ‖F_RF F_BB‖² > P_m, F_BB is scaled down to P_m, and the result
-  says so (``scaled``).
+- **Start** (``init="fd"``, the default): eq. 70 (κ sets ‖F‖² = P_m; if that point misses
+  a sensing target, every column gets the least-norm beam meeting all targets added
+  before rescaling), then 120 fully digital WMMSE–SCA iterations, computed in
+  span{h_k, a_t} where they stay. The seed's eq. 70 start alone (``init="eq70"``) leaves
+  RHB at 0.78 × FD and below DHB; this start gives 0.93 × FD. It is the dominant cause.
+  D₀ = 0 (N_m × K_m; the seed's "N_p × K_s" is a slip). F_RF, F_BB start from MO-AltMin
+  (3 × 10 steps) fitted to the start.
+- **Penalty**: ρ₀ = 1, multiplied by 0.9 per iteration, floor 10⁻³ (0.95 or 0.8 change
+  the sum-rate by < 0.5 %; ρ₀ = 0.1 costs 2 %).
+- **FD**: the F_m step needs a proximal weight c > 0; FD uses c = 10⁻⁶ towards the
+  previous iterate (a proximal-point step with the same fixed points). FD stops when
+  the sum-rate changes by at most 10⁻⁶ (relative) in one iteration ("converged"), or
+  after 2000 iterations ("max_iter").
+- **Stopping**: I_M = 300, ε = 10⁻⁵ P_m (‖ΔF_RF F_BB‖² per iteration).
+- **Final feasibility step** (:func:`refine_baseband`): WMMSE–SCA on F_BB with the analog
+  part fixed, from the ADMM's F_BB, until the sum-rate changes by ≤ 10⁻⁵ (at most 100
+  iterations). Its linearised sensing constraints are inner approximations, so the
+  design meets every gain and the power; from a start that misses gains the targets
+  are approached by back-off steps. If it cannot, the result says ``feasible=False``.
+  The old scaling of F_BB (``final="scale"``) left 4 of 10 designs below Υ.
 - **MO-AltMin** (FCHB, and the ADMM initialisation of F_BB): F_RF starts from the
   phases of the target's columns (random phases on chains beyond K). At most 20 outer
   alternations and 30 Riemannian gradient steps each, with Armijo backtracking.
