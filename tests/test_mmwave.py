@@ -54,6 +54,18 @@ def test_fast_fm_step_equals_cvxpy_reference(rng, c: float) -> None:
         assert np.all(lin >= p.upsilon - 1e-6)
 
 
+def test_fast_fm_step_detects_infeasible_subproblems_like_cvxpy(rng) -> None:
+    """Linearised sensing targets out of reach within P: the fast step says so (from the
+    least-norm power) and cvxpy finds no solution; just within reach: both solve it."""
+    for _ in range(3):
+        p = fm_case(rng)
+        st_fast = fm_step_fast(p)[1]
+        assert st_fast["feasible"] and fm_step_cvxpy(p) is not None
+        p.upsilon = p.upsilon * 1e4
+        F, info = fm_step_fast(p)
+        assert not info["feasible"] and fm_step_cvxpy(p) is None
+
+
 def test_nonneg_qp_kkt(rng) -> None:
     for n in (1, 4, 9):
         M = rng.standard_normal((n, n))

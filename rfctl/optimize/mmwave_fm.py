@@ -108,15 +108,21 @@ def nonneg_qp(A: NDArray[np.float64], b: NDArray[np.float64], tol: float = 1e-12
     free = np.zeros(n, bool)
     for _ in range(max_iter):
         g = b - A @ mu  # negative gradient
-        cand = np.where(free, -np.inf, g)
-        if n == 0 or np.max(cand) <= tol * scale:
+        g[free] = -np.inf
+        j = int(np.argmax(g))
+        if g[j] <= tol * scale:
             break
-        free[int(np.argmax(cand))] = True
+        free[j] = True
         for _ in range(max_iter):
             z = np.zeros(n)
             idx = np.flatnonzero(free)
-            z[idx] = np.linalg.lstsq(A[np.ix_(idx, idx)], b[idx], rcond=None)[0]
-            if np.all(z[idx] > 0):
+            sub = A[idx][:, idx]
+            try:
+                zi = np.linalg.solve(sub, b[idx])
+            except np.linalg.LinAlgError:
+                zi = np.linalg.lstsq(sub, b[idx], rcond=None)[0]
+            z[idx] = zi
+            if float(np.min(zi)) > 0:
                 mu = z
                 break
             neg = idx[z[idx] <= 0]
@@ -169,6 +175,17 @@ class _Structured:
 
     def lift(self, Z: NDArray) -> NDArray:
         return self.WU @ Z
+
+    def least_norm_power(self) -> float:
+        """min ‖F‖² subject to the linearised sensing constraints alone (the λ → ∞
+        limit: F = A M with the multipliers of the same QP at B₀ = 0). The subproblem is
+        feasible iff this is ≤ P."""
+        if not self.UA.shape[1]:
+            return 0.0
+        Amat = np.real((self.UAh @ self.UA) * self.GGt)
+        mu = nonneg_qp((Amat + Amat.T) / 2, self.cvec)
+        Z = self.UA @ (mu[:, None] * self.p.gbar.conj())
+        return float(np.sum(Z.real ** 2 + Z.imag ** 2))
 
 
 def fm_step_fast(p: FmProblem, *, rel_tol: float = 1e-9, nu_hint: float | None = None,
@@ -235,6 +252,8 @@ def fm_step_fast(p: FmProblem, *, rel_tol: float = 1e-9, nu_hint: float | None =
             lo = x
         if np.isfinite(hi) and (evals >= 200 or hi - lo <= 1e-13 * (p.c + hi)):
             break
+        if not np.isfinite(hi) and evals == 3 and st.least_norm_power() > p.P * (1 + rel_tol):
+            x = np.inf  # no ν meets the power: the linearised targets are out of reach
         if not np.isfinite(hi) and (x > 1e12 * max(1.0, p.c) or evals >= 200):
             return st.lift(F), {"nu": x, "mu": mu, "power": pw, "feasible": False,
                                 "evals": evals}
