@@ -180,6 +180,9 @@ class MmwaveResult:
     F_digital : ndarray, shape (N_m, K_m) or None
         ADMM: the fully digital start F_m the ADMM began from (the warm start of
         :func:`track`).
+    dual : (ndarray, float) or None
+        ADMM: the final dual variable D (N_m × K_m) and penalty ρ (warm start of
+        :func:`track`).
     """
 
     structure: str
@@ -200,6 +203,7 @@ class MmwaveResult:
     elapsed_s: float = 0.0
     record: DesignRecord | None = None
     F_digital: NDArray[np.complex128] | None = None
+    dual: tuple[NDArray[np.complex128], float] | None = None
 
     def state(self) -> ArrayState:
         """The design as an ArrayState (phases, switch matrix, F_BB) for the HAL."""
@@ -565,7 +569,7 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
                 inner_tol: float = 1e-4,
                 final: Literal["refine", "scale"] = "refine",
                 start: NDArray | None = None, warm: MmwaveResult | None = None,
-                baseband_iters: int = 100,
+                warm_dual: bool = False, baseband_iters: int = 100,
                 rng: np.random.Generator | None = None) -> MmwaveResult:
     """Algorithm 3 (ADMM-RHB); ``structure`` selects RHB, DHB or PCHB.
 
@@ -594,6 +598,8 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
         its digital iterate, followed by ``start_iters`` fully digital WMMSE–SCA
         iterations on the new channel, and the analog part and F_BB start from it
         (no MO-AltMin).
+    warm_dual : bool
+        With ``warm``: also start D and ρ from its final values.
     baseband_iters : int
         Iteration cap of the final :func:`refine_baseband` step.
 
@@ -609,7 +615,8 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
         if warm.F_bb is None or warm.phases is None or warm.switch is None:
             raise ConfigError("a warm start needs a hybrid design (phases, switch, F_BB)",
                               field="warm", reason="not hybrid")
-        Fm = warm.F_digital if warm.F_digital is not None else warm.F
+        Fm = start if start is not None else (
+            warm.F_digital if warm.F_digital is not None else warm.F)
         if start_iters > 0:
             Fm, _ = _in_subspace(task, Fm, max_iter=start_iters, tol=start_tol)
         Fbb, phases, S = warm.F_bb, warm.phases, warm.switch
@@ -626,6 +633,8 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
         phases, S = switch_and_phase(Fm, Fbb, patterns)
     D = np.zeros((N, K), complex)
     rho = rho0
+    if warm is not None and warm_dual and warm.dual is not None:
+        D, rho = warm.dual[0].copy(), max(warm.dual[1], rho_min)
     Frf = np.exp(1j * phases)[:, None] * S
     Fh = Frf @ Fbb
     trace: list[float] = []
@@ -671,21 +680,25 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     return _evaluate(task, structure, Fh, phases=phases, switch=S, F_rf=Frf, F_bb=Fbb,
                      residuals={"hybrid": hyb}, scaled=scaled, trace=trace,
                      stop_reason=reason, iterations=it, elapsed_s=time.perf_counter() - t0,
-                     F_digital=F_start)
+                     F_digital=F_start, dual=(D, rho))
 
 
 def track(previous: MmwaveResult, task: MmwaveTask, *, fd_iters: int = 3,
-          admm_iters: int = 6, rho: float = 0.05, baseband_iters: int = 10
-          ) -> MmwaveResult:
+          admm_iters: int = 12, rho: float = 0.3, rho_decay: float = 0.8,
+          baseband_iters: int = 10) -> MmwaveResult:
     """Warm-started update of a hybrid design after a small channel change.
 
     Re-solves ``task`` (the new channel; same array, targets and budget) from
     ``previous``, for beam tracking within a coherence time: ``fd_iters`` fully digital
     WMMSE–SCA iterations move the previous fully digital start (``previous.F_digital``)
-    to the new channel; ``admm_iters`` ADMM iterations (penalty ``rho``) update the
-    phases, switches and F_BB starting from the previous ones (no MO-AltMin); and the
-    final step (:func:`refine_baseband`, at most ``baseband_iters`` iterations) makes
-    the design feasible, as in a cold start.
+    to the new channel; ``admm_iters`` ADMM iterations (penalty ``rho``, multiplied by
+    ``rho_decay`` per iteration, D from zero) update the phases, switches and F_BB
+    starting from the previous ones (no MO-AltMin); and the final step
+    (:func:`refine_baseband`, at most ``baseband_iters`` iterations) makes the design
+    feasible, as in a cold start. Measured on a Gauss–Markov channel (BENCHMARKS.md):
+    warm-starting D and ρ as well, or fewer ADMM iterations at a small ρ, let the
+    sum-rate drift down to ~0.92 of a cold start over tens of steps; these defaults
+    hold ~1.00.
 
     Parameters
     ----------
@@ -704,7 +717,7 @@ def track(previous: MmwaveResult, task: MmwaveTask, *, fd_iters: int = 3,
                           field="previous.structure", reason="not hybrid")
     return admm_hybrid(task, previous.structure, warm=previous,  # type: ignore[arg-type]
                        start_iters=fd_iters, max_iter=admm_iters, rho0=rho,
-                       rho_min=min(rho, 1e-3), baseband_iters=baseband_iters)
+                       rho_decay=rho_decay, baseband_iters=baseband_iters)
 
 
 # --------------------------------------------------------------------------- scenario
