@@ -102,19 +102,21 @@ def cold(n: int) -> None:
 
 
 VARIANTS = {
-    "seed as written: eq. 70 start, 1 SCA step, ρ 0.9, F_BB scaled": {
+    "seed as written: eq. 70 start, 1 SCA step, ρ ×0.9, F_BB scaled": {
         "init": "eq70", "final": "scale"},
     "eq. 70 start + final F_BB step": {"init": "eq70"},
     "eq. 70 start, eq. 77 to 5 SCA steps": {"init": "eq70", "inner": 5},
-    "eq. 70 start, ρ decay 0.97": {"init": "eq70", "rho_decay": 0.97},
-    "FD start (30 it.)": {"start_iters": 30},
-    "FD start (60 it.)": {"start_iters": 60},
-    "FD start (120 it.) = default": {},
-    "FD start (120 it.), F_BB scaled instead of final step": {"final": "scale"},
-    "FD start to convergence": {"start_iters": 3000},
+    "eq. 70 start, ρ ×0.97": {"init": "eq70", "rho_decay": 0.97},
+    "eq. 70 + 30 FD it.": {"init": "fd", "start_iters": 30, "start_tol": 0},
+    "eq. 70 + 60 FD it.": {"init": "fd", "start_iters": 60, "start_tol": 0},
+    "eq. 70 + 120 FD it.": {"init": "fd", "start_iters": 120, "start_tol": 0},
+    "eq. 70 + FD to convergence (1e-6)": {"init": "fd", "start_iters": 3000,
+                                          "start_tol": 1e-6},
+    "ZF + FD it. to 1e-4 = default": {},
+    "default, F_BB scaled instead of final step": {"final": "scale"},
     "default + eq. 77 to 5 SCA steps": {"inner": 5},
-    "default + ρ decay 0.95": {"rho_decay": 0.95},
-    "default + ρ decay 0.8": {"rho_decay": 0.8},
+    "default + ρ ×0.95": {"rho_decay": 0.95},
+    "default + ρ ×0.8": {"rho_decay": 0.8},
     "default + ρ₀ = 0.1": {"rho0": 0.1},
 }
 
