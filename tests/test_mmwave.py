@@ -71,9 +71,10 @@ def test_nonneg_qp_kkt(rng) -> None:
         M = rng.standard_normal((n, n))
         A = M @ M.T + 1e-3 * np.eye(n)
         b = rng.standard_normal(n)
-        mu = nonneg_qp(A, b)
-        g = A @ mu - b
-        assert np.all(mu >= 0) and np.all(g >= -1e-9) and abs(mu @ g) < 1e-9
+        for guess in (None, np.zeros(n, bool), rng.random(n) < 0.5, np.ones(n, bool)):
+            mu = nonneg_qp(A, b, guess=guess)  # any guess: the same KKT point
+            g = A @ mu - b
+            assert np.all(mu >= 0) and np.all(g >= -1e-9) and abs(mu @ g) < 1e-9
 
 
 @pytest.mark.parametrize("structure", ["RHB", "DHB", "PCHB"])

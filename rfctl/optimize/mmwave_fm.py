@@ -81,12 +81,15 @@ def nonneg_qp(A: NDArray[np.float64], b: NDArray[np.float64], tol: float = 1e-12
 
     ``guess`` is a set of indices expected to be positive (e.g. from a neighbouring
     problem). If solving on it gives a point that meets every optimality condition, that
-    point is returned at once; otherwise the method starts from scratch.
+    point is returned at once; if that point is positive but not optimal, the
+    active-set iterations continue from it; otherwise they start from scratch.
     """
     n = b.size
     if n == 0:
         return np.zeros(0)
     scale = max(1.0, float(np.max(np.abs(b))))
+    mu = np.zeros(n)
+    free = np.zeros(n, bool)
     if guess is not None:
         if not guess.any():
             if float(np.max(b)) <= tol * scale:  # μ = 0 is optimal
@@ -104,8 +107,9 @@ def nonneg_qp(A: NDArray[np.float64], b: NDArray[np.float64], tol: float = 1e-12
                 g[idx] = -np.inf
                 if float(np.max(g)) <= tol * scale:
                     return z
-    mu = np.zeros(n)
-    free = np.zeros(n, bool)
+                # a valid Lawson–Hanson state (μ > 0 and optimal on its free set):
+                # continue from it instead of from scratch
+                mu, free = z, guess.copy()
     for _ in range(max_iter):
         g = b - A @ mu  # negative gradient
         g[free] = -np.inf
@@ -252,7 +256,7 @@ def fm_step_fast(p: FmProblem, *, rel_tol: float = 1e-9, nu_hint: float | None =
             lo = x
         if np.isfinite(hi) and (evals >= 200 or hi - lo <= 1e-13 * (p.c + hi)):
             break
-        if not np.isfinite(hi) and evals == 3 and st.least_norm_power() > p.P * (1 + rel_tol):
+        if not np.isfinite(hi) and evals == 6 and st.least_norm_power() > p.P * (1 + rel_tol):
             x = np.inf  # no ν meets the power: the linearised targets are out of reach
         if not np.isfinite(hi) and (x > 1e12 * max(1.0, p.c) or evals >= 200):
             return st.lift(F), {"nu": x, "mu": mu, "power": pw, "feasible": False,
