@@ -128,6 +128,8 @@ VARIANTS = {
     "default + ρ ×0.95": {"rho_decay": 0.95},
     "default + ρ ×0.8": {"rho_decay": 0.8},
     "default + ρ₀ = 0.1": {"rho0": 0.1},
+    "default with ε = 1e-5": {"eps": 1e-5},
+    "default with ε = 1e-4": {"eps": 1e-4},
 }
 
 
@@ -137,13 +139,14 @@ def ablation(n: int) -> None:
     fd = np.array([mm.fully_digital(t).sum_rate for t in tasks])
     dhb = np.array([mm.admm_hybrid(t, "DHB").sum_rate for t in tasks])
     print(f"ablation on the tuning draws 1000..{999 + n}: variant | RHB mean | RHB/FD | "
-          f"RHB > DHB(default) | feasible | median ms")
+          f"RHB > DHB(default) | feasible | median ms | mean ADMM iterations")
     for name, kw in VARIANTS.items():
         out = [timed(mm.admm_hybrid, t, "RHB", **kw) for t in tasks]
         r = np.array([o[1].sum_rate for o in out])
         print(f"  {name} | {r.mean():.2f} | {r.mean() / fd.mean():.3f} | "
               f"{np.mean(r > dhb):.0%} | {sum(o[1].feasible for o in out)}/{n} | "
-              f"{med([o[0] for o in out]) * 1e3:.0f}")
+              f"{med([o[0] for o in out]) * 1e3:.0f} | "
+              f"{np.mean([o[1].iterations for o in out]):.1f}")
 
 
 def track(steps: int) -> None:
