@@ -62,7 +62,7 @@ def test_fast_fm_step_detects_infeasible_subproblems_like_cvxpy(rng) -> None:
         st_fast = fm_step_fast(p)[1]
         assert st_fast["feasible"] and fm_step_cvxpy(p) is not None
         p.upsilon = p.upsilon * 1e4
-        F, info = fm_step_fast(p)
+        _, info = fm_step_fast(p)
         assert not info["feasible"] and fm_step_cvxpy(p) is None
 
 
