@@ -354,9 +354,17 @@ def test_track_follows_a_slowly_moving_channel() -> None:
         check_design(task, r)
         assert r.feasible and r.structure == "RHB"
         assert r.F_digital is not None
+        assert r.stop_reason.startswith("tracked (")
         ratios.append(r.sum_rate / admm_hybrid(task).sum_rate)
         prev = r
     assert min(ratios) >= 0.93, ratios
+    # the two paths: always the full ADMM update, or the baseband-only update
+    full = track(prev, task, refresh_margin=None)
+    assert full.stop_reason.startswith("tracked (ADMM)") and full.feasible
+    cheap = track(prev, task, refresh_margin=1.0)
+    assert cheap.stop_reason.startswith("tracked (baseband)") and cheap.feasible
+    assert cheap.residuals["rate_to_fd_ref"] == prev.residuals.get(
+        "rate_to_fd_ref", prev.residuals["rate_to_fd"])
     with pytest.raises(ConfigError, match="hybrid"):
         track(fully_digital(base, max_iter=3), base)
 

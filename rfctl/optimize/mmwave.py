@@ -166,7 +166,8 @@ class MmwaveResult:
         Per-user SINR and per-target sensing gain of ``F``.
     residuals : dict
         ``hybrid`` = ‖F_m − F_RF F_BB‖_F / ‖F_m‖_F, ``gain`` = min_t(G_t/Υ_t) − 1 and
-        ``power`` = ‖F‖²/P_m − 1.
+        ``power`` = ‖F‖²/P_m − 1; ADMM designs also ``rate_to_fd`` (sum-rate over that of
+        the fully digital start), used by :func:`track`.
     scaled : bool
         True if F_BB was scaled down to meet P_m.
     feasible : bool
@@ -679,27 +680,44 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
         scaled = True
     Fh = Frf @ Fbb
     return _evaluate(task, structure, Fh, phases=phases, switch=S, F_rf=Frf, F_bb=Fbb,
-                     residuals={"hybrid": hyb}, scaled=scaled, trace=trace,
+                     residuals={"hybrid": hyb,
+                                "rate_to_fd": _rate_to_fd(task, Fh, F_start)},
+                     scaled=scaled, trace=trace,
                      stop_reason=reason, iterations=it, elapsed_s=time.perf_counter() - t0,
                      F_digital=F_start, dual=(D, rho))
 
 
+def _rate_to_fd(task: MmwaveTask, F: NDArray, F_digital: NDArray | None) -> float:
+    """Sum-rate of F over that of the fully digital start (1 if there is none)."""
+    if F_digital is None:
+        return 1.0
+    fd = sum_rate(sinr(task.H, F_digital, task.sigma2))
+    return sum_rate(sinr(task.H, F, task.sigma2)) / fd if fd > 0 else 1.0
+
+
 def track(previous: MmwaveResult, task: MmwaveTask, *, fd_iters: int = 3,
           admm_iters: int = 12, rho: float = 0.3, rho_decay: float = 0.8,
-          baseband_iters: int = 10) -> MmwaveResult:
+          baseband_iters: int = 10, refresh_margin: float | None = 0.01) -> MmwaveResult:
     """Warm-started update of a hybrid design after a small channel change.
 
     Re-solves ``task`` (the new channel; same array, targets and budget) from
-    ``previous``, for beam tracking within a coherence time: ``fd_iters`` fully digital
-    WMMSE–SCA iterations move the previous fully digital start (``previous.F_digital``)
-    to the new channel; ``admm_iters`` ADMM iterations (penalty ``rho``, multiplied by
-    ``rho_decay`` per iteration, D from zero) update the phases, switches and F_BB
-    starting from the previous ones (no MO-AltMin); and the final step
-    (:func:`refine_baseband`, at most ``baseband_iters`` iterations) makes the design
-    feasible, as in a cold start. Measured on a Gauss–Markov channel (BENCHMARKS.md):
-    warm-starting D and ρ as well, or fewer ADMM iterations at a small ρ, let the
-    sum-rate drift down to ~0.92 of a cold start over tens of steps; these defaults
-    hold ~1.00.
+    ``previous``, for beam tracking within a coherence time.
+
+    1. Cheap update: ``fd_iters`` fully digital WMMSE–SCA iterations move the previous
+       fully digital start (``previous.F_digital``) to the new channel, and the final
+       step (:func:`refine_baseband`, at most ``baseband_iters`` iterations) re-solves
+       F_BB with the previous phases and switches.
+    2. If that design is infeasible, or its sum-rate relative to the moved fully digital
+       design fell by more than ``refresh_margin`` (relative) below the ratio of the last
+       full update (``residuals["rate_to_fd_ref"]``; a cold design's
+       ``residuals["rate_to_fd"]``), a full update runs: ``admm_iters`` ADMM iterations
+       (penalty ``rho``, ×``rho_decay`` per iteration, D from zero) from the previous
+       phases, switches and F_BB, then the final step. ``refresh_margin=None`` always
+       runs the full update.
+
+    Measured on a Gauss–Markov channel (BENCHMARKS.md): the cheap update alone drifts to
+    ~0.87 of a cold start's sum-rate within 25 steps; warm-starting D and ρ, or fewer
+    ADMM iterations at a small ρ, drift to ~0.92; the full update holds ~1.00.
 
     Parameters
     ----------
@@ -711,14 +729,31 @@ def track(previous: MmwaveResult, task: MmwaveTask, *, fd_iters: int = 3,
     Returns
     -------
     MmwaveResult
-        The same structure; ``feasible`` and the margins as for a cold start.
+        The same structure; ``feasible`` and the margins as for a cold start;
+        ``stop_reason`` starts with "tracked (baseband)" or "tracked (ADMM)".
     """
     if previous.structure not in ("RHB", "DHB", "PCHB"):
         raise ConfigError(f"track() updates hybrid designs, not {previous.structure}",
                           field="previous.structure", reason="not hybrid")
-    return admm_hybrid(task, previous.structure, warm=previous,  # type: ignore[arg-type]
-                       start_iters=fd_iters, max_iter=admm_iters, rho0=rho,
-                       rho_decay=rho_decay, baseband_iters=baseband_iters)
+    t0 = time.perf_counter()
+    structure = previous.structure
+    cheap = admm_hybrid(task, structure, warm=previous,  # type: ignore[arg-type]
+                        start_iters=fd_iters, max_iter=0, baseband_iters=baseband_iters)
+    q_ref = previous.residuals.get("rate_to_fd_ref", previous.residuals.get("rate_to_fd"))
+    q = cheap.residuals["rate_to_fd"]
+    if refresh_margin is not None and q_ref is not None and cheap.feasible \
+            and q >= q_ref * (1 - refresh_margin):
+        cheap.residuals["rate_to_fd_ref"] = q_ref
+        cheap.stop_reason = "tracked (baseband); " + cheap.stop_reason.split("; ", 1)[-1]
+        cheap.elapsed_s = time.perf_counter() - t0
+        return cheap
+    full = admm_hybrid(task, structure, warm=previous,  # type: ignore[arg-type]
+                       start=cheap.F_digital, start_iters=0, max_iter=admm_iters,
+                       rho0=rho, rho_decay=rho_decay, baseband_iters=baseband_iters)
+    full.residuals["rate_to_fd_ref"] = full.residuals["rate_to_fd"]
+    full.stop_reason = "tracked (ADMM); " + full.stop_reason
+    full.elapsed_s = time.perf_counter() - t0
+    return full
 
 
 # --------------------------------------------------------------------------- scenario
