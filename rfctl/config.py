@@ -121,8 +121,29 @@ Text = Annotated[str, Field(max_length=MAX_STR), AfterValidator(_plain_text)]
 FileName = Annotated[str, Field(min_length=1, max_length=MAX_STR), AfterValidator(_path_text)]
 
 
+def _plain_numbers(v: Any) -> Any:
+    """NumPy integers and floats (e.g. from a sweep grid) as Python ``int``/``float``;
+    NumPy bools and complex numbers stay as they are, and are refused."""
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, list):
+        return [_plain_numbers(x) for x in v]
+    if isinstance(v, tuple):
+        return tuple(_plain_numbers(x) for x in v)
+    return v
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numpy_scalars(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: _plain_numbers(v) for k, v in data.items()}
+        return data
 
 
 # --------------------------------------------------------------------------- arrays

@@ -268,3 +268,15 @@ def test_panel_and_feed_cross_checks_and_size_bounds() -> None:
     sc["dbraa"]["rows"] = 257
     with pytest.raises(ConfigError, match=r"dbraa\.rows"):
         parse_config(sc)
+
+
+def test_numpy_numbers_from_a_sweep_grid_are_numbers() -> None:
+    np = pytest.importorskip("numpy")
+    prof = parse_config(_board(count=np.int64(8), bits=np.int32(4)))
+    assert prof.banks[0].count == 8 and type(prof.banks[0].count) is int
+    sc = _scenario("dbraa-14x14")
+    sc["mmwave"]["power"] = np.float32(7.0)
+    assert parse_config(sc).mmwave.power == 7.0
+    for bad in (np.bool_(True), np.complex128(8), np.float64("nan"), np.float64(8.0)):
+        with pytest.raises(ConfigError, match=r"banks\.0\.count"):
+            parse_config(_board(count=bad))
