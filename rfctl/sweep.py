@@ -196,9 +196,65 @@ def _describe(exc: BaseException | None) -> str:
     return " <- ".join(parts) if parts else "failed (no exception reported)"
 
 
+def _probe_tcp(address: str, timeout_s: float) -> None:
+    """Check that a ``tcp://host:port`` address answers like a Dask scheduler.
+
+    A Dask server sends its handshake as soon as it accepts a connection; a silent
+    server (or none) is refused here, within ``timeout_s``, without starting a Dask
+    client that could be left hanging. A refused connection is retried until the
+    deadline (the scheduler may still be starting).
+    """
+    import socket
+
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, _, port_text = hostport.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"scheduler: {address!r} has no port (expected tcp://host:port)",
+                          field="scheduler", reason="bad address") from None
+    if not host or not 0 < port < 65536:
+        raise ConfigError(f"scheduler: {address!r} is not a host:port address",
+                          field="scheduler", reason="bad address")
+    deadline = time.monotonic() + timeout_s
+    last: OSError | None = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            why = last.strerror if last is not None and last.strerror else str(last)
+            raise RfctlError(f"Dask scheduler {address}: cannot connect within "
+                             f"{timeout_s:g} s ({why})")
+        try:
+            with socket.create_connection((host, port), timeout=left) as sock:
+                sock.settimeout(max(deadline - time.monotonic(), 0.05))
+                try:
+                    first = sock.recv(8)
+                except TimeoutError:
+                    raise RfctlError(
+                        f"Dask scheduler {address}: connected, but no Dask handshake within "
+                        f"{timeout_s:g} s (is it a Dask scheduler?)") from None
+                if not first:
+                    raise RfctlError(f"Dask scheduler {address}: the server closed the "
+                                     "connection without a Dask handshake (not a Dask "
+                                     "scheduler?)")
+                return
+        except (ConnectionRefusedError, ConnectionResetError) as exc:
+            last = exc
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
+        except TimeoutError as exc:
+            last = exc
+        except OSError as exc:  # unknown host, unreachable network
+            raise RfctlError(f"Dask scheduler {address}: cannot connect: "
+                             f"{exc.strerror or exc}") from None
+
+
 def _connect(address: str, timeout_s: float) -> Any:
     """A Dask client for ``address``, or an :class:`RfctlError` within ``timeout_s``."""
     from dask.distributed import Client
+
+    if address.startswith("tcp://") or "://" not in address:
+        _probe_tcp(address, timeout_s)
 
     box: dict[str, Any] = {}
 

@@ -222,3 +222,17 @@ def test_scheduler_lost_mid_sweep_is_an_error_within_the_bound(cluster: _Cluster
               scheduler=cluster.address, progress=kill_sched, no_worker_timeout_s=3.0,
               connect_timeout_s=2.0)
     assert time.monotonic() - t0 < 3.0 + 2.0 * 3 + 10.0
+
+
+def test_dask_still_works_after_a_silent_server() -> None:
+    """A refused silent server leaves no half-started Dask client behind."""
+    srv, addr = _fake_server("silent")
+    try:
+        with pytest.raises(RfctlError, match="no Dask handshake"):
+            sweep(slow_job, {"a": [1]}, scheduler=addr, connect_timeout_s=0.5)
+    finally:
+        srv.close()
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as lc:
+        res = sweep(slow_job, {"a": [1, 2], "pause": [0.0]}, scheduler=lc.scheduler_address)
+    assert [r["value"] for r in res.records] == [100, 200]
