@@ -33,9 +33,11 @@ from rfctl.drivers.rfctl_board import open_rfctl_board
 from rfctl.sims.simboard import Faults, SimBoardFirmware
 
 from rfctl.config import load_config
+from rfctl.errors import ProgramError
 from rfctl.geometry import upa_steering
 from rfctl.hal import compile_board, quantize
-from rfctl.hal.device import ProgramError, pack_image, program
+from rfctl.hal.image import pack_image
+from rfctl.hal.program import program
 from rfctl.state import ArrayState
 
 BAUD = 921_600

@@ -19,17 +19,10 @@ from rfctl.sims.simserver import SimServer
 
 from rfctl.cli import main
 from rfctl.config import load_config, parse_config
-from rfctl.errors import BusyError, DeviceTimeoutError, HardwareConstraintError
+from rfctl.errors import BusyError, DeviceTimeoutError, HardwareConstraintError, ProgramError
 from rfctl.hal import quantize
-from rfctl.hal.device import (
-    ProgramError,
-    image_crc,
-    pack_image,
-    program,
-    program_many,
-    select_beam,
-    store_beam,
-)
+from rfctl.hal.image import image_crc, pack_image
+from rfctl.hal.program import program, program_many, select_beam, store_beam
 from rfctl.optimize.steering import steering_design
 from rfctl.state import ArrayState
 
@@ -140,7 +133,7 @@ def test_power_cycle_after_latch_is_resolved_by_active_crc() -> None:
     assert bytes(fw.active) in expect.values()  # never a mixture
 
 
-def test_beams_store_and_select_and_lost_on_reboot() -> None:
+def test_beams_store_and_select_and_kept_in_nvm_across_reboot() -> None:
     dev, fw = board()
     program(dev, IMAGES[0])
     crcs = [store_beam(dev, s, img) for s, img in enumerate(IMAGES)]
@@ -150,8 +143,12 @@ def test_beams_store_and_select_and_lost_on_reboot() -> None:
         assert image_crc(bytes(fw.active)) == crcs[s]
     program(dev, IMAGES[1])  # after a select, programming still verifies correctly
     dev.reset()
+    assert dev.beams == {}  # the host forgets what it knew; the board's NVM keeps the slots
+    assert select_beam(dev, 2, crcs[2]) == crcs[2] == image_crc(bytes(fw.active))
     with pytest.raises(ProgramError, match="EMPTY_SLOT"):
-        select_beam(dev, 2, crcs[2])
+        select_beam(dev, 7, crcs[2])
+    with pytest.raises(ProgramError, match="does not exist"):
+        select_beam(dev, 16, crcs[2])
 
 
 def test_program_many_stage_all_then_latch_all() -> None:
@@ -248,7 +245,7 @@ def test_cli_dry_run_opens_no_port(tmp_path: Path) -> None:
                  "--dry-run"], out=out) == 0
     text = out.getvalue()
     # four frames: three writes and a write-and-latch (295 image bytes + framing)
-    assert "no port opened" in text and "4 frames, 351 bytes" in text
+    assert "no port opened" in text and "4 frames, 367 bytes" in text
 
 
 def test_cli_program_and_beams_through_socket(tmp_path: Path) -> None:
@@ -309,6 +306,9 @@ def test_partial_image_keeps_the_other_banks() -> None:
     dev, fw = board()
     program(dev, IMAGES[0])
     before = fw.bank_bytes()
+    with pytest.raises(BusyError, match="session with another host"):
+        open_rfctl_board(PROFILE, firmware=fw)  # the first session is live: refused
+    dev.close()  # BYE: the board is free at once
     dev2 = open_rfctl_board(PROFILE, firmware=fw)  # a new session: image unknown
     st = steering_design(SCENARIO, 2).state
     P = np.zeros((13, 13), bool)

@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rfctl.hal.device import BankLayout, DeviceInfo, delta_writes, pack_codes, unpack_codes
+from rfctl.hal.device import DeviceInfo
+from rfctl.hal.image import BankLayout, delta_writes, pack_codes, unpack_codes
 
 
 def ref_pack(codes: list[int], bits: int) -> bytes:

@@ -15,10 +15,11 @@ from rfctl.sims.osris_firmware import OsrisFirmwareSim
 from rfctl.sims.simserver import SimServer
 
 from rfctl.config import load_config
-from rfctl.errors import DeviceError, DeviceTimeoutError
+from rfctl.errors import DeviceError, DeviceTimeoutError, ProgramError
 from rfctl.hal import quantize
-from rfctl.hal.device import ProgramError, image_crc, program
 from rfctl.hal.discovery import open_device
+from rfctl.hal.image import image_crc
+from rfctl.hal.program import program
 from rfctl.state import ArrayState, DmaTuning
 
 OSRIS = load_config("osris-16x16")

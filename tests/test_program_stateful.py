@@ -17,17 +17,10 @@ from rfctl.drivers.rfctl_board import open_rfctl_board
 from rfctl.sims.simboard import Faults, SimBoardFirmware
 
 from rfctl.config import parse_config
-from rfctl.errors import DeviceError
-from rfctl.hal.device import (
-    DeviceInfo,
-    ProgramError,
-    layout_from_profile,
-    pack_image,
-    program,
-    select_beam,
-    store_beam,
-)
-from rfctl.hal.image import BankImage, DeviceImage
+from rfctl.errors import DeviceError, ProgramError
+from rfctl.hal.device import DeviceInfo, layout_from_profile
+from rfctl.hal.image import BankImage, DeviceImage, pack_image
+from rfctl.hal.program import program, select_beam, store_beam
 
 PROFILE = parse_config({
     "kind": "board", "name": "fuzz", "model": "rfctl-sim",
