@@ -227,8 +227,26 @@ class RfctlBoard:
             operation deadline.
         """
         deadline = self._deadline()
-        self._hello(deadline, first=True)
-        return self._identify(deadline)
+        busy: BusyError | None = None
+        while True:
+            try:
+                self._hello(deadline, first=True)
+                return self._identify(deadline)
+            except (BusyError, DeviceTimeoutError) as exc:
+                # a TCP bridge that still serves our previous connection, or a link that
+                # dropped while opening: reopen within the deadline
+                busy = exc if isinstance(exc, BusyError) else busy
+                if self._reopen is None or self._now() >= deadline:
+                    raise (busy or exc) from None
+                log.info("%s: opening again (%s)", self.name, exc)
+                time.sleep(0.05)
+                try:
+                    self.transport.close()
+                    self.transport = self._reopen()
+                    self._splitter.clear()
+                except DeviceError as exc2:
+                    if self._now() >= deadline:
+                        raise (busy or exc2) from None
 
     def _identify(self, deadline: float) -> DeviceInfo:
         try:
@@ -345,9 +363,7 @@ class RfctlBoard:
                 self.stats.reconnects += 1
                 old_boot = self._boot_id
                 resumed = self._hello(deadline)
-            except BusyError:
-                raise
-            except (DeviceError, StageError) as exc:
+            except (DeviceError, StageError) as exc:  # incl. a bridge still busy with us
                 last = exc
                 time.sleep(min(0.05, max(0.0, deadline - self._now())))
                 continue
@@ -406,7 +422,8 @@ class RfctlBoard:
             latch_sent = L is not None and L.sends > 0
             if self._in_resync:  # no recursion: the outer resync reports it
                 self._forget(lost.why)
-                raise StageError(f"{self.name}: {lost.why}", latch_sent=latch_sent) from None
+                raise StageError(f"{self.name}: {lost.why}", latch_sent=latch_sent,
+                             session_lost=True) from None
             self._in_resync = True
             try:
                 self._resync(self._deadline(), lost.why)
@@ -414,7 +431,8 @@ class RfctlBoard:
                 log.warning("%s: could not re-identify after %s: %s", self.name, lost.why, exc)
             finally:
                 self._in_resync = False
-            raise StageError(f"{self.name}: {lost.why}", latch_sent=latch_sent) from None
+            raise StageError(f"{self.name}: {lost.why}", latch_sent=latch_sent,
+                             session_lost=True) from None
         except DeviceError as exc:
             if isinstance(exc, BusyError | ProtocolVersionError):
                 raise

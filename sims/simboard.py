@@ -164,6 +164,8 @@ class Faults:
         Per byte host → board: dropped, or XOR-ed with a random non-zero value.
     drop_tx, corrupt_tx : float
         Per byte board → host.
+    dup_rx, dup_tx : float
+        Per byte, host → board and board → host: the byte arrives twice.
     busy : float
         Per request: NAK BUSY without executing.
     latch_fails : float
@@ -185,6 +187,8 @@ class Faults:
     corrupt_rx: float = 0.0
     drop_tx: float = 0.0
     corrupt_tx: float = 0.0
+    dup_rx: float = 0.0
+    dup_tx: float = 0.0
     busy: float = 0.0
     latch_fails: float = 0.0
     reset_mid_transfer: float = 0.0
@@ -335,8 +339,9 @@ class SimBoardFirmware:
         self.counters.events.append(f"reboot ({why})")
         self._boot(why)
 
-    def _mangle(self, data: bytes, p_drop: float, p_corrupt: float) -> bytes:
-        if not data or (p_drop <= 0 and p_corrupt <= 0):
+    def _mangle(self, data: bytes, p_drop: float, p_corrupt: float, p_dup: float = 0.0
+                ) -> bytes:
+        if not data or (p_drop <= 0 and p_corrupt <= 0 and p_dup <= 0):
             return data
         arr = np.frombuffer(data, dtype=np.uint8).copy()
         if p_corrupt > 0:
@@ -345,6 +350,8 @@ class SimBoardFirmware:
                 arr[hit] ^= self.rng.integers(1, 256, hit.sum(), dtype=np.uint8)
         if p_drop > 0:
             arr = arr[self.rng.random(arr.size) >= p_drop]
+        if p_dup > 0:
+            arr = np.repeat(arr, np.where(self.rng.random(arr.size) < p_dup, 2, 1))
         return arr.tobytes()
 
     def _chance(self, p: float) -> bool:
@@ -376,7 +383,7 @@ class SimBoardFirmware:
     def receive(self, data: bytes) -> bytes:
         """Feed bytes from the host; return the bytes the board sends back."""
         f = self.faults
-        data = self._mangle(data, f.drop_rx, f.corrupt_rx)
+        data = self._mangle(data, f.drop_rx, f.corrupt_rx, f.dup_rx)
         out = bytearray()
         self._buf += data
         while True:
@@ -391,7 +398,7 @@ class SimBoardFirmware:
                 continue
             reply = self._handle_raw(raw)
             if reply is not None and not f.silent:
-                out += self._mangle(reply, f.drop_tx, f.corrupt_tx)
+                out += self._mangle(reply, f.drop_tx, f.corrupt_tx, f.dup_tx)
         return bytes(out)
 
     def _handle_raw(self, raw: bytes) -> bytes | None:

@@ -22,7 +22,7 @@ def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
     # and transmit threads every 0.1 ms (default 5 ms) so replies leave on time
     sys.setswitchinterval(1e-4)
     server = open_sim("board-server", profile, faults=faults, baud=args.baud or None,
-                      nvm_path=args.nvm)
+                      nvm_path=args.nvm, lease_s=args.lease)
     if args.pty:
         where = server.start_pty()
     else:
@@ -80,6 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="keep the board's non-volatile memory (active image, beam slots, "
                     "boot counter) in FILE, written atomically; without it the memory is "
                     "lost on exit")
+    sb.add_argument("--lease", type=float, default=2.0,
+                    help="seconds without traffic after which another host may take over "
+                    "a session that did not say goodbye (default 2)")
     sb.set_defaults(func=cmd_sim_board)
 
     sbn = sub.add_parser("sim-bench", help="serve a simulated board and its measurement "

@@ -161,14 +161,18 @@ class StageError(DeviceError):
     base_mismatch : bool
         The board refused the latch because its staged image is not the one the host
         computed (the delta's base was wrong); nothing was latched.
+    session_lost : bool
+        The board rebooted or ended the session during the operation; the driver has
+        already opened a new session (if it could) and forgotten its copy of the board.
     cause : BaseException or None
     """
 
     def __init__(self, message: str, *, latch_sent: bool = False, base_mismatch: bool = False,
-                 cause: BaseException | None = None) -> None:
+                 session_lost: bool = False, cause: BaseException | None = None) -> None:
         super().__init__(message)
         self.latch_sent = latch_sent
         self.base_mismatch = base_mismatch
+        self.session_lost = session_lost
         self.cause = cause
 
 

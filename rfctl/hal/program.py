@@ -135,13 +135,18 @@ def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
     try:
         return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=latch)
     except StageError as exc:
-        if not exc.base_mismatch:
+        if exc.session_lost and not exc.latch_sent:
+            # the board rebooted (or the session was lost) before the latch left the
+            # host: it holds its previous image; start again from its truth, once
+            log.info("%s: %s before the latch; programming again", device.name, exc)
+        elif not exc.base_mismatch:
             raise
-        log.info("%s: the board's image is not the one this plan started from (%s); "
-                 "writing the whole image", device.name, exc)
+        else:
+            log.info("%s: the board's image is not the one this plan started from (%s); "
+                     "writing the whole image", device.name, exc)
     device.verified_active = None
     device.staged_clean = False
-    plan = _plan(device, plan.image, chunk)
+    plan = _plan(device, plan.image, chunk)  # a full write, or a read-back and a delta
     return plan, device.stage(plan.writes, plan.crc, sync=plan.prev is not None, latch=latch)
 
 
@@ -187,7 +192,22 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
             device.verified_active = None
             device.staged_clean = False
             plan = _plan(device, image, chunk)
-        plan, active = _stage_with_rebase(device, plan, chunk, latch=True)
+        try:
+            plan, active = _stage_with_rebase(device, plan, chunk, latch=True)
+        except StageError as exc:
+            if not (exc.session_lost and exc.latch_sent):
+                raise
+            # the board rebooted or lost the session after the latch request was written
+            # (perhaps into a dead link): ask it; if it kept its previous image, the
+            # attempt never happened for it, so program once more from its truth
+            holds, why = _ask(device, plan)
+            if holds != "previous":
+                raise
+            log.info("%s: %s; the board holds its previous image, programming again",
+                     device.name, exc)
+            _settle(device, plan, holds)
+            plan = _plan(device, image, chunk)
+            plan, active = _stage_with_rebase(device, plan, chunk, latch=True)
     except StageError as exc:
         assert plan is not None
         holds, why = _ask(device, plan) if exc.latch_sent else ("previous", "")
