@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from rfctl.config import BoardProfile, PhaseBank
-from rfctl.errors import ConfigError, DeviceError, DeviceTimeoutError, HardwareConstraintError
+from rfctl.errors import ConfigError, DeviceError, DeviceTimeoutError
 from rfctl.hal.device import (
     Capabilities,
     DeviceInfo,
@@ -100,6 +100,7 @@ class OsrisBoard:
         self._clock = clock
         self._skew = 0.0
         self._reset_seen = False
+        self._identifying = False
         self.serial_no: str | None = None
         self.connect()
 
@@ -167,7 +168,11 @@ class OsrisBoard:
                 if accept(reply):
                     return reply
                 if reply.upper() == "#READY!":
-                    break  # the command may have been lost in the reset: send it again
+                    # the command may have been lost in the reset: make sure the same
+                    # board came back, then send it again
+                    if not self._identifying:
+                        self.connect()
+                    break
         raise DeviceTimeoutError(
             f"{self.name}: no valid reply to {line[:12]!r} within {self.deadline_s:g} s "
             f"({attempt} attempt(s), timeout {self.timeout:g} s; OpenSourceRIS answers "
@@ -180,15 +185,19 @@ class OsrisBoard:
 
         Raises
         ------
-        HardwareConstraintError
+        DeviceError
             A board with another serial number answers after a reset.
         DeviceTimeoutError
             No answer within the operation deadline.
         """
-        reply = self._ask("?SerialNo", lambda r: r.lower().startswith("#serno:"))
+        self._identifying = True
+        try:
+            reply = self._ask("?SerialNo", lambda r: r.lower().startswith("#serno:"))
+        finally:
+            self._identifying = False
         serial = reply.split(":", 1)[1].strip()
         if self.serial_no is not None and serial != self.serial_no:
-            raise HardwareConstraintError(
+            raise DeviceError(
                 f"{self.name}: serial number {serial} answers, this session opened "
                 f"{self.serial_no}: another board")
         self.serial_no = serial

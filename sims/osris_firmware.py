@@ -8,8 +8,8 @@ button) clears the pattern to all zeros and sends the banner.
 
 Faults: ignore sets, total silence, a spontaneous reset before the n-th command (that
 command is lost; the banner goes out with the next bytes the board sends, i.e. in the
-middle of the reply stream), and a lost banner (the reset happens, the host hears
-nothing of it).
+middle of the reply stream), a reset right after every set (a brown-out as the outputs
+switch), and a lost banner (the reset happens, the host hears nothing of it).
 """
 
 from __future__ import annotations
@@ -41,16 +41,18 @@ class OsrisFirmwareSim:
 
     def __init__(self, serial_no: int = 12, *, ignore_sets: bool = False,
                  silent: bool = False, reset_before: set[int] | None = None,
-                 banner_lost: bool = False) -> None:
+                 banner_lost: bool = False, reset_after_set: bool = False) -> None:
         self.serial_no = serial_no
         self.pattern = bytes(PATTERN_BYTES)
         self.ignore_sets = ignore_sets
         self.silent = silent
         self.reset_before = set(reset_before or ())
         self.banner_lost = banner_lost
+        self.reset_after_set = reset_after_set
         self._buf = bytearray()
         self._pending = bytearray()  # banner of a spontaneous reset, not yet sent
         self.commands = 0
+        self.lines_heard = 0  # every line received, answered or not
         self.resets = 0
 
     def power_cycle(self) -> None:
@@ -74,6 +76,7 @@ class OsrisFirmwareSim:
                 break
             line = bytes(self._buf[:i]).strip(b"\r")
             del self._buf[: i + 1]
+            self.lines_heard += 1
             if len(line) > 127 or self.silent:
                 continue
             self.commands += 1
@@ -94,6 +97,8 @@ class OsrisFirmwareSim:
                 return b""
             if not self.ignore_sets:
                 self.pattern = pattern
+            if self.reset_after_set:  # brown-out as the outputs switch
+                self.power_cycle()
             return b"#OK\n"
         if low == "?pattern":
             return b"#0X" + self.pattern.hex().upper().encode() + b"\n"

@@ -209,8 +209,12 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
             plan = _plan(device, image, chunk)
             plan, active = _stage_with_rebase(device, plan, chunk, latch=True)
     except StageError as exc:
-        assert plan is not None
-        holds, why = _ask(device, plan) if exc.latch_sent else ("previous", "")
+        if plan is None or not exc.latch_sent:  # nothing can have latched
+            if plan is not None:
+                _settle(device, plan, "previous")
+            raise ProgramError(f"{device.name}: programming failed: {exc}",
+                               holds={device.name: "previous"}, cause=exc) from exc
+        holds, why = _ask(device, plan)
         if holds != "new":
             _settle(device, plan, holds)
             raise ProgramError(f"{device.name}: programming failed: {exc}"
