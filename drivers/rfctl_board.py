@@ -91,6 +91,7 @@ class _Req:
     hold: bool = False
     final: bool = False
     busy: bool = False
+    t_sent: float = 0.0
 
 
 class ProtocolVersionError(DeviceError):
@@ -200,6 +201,8 @@ class RfctlBoard:
         self._boot_id: int | None = None
         self.boot_count = 0
         self._in_resync = False
+        self._srtt: float | None = None  # smoothed request→reply time, s
+        self._byte_time = 10.0 / profile.link.baud if profile.link.baud else 0.0
         self.capabilities = Capabilities(staged_buffer=True, atomic_latch=True, beam_slots=0,
                                          max_chunk=self.max_chunk, sessions=True)
         if connect:
@@ -458,7 +461,13 @@ class RfctlBoard:
         last_rx = self._now()
         damage = False
         busy_until = 0.0
+        biggest = max(len(r.wire) for r in reqs)
         while True:
+            # a quiet line for this long means what is outstanding is lost: a few
+            # round trips plus two frames' line time, at most timeout_s (adaptive, so a
+            # lost frame costs milliseconds on a fast link, not the whole timeout)
+            quiet = self.timeout if self._srtt is None else min(
+                self.timeout, max(0.01, 4 * self._srtt + 2 * biggest * self._byte_time))
             if L is not None and L.hold and all(r.reply is not None for r in reqs[:li]):
                 L.hold = False
                 L.final = True
@@ -480,6 +489,7 @@ class RfctlBoard:
                     log_frame("tx", r.wire)
                     batch += r.wire
                     r.due = False
+                    r.t_sent = now
                     r.sends += 1
                     if r.sends > 1:
                         self.stats.retries += 1
@@ -494,8 +504,8 @@ class RfctlBoard:
                     self.transport.write(bytes(batch))
                     self.stats.bytes_tx += len(batch)
                     last_rx = self._now()
-                wait = 0.0 if self.transport.synchronous else \
-                    max(0.0, min(self.timeout, 0.05, deadline - self._now()))
+                wait = 0.0 if self.transport.synchronous else max(0.0, min(
+                    0.05, deadline - self._now(), max(0.001, quiet - (self._now() - last_rx))))
                 chunk = self.transport.read(wait)
             except DeviceError as exc:
                 if not recover:
@@ -512,10 +522,10 @@ class RfctlBoard:
                     self._skew += min(SETTLE_S, self.timeout) if damage else self.timeout
                     self.stats.timeouts += not damage
                     resend = True
-                elif damage and now - last_rx >= min(SETTLE_S, self.timeout):
+                elif damage and now - last_rx >= min(SETTLE_S, quiet):
                     resend = True
-                elif now - last_rx >= self.timeout:
-                    self.stats.timeouts += 1
+                elif now - last_rx >= quiet:
+                    self.stats.timeouts += now - last_rx >= self.timeout
                     resend = True
                 else:
                     resend = False
@@ -582,6 +592,10 @@ class RfctlBoard:
                         L.hold = True
                         continue
                 r.reply = (status, data)
+                if r.sends == 1:
+                    sample = now - r.t_sent
+                    self._srtt = sample if self._srtt is None else \
+                        0.875 * self._srtt + 0.125 * sample
                 for q in pending:  # answered out of order: the earlier one was lost
                     if q.reply is None and not q.due and not q.hold and \
                             q.last_send_no < r.first_send_no:

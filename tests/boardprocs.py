@@ -73,14 +73,19 @@ class ProxyProcess:
     """tests/damage_proxy.py in its own process between host and board."""
 
     def __init__(self, upstream_port: int, *, flip: float, drop: float, dup: float,
-                 cut: float = 0.0, seed: int = 0) -> None:
+                 cut: float = 0.0, seed: int = 0, port: int = 0) -> None:
         cmd = [sys.executable, str(HERE / "damage_proxy.py"), "--upstream",
                f"127.0.0.1:{upstream_port}", "--flip", str(flip), "--drop", str(drop),
-               "--dup", str(dup), "--cut", str(cut), "--seed", str(seed)]
+               "--dup", str(dup), "--cut", str(cut), "--seed", str(seed), "--port", str(port)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
                                      text=True)
         line = self.proc.stdout.readline()
         self.url = "socket://" + line.rsplit(" ", 1)[1].strip()
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         try:
