@@ -439,3 +439,40 @@ def test_same_image_in_a_new_session_asks_the_board() -> None:
         assert res.payload_bytes == 295  # a new session never trusts an old copy
         dev.close()
     assert fw.counters.sessions == 4
+
+
+def test_a_vanished_host_is_replaced_after_the_lease() -> None:
+    """The first host never says BYE (it crashed). A second host is refused while the
+    session is live, and gets the board once the board's lease has run out (the board's
+    clock is injected: no sleeping)."""
+    now = [0.0]
+    fw = SimBoardFirmware.from_profile(PROFILE, lease_s=2.0, clock=lambda: now[0])
+    first = open_rfctl_board(PROFILE, firmware=fw)
+    program(first, IMAGES[0])
+    quick = PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
+        update={"timeout_s": 0.05, "retries": 1})})
+    with pytest.raises(BusyError):
+        open_rfctl_board(quick, firmware=fw)
+    now[0] += 2.5
+    second = open_rfctl_board(quick, firmware=fw)
+    assert second.read_active() == bytes(fw.active)
+    with pytest.raises(ProgramError, match="another host took it over"):
+        program(first, IMAGES[1])  # the first host's session is gone: refused, not run
+    assert bytes(fw.active) == pack_image(IMAGES[0], second.info(), None)
+
+
+def test_sim_board_help_says_where_memory_lives(capsys) -> None:
+    assert main(["sim-board", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--nvm FILE" in text and "lost when this process exits" in text
+
+
+def test_a_board_without_beam_memory_refuses_beams() -> None:
+    from rfctl.drivers.osris import open_osris
+    from rfctl.sims.osris_firmware import OsrisFirmwareSim
+
+    dev = open_osris(load_config("osris-16x16"), firmware=OsrisFirmwareSim())
+    assert dev.capabilities.beam_slots == 0 and not dev.capabilities.staged_buffer
+    img = quantize(ArrayState(phases=np.zeros(256)), load_config("osris-16x16"))
+    with pytest.raises(ProgramError, match="0 slot"):
+        store_beam(dev, 0, img)
