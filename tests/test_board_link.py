@@ -218,9 +218,11 @@ def test_busy_socket_board() -> None:
     with SimServer(fw) as srv:
         url = srv.start_socket()
         first = open_rfctl_board(PROFILE, url=url)
+        quick = PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
+            update={"timeout_s": 0.1, "retries": 1})})
         try:
             with pytest.raises(BusyError, match="busy"):
-                open_rfctl_board(PROFILE, url=url)
+                open_rfctl_board(quick, url=url)  # retried within its bound, then refused
         finally:
             first.close()
 
@@ -476,3 +478,19 @@ def test_a_board_without_beam_memory_refuses_beams() -> None:
     img = quantize(ArrayState(phases=np.zeros(256)), load_config("osris-16x16"))
     with pytest.raises(ProgramError, match="0 slot"):
         store_beam(dev, 0, img)
+
+
+def test_drivers_implement_the_device_seam_with_honest_capabilities() -> None:
+    from rfctl.drivers.osris import open_osris
+    from rfctl.sims.osris_firmware import OsrisFirmwareSim
+
+    from rfctl.hal.device import Device
+
+    dev, _ = board()
+    ris = open_osris(load_config("osris-16x16"), firmware=OsrisFirmwareSim())
+    assert isinstance(dev, Device) and isinstance(ris, Device)
+    c = dev.capabilities
+    assert (c.staged_buffer, c.atomic_latch, c.beam_slots, c.sessions) == (True, True, 16, True)
+    assert c.max_chunk == dev.max_chunk
+    c = ris.capabilities
+    assert (c.staged_buffer, c.atomic_latch, c.beam_slots, c.sessions) == (False, True, 0, False)

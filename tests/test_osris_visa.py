@@ -161,6 +161,10 @@ def test_visa_bias_through_pyvisa_py_and_loopback_scpi() -> None:
     port = sim.start()
     try:
         dev = open_device(BIAS, url=f"TCPIP0::127.0.0.1::{port}::SOCKET")
+        from rfctl.hal.device import Device
+
+        assert isinstance(dev, Device) and not dev.capabilities.atomic_latch
+        assert dev.capabilities.beam_slots == 0 and not dev.capabilities.staged_buffer
         for s in range(3):
             img = dma_image(s)
             program(dev, img)

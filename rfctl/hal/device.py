@@ -12,8 +12,9 @@ Guarantees every driver gives (and the transactions rely on):
 - **Session truth.** ``verified_active`` is an image the board confirmed *in this
   session*; the driver sets it to ``None`` whenever it cannot vouch for it any more
   (a detected reset or reboot, a session taken over, a link it could not resume).
-- **Bounded operations.** Every method returns or raises within the link's operation
-  deadline (``timeout_s × (retries + 1)``), retrying damaged or lost traffic inside it.
+- **Bounded operations.** Every method retries damaged or lost traffic, and reopens a
+  lost link, within the link's operation deadline (``timeout_s × (retries + 1)``); a
+  detected reset adds at most one more deadline to open a new session and re-identify.
 - **Honest failures.** Methods raise :class:`~rfctl.errors.DeviceError` subclasses only;
   a failure that may have changed the active image is a :class:`StageError` with
   ``latch_sent=True``.
