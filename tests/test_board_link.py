@@ -24,6 +24,7 @@ from rfctl.errors import (
     DeviceError,
     DeviceTimeoutError,
     HardwareConstraintError,
+    NakError,
     ProgramError,
 )
 from rfctl.hal import quantize
@@ -151,8 +152,10 @@ def test_beams_store_and_select_and_kept_in_nvm_across_reboot() -> None:
     dev.reset()
     assert dev.beams == {}  # the host forgets what it knew; the board's NVM keeps the slots
     assert select_beam(dev, 2, crcs[2]) == crcs[2] == image_crc(bytes(fw.active))
-    with pytest.raises(ProgramError, match="EMPTY_SLOT"):
+    with pytest.raises(ProgramError, match="EMPTY_SLOT") as ei:
         select_beam(dev, 7, crcs[2])
+    nak = ei.value.cause.cause  # ProgramError ← StageError ← the board's refusal
+    assert isinstance(nak, NakError) and nak.code == 6 and nak.command == "BEAM_SELECT"
     with pytest.raises(ProgramError, match="does not exist"):
         select_beam(dev, 16, crcs[2])
 

@@ -11,6 +11,8 @@ came back blank.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -62,6 +64,13 @@ def test_many_api_sessions_and_cli_runs_against_one_running_board(board, tmp_pat
                    str(tmp_path / f"s{k}.json"), "--url", board.url], out=out)
         assert rc == 0 and "read-back matches" in out.getvalue(), out.getvalue()
         assert board.true_image() == pack_image(quantize(states[j], PROFILE), layout, prev)
+    # and once as a real process of its own
+    prev = board.true_image()
+    proc = subprocess.run([sys.executable, "-m", "rfctl", "program", "--board",
+                           "sim-dbraa-14x14", "--state", str(tmp_path / "s0.json"), "--url",
+                           board.url], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "read-back matches" in proc.stdout, proc.stderr
+    assert board.true_image() == pack_image(quantize(states[0], PROFILE), layout, prev)
 
 
 def open_info(board: BoardProcess):
@@ -148,3 +157,28 @@ def test_kill_9_during_a_program_reports_what_the_board_holds(tmp_path: Path, rn
         dev.close()
     finally:
         board.stop()
+
+
+def test_lab_sweep_twice_changes_the_board_in_both_runs(tmp_path: Path) -> None:
+    """Issue 10: the second `rfctl lab sweep` against one running board left it
+    unchanged (its requests were answered from the first run's cache)."""
+    from rfctl.sims.sim_bench import BenchModel, SimBench
+    from rfctl.sims.simboard import SimBoardFirmware
+    from rfctl.sims.simserver import SimServer
+
+    from rfctl.config import load_config
+
+    prof = load_config("sim-lab-8x8")
+    fw = SimBoardFirmware.from_profile(prof)
+    model = BenchModel.random(fw, prof, 8, 8, seed=2)
+    with SimBench(model) as bench, SimServer(fw) as srv:
+        res = bench.start()
+        url = srv.start_socket()
+        for k in range(2):
+            before = fw.counters.latches
+            out = io.StringIO()
+            rc = main(["lab", "sweep", "--url", url, "--meter", res["power-meter"], "--out",
+                       str(tmp_path / str(k)), "--points", "11"], out=out)
+            assert rc == 0, out.getvalue()
+            assert fw.counters.latches - before >= 11  # every point really latched
+    assert fw.counters.sessions == 2
