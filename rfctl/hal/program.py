@@ -185,6 +185,7 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
             # the host's copy says nothing changes: believe it only if the board agrees
             crc = device.active_crc() if device.capabilities.staged_buffer else plan.crc
             if crc == plan.crc:
+                device.verified_active = plan.new  # confirmed by the board just now
                 return ProgramResult(device.name, plan.crc, 0, len(plan.new), 0,
                                      device.stats.since(before), time.perf_counter() - t0)
             log.info("%s: the board's active CRC %#010x is not the host's copy; rewriting",
