@@ -234,7 +234,7 @@ class RfctlBoard:
         while True:
             try:
                 self._hello(deadline, first=True)
-                return self._identify(deadline)
+                return self._identify(self._deadline())  # an operation of its own
             except (BusyError, DeviceTimeoutError) as exc:
                 # a TCP bridge that still serves our previous connection, or a link that
                 # dropped while opening: reopen within the deadline

@@ -497,3 +497,24 @@ def test_drivers_implement_the_device_seam_with_honest_capabilities() -> None:
     assert c.max_chunk == dev.max_chunk
     c = ris.capabilities
     assert (c.staged_buffer, c.atomic_latch, c.beam_slots, c.sessions) == (False, True, 0, False)
+
+
+def test_plans_are_checked_against_the_board_not_the_hosts_memory() -> None:
+    """Someone changes the board behind the host's back (a debugger, a second port):
+    the same image again is not a no-op, and a delta on the stale base is refused by the
+    board's CRC check and replaced by a whole-image write."""
+    dev, fw = board()
+    program(dev, IMAGES[0])
+    other = bytearray(pack_image(IMAGES[0], dev.info(), None))
+    other[-1] ^= 1  # a feed code changed behind the host's back
+    other = bytes(other)
+    fw.active = bytearray(other)
+    fw.staged = bytearray(other)
+    res = program(dev, IMAGES[0])  # the host's copy says "nothing to do"; the board not
+    assert res.payload_bytes == 295 and bytes(fw.active) == pack_image(IMAGES[0],
+                                                                       dev.info(), None)
+    fw.active = bytearray(other)
+    fw.staged = bytearray(other)
+    res = program(dev, IMAGES[1])  # a phase-only delta against a base that is not there
+    assert bytes(fw.active) == pack_image(IMAGES[1], dev.info(), None)
+    assert res.payload_bytes == 295  # refused by CRC, then the whole image
