@@ -665,7 +665,7 @@ class RfctlBoard:
         try:
             return struct.unpack("<I", self._one(Cmd.ACTIVE_CRC)[:4])[0]
         except StageError as exc:
-            if "rebooted" in str(exc) or "session" in str(exc):
+            if exc.session_lost:  # resynchronised (new session): ask once more
                 return struct.unpack("<I", self._one(Cmd.ACTIVE_CRC)[:4])[0]
             raise
 
