@@ -14,9 +14,9 @@ from rfctl import __version__
 from rfctl.config import BoardProfile, Scenario, load_config
 from rfctl.errors import RfctlError
 from rfctl.hal import compile_board, dequantize, quantize
-from rfctl.hal.device import program, unpack_image
 from rfctl.hal.discovery import open_device, open_sim
-from rfctl.hal.image import DeviceImage
+from rfctl.hal.image import DeviceImage, unpack_image
+from rfctl.hal.program import program
 from rfctl.optimize.steering import evaluate_dbraa, steering_design
 from rfctl.state import ArrayState
 
