@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from rfctl.errors import InfeasibleError
+from rfctl.errors import ConfigError, InfeasibleError
 
 __all__ = ["DigitalProblem", "DigitalResult", "solve_digital"]
 
@@ -152,34 +152,55 @@ def _solve_sdp(p: DigitalProblem, *, sinr: bool = True, pattern: bool = True,
     return prob, Bm, Rs
 
 
-def _cause(p: DigitalProblem) -> str:
+def _solve(p: DigitalProblem, backend: str, **flags: bool
+           ) -> tuple[str, float, list[NDArray], NDArray | None]:
+    """(status, value, 𝓑_m, R_s) of P2 by the chosen backend."""
+    if backend == "clarabel":
+        from rfctl.optimize.dma_clarabel import solve_sdp_clarabel
+
+        return solve_sdp_clarabel(p.V, p.H / np.sqrt(p.sigma2), p.A_P, p.gamma, p.beta,
+                                  p.beta_max, p.p_max, **flags)
+    if backend != "cvxpy":
+        raise ConfigError(f"unknown SDR backend {backend!r}", field="backend",
+                          reason="expected 'clarabel' or 'cvxpy'")
+    prob, Bm, Rs = _solve_sdp(p, **flags)
+    ok = prob.status in ("optimal", "optimal_inaccurate")
+    return (str(prob.status), float(prob.value) if ok else float("nan"),
+            [np.asarray(X.value) for X in Bm] if ok else [],
+            np.asarray(Rs.value) if ok else None)
+
+
+def _cause(p: DigitalProblem, backend: str = "clarabel") -> str:
     """Which constraint set makes the SDP infeasible."""
-    only_sinr, _, _ = _solve_sdp(p, pattern=False, objective=False)
-    if only_sinr.status not in ("optimal", "optimal_inaccurate"):
+    if not _solve(p, backend, pattern=False, objective=False)[0].startswith("optimal"):
         return "the SINR targets (with the power budget)"
-    only_pattern, _, _ = _solve_sdp(p, sinr=False, objective=False)
-    if only_pattern.status not in ("optimal", "optimal_inaccurate"):
+    if not _solve(p, backend, sinr=False, objective=False)[0].startswith("optimal"):
         return "the beampattern bounds (with the power budget)"
     return "the SINR targets and beampattern bounds together"
 
 
-def solve_digital(p: DigitalProblem) -> DigitalResult:
+def solve_digital(p: DigitalProblem, *, backend: str = "clarabel") -> DigitalResult:
     """Solve P2 and recover a rank-one B.
+
+    Parameters
+    ----------
+    backend : {"clarabel", "cvxpy"}
+        ``clarabel``: the native cone form of :mod:`rfctl.optimize.dma_clarabel`
+        (fast); ``cvxpy``: the readable reference model of this module.
 
     Raises
     ------
     InfeasibleError
         Naming the constraint set that makes the relaxation infeasible.
     """
-    prob, Bm, Rs = _solve_sdp(p)
-    if prob.status not in ("optimal", "optimal_inaccurate"):
-        cause = _cause(p)
-        raise InfeasibleError(f"the digital beamforming SDP is {prob.status}: {cause} "
+    status, value, Rm, Rs = _solve(p, backend)
+    if not status.startswith("optimal"):
+        cause = _cause(p, backend)
+        raise InfeasibleError(f"the digital beamforming SDP is {status}: {cause} "
                               "cannot be met with these element loads", bound=cause)
     M = p.H.shape[0]
     N = p.V.shape[0]
-    Rm = [np.asarray(X.value) for X in Bm]
-    Rtot = sum(Rm) + np.asarray(Rs.value) if M else np.asarray(Rs.value)
+    Rtot = sum(Rm) + Rs if M else Rs
     cols = []
     for m in range(M):
         hb = p.H[m].conj()
@@ -199,6 +220,6 @@ def solve_digital(p: DigitalProblem) -> DigitalResult:
                               for j in lost]) / max(p.V.shape[1], 1)) if lost.size else 0.0
     B = np.concatenate([Bc, Bs], axis=1)
     bp = p.beampattern(B)
-    return DigitalResult(B=B, sdp_objective=float(prob.value), objective=float(np.mean(bp)),
+    return DigitalResult(B=B, sdp_objective=value, objective=float(np.mean(bp)),
                          sinr=p.sinr(B), beampattern=bp, power=p.power(B),
-                         rank_loss=rank_loss, status=str(prob.status))
+                         rank_loss=rank_loss, status=status)
