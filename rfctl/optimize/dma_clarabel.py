@@ -20,9 +20,15 @@ embedding [[X_r, −X_i], [X_i, X_r]] (2N × 2N), written to Clarabel's
 beampattern gains tr(A_d R), each user's SINR constraint
 tr(𝒴_m R) − (1 + 1/Γ_m) tr(𝒴_m 𝓑_m) + 1 ≤ 0 (noise units) and the power tr(A_P R).
 
-**Scaling.** The variables are scaled by τ = P_max / max_i Re(A_P)_ii (so a design
-spending the budget has entries of order one) and each linear row by its largest
-coefficient; both are undone before the result is returned.
+**Scaling (congruence).** In the interference-limited regime (Γ of 20–30 dB) the
+sensing covariance must almost vanish along the users' channels: tr(𝒴_m R_s) ≲ 1
+while ‖𝒴_m‖ ‖R_s‖ ~ 10⁴–10⁵, so in the original coordinates the SINR rows are a
+difference of large numbers and a conic solver's 1e-8 accuracy becomes a 1e-3 error
+in SINR/Γ. The problem is therefore solved in the coordinates X = T Y Tᴴ with
+T = W^{-1/2}, W = A_P/P_max + Σ_m 𝒴_m/Γ_m + Σ_d A_d/β_max (Hermitian positive
+definite): every constraint functional is then of order one in Y. The congruence keeps
+Y ⪰ 0 ⇔ X ⪰ 0 and is undone before the result is returned. Each linear row is also
+divided by its largest coefficient.
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ class HermitianLayout:
 def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
                        beta: NDArray, beta_max: float, p_max: float, *, sinr: bool = True,
                        pattern: bool = True, objective: bool = True
-                       ) -> tuple[str, float, list[NDArray], NDArray]:
+                       ) -> tuple[str, float, list[NDArray], NDArray, dict[str, NDArray]]:
     """Solve P2 natively in Clarabel.
 
     Parameters
@@ -120,6 +126,10 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
         The users' covariances 𝓑_m.
     R_s : ndarray, shape (N, N)
         The sensing covariance.
+    duals : dict of str to ndarray
+        Multipliers μ ≥ 0 of the rows, for the maximisation of the mean gain:
+        ``beta_max`` and ``beta`` (per direction), ``sinr`` (per user, rows in noise
+        units) and ``power`` (one entry).
     """
     import clarabel
     import scipy.sparse as sp
@@ -130,7 +140,18 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
     nv = lay.size
     nmat = M + 1
     nx = nv * nmat
-    tau = p_max / max(float(np.max(np.real(np.diag(A_P)))), 1e-300)
+    # congruence X = T Y Tᴴ (module docstring): data → Tᴴ (·) T
+    W = A_P / p_max + sum((np.outer(Hn[m].conj(), Hn[m]) / float(gamma[m])
+                           for m in range(M)), np.zeros((N, N), complex))
+    if D:
+        W = W + (V @ V.conj().T) / beta_max
+    W = (W + W.conj().T) / 2
+    w, U = np.linalg.eigh(W)
+    T = (U / np.sqrt(np.maximum(w, w.max() * 1e-14))) @ U.conj().T
+    V = T.conj().T @ V
+    Hn = Hn @ T
+    A_P = T.conj().T @ A_P @ T
+    tau = 1.0
 
     def on_all(c: NDArray) -> NDArray:
         return np.tile(c, nmat)
@@ -158,9 +179,11 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
     G /= scale[:, None]
     h_lin /= scale
     q = np.zeros(nx)
+    kappa = 1.0
     if objective and D:
         q = -on_all(sum(cd) / D) * tau
-        q /= max(float(np.max(np.abs(q))), 1e-300)
+        kappa = max(float(np.max(np.abs(q))), 1e-300)
+        q /= kappa
     E = sp.block_diag([sp.csc_matrix(lay.embed)] * nmat, format="csc")
     A = sp.vstack([sp.csc_matrix(G), -E], format="csc")
     b = np.concatenate([h_lin, np.zeros(E.shape[0])])
@@ -179,9 +202,20 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
     else:
         out = status
     x = np.asarray(sol.x) * tau
-    mats = [lay.matrix(x[k * nv:(k + 1) * nv]) for k in range(nmat)]
+    mats = [T @ lay.matrix(x[k * nv:(k + 1) * nv]) @ T.conj().T for k in range(nmat)]
     value = float("nan")
     if out.startswith("optimal") and D:
         value = float(np.mean([np.real(cd[d] @ sum(x[k * nv:(k + 1) * nv]
                                                    for k in range(nmat))) for d in range(D)]))
-    return out, value, mats[:M], mats[M]
+    # multipliers of the original rows (maximisation of the mean gain): μ = κ z / scale
+    mu = kappa * np.asarray(sol.z)[:G.shape[0]] / scale
+    duals: dict[str, NDArray] = {}
+    k = 0
+    if pattern:
+        duals["beta_max"], duals["beta"] = mu[k:k + 2 * D:2], mu[k + 1:k + 2 * D:2]
+        k += 2 * D
+    if sinr:
+        duals["sinr"] = mu[k:k + M]  # rows in noise units
+        k += M
+    duals["power"] = mu[k:k + 1]
+    return out, value, mats[:M], mats[M], duals
