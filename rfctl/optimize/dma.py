@@ -42,7 +42,18 @@ from rfctl.admittance import DmaModel
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.optimize.dma_digital import DigitalProblem, feasible_b, solve_digital
 
-__all__ = ["DmaDesign", "DmaTask", "analog_step", "design_dma", "tuning_state"]
+__all__ = [
+    "DmaDesign",
+    "DmaTask",
+    "analog_step",
+    "describe_violations",
+    "design_dma",
+    "objective_hessian",
+    "reduced_gradient",
+    "resonance_arc",
+    "susceptance_bounds",
+    "tuning_state",
+]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +141,71 @@ class DmaTask:
         bp = p.beampattern(B)
         return {"objective": float(np.mean(bp)), "beampattern": bp, "sinr": p.sinr(B),
                 "power": p.power(B)}
+
+    def record(self):
+        """The task as a :class:`rfctl.state.DmaTaskRecord` (targets resolved)."""
+        from rfctl.state import DmaTaskRecord
+
+        if self.gamma is None or self.beta is None or self.beta_max is None:
+            raise ConfigError("the task's targets are not set yet", field="gamma",
+                              reason="call problem() (or design) first")
+        m = self.model
+        return DmaTaskRecord(spec=m.spec.model_dump(mode="json"), origin=m.origin.copy(),
+                             users=self.users.copy(), theta=self.theta.copy(),
+                             phi=self.phi.copy(), gamma=np.asarray(self.gamma, float),
+                             beta=np.asarray(self.beta, float),
+                             beta_max=float(self.beta_max), p_max=float(self.p_max),
+                             sigma2=float(self.sigma2), channel_scale=self.channel_scale,
+                             n_sensing=int(self.n_sensing))
+
+    @classmethod
+    def from_record(cls, rec) -> DmaTask:
+        """The task a :class:`rfctl.state.DmaTaskRecord` describes (model rebuilt)."""
+        from rfctl.config import DmaSpec
+
+        model = DmaModel.from_spec(DmaSpec.model_validate(rec.spec), origin=rec.origin)
+        return cls(model, rec.users, rec.theta, rec.phi, rec.sigma2, rec.p_max,
+                   gamma=np.asarray(rec.gamma, float), beta=np.asarray(rec.beta, float),
+                   beta_max=rec.beta_max, n_sensing=rec.n_sensing or None,
+                   channel_scale=rec.channel_scale)
+
+    def report(self, ex: dict, tol: float = 1e-6) -> dict:
+        """Every constraint of P1 for exact values ``ex`` (from :meth:`exact`), in SI.
+
+        Returns
+        -------
+        dict
+            ``objective`` (mean P_d), ``min_sinr_ratio`` (min SINR/Γ), ``sinr`` and
+            ``gamma`` (linear), ``beampattern`` (P_d), ``beta``, ``beta_max``,
+            ``power`` and ``p_max`` (W), ``feasible`` (every constraint within the
+            relative ``tol``) and ``violations``: one dict per failed constraint with
+            ``constraint`` (e.g. ``"SINR user 2 >= Gamma"``), ``value``, ``bound`` and
+            ``relative`` (value/bound − 1, signed so that < 0 is on the wrong side for
+            ≥ bounds and > 0 for ≤ bounds).
+        """
+        sinr, bp, pw = np.asarray(ex["sinr"]), np.asarray(ex["beampattern"]), ex["power"]
+        viol = []
+        for m in np.flatnonzero(sinr < self.gamma * (1 - tol)):
+            viol.append({"constraint": f"SINR user {m} >= Gamma", "value": float(sinr[m]),
+                         "bound": float(self.gamma[m]),
+                         "relative": float(sinr[m] / self.gamma[m] - 1)})
+        for d in np.flatnonzero(bp < self.beta * (1 - tol)):
+            viol.append({"constraint": f"P_d direction {d} >= beta", "value": float(bp[d]),
+                         "bound": float(self.beta[d]),
+                         "relative": float(bp[d] / self.beta[d] - 1)})
+        for d in np.flatnonzero(bp > self.beta_max * (1 + tol)):
+            viol.append({"constraint": f"P_d direction {d} <= beta_max",
+                         "value": float(bp[d]), "bound": float(self.beta_max),
+                         "relative": float(bp[d] / self.beta_max - 1)})
+        if pw > self.p_max * (1 + tol):
+            viol.append({"constraint": "P_t <= P_max", "value": float(pw),
+                         "bound": float(self.p_max), "relative": float(pw / self.p_max - 1)})
+        return {"objective": float(np.mean(bp)),
+                "min_sinr_ratio": float(np.min(sinr / self.gamma)), "sinr": sinr,
+                "gamma": np.asarray(self.gamma, float), "beampattern": bp,
+                "beta": np.asarray(self.beta, float), "beta_max": float(self.beta_max),
+                "power": float(pw), "p_max": float(self.p_max), "feasible": not viol,
+                "violations": viol}
 
     def feasible(self, ex: dict, tol: float = 1e-6) -> bool:
         return bool(np.all(ex["sinr"] >= self.gamma * (1 - tol))
@@ -470,12 +546,13 @@ def _margins(task: DmaTask, ex: dict) -> dict:
 
 
 def tuning_state(task: DmaTask, design: DmaDesign):
-    """The design's element tunings (and B) as an ArrayState for the HAL."""
+    """The design's element tunings, B and task as an ArrayState for the HAL."""
     from rfctl.state import ArrayState, DmaTuning
 
     m = task.model
     return ArrayState(dma=DmaTuning(b=design.b, r0=m.spec.r0_siemens,
-                                    y_self=np.diag(m.Y_ss).copy()), dma_b=design.B)
+                                    y_self=np.diag(m.Y_ss).copy()), dma_b=design.B,
+                      dma_task=task.record())
 
 
 def _max_correlation(task: DmaTask, b: NDArray) -> float:
@@ -591,6 +668,47 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
             reason = "converged"
             break
     state.update(b=b, B=B, iterations=it, reason=reason)
+
+
+def describe_violations(report: dict) -> str:
+    """One line naming every failed constraint and by how much (``"all constraints met"``
+    otherwise), e.g. ``"SINR user 2 >= Gamma: 0.13 of the bound; P_t <= P_max: 1.43 W
+    vs 1 W (+43 %)"``."""
+    if not report["violations"]:
+        return "all constraints met"
+    parts = []
+    for v in report["violations"]:
+        if v["constraint"].startswith("SINR"):
+            parts.append(f"{v['constraint']}: {v['value'] / v['bound']:.3g} of the bound "
+                         f"({10 * np.log10(max(v['value'], 1e-300) / v['bound']):+.2f} dB)")
+        else:
+            unit = " W" if v["constraint"].startswith("P_t") else ""
+            parts.append(f"{v['constraint']}: {v['value']:.4g}{unit} vs {v['bound']:.4g}"
+                         f"{unit} ({100 * v['relative']:+.2f} %)")
+    return "; ".join(parts)
+
+
+def resonance_arc(f0_min_ratio: float = 0.9, f0_max_ratio: float = 1.1,
+                  q_factor: float = 10.0) -> tuple[float, float]:
+    """The ψ' arc a resonator covers when its resonance f₀ is tuned over
+    [f0_min_ratio, f0_max_ratio] × f, at quality factor Q = ω/Γ.
+
+    From q = Γω/(ω₀² − ω² + jΓω) = 1/(t + j) with t = Q((f₀/f)² − 1) and ψ' = 2 arctan t
+    (ψ' = 0 at resonance, q = −j). The default, f₀ within ±10 % of f at Q = 10, gives
+    ψ' ∈ [−0.69π, 0.71π]: the arc is centred on resonance, where real elements operate,
+    and its gap is around the unreachable q = 0.
+
+    Returns
+    -------
+    (float, float)
+        ψ'_min, ψ'_max, rad (ψ = ψ' − π/2 in the q = (−j + e^{jψ})/2 convention).
+    """
+    if not 0 < f0_min_ratio < f0_max_ratio or q_factor <= 0:
+        raise ConfigError("resonance arc needs 0 < f0_min_ratio < f0_max_ratio and Q > 0",
+                          field="f0_min_ratio", reason="bad tuning range")
+    t = q_factor * (np.array([f0_min_ratio, f0_max_ratio]) ** 2 - 1)
+    pp = 2 * np.arctan(t)
+    return float(pp[0]), float(pp[1])
 
 
 def susceptance_bounds(task: DmaTask, psi_range: tuple[float, float]
