@@ -23,9 +23,9 @@ import numpy as np
 from rfctl.drivers.instruments import open_instrument
 from rfctl.drivers.protocol import Cmd, encode_frame, reply_payload
 from rfctl.drivers.rfctl_board import open_rfctl_board
-from rfctl.drivers.sim_bench import BenchModel, SimBench
-from rfctl.drivers.simboard import SimBoardFirmware
-from rfctl.drivers.simserver import SimServer
+from rfctl.sims.sim_bench import BenchModel, SimBench
+from rfctl.sims.simboard import SimBoardFirmware
+from rfctl.sims.simserver import SimServer
 
 from rfctl.config import load_config
 from rfctl.hal import compile_board

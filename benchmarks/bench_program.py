@@ -30,7 +30,7 @@ import time
 import numpy as np
 from rfctl.drivers.protocol import Cmd, encode_frame, reply_payload
 from rfctl.drivers.rfctl_board import open_rfctl_board
-from rfctl.drivers.simboard import Faults, SimBoardFirmware
+from rfctl.sims.simboard import Faults, SimBoardFirmware
 
 from rfctl.config import load_config
 from rfctl.geometry import upa_steering

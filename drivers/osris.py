@@ -11,7 +11,7 @@ atomic on the board.
 
 :class:`OsrisBoard` implements the HAL :class:`~rfctl.hal.device.Device`: staging is
 host-side, the latch is the ``!0x…`` command, and every set is verified by reading the
-pattern back. :class:`OsrisFirmwareSim` behaves like the firmware (for tests and dry runs).
+pattern back. The simulated firmware lives in ``rfctl.sims.osris_firmware``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rfctl.hal.device import DeviceInfo, LinkStats, StageError, layout_from_prof
 
 from .transport import InProcessTransport, SerialTransport, Transport
 
-__all__ = ["OsrisBoard", "OsrisFirmwareSim", "open_osris"]
+__all__ = ["OsrisBoard", "open_osris"]
 
 log = logging.getLogger(__name__)
 wire_log = logging.getLogger("rfctl.wire")
@@ -39,69 +39,6 @@ _PATTERN_RE = re.compile(r"^#0X([0-9A-F]{64})$", re.IGNORECASE)
 
 def _crc32(b: bytes) -> int:
     return zlib.crc32(b) & 0xFFFFFFFF
-
-
-class OsrisFirmwareSim:
-    """Simulated OpenSourceRIS firmware (line protocol, no replies to errors).
-
-    Parameters
-    ----------
-    serial_no : int
-    ignore_sets : bool
-        Fault: answer ``#OK`` to a set but keep the old pattern (caught by read-back).
-    silent : bool
-        Fault: never answer.
-    """
-
-    delimiter = b"\n"
-
-    def __init__(self, serial_no: int = 12, *, ignore_sets: bool = False,
-                 silent: bool = False) -> None:
-        self.serial_no = serial_no
-        self.pattern = bytes(PATTERN_BYTES)
-        self.ignore_sets = ignore_sets
-        self.silent = silent
-        self._buf = bytearray()
-        self.resets = 0
-
-    def receive(self, data: bytes) -> bytes:
-        self._buf += data
-        out = bytearray()
-        while True:
-            i = self._buf.find(b"\n")
-            if i < 0:
-                if len(self._buf) > 128:  # receive buffer overflow: dropped, no reply
-                    self._buf.clear()
-                break
-            line = bytes(self._buf[:i]).strip(b"\r")
-            del self._buf[: i + 1]
-            if len(line) > 127 or self.silent:
-                continue
-            out += self._line(line.decode("ascii", "replace"))
-        return bytes(out)
-
-    def _line(self, line: str) -> bytes:
-        low = line.lower()
-        if low.startswith("!0x") and len(line) == 67:
-            try:
-                pattern = bytes.fromhex(line[3:])
-            except ValueError:
-                return b""
-            if not self.ignore_sets:
-                self.pattern = pattern
-            return b"#OK\n"
-        if low == "?pattern":
-            return b"#0X" + self.pattern.hex().upper().encode() + b"\n"
-        if low == "?vext":
-            return b"#09.14 V\n"
-        if low == "?serialno":
-            return f"#SerNo:  {self.serial_no}\n".encode()
-        if low == "!reset":
-            self.resets += 1
-            self.pattern = bytes(PATTERN_BYTES)
-            return (b"OpenSourceRIS firmware (simulated)\nBoot...\n"
-                    b"Shift registers: 256\n#READY!\n")
-        return b""  # invalid: no reply at all
 
 
 class OsrisBoard:
@@ -252,10 +189,19 @@ class OsrisBoard:
 
 def open_osris(profile: BoardProfile, *, url: str | None = None, firmware=None,
                exclusive: bool = True) -> OsrisBoard:
-    """Entry point ``osris``. ``sim://`` or ``firmware=`` uses the simulated firmware."""
+    """Entry point ``osris``: open the board a profile describes.
+
+    ``firmware=`` (an in-process simulated firmware, supplied by
+    :func:`rfctl.hal.discovery.open_device` for ``sim://`` links) bypasses the serial port;
+    anything else goes through pyserial's ``serial_for_url``.
+    """
     url = url or profile.link.url
-    if firmware is not None or url.startswith("sim://"):
-        transport: Transport = InProcessTransport(firmware or OsrisFirmwareSim())
+    if firmware is not None:
+        transport: Transport = InProcessTransport(firmware)
+    elif url.startswith("sim://"):
+        raise ConfigError(f"{profile.name}: link.url: {url} needs a simulated firmware "
+                          "(open it with rfctl.hal.discovery.open_device)", field="link.url",
+                          reason="no simulator given")
     else:
         transport = SerialTransport(url, profile.link.baud, exclusive=exclusive)
     try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from rfctl.config import BoardProfile
 from rfctl.errors import (
     BusyError,
+    ConfigError,
     DeviceError,
     DeviceTimeoutError,
     HardwareConstraintError,
@@ -48,7 +49,7 @@ from .protocol import (
 )
 from .transport import InProcessTransport, SerialTransport, Transport
 
-__all__ = ["RfctlBoard", "open_rfctl_board", "plan_frames", "sim_server", "simboard_faults"]
+__all__ = ["RfctlBoard", "open_rfctl_board", "plan_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -469,16 +470,17 @@ def open_rfctl_board(profile: BoardProfile, *, url: str | None = None, firmware=
                      exclusive: bool = True, name: str | None = None) -> RfctlBoard:
     """Entry point ``rfctl-serial``: open the board a profile describes.
 
-    ``sim://`` (or passing ``firmware``) connects to an in-process simulated board;
+    ``firmware=`` (an in-process simulated firmware, supplied by
+    :func:`rfctl.hal.discovery.open_device` for ``sim://`` links) bypasses the serial port;
     anything else goes through pyserial's ``serial_for_url``.
     """
     url = url or profile.link.url
-    if firmware is not None or url.startswith("sim://"):
-        if firmware is None:
-            from .simboard import SimBoardFirmware
-
-            firmware = SimBoardFirmware.from_profile(profile)
+    if firmware is not None:
         transport: Transport = InProcessTransport(firmware)
+    elif url.startswith("sim://"):
+        raise ConfigError(f"{profile.name}: link.url: {url} needs a simulated firmware "
+                          "(open it with rfctl.hal.discovery.open_device)", field="link.url",
+                          reason="no simulator given")
     else:
         transport = SerialTransport(url, profile.link.baud, exclusive=exclusive)
     try:
@@ -486,18 +488,3 @@ def open_rfctl_board(profile: BoardProfile, *, url: str | None = None, firmware=
     except Exception:
         transport.close()
         raise
-
-
-def simboard_faults(**kwargs):
-    """Fault settings for :func:`sim_server` (see :class:`simboard.Faults`)."""
-    from .simboard import Faults
-
-    return Faults(**kwargs)
-
-
-def sim_server(profile: BoardProfile, *, faults=None, baud: int | None = None):
-    """A :class:`simserver.SimServer` running the simulated firmware of ``profile``."""
-    from .simboard import SimBoardFirmware
-    from .simserver import SimServer
-
-    return SimServer(SimBoardFirmware.from_profile(profile, faults=faults), baud=baud)

@@ -2,8 +2,7 @@
 
 One channel per Lorentzian element: code c of a ``lorentzian`` bank maps to the bias
 ``v0 + c (v1 − v0) / (2^bits − 1)`` (the bank's ``bias_v``). The SCPI dialect is declared
-once in :data:`DIALECT`. The driver, the pyvisa-sim YAML (:func:`sim_yaml`) and the
-loopback SCPI server (:class:`BiasSourceSim`) are all generated from it.
+once in :data:`DIALECT` (the simulated source in ``rfctl.sims.bias_source`` serves it).
 
 A bias source has no latch: channels change one by one. The driver therefore sets only
 the channels that change, checks ``SYST:ERR?``, and reads every one of them back. If
@@ -13,7 +12,6 @@ anything fails, it restores the previous voltages and reports what the source ho
 from __future__ import annotations
 
 import logging
-import re
 import zlib
 from collections.abc import Sequence
 
@@ -29,9 +27,9 @@ from rfctl.hal.device import (
     unpack_codes,
 )
 
-from .scpi import ScpiInstrument, ScpiServer, open_visa
+from .scpi import ScpiInstrument, open_visa
 
-__all__ = ["DIALECT", "BiasSourceSim", "VisaBiasBoard", "open_visa_bias", "sim_yaml"]
+__all__ = ["DIALECT", "VisaBiasBoard", "open_visa_bias"]
 
 log = logging.getLogger(__name__)
 wire_log = logging.getLogger("rfctl.wire")
@@ -50,107 +48,6 @@ DIALECT = {
 
 def _crc32(b: bytes) -> int:
     return zlib.crc32(b) & 0xFFFFFFFF
-
-
-def sim_yaml(*, channels: int, v_min: float, v_max: float, resource: str,
-             idn: str = "RFCTL,BIAS-SIM,0001,1.0") -> str:
-    """A pyvisa-sim instrument definition of this dialect (same declaration)."""
-    set_q = DIALECT["set"].replace("{ch}", "{ch_id}").replace("{v:.4f}", "{:.4f}")
-    get_q = DIALECT["get"].replace("{ch}", "{ch_id}")
-    ids = ", ".join(str(i) for i in range(1, channels + 1))
-    return f"""spec: "1.1"
-devices:
-  bias:
-    eom:
-      TCPIP SOCKET:
-        q: "\\n"
-        r: "\\n"
-      ASRL INSTR:
-        q: "\\n"
-        r: "\\n"
-    error:
-      error_queue:
-        - q: '{DIALECT["err"]}'
-          default: '{DIALECT["no_error"]}'
-          command_error: '{DIALECT["range_error"]}'
-    dialogues:
-      - q: "{DIALECT["idn"]}"
-        r: "{idn}"
-    channels:
-      channel:
-        ids: [{ids}]
-        can_select: True  # pyvisa-sim: channel id inline in each command
-        properties:
-          voltage:
-            default: {v_min:.4f}
-            getter:
-              q: "{get_q}"
-              r: "{{:.4f}}"
-            setter:
-              q: "{set_q}"
-            specs:
-              min: {v_min}
-              max: {v_max}
-              type: float
-resources:
-  {resource}:
-    device: bias
-"""
-
-
-class BiasSourceSim:
-    """A SCPI bias source on a loopback TCP socket, for pyvisa-py (TCPIP SOCKET).
-
-    Parameters
-    ----------
-    channels : int
-    v_min, v_max : float
-        Allowed range; a setting outside it is refused and queued as an error.
-    model : str
-        Model field of ``*IDN?``.
-    """
-
-    def __init__(self, channels: int, v_min: float, v_max: float, *,
-                 model: str = "BIAS-SIM", drop_sets: set[int] | None = None) -> None:
-        self.volts = np.full(channels, float(v_min))
-        self.v_min, self.v_max = v_min, v_max
-        self.model = model
-        self.errors: list[str] = []
-        self.drop_sets = drop_sets or set()  # fault: these channels ignore sets
-        self._set_re = re.compile("^" + re.escape(DIALECT["set"]).replace(
-            r"\{ch\}", r"(\d+)").replace(r"\{v:\.4f\}", r"([-+0-9.eE]+)") + "$", re.I)
-        self._get_re = re.compile("^" + re.escape(DIALECT["get"]).replace(
-            r"\{ch\}", r"(\d+)") + "$", re.I)
-        self._server: ScpiServer | None = None
-
-    def handle(self, line: str) -> str | None:
-        line = line.strip()
-        if line.upper() == DIALECT["idn"]:
-            return f"RFCTL,{self.model},0001,1.0"
-        if line.upper() == DIALECT["err"]:
-            return self.errors.pop(0) if self.errors else DIALECT["no_error"]
-        m = self._set_re.match(line)
-        if m:
-            ch, v = int(m.group(1)), float(m.group(2))
-            if not 1 <= ch <= self.volts.size or not self.v_min <= v <= self.v_max:
-                self.errors.append(DIALECT["range_error"])
-            elif ch not in self.drop_sets:
-                self.volts[ch - 1] = v
-            return None
-        m = self._get_re.match(line)
-        if m and 1 <= int(m.group(1)) <= self.volts.size:
-            return f"{self.volts[int(m.group(1)) - 1]:.4f}"
-        self.errors.append(DIALECT["command_error"])
-        return None
-
-    def start(self) -> int:
-        """Listen on 127.0.0.1 (any free port); returns the port."""
-        self._server = ScpiServer(self.handle)
-        return self._server.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
 
 
 class VisaBiasBoard:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rfctl.drivers.rfctl_board import RfctlBoard, open_rfctl_board
-from rfctl.drivers.simboard import Faults, SimBoardFirmware
-from rfctl.drivers.simserver import SimServer
 from rfctl.drivers.transport import InProcessTransport, SerialTransport
+from rfctl.sims.simboard import Faults, SimBoardFirmware
+from rfctl.sims.simserver import SimServer
 
 from rfctl.cli import main
 from rfctl.config import load_config, parse_config
@@ -294,12 +294,12 @@ def test_drivers_are_found_through_entry_points() -> None:
     from importlib.metadata import entry_points
 
     from rfctl.errors import ConfigError
-    from rfctl.hal.device import open_device
+    from rfctl.hal.discovery import open_device
 
     names = {ep.name for ep in entry_points(group="rfctl.drivers")}
     assert {"rfctl-serial", "osris", "visa-bias"} <= names
     bad = PROFILE.model_copy(update={"driver": "no-such-driver"})
-    with pytest.raises(ConfigError, match="no driver named 'no-such-driver'"):
+    with pytest.raises(ConfigError, match="nothing named 'no-such-driver' is installed"):
         open_device(bad)
 
 

@@ -89,9 +89,9 @@ def test_optimize_commands_write_states(tmp_path: Path) -> None:
 
 
 def test_lab_commands_against_the_simulated_bench(tmp_path: Path) -> None:
-    from rfctl.drivers.sim_bench import BenchModel, SimBench
-    from rfctl.drivers.simboard import SimBoardFirmware
-    from rfctl.drivers.simserver import SimServer
+    from rfctl.sims.sim_bench import BenchModel, SimBench
+    from rfctl.sims.simboard import SimBoardFirmware
+    from rfctl.sims.simserver import SimServer
 
     from rfctl.config import load_config
 

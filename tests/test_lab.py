@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rfctl.drivers.instruments import open_instrument, sim_yaml
+from rfctl.drivers.instruments import open_instrument
 from rfctl.drivers.rfctl_board import open_rfctl_board
-from rfctl.drivers.sim_bench import BenchModel, SimBench
-from rfctl.drivers.simboard import SimBoardFirmware
+from rfctl.sims.instrument_yaml import sim_yaml
+from rfctl.sims.sim_bench import BenchModel, SimBench
+from rfctl.sims.simboard import SimBoardFirmware
 
 from rfctl.config import load_config
 from rfctl.errors import DeviceError, DeviceTimeoutError

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rfctl.drivers.osris import OsrisFirmwareSim, open_osris
-from rfctl.drivers.simserver import SimServer
-from rfctl.drivers.visa_bias import BiasSourceSim, open_visa_bias, sim_yaml
+from rfctl.drivers.osris import open_osris
+from rfctl.drivers.visa_bias import open_visa_bias
+from rfctl.sims.bias_source import BiasSourceSim, sim_yaml
+from rfctl.sims.osris_firmware import OsrisFirmwareSim
+from rfctl.sims.simserver import SimServer
 
 from rfctl.config import load_config
 from rfctl.errors import DeviceError, DeviceTimeoutError
 from rfctl.hal import quantize
-from rfctl.hal.device import ProgramError, image_crc, open_device, program
+from rfctl.hal.device import ProgramError, image_crc, program
+from rfctl.hal.discovery import open_device
 from rfctl.state import ArrayState, DmaTuning
 
 OSRIS = load_config("osris-16x16")

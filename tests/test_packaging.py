@@ -1,4 +1,4 @@
-"""The wheel holds every package folder and every config file (DESIGN.md, Packaging:
+"""The wheel holds every package folder and every config file (docs/architecture.md, Packaging:
 with a package-dir mapping a forgotten subpackage is silently left out)."""
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
-MAPPING = {"rfctl": "rfctl", "drivers": "rfctl/drivers", "configs": "rfctl/configs"}
+MAPPING = {"rfctl": "rfctl", "drivers": "rfctl/drivers", "sims": "rfctl/sims",
+           "configs": "rfctl/configs"}
 
 
 def _expected() -> tuple[set[str], set[str]]:
@@ -44,4 +43,10 @@ def test_wheel_contains_every_package_and_config(tmp_path: Path) -> None:
     missing_pkgs = {p for p in pkgs if f"{p}/__init__.py" not in names}
     assert not missing_pkgs, f"package folders missing from the wheel: {missing_pkgs}"
     assert not data - names, f"config files missing from the wheel: {data - names}"
-    assert any(n.endswith("entry_points.txt") and "rfctl" in n for n in names)
+    eps = [n for n in names if n.endswith("entry_points.txt")]
+    assert eps
+    text = zipfile.ZipFile(whl).read(eps[0]).decode()
+    for group in ("[rfctl.drivers]", "[rfctl.instruments]", "[rfctl.sims]"):
+        assert group in text, group
+    # figures/ and benchmarks/ are scripts for the repository, not part of the wheel
+    assert not any(n.startswith(("figures/", "benchmarks/")) for n in names)

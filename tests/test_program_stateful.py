@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from rfctl.drivers.rfctl_board import open_rfctl_board
-from rfctl.drivers.simboard import Faults, SimBoardFirmware
+from rfctl.sims.simboard import Faults, SimBoardFirmware
 
 from rfctl.config import parse_config
 from rfctl.errors import DeviceError

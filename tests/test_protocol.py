@@ -24,8 +24,8 @@ from rfctl.drivers.protocol import (
     encode_frame,
 )
 from rfctl.drivers.rfctl_board import RfctlBoard, plan_frames
-from rfctl.drivers.simboard import SimBoardFirmware
 from rfctl.drivers.transport import InProcessTransport
+from rfctl.sims.simboard import SimBoardFirmware
 
 from rfctl.config import parse_config
 from rfctl.hal.device import pack_codes, program

@@ -180,7 +180,7 @@ def test_sub6_figure_scripts_run_quick(tmp_path) -> None:
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "sims" / "sub6g_figures.py"
+    script = Path(__file__).resolve().parents[1] / "figures" / "sub6g_figures.py"
     proc = subprocess.run([sys.executable, str(script), "all", "--quick", "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -28,7 +28,6 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -36,6 +35,7 @@ from numpy.typing import NDArray
 
 from rfctl.config import BoardProfile
 from rfctl.errors import ConfigError, DeviceError, HardwareConstraintError, RfctlError
+from rfctl.hal.banks import handler
 from rfctl.hal.image import DeviceImage
 from rfctl.hal.quantize import compile_board
 
@@ -52,7 +52,6 @@ __all__ = [
     "image_crc",
     "image_from_bytes",
     "layout_from_profile",
-    "open_device",
     "pack_codes",
     "pack_image",
     "program",
@@ -117,13 +116,7 @@ class DeviceInfo:
 
 
 def _bank_bits(bank: Any) -> int:
-    if bank.kind in ("switch_matrix", "pin_links"):
-        return 1
-    if bank.kind == "phase":
-        return bank.bits if bank.bits is not None else -1  # table: known after compiling
-    if bank.kind == "feed_mux":
-        return max(1, math.ceil(math.log2(bank.n_inputs)))
-    return -1
+    return handler(bank.kind).bits(bank)  # -1: a table's width is known after compiling
 
 
 def layout_from_profile(profile: BoardProfile, codebook_bits: dict[str, int] | None = None
@@ -618,36 +611,3 @@ def select_beam(device: Device, slot: int, expected_crc: int | None = None) -> i
     device.verified_active = new
     device.staged_clean = new is not None
     return active
-
-
-# --------------------------------------------------------------------------- discovery
-def open_device(profile: BoardProfile, **kwargs: Any) -> Device:
-    """Open the driver a profile names (entry-point group ``rfctl.drivers``).
-
-    Parameters
-    ----------
-    profile : BoardProfile
-        ``profile.driver`` names the entry point; ``profile.link`` says where.
-    **kwargs
-        Passed to the driver factory (e.g. ``url=`` to override the link URL).
-
-    Raises
-    ------
-    ConfigError
-        Unknown driver name, or the driver's optional dependency is missing.
-    """
-    eps = {ep.name: ep for ep in entry_points(group="rfctl.drivers")}
-    ep = eps.get(profile.driver)
-    if ep is None:
-        raise ConfigError(
-            f"{profile.name}: driver: no driver named {profile.driver!r} is installed "
-            f"(installed: {', '.join(sorted(eps)) or 'none'})", field="driver",
-            reason="unknown driver")
-    try:
-        factory = ep.load()
-    except ImportError as exc:
-        raise ConfigError(
-            f"{profile.name}: driver {profile.driver!r} needs a missing package "
-            f"({exc.name}); install it, e.g. pip install 'rfctl[sim]'", field="driver",
-            reason="missing dependency") from None
-    return factory(profile, **kwargs)

@@ -29,14 +29,14 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+from rfctl.drivers.instruments import DIALECTS
 
 from rfctl.config import BoardProfile, PhaseBank
 from rfctl.geometry import upa_steering
 from rfctl.hal.codebooks import UniformPhaseCodebook
 from rfctl.hal.device import DeviceInfo, layout_from_profile, unpack_image
 
-from .instruments import DIALECTS
-from .scpi import ScpiServer
+from .scpi_server import ScpiServer
 from .simboard import SimBoardFirmware
 
 __all__ = ["BenchModel", "SimBench"]
@@ -213,3 +213,42 @@ class SimBench:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class LabBench:
+    """A simulated board behind a loopback socket plus its instruments (see
+    :func:`lab_bench`). ``url`` is the board's ``socket://`` URL; ``resources`` maps an
+    instrument kind to its VISA resource."""
+
+    server: object
+    bench: SimBench
+    url: str
+    resources: dict[str, str]
+
+    def serve_forever(self) -> None:
+        """Serve until interrupted, then stop everything."""
+        try:
+            self.server.serve_forever()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.bench.stop()
+        self.server.stop()
+
+
+def lab_bench(profile: BoardProfile, *, rows: int, cols: int, seed: int, noise: float,
+              probe: tuple[float, float] = (0.0, 0.0), baud: int | None = None) -> LabBench:
+    """Entry point (group ``rfctl.sims``, name ``lab-bench``): start a simulated board of
+    ``profile`` on a loopback socket and a bench of instruments that measure its active
+    image with hidden per-element offsets drawn from ``seed``."""
+    from .simserver import board_server
+
+    server = board_server(profile, baud=baud)
+    model = BenchModel.random(server.firmware, profile, rows, cols, seed=seed, noise=noise)
+    model.probe = probe
+    bench = SimBench(model)
+    resources = bench.start()
+    url = server.start_socket()
+    return LabBench(server, bench, url, resources)

@@ -244,3 +244,21 @@ class SimServer:
             os.write(fd, data)
 
         self._serve_stream(recv, send)
+
+
+def board_server(profile, *, faults: dict | None = None, baud: int | None = None) -> SimServer:
+    """Entry point (group ``rfctl.sims``, name ``board-server``): a :class:`SimServer`
+    running the simulated rfctl firmware of ``profile``.
+
+    Parameters
+    ----------
+    profile : rfctl.config.BoardProfile
+    faults : dict, optional
+        Keyword arguments of :class:`rfctl.sims.simboard.Faults`.
+    baud : int, optional
+        Simulated line rate, bit/s (None: unpaced).
+    """
+    from .simboard import Faults, SimBoardFirmware
+
+    fw = SimBoardFirmware.from_profile(profile, faults=Faults(**faults) if faults else None)
+    return SimServer(fw, baud=baud)

@@ -26,11 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from rfctl.config import BoardProfile
-from rfctl.hal.device import BankLayout, layout_from_profile
-
-from .protocol import (
+from rfctl.drivers.protocol import (
     BAD_FRAME_SEQ,
     PROTOCOL_VERSION,
     REPLY_FLAG,
@@ -43,6 +39,9 @@ from .protocol import (
     ident_payload,
     reply_payload,
 )
+
+from rfctl.config import BoardProfile
+from rfctl.hal.device import BankLayout, layout_from_profile
 
 __all__ = ["Faults", "SimBoardFirmware"]
 
@@ -327,3 +326,9 @@ def sleep_until(t: float) -> None:
         if rem <= 0:
             return
         time.sleep(rem - 0.0015 if rem > 0.002 else 0)
+
+
+def firmware_for(profile: BoardProfile, **kwargs) -> SimBoardFirmware:
+    """Entry point (group ``rfctl.sims``, name ``rfctl-serial``): the simulated firmware of
+    ``profile``; ``kwargs`` are :class:`SimBoardFirmware` options (e.g. ``faults=``)."""
+    return SimBoardFirmware.from_profile(profile, **kwargs)

@@ -1,0 +1,113 @@
+"""``rfctl program`` and ``rfctl beams``: quantize a state and push it to a board."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from typing import TextIO
+
+from rfctl.errors import RfctlError
+from rfctl.hal import compile_board, quantize
+from rfctl.hal.device import (
+    DeviceInfo,
+    delta_writes,
+    image_crc,
+    layout_from_profile,
+    pack_image,
+    program,
+    select_beam,
+    store_beam,
+    unpack_image,
+)
+from rfctl.hal.discovery import load_entry_point, open_device
+from rfctl.state import ArrayState
+
+from .common import board_profile, close_quietly, print_image_report
+
+
+def _open(profile, url: str | None):
+    return open_device(profile, **({"url": url} if url else {}))
+
+
+def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
+    """Quantize a state, program a board (or print the dry-run plan), read back."""
+    profile = board_profile(args.board)
+    board = compile_board(profile)
+    state = ArrayState.load(args.state)
+    image = quantize(state, board)
+    print_image_report(image, out)
+    if args.dry_run:
+        info = DeviceInfo(model=profile.model, firmware="(dry run)",
+                          banks=layout_from_profile(profile))
+        data = pack_image(image, info, None)
+        crc = image_crc(data)
+        writes = delta_writes(None, data, info, chunk=profile.link.chunk)
+        driver = load_entry_point("rfctl.drivers", profile.driver)
+        # a driver may offer a frame planner beside its factory (rfctl-serial does)
+        plan = getattr(inspect.getmodule(driver), "plan_frames", None)
+        print(f"\ndry run: {len(data)} image bytes, CRC-32 {crc:#010x}; no port opened",
+              file=out)
+        for name, codes in unpack_image(data, info).items():
+            print(f"  {name}: codes {codes.tolist()}", file=out)
+        if plan is not None:
+            frames = plan(writes, crc, sync=False, latch=True)  # full write: no sync
+            total = sum(len(f) for f in frames)
+            for f in frames:
+                print(f"  frame {len(f):4d} B  {f.hex()}", file=out)
+            print(f"  {len(frames)} frames, {total} bytes to send "
+                  f"({total * 10 / profile.link.baud * 1e3:.2f} ms at {profile.link.baud} baud)",
+                  file=out)
+        return 0
+    dev = _open(profile, args.url)
+    try:
+        res = program(dev, image)
+        back = dev.read_active()
+    finally:
+        close_quietly(dev)
+    ok = back == dev.verified_active
+    print(f"\nprogrammed {res.device}: {res.payload_bytes} of {res.full_bytes} image bytes in "
+          f"{res.writes} writes, {res.stats.bytes_tx} bytes sent, {res.stats.retries} "
+          f"retries, {res.elapsed_s * 1e3:.2f} ms; active CRC {res.crc:#010x}; "
+          f"read-back {'matches' if ok else 'DIFFERS'}", file=out)
+    return 0 if ok else 1
+
+
+def cmd_beams(args: argparse.Namespace, out: TextIO) -> int:
+    """Store a quantized state in a beam slot, or select a stored beam."""
+    profile = board_profile(args.board)
+    dev = _open(profile, args.url)
+    try:
+        if args.action == "store":
+            if not args.state:
+                raise RfctlError("beams store needs --state STATE.json")
+            image = quantize(ArrayState.load(args.state), compile_board(profile))
+            crc = store_beam(dev, args.slot, image)
+            print(f"stored beam {args.slot}: CRC-32 {crc:#010x}", file=out)
+        else:
+            if args.crc is None:
+                raise RfctlError("beams select needs --crc (printed by beams store)")
+            crc = select_beam(dev, args.slot, int(args.crc, 0))
+            print(f"selected beam {args.slot}: active CRC-32 {crc:#010x}", file=out)
+    finally:
+        close_quietly(dev)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
+    pr = sub.add_parser("program", help="quantize a state and program a board")
+    pr.add_argument("--board", required=True, help="board profile (name or TOML file)")
+    pr.add_argument("--state", required=True, help="STATE.json")
+    pr.add_argument("--url", help="override the profile's link URL")
+    pr.add_argument("--dry-run", action="store_true",
+                    help="print codes, frames and byte counts; open no port")
+    pr.set_defaults(func=cmd_program)
+
+    bm = sub.add_parser("beams", help="store a beam in a board slot, or select one")
+    bm.add_argument("action", choices=["store", "select"])
+    bm.add_argument("slot", type=int)
+    bm.add_argument("--board", required=True)
+    bm.add_argument("--state", help="STATE.json (store)")
+    bm.add_argument("--crc", help="CRC-32 of the stored beam (select), e.g. 0x1234abcd")
+    bm.add_argument("--url", help="override the profile's link URL")
+    bm.set_defaults(func=cmd_beams)

@@ -1,0 +1,109 @@
+"""``rfctl optimize sub6g|mmwave|dual-band|dma``: run an optimizer on a scenario and write
+the designed state."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from rfctl.config import Scenario, load_config
+from rfctl.errors import RfctlError
+from rfctl.state import DesignRecord
+
+from .common import db
+
+
+def _print_bits_table(rows: list[dict], out: TextIO) -> None:
+    print("  phase bits   sum-rate   loss (bit/s/Hz)   min gain (dB)   worst gain loss (dB)",
+          file=out)
+    for r in rows:
+        b = "continuous" if r["bits"] is None else f"{r['bits']:>10d}"
+        print(f"  {b:>10}   {r['sum_rate']:8.3f}   {r['rate_loss']:15.3f}   "
+              f"{r['min_gain_db']:13.2f}   {r['gain_loss_db']:20.2f}", file=out)
+
+
+def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
+    from rfctl.optimize.sub6g import design_sub6g
+
+    rng = np.random.default_rng(args.seed)
+    res = design_sub6g(scenario, args.realisation, init=args.init, rng=rng)
+    print(f"sub-6G design for {scenario.name}, realisation {args.realisation} (FS-JBAS, "
+          f"init {args.init}): power {res.power:.4g} W "
+          f"({10 * np.log10(res.power):.2f} dBW)", file=out)
+    print(f"  antennas (row, col): {', '.join(str(p) for p in res.positions)}", file=out)
+    print(f"  SINR (dB): {np.round(db(res.sinr), 2).tolist()}; sensing gains (dB): "
+          f"{np.round(db(res.gains), 2).tolist()}", file=out)
+    print(f"  {len(res.trace) - 1} iterations, stop: {res.stop_reason}; {res.n_exact} "
+          f"selections solved, {res.n_pruned} pruned; {res.elapsed_s:.2f} s", file=out)
+    return res.state()
+
+
+def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
+    from rfctl.optimize import mmwave
+    from rfctl.optimize.dual_band import design_dual_band
+    from rfctl.studies import phase_bits_study
+
+    if args.problem == "dual-band":
+        db_res = design_dual_band(scenario, args.realisation, structure=args.structure)
+        mm, state = db_res.mmwave, db_res.state
+        print(f"dual-band design for {scenario.name}, realisation {args.realisation}: "
+              f"sub-6G power {db_res.sub6.power:.4g} W at antennas "
+              f"{', '.join(str(p) for p in db_res.sub6.positions)}; mmWave gets "
+              f"P_m = {db_res.mmwave_power:.4g} W", file=out)
+        task = mmwave.task_from_scenario(scenario, args.realisation, power=db_res.mmwave_power)
+    else:
+        task = mmwave.task_from_scenario(scenario, args.realisation)
+        mm = mmwave.admm_hybrid(task, args.structure)
+        mm.record = DesignRecord(scenario=scenario.model_dump(mode="json"),
+                                 seed=scenario.seed, realisation=args.realisation,
+                                 channels={"mmwave": task.H},
+                                 notes={"design": f"ADMM-{args.structure}"})
+        state = mm.state()
+    print(f"mmWave {args.structure}: sum-rate {mm.sum_rate:.3f} bit/s/Hz; SINR (dB) "
+          f"{np.round(db(mm.sinr), 2).tolist()}; min sensing gain "
+          f"{db(mm.gains.min()):.2f} dB (Υ {db(task.upsilon.min()):.2f} dB); "
+          f"hybrid residual {mm.residuals['hybrid']:.2e}"
+          + ("; F_BB scaled down to P_m" if mm.scaled else ""), file=out)
+    print(f"  {mm.iterations} iterations, stop: {mm.stop_reason}; "
+          f"{mm.elapsed_s * 1e3:.0f} ms", file=out)
+    print("after quantization of the phase shifters:", file=out)
+    _print_bits_table(phase_bits_study(mm, task), out)
+    return state
+
+
+def cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
+    """Run an optimizer on a scenario and save the designed state."""
+    scenario = load_config(args.scenario)
+    if not isinstance(scenario, Scenario):
+        raise RfctlError(f"{args.scenario}: is a board profile; --scenario needs a scenario")
+    if args.problem == "dma":
+        from .dma import optimize_dma
+
+        return optimize_dma(scenario, args, out)
+    if args.problem == "sub6g":
+        state = _optimize_sub6g(scenario, args, out)
+    else:
+        state = _optimize_mmwave(scenario, args, out)
+    state.save(args.out)
+    print(f"state written to {args.out}", file=out)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
+    op = sub.add_parser("optimize", help="run an optimizer on a scenario, write STATE.json")
+    op.add_argument("problem", choices=["sub6g", "mmwave", "dual-band", "dma"],
+                    help="sub6g: antenna selection + beamforming (FS-JBAS); mmwave: hybrid "
+                    "beamforming (ADMM); dual-band: sub6g, then mmwave with P_t − P_s; "
+                    "dma: DMA digital SDR + analog tuning, alternated")
+    op.add_argument("--scenario", required=True, help="scenario (name or TOML file)")
+    op.add_argument("--realisation", type=int, default=0, help="channel realisation index")
+    op.add_argument("--init", choices=["abas", "random", "fixed"], default="abas")
+    op.add_argument("--seed", type=int, default=0, help="seed for --init random")
+    op.add_argument("--structure", choices=["RHB", "DHB", "PCHB"], default="RHB",
+                    help="mmWave hybrid structure")
+    op.add_argument("--out", type=Path, default=Path("state.json"))
+    op.set_defaults(func=cmd_optimize)

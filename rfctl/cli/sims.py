@@ -1,0 +1,87 @@
+"""``rfctl sim-board`` and ``rfctl sim-bench``: serve simulators (found through the
+entry-point group ``rfctl.sims``) for dry runs and tests."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from rfctl.hal.discovery import open_sim
+
+from .common import board_profile
+
+
+def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
+    """Serve a simulated board on a loopback socket or a pseudo-terminal."""
+    profile = board_profile(args.board)
+    faults = dict(drop_rx=args.drop, drop_tx=args.drop, corrupt_rx=args.corrupt,
+                  corrupt_tx=args.corrupt, busy=args.busy, latch_fails=args.latch_fail,
+                  reset_mid_transfer=args.reset_mid_transfer, power_cycle=args.power_cycle,
+                  reply_delay_s=args.delay, silent=args.silent, seed=args.seed)
+    # this process only serves the board: hand the interpreter lock between its receive
+    # and transmit threads every 0.1 ms (default 5 ms) so replies leave on time
+    sys.setswitchinterval(1e-4)
+    server = open_sim("board-server", profile, faults=faults, baud=args.baud or None)
+    if args.pty:
+        where = server.start_pty()
+    else:
+        url = args.listen or "socket://127.0.0.1:0"
+        host, _, port = url.removeprefix("socket://").rpartition(":")
+        where = server.start_socket(host or "127.0.0.1", int(port or 0))
+    print(f"simulated board {profile.name} ({profile.model}) at {where}"
+          + (f", {args.baud} baud" if args.baud else "") + "; Ctrl-C stops", file=out,
+          flush=True)
+    server.serve_forever()
+    return 0
+
+
+def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
+    """A simulated board and its measurement bench in one process."""
+    profile = board_profile(args.board)
+    lab = open_sim("lab-bench", profile, rows=args.rows, cols=args.cols, seed=args.seed,
+                   noise=args.noise, probe=(args.probe_theta, args.probe_phi),
+                   baud=args.baud or None)
+    sys.setswitchinterval(1e-4)
+    print(f"simulated board {profile.name} at {lab.url}", file=out)
+    for kind, r in lab.resources.items():
+        print(f"{kind:18s} {r}", file=out)
+    print(f"(hidden phase offsets seeded {args.seed}; Ctrl-C stops)", file=out, flush=True)
+    lab.serve_forever()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
+    sb = sub.add_parser("sim-board", help="serve a simulated board (socket or pty)")
+    sb.add_argument("--board", default="sim-dbraa-14x14", help="board profile it emulates")
+    g = sb.add_mutually_exclusive_group()
+    g.add_argument("--listen", help="socket://HOST:PORT (default socket://127.0.0.1:0)")
+    g.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
+    sb.add_argument("--baud", type=int, default=0, help="simulated line rate (0: unpaced)")
+    sb.add_argument("--drop", type=float, default=0.0, help="byte drop probability")
+    sb.add_argument("--corrupt", type=float, default=0.0, help="byte corruption probability")
+    sb.add_argument("--busy", type=float, default=0.0, help="BUSY NAK probability")
+    sb.add_argument("--latch-fail", type=float, default=0.0,
+                    help="probability that a latch does not take")
+    sb.add_argument("--reset-mid-transfer", type=float, default=0.0,
+                    help="probability of a reboot on a write")
+    sb.add_argument("--power-cycle", type=float, default=0.0,
+                    help="probability of a silent power cycle per request")
+    sb.add_argument("--delay", type=float, default=0.0, help="extra reply delay, s")
+    sb.add_argument("--silent", action="store_true", help="never reply")
+    sb.add_argument("--seed", type=int, default=0, help="fault generator seed")
+    sb.set_defaults(func=cmd_sim_board)
+
+    sbn = sub.add_parser("sim-bench", help="serve a simulated board and its measurement "
+                         "bench (power meter, spectrum analyzer, VNA, positioner)")
+    sbn.add_argument("--board", default="sim-lab-8x8")
+    sbn.add_argument("--rows", type=int, default=8)
+    sbn.add_argument("--cols", type=int, default=8)
+    sbn.add_argument("--baud", type=int, default=921600)
+    sbn.add_argument("--seed", type=int, default=0, help="seed of the hidden phase offsets")
+    sbn.add_argument("--noise", type=float, default=0.05,
+                     help="receiver noise σ in units of one element's field")
+    sbn.add_argument("--probe-theta", type=float, default=0.0)
+    sbn.add_argument("--probe-phi", type=float, default=0.0)
+    sbn.set_defaults(func=cmd_sim_bench)

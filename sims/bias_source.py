@@ -1,0 +1,114 @@
+"""A simulated multi-channel SCPI bias source (loopback socket for pyvisa-py, or a
+pyvisa-sim YAML definition), speaking the dialect the bias-source driver declares."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from rfctl.drivers.visa_bias import DIALECT
+
+from .scpi_server import ScpiServer
+
+__all__ = ["BiasSourceSim", "sim_yaml"]
+
+
+def sim_yaml(*, channels: int, v_min: float, v_max: float, resource: str,
+             idn: str = "RFCTL,BIAS-SIM,0001,1.0") -> str:
+    """A pyvisa-sim instrument definition of this dialect (same declaration)."""
+    set_q = DIALECT["set"].replace("{ch}", "{ch_id}").replace("{v:.4f}", "{:.4f}")
+    get_q = DIALECT["get"].replace("{ch}", "{ch_id}")
+    ids = ", ".join(str(i) for i in range(1, channels + 1))
+    return f"""spec: "1.1"
+devices:
+  bias:
+    eom:
+      TCPIP SOCKET:
+        q: "\\n"
+        r: "\\n"
+      ASRL INSTR:
+        q: "\\n"
+        r: "\\n"
+    error:
+      error_queue:
+        - q: '{DIALECT["err"]}'
+          default: '{DIALECT["no_error"]}'
+          command_error: '{DIALECT["range_error"]}'
+    dialogues:
+      - q: "{DIALECT["idn"]}"
+        r: "{idn}"
+    channels:
+      channel:
+        ids: [{ids}]
+        can_select: True  # pyvisa-sim: channel id inline in each command
+        properties:
+          voltage:
+            default: {v_min:.4f}
+            getter:
+              q: "{get_q}"
+              r: "{{:.4f}}"
+            setter:
+              q: "{set_q}"
+            specs:
+              min: {v_min}
+              max: {v_max}
+              type: float
+resources:
+  {resource}:
+    device: bias
+"""
+
+
+class BiasSourceSim:
+    """A SCPI bias source on a loopback TCP socket, for pyvisa-py (TCPIP SOCKET).
+
+    Parameters
+    ----------
+    channels : int
+    v_min, v_max : float
+        Allowed range; a setting outside it is refused and queued as an error.
+    model : str
+        Model field of ``*IDN?``.
+    """
+
+    def __init__(self, channels: int, v_min: float, v_max: float, *,
+                 model: str = "BIAS-SIM", drop_sets: set[int] | None = None) -> None:
+        self.volts = np.full(channels, float(v_min))
+        self.v_min, self.v_max = v_min, v_max
+        self.model = model
+        self.errors: list[str] = []
+        self.drop_sets = drop_sets or set()  # fault: these channels ignore sets
+        self._set_re = re.compile("^" + re.escape(DIALECT["set"]).replace(
+            r"\{ch\}", r"(\d+)").replace(r"\{v:\.4f\}", r"([-+0-9.eE]+)") + "$", re.I)
+        self._get_re = re.compile("^" + re.escape(DIALECT["get"]).replace(
+            r"\{ch\}", r"(\d+)") + "$", re.I)
+        self._server: ScpiServer | None = None
+
+    def handle(self, line: str) -> str | None:
+        line = line.strip()
+        if line.upper() == DIALECT["idn"]:
+            return f"RFCTL,{self.model},0001,1.0"
+        if line.upper() == DIALECT["err"]:
+            return self.errors.pop(0) if self.errors else DIALECT["no_error"]
+        m = self._set_re.match(line)
+        if m:
+            ch, v = int(m.group(1)), float(m.group(2))
+            if not 1 <= ch <= self.volts.size or not self.v_min <= v <= self.v_max:
+                self.errors.append(DIALECT["range_error"])
+            elif ch not in self.drop_sets:
+                self.volts[ch - 1] = v
+            return None
+        m = self._get_re.match(line)
+        if m and 1 <= int(m.group(1)) <= self.volts.size:
+            return f"{self.volts[int(m.group(1)) - 1]:.4f}"
+        self.errors.append(DIALECT["command_error"])
+        return None
+
+    def start(self) -> int:
+        """Listen on 127.0.0.1 (any free port); returns the port."""
+        self._server = ScpiServer(self.handle)
+        return self._server.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()

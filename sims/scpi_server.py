@@ -1,0 +1,75 @@
+"""A line-based SCPI server on 127.0.0.1 for the simulated instruments (pyvisa-py reaches
+it as ``TCPIP::127.0.0.1::PORT::SOCKET``)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+
+__all__ = ["ScpiServer"]
+
+
+class ScpiServer:
+    """Serve a line handler (``str -> str | None``) on 127.0.0.1, one client at a time."""
+
+    def __init__(self, handler: Callable[[str], str | None]) -> None:
+        self.handler = handler
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        self.port = 0
+
+    def start(self, port: int = 0) -> int:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(2)
+        s.settimeout(0.1)
+        self._sock = s
+        self.port = s.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="rfctl-scpi")
+        self._thread.start()
+        return self.port
+
+    @property
+    def resource(self) -> str:
+        return f"TCPIP::127.0.0.1::{self.port}::SOCKET"
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(0.1)
+            buf = b""
+            with conn:
+                while not self._stop.is_set():
+                    try:
+                        d = conn.recv(4096)
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                    if not d:
+                        break
+                    buf += d
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        with self.lock:
+                            reply = self.handler(line.decode("ascii", "replace").strip())
+                        if reply is not None:
+                            conn.sendall(reply.encode() + b"\n")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._sock is not None:
+            self._sock.close()
