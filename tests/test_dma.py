@@ -29,7 +29,7 @@ def _check_design(task, d) -> None:
     assert task.feasible(task.exact(d.b, d.B), tol=1e-6)  # exact model, not the solver
     assert len(d.residuals) == len(d.trace)
     assert all(min(r.values()) >= -1e-6 for r in d.residuals)  # every iterate feasible
-    assert d.stop_reason in ("converged", "max_iter", "trust region collapsed")
+    assert d.stop_reason in ("converged", "iteration-cap", "no-progress")
 
 
 def test_alternation_converges_on_its_tolerance(rng) -> None:
@@ -173,8 +173,8 @@ def test_p4_fast_equals_cvxpy_reference(rng) -> None:
         assert np.linalg.norm(z1) <= radius * (1 + 1e-7)
 
 
-def test_dma_figure_script_and_cli(tmp_path) -> None:
-    import io
+@pytest.mark.slow
+def test_dma_figure_script(tmp_path) -> None:
     import json
     import subprocess
     import sys
@@ -182,19 +182,124 @@ def test_dma_figure_script_and_cli(tmp_path) -> None:
 
     script = Path(__file__).resolve().parents[1] / "figures" / "dma_figures.py"
     proc = subprocess.run([sys.executable, str(script), "all", "--quick", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+                           str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("dma_beampattern", "dma_convergence", "dma_tradeoff", "dma_quantization"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     data = json.loads((tmp_path / "dma.json").read_text())
-    assert [r["bits"] for r in data["quantization"]] == [None, 1, 2, 3, 4, 8]
+    assert [r["bits"] for r in data["quantization"]] == [None, 1, 2, 3, 4, 8, None]
+    assert data["quantization"][-1]["board"] == "sim-dma-4x8"
+
+
+def test_dma_cli_board_design_check_and_quantize(tmp_path) -> None:
+    """``rfctl optimize dma --board sim-dma-4x8`` saves a design that meets every
+    constraint on the board's codes: ``rfctl check`` (as saved and re-quantized to the
+    board) exits 0, and exits 1 with the failed constraint named once B is scaled past
+    P_max; ``rfctl quantize`` reports the same metrics after quantization."""
+    import io
 
     from rfctl.cli import main
     from rfctl.state import ArrayState
 
+    path = tmp_path / "dma.json"
     out = io.StringIO()
-    assert main(["optimize", "dma", "--scenario", "dma-4x8", "--out",
-                 str(tmp_path / "dma.json")], out=out) == 0
-    assert "after quantizing the tunings" in out.getvalue()
-    st = ArrayState.load(tmp_path / "dma.json")
+    assert main(["optimize", "dma", "--scenario", "dma-4x8", "--board", "sim-dma-4x8",
+                 "--out", str(path)], out=out) == 0
+    text = out.getvalue()
+    for label in ("continuous", "1 bit", "8 bit", "sim-dma-4x8 (final)"):
+        assert label in text
+    st = ArrayState.load(path)
     assert st.dma.b.shape == (32,) and st.dma_b.shape == (4, 7)
+    assert st.dma_task is not None and st.dma_task.gamma.shape == (3,)
+    for extra in ([], ["--board", "sim-dma-4x8"]):
+        out = io.StringIO()
+        assert main(["check", str(path), *extra], out=out) == 0, out.getvalue()
+    out = io.StringIO()
+    assert main(["quantize", str(path), "--board", "sim-dma-4x8"], out=out) == 0
+    assert "DMA constraints after quantization" in out.getvalue()
+    assert "B re-opt." in out.getvalue()
+    bad = tmp_path / "bad.json"
+    st.replace(dma_b=st.dma_b * 1.1).save(bad)
+    out = io.StringIO()
+    assert main(["check", str(bad)], out=out) == 1
+    assert "P_t <= P_max: 1.21 W vs 1 W (+20.99 %)" in out.getvalue()
+
+
+def test_board_design_meets_every_constraint_on_the_codes(rng) -> None:
+    """design_dma_for_board on two user draws: the saved state is on the board's codes
+    (every tuning is a table entry) and re-checking it with the model, as saved and
+    re-quantized to the board, meets every constraint at 1e-6."""
+    from rfctl.hal import compile_board
+    from rfctl.studies import check_dma_state, design_dma_for_board, table_arc
+
+    prof = load_config("sim-dma-4x8")
+    table = compile_board(prof).codebooks["tuning"].table
+    for _ in range(2):
+        task = reference_task(rng)
+        bd = design_dma_for_board(task, prof, rng=rng)
+        assert bd.report["feasible"], bd.report["violations"]
+        assert np.allclose(bd.state.dma.response, table[bd.codes], atol=1e-12)
+        lo, hi = table_arc(table)
+        psi = np.angle(2 * tuning_state_response(task, bd.continuous.b) + 1j) + np.pi / 2
+        psi = np.angle(np.exp(1j * psi))
+        assert np.all(psi >= lo - 1e-9) and np.all(psi <= hi + 1e-9)  # inside the arc
+        for board in (None, prof):
+            rep = check_dma_state(bd.state, board)
+            assert rep["feasible"] and not rep["violations"]
+            assert rep["objective"] == pytest.approx(bd.report["objective"], rel=1e-12)
+
+
+def tuning_state_response(task, b):
+    from rfctl.state import lorentzian_response
+
+    m = task.model
+    return lorentzian_response(b, m.spec.r0_siemens, np.diag(m.Y_ss))
+
+
+def test_reports_name_the_failed_constraint(rng) -> None:
+    from rfctl.optimize.dma import describe_violations
+
+    task = reference_task(rng)
+    b = rng.normal(0, 10, task.model.L)
+    dig = solve_digital(task.problem(b))
+    ex = task.exact(b, dig.B * 1.2)  # 44 % over the power budget
+    rep = task.report(ex)
+    assert not rep["feasible"]
+    names = [v["constraint"] for v in rep["violations"]]
+    assert "P_t <= P_max" in names
+    v = rep["violations"][names.index("P_t <= P_max")]
+    assert v["value"] == pytest.approx(1.44 * dig.power, rel=1e-9)
+    assert v["relative"] == pytest.approx(1.44 * dig.power / task.p_max - 1, rel=1e-9)
+    assert "P_t <= P_max" in describe_violations(rep)
+    ok = task.report(task.exact(b, dig.B))
+    assert ok["feasible"] and describe_violations(ok) == "all constraints met"
+
+
+def test_susceptance_bounds_map_the_arc(rng) -> None:
+    from rfctl.optimize.dma import resonance_arc, susceptance_bounds
+
+    task = reference_task(rng)
+    arc = resonance_arc()
+    assert arc[0] == pytest.approx(-0.6916 * np.pi, abs=1e-3)
+    lo, hi = susceptance_bounds(task, arc)
+    for b, end in ((lo, arc[1]), (hi, arc[0])):
+        psi = np.angle(2 * tuning_state_response(task, b) + 1j) + np.pi / 2
+        assert np.allclose(np.angle(np.exp(1j * psi)), end, atol=1e-9)
+    # resonance (ψ' = 0, q = −j) lies inside every element's interval
+    res = -np.imag(np.diag(task.model.Y_ss))
+    assert np.all((lo < res) & (res < hi))
+
+
+def test_state_round_trip_keeps_the_task(rng, tmp_path) -> None:
+    from rfctl.optimize.dma import DmaTask, tuning_state
+    from rfctl.state import ArrayState
+
+    task = reference_task(rng)
+    d = design_dma(task, rng=rng, max_iter=3)
+    st = tuning_state(task, d)
+    st.save(tmp_path / "s.json")
+    back = ArrayState.load(tmp_path / "s.json")
+    assert back.equals(st)
+    t2 = DmaTask.from_record(back.dma_task)
+    e1, e2 = task.exact(d.b, d.B), t2.exact(d.b, d.B)
+    assert e2["objective"] == e1["objective"] and np.array_equal(e1["sinr"], e2["sinr"])
