@@ -108,7 +108,8 @@ class DigitalResult:
     status : str
     multipliers : dict or None
         Multipliers of P2's rows (Clarabel backend; see
-        :func:`rfctl.optimize.dma_clarabel.solve_sdp_clarabel`), None for cvxpy.
+        :func:`rfctl.optimize.dma_clarabel.solve_sdp_clarabel`; the cvxpy backend
+        returns the same from its constraints' dual values).
     margin : float
         The relative margin the bounds were tightened by (:func:`tightened`).
     """
@@ -172,9 +173,23 @@ def _solve(p: DigitalProblem, backend: str, **flags: bool
                           reason="expected 'clarabel' or 'cvxpy'")
     prob, Bm, Rs = _solve_sdp(p, **flags)
     ok = prob.status in ("optimal", "optimal_inaccurate")
+    duals = None
+    if ok:  # multipliers in the order _solve_sdp adds the rows
+        cons = prob.constraints[len(Bm) + 1:]
+        lam = [float(np.real(np.sum(c.dual_value))) for c in cons]
+        duals, k = {}, 0
+        D, M = p.V.shape[1], p.H.shape[0]
+        if flags.get("pattern", True):
+            duals["beta"] = np.array(lam[k:k + 2 * D:2])
+            duals["beta_max"] = np.array(lam[k + 1:k + 2 * D:2])
+            k += 2 * D
+        if flags.get("sinr", True):
+            duals["sinr"] = np.array(lam[k:k + M])
+            k += M
+        duals["power"] = np.array(lam[k:k + 1])
     return (str(prob.status), float(prob.value) if ok else float("nan"),
             [np.asarray(X.value) for X in Bm] if ok else [],
-            np.asarray(Rs.value) if ok else None, None)
+            np.asarray(Rs.value) if ok else None, duals)
 
 
 def _cause(p: DigitalProblem, backend: str = "clarabel") -> str:
