@@ -16,10 +16,20 @@ ratios are the fair comparison):
 5. the design for the ``sim-dma-4x8`` board: time and whether every constraint holds
    on the codes.
 
+BLAS threads: the script pins OpenBLAS to one thread (``OPENBLAS_NUM_THREADS=1``, unless
+already set) before NumPy loads. On the shared 2-core machine (load average ~5) a
+multi-threaded OpenBLAS spin-waits on every 128 × 128 inverse: measured 104 ms per
+inverse inside a design vs 0.9 ms alone, and 20.2 s vs 2.3 s for one L = 128 (4 × 32)
+design. Run with ``OPENBLAS_NUM_THREADS=2`` to see the effect.
+
 Run: ``python benchmarks/bench_dma.py [--draws N] [--ref-draws K]``
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import platform
@@ -75,7 +85,9 @@ def main() -> None:
     ap.add_argument("--big-draws", type=int, default=3)
     a = ap.parse_args()
     base = load_config("dma-4x8").dma
-    print(f"Python {platform.python_version()}, numpy {np.__version__}")
+    print(f"Python {platform.python_version()}, numpy {np.__version__}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     seeds = range(a.draws)
     fast = designs(base, seeds)
     print(summary("L = 32 (4 x 8), native SDR   ", fast))

@@ -303,3 +303,16 @@ def test_state_round_trip_keeps_the_task(rng, tmp_path) -> None:
     t2 = DmaTask.from_record(back.dma_task)
     e1, e2 = task.exact(d.b, d.B), t2.exact(d.b, d.B)
     assert e2["objective"] == e1["objective"] and np.array_equal(e1["sinr"], e2["sinr"])
+
+
+def test_default_sinr_targets_are_physical(rng) -> None:
+    """With the received-power channel scale and σ² = k_B T B F, the default Γ (the
+    interference-free SNR at P_max minus 30 dB) lands at link-budget values, 3–25 dB,
+    and the interference-free SNR itself is a Friis-scale 35–55 dB at 20–60 m."""
+    for _ in range(4):
+        task = reference_task(rng)
+        b = rng.normal(0, 10, task.model.L)
+        task.problem(b)
+        g_db = 10 * np.log10(task.gamma)
+        assert np.all((g_db > 3) & (g_db < 25)), g_db
+        assert np.all((g_db + 30 > 35) & (g_db + 30 < 55))

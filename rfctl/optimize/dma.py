@@ -612,6 +612,7 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
     """Quasi-Newton trust region on F(b) (see :func:`design_dma`). Updates ``state``."""
     r0 = task.model.spec.r0_siemens
     B = dig.B
+    margin = max(dig.margin, 1e-4)  # start each SDR at the margin that last sufficed
     g = reduced_gradient(task, b, B, dig.multipliers, dig.margin)
     Hk = None
     radius = None
@@ -646,12 +647,14 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
         t1 = time.perf_counter()
         p = task.problem(bn)
         try:
-            dn = solve_digital(p, backend=digital_backend)
+            dn = solve_digital(p, backend=digital_backend, margin=margin)
             ok = feasible_b(p, dn.B)
         except InfeasibleError:
             dn, ok = None, False
         state["t_dig"] += time.perf_counter() - t1
         fn = dn.objective if ok else -np.inf
+        if ok:
+            margin = max(dn.margin, 1e-4)
         gn = reduced_gradient(task, bn, dn.B, dn.multipliers, dn.margin) if ok else None
         if gn is not None:
             Hk = _bfgs(Hk, z, -(gn - g))
