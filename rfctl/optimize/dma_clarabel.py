@@ -34,6 +34,7 @@ divided by its largest coefficient.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -97,6 +98,15 @@ class HermitianLayout:
         return X + 1j * (Xi - Xi.T)
 
 
+@lru_cache(maxsize=8)
+def _structure(n: int, nmat: int):
+    """The layout and the block-diagonal PSD embedding, built once per (N, M + 1)."""
+    import scipy.sparse as sp
+
+    lay = HermitianLayout(n)
+    return lay, sp.block_diag([sp.csc_matrix(lay.embed)] * nmat, format="csc")
+
+
 def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
                        beta: NDArray, beta_max: float, p_max: float, *, sinr: bool = True,
                        pattern: bool = True, objective: bool = True
@@ -136,9 +146,9 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
 
     N, D = V.shape
     M = Hn.shape[0]
-    lay = HermitianLayout(N)
-    nv = lay.size
     nmat = M + 1
+    lay, E = _structure(N, nmat)
+    nv = lay.size
     nx = nv * nmat
     # congruence X = T Y Tᴴ (module docstring): data → Tᴴ (·) T
     W = A_P / p_max + sum((np.outer(Hn[m].conj(), Hn[m]) / float(gamma[m])
@@ -184,7 +194,6 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
         q = -on_all(sum(cd) / D) * tau
         kappa = max(float(np.max(np.abs(q))), 1e-300)
         q /= kappa
-    E = sp.block_diag([sp.csc_matrix(lay.embed)] * nmat, format="csc")
     A = sp.vstack([sp.csc_matrix(G), -E], format="csc")
     b = np.concatenate([h_lin, np.zeros(E.shape[0])])
     cones = [clarabel.NonnegativeConeT(G.shape[0])] + [
