@@ -25,7 +25,7 @@ from rfctl.optimize.dma import (
     susceptance_bounds,
     tuning_state,
 )
-from rfctl.optimize.dma_digital import solve_digital
+from rfctl.optimize.dma_digital import infeasibility, solve_digital
 from rfctl.optimize.mmwave import MmwaveResult, MmwaveTask
 from rfctl.state import ArrayState, DesignRecord
 
@@ -179,16 +179,18 @@ class BoardDesign:
 def _code_search(task: DmaTask, state: ArrayState, table: NDArray, codes: NDArray,
                  max_passes: int = 2) -> tuple[NDArray, int]:
     """Greedy element-by-element code changes that make the re-optimised design feasible
-    (or, once feasible, raise its objective), judged by the exact model."""
+    (or, once feasible, raise its objective), judged by the exact model. An infeasible
+    SDR scores by its total violation (:func:`infeasibility`), so each change can be
+    judged by how much closer it gets."""
     tun = state.dma
 
     def score(cs: NDArray) -> tuple[int, float]:
         loads = tun.from_response(table[cs]).load
+        p = task.problem(None, loads=loads)
         try:
-            p = task.problem(None, loads=loads)
             B = solve_digital(p).B
         except InfeasibleError:
-            return (0, -np.inf)
+            return (0, -infeasibility(p))  # graded: total violation at best
         rep = task.report(task.exact(None, B, loads=loads))
         return (1, rep["objective"]) if rep["feasible"] else (0, -len(rep["violations"]))
 

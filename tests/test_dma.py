@@ -316,3 +316,35 @@ def test_default_sinr_targets_are_physical(rng) -> None:
         g_db = 10 * np.log10(task.gamma)
         assert np.all((g_db > 3) & (g_db < 25)), g_db
         assert np.all((g_db + 30 > 35) & (g_db + 30 < 55))
+
+
+@pytest.mark.slow
+def test_code_search_reduces_the_violation(rng) -> None:
+    """From random codes of the sim-dma-4x8 table at SINR targets the digital step
+    cannot meet, the greedy code search lowers the total violation of the re-optimised
+    design (phase-one SDR) and never raises it."""
+    from rfctl.hal import compile_board
+    from rfctl.optimize.dma import tuning_state
+    from rfctl.optimize.dma_digital import infeasibility
+    from rfctl.studies import _code_search
+
+    table = compile_board(load_config("sim-dma-4x8")).codebooks["tuning"].table
+    task = reference_task(rng)
+    d = design_dma(task, rng=rng, max_iter=2)
+    st = tuning_state(task, d)
+    g0 = task.gamma.copy()
+
+    def violation(codes):
+        return infeasibility(task.problem(None, loads=st.dma.from_response(
+            table[codes]).load))
+
+    codes = rng.integers(0, table.size, task.model.L)
+    for factor in (3.0, 10.0, 30.0, 60.0, 100.0):  # the first that the codes cannot meet
+        task.gamma = g0 * factor
+        before = violation(codes)
+        if 0 < before < np.inf:
+            break
+    assert 1e-6 < before < np.inf
+    new, steps = _code_search(task, st, table, codes, max_passes=1)
+    after = violation(new)
+    assert steps > 0 and after < before

@@ -109,7 +109,7 @@ def _structure(n: int, nmat: int):
 
 def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
                        beta: NDArray, beta_max: float, p_max: float, *, sinr: bool = True,
-                       pattern: bool = True, objective: bool = True
+                       pattern: bool = True, objective: bool = True, slack: bool = False
                        ) -> tuple[str, float, list[NDArray], NDArray, dict[str, NDArray]]:
     """Solve P2 natively in Clarabel.
 
@@ -125,6 +125,11 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
     beta_max, p_max : float
     sinr, pattern, objective : bool
         Drop the SINR rows, the beampattern rows, or the objective (feasibility tests).
+    slack : bool
+        Phase one: give every lower-bound row (β_d, relative to β_d; SINR, in noise
+        units) a slack s ≥ 0 and minimise Σ s instead of the objective. Always feasible
+        (R = 0 meets β_max and the power); ``value`` is then Σ s, the total violation
+        (0 when P2 is feasible).
 
     Returns
     -------
@@ -194,13 +199,27 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
         q = -on_all(sum(cd) / D) * tau
         kappa = max(float(np.max(np.abs(q))), 1e-300)
         q /= kappa
+    nl = G.shape[0]
+    if slack:  # columns for the lower-bound rows, then s ≥ 0 rows
+        lower = ([2 * d + 1 for d in range(D)] if pattern else []) + (
+            [(2 * D if pattern else 0) + m for m in range(M)] if sinr else [])
+        weight = np.array(([float(x) for x in beta] if pattern else []) + [1.0] * (
+            M if sinr else []))
+        S = np.zeros((nl, len(lower)))
+        S[lower, np.arange(len(lower))] = -weight / scale[lower]
+        G = np.vstack([np.hstack([G, S]),
+                       np.hstack([np.zeros((len(lower), nx)), -np.eye(len(lower))])])
+        h_lin = np.concatenate([h_lin, np.zeros(len(lower))])
+        q = np.concatenate([np.zeros(nx), np.ones(len(lower))])
+        E = sp.hstack([E, sp.csc_matrix((E.shape[0], len(lower)))], format="csc")
+    ntot = G.shape[1]
     A = sp.vstack([sp.csc_matrix(G), -E], format="csc")
     b = np.concatenate([h_lin, np.zeros(E.shape[0])])
     cones = [clarabel.NonnegativeConeT(G.shape[0])] + [
         clarabel.PSDTriangleConeT(2 * N) for _ in range(nmat)]
     st = clarabel.DefaultSettings()
     st.verbose = False
-    sol = clarabel.DefaultSolver(sp.csc_matrix((nx, nx)), q, A, b, cones, st).solve()
+    sol = clarabel.DefaultSolver(sp.csc_matrix((ntot, ntot)), q, A, b, cones, st).solve()
     status = str(sol.status)
     if status == "Solved":
         out = "optimal"
@@ -213,11 +232,13 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
     x = np.asarray(sol.x) * tau
     mats = [T @ lay.matrix(x[k * nv:(k + 1) * nv]) @ T.conj().T for k in range(nmat)]
     value = float("nan")
-    if out.startswith("optimal") and D:
+    if slack:
+        value = float(np.sum(np.asarray(sol.x)[nx:])) if out.startswith("optimal") else value
+    elif out.startswith("optimal") and D:
         value = float(np.mean([np.real(cd[d] @ sum(x[k * nv:(k + 1) * nv]
                                                    for k in range(nmat))) for d in range(D)]))
     # multipliers of the original rows (maximisation of the mean gain): μ = κ z / scale
-    mu = kappa * np.asarray(sol.z)[:G.shape[0]] / scale
+    mu = kappa * np.asarray(sol.z)[:nl] / scale
     duals: dict[str, NDArray] = {}
     k = 0
     if pattern:

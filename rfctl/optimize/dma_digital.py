@@ -33,7 +33,8 @@ from numpy.typing import NDArray
 
 from rfctl.errors import ConfigError, InfeasibleError
 
-__all__ = ["DigitalProblem", "DigitalResult", "feasible_b", "solve_digital", "tightened"]
+__all__ = ["DigitalProblem", "DigitalResult", "feasible_b", "infeasibility", "solve_digital",
+           "tightened"]
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,18 @@ def _cause(p: DigitalProblem, backend: str = "clarabel") -> str:
     if not _solve(p, backend, sinr=False, objective=False)[0].startswith("optimal"):
         return "the beampattern bounds (with the power budget)"
     return "the SINR targets and beampattern bounds together"
+
+
+def infeasibility(p: DigitalProblem) -> float:
+    """Total violation of P2's lower bounds at best (phase one, native Clarabel): the
+    least Σ_d (β_d − P_d)⁺/β_d + Σ_m (SINR-row excess in noise units) over covariances
+    that meet β_max and the power. 0 when P2 is feasible; graded otherwise (used to
+    compare infeasible tunings)."""
+    from rfctl.optimize.dma_clarabel import solve_sdp_clarabel
+
+    status, value, *_ = solve_sdp_clarabel(p.V, p.H / np.sqrt(p.sigma2), p.A_P, p.gamma,
+                                           p.beta, p.beta_max, p.p_max, slack=True)
+    return value if status.startswith("optimal") else float("inf")
 
 
 def feasible_b(p: DigitalProblem, B: NDArray, tol: float = 1e-6) -> bool:
