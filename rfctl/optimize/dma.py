@@ -523,9 +523,10 @@ class DmaDesign:
         ``beta`` = min P_d/β_d − 1, ``beta_max`` = 1 − max P_d/β_max and
         ``power`` = 1 − P_t/P_max. All are ≥ 0 (to tolerance) for a feasible design.
     stationarity : float
-        P4's predicted relative gain at the last iterate (within the trust radius then
-        in force): a first-order stationarity measure, ≤ ``tol_obj`` at a stationary
-        point.
+        First-order criticality at the last iterate: for ``method="reduced"``
+        χ = max ∇Fᵀz / F over the Neumann box |z_l| ≤ δ_N (∩ the realisable set), the
+        relative gain the gradient promises there (0 at a stationary point); for
+        ``"p4"``, P4's predicted relative gain within the trust radius then in force.
     accepted : int
         Accepted steps (``iterations`` counts P4 solves).
     deltas : list of float
@@ -645,8 +646,13 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
         pred = float(g @ z - 0.5 * z @ Hk @ z)
         step = float(np.max(np.abs(z)))
         interior = step < 0.99 * radius
-        state["stationarity"] = pred / max(abs(f), 1e-300)
-        if state["stationarity"] <= tol_obj * 1e-2 and (interior or radius >= d_max):
+        # first-order criticality: the linear model's best gain over the whole Neumann
+        # box (∩ the realisable set), relative to F
+        lo_n, hi_n = _p4_bounds(b, d_max, b_bounds)
+        chi = float(np.sum(np.maximum(g * hi_n, g * lo_n))) / max(abs(f), 1e-300)
+        state["stationarity"] = chi
+        if chi <= tol_obj or (pred <= 1e-2 * tol_obj * abs(f)
+                              and (interior or radius >= d_max)):
             reason = StopReason.CONVERGED  # the model sees no ascent left
             break
         bn = b + z
@@ -808,8 +814,9 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
       by ≤ ``tol_con``, with the step not cut by the trust region (interior: the
       model's own optimum) or the region at δ_N; or the model predicts a relative gain
       ≤ 1e-2 ``tol_obj`` (``"reduced"``) / ≤ ``tol_obj`` (``"p4"``) over the whole
-      Neumann region (first-order stationary). ``stationarity`` reports that predicted
-      relative gain at the last iterate;
+      Neumann region; or (``"reduced"``) the first-order criticality
+      χ = max_{z in the Neumann box} ∇Fᵀz / F ≤ ``tol_obj``. ``stationarity`` reports χ
+      at the last iterate (``"reduced"``; P4's predicted relative gain for ``"p4"``);
     - ``no-progress``: the trust region collapsed (δ < 1e-9 δ_N) without an accepted step;
     - ``iteration-cap``: ``max_iter`` reached.
 
