@@ -619,7 +619,6 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
     """Quasi-Newton trust region on F(b) (see :func:`design_dma`). Updates ``state``."""
     r0 = task.model.spec.r0_siemens
     B = dig.B
-    margin = max(dig.margin, 1e-4)  # start each SDR at the margin that last sufficed
     g = reduced_gradient(task, b, B, dig.multipliers, dig.margin)
     Hk = None
     radius = None
@@ -659,21 +658,26 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
         t1 = time.perf_counter()
         p = task.problem(bn)
         try:
-            dn = solve_digital(p, backend=digital_backend, margin=margin)
+            dn = solve_digital(p, backend=digital_backend)
             ok = feasible_b(p, dn.B)
         except InfeasibleError:
             dn, ok = None, False
         state["t_dig"] += time.perf_counter() - t1
         fn = dn.objective if ok else -np.inf
-        if ok:
-            margin = max(dn.margin, 1e-4)
         gn = reduced_gradient(task, bn, dn.B, dn.multipliers, dn.margin) if ok else None
         if gn is not None:
             Hk = _bfgs(Hk, z, -(gn - g))
         rho = (fn - f) / pred if pred > 0 else -np.inf
-        log.debug("it %d: radius %.3g (max %.3g) step %.3g pred %.3g rho %.3g", it, radius,
-                  d_max, step, pred, rho)
+        log.debug("it %d: radius %.3g (max %.3g) step %.3g pred %.3g rho %.3g chi %.2e", it,
+                  radius, d_max, step, pred, rho, chi)
+
         if fn <= f:
+            if ok and dn.margin > 1e-4 and pred <= dn.margin * abs(f):
+                # the SDR needed a wider safety margin here than at b̄, and the model's
+                # whole promised gain is smaller than what that margin costs: no step
+                # can be judged better at the SDR's accuracy
+                reason = StopReason.NO_PROGRESS
+                break
             radius = 0.25 * step
             if radius < 1e-9 * d_max:
                 reason = StopReason.NO_PROGRESS
@@ -817,7 +821,9 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
       Neumann region; or (``"reduced"``) the first-order criticality
       χ = max_{z in the Neumann box} ∇Fᵀz / F ≤ ``tol_obj``. ``stationarity`` reports χ
       at the last iterate (``"reduced"``; P4's predicted relative gain for ``"p4"``);
-    - ``no-progress``: the trust region collapsed (δ < 1e-9 δ_N) without an accepted step;
+    - ``no-progress``: the trust region collapsed (δ < 1e-9 δ_N) without an accepted step,
+      or (``"reduced"``) a candidate's SDR needed a wider safety margin than the current
+      point's and the model's predicted gain is below what that margin costs;
     - ``iteration-cap``: ``max_iter`` reached.
 
     (:class:`rfctl.outcome.StopReason` values.)
