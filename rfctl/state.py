@@ -248,8 +248,10 @@ class DmaTaskRecord:
     gamma : ndarray, shape (M,)
         SINR targets Γ_m, linear.
     beta : ndarray, shape (D,)
-        Lower beampattern bounds β_d (units of |h b|² at unit symbol power).
+        Lower beampattern bounds β_d, in the units of P(θ, φ) = ‖a_dᵀ Φ Y_st B‖²
+        (seed eq. 3).
     beta_max : float
+        Upper beampattern bound, same units.
     p_max : float
         P_max, W.
     sigma2 : float

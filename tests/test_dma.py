@@ -348,3 +348,26 @@ def test_code_search_reduces_the_violation(rng) -> None:
     new, steps = _code_search(task, st, table, codes, max_passes=1)
     after = violation(new)
     assert steps > 0 and after < before
+
+
+def test_state_task_record_rejects_malformed_entries(rng) -> None:
+    from rfctl.errors import ConfigError
+    from rfctl.optimize.dma import tuning_state
+    from rfctl.state import ArrayState
+
+    task = reference_task(rng)
+    b = rng.normal(0, 10, task.model.L)
+    dig = solve_digital(task.problem(b))
+    from rfctl.optimize.dma import DmaDesign
+
+    data = tuning_state(task, DmaDesign(b=b, B=dig.B, objective=0.0)).to_dict()
+    bad = {**data, "dma_task": {**data["dma_task"], "extra": 1}}
+    with pytest.raises(ConfigError, match=r"dma_task\.extra: unknown field"):
+        ArrayState.from_dict(bad)
+    missing = {**data, "dma_task": {k: v for k, v in data["dma_task"].items()
+                                    if k != "gamma"}}
+    with pytest.raises(ConfigError, match=r"dma_task\.gamma: missing field"):
+        ArrayState.from_dict(missing)
+    shape = {**data, "dma_task": {**data["dma_task"], "users": [[0.0, 1.0]]}}
+    with pytest.raises(ConfigError, match="shapes disagree"):
+        ArrayState.from_dict(shape)
