@@ -385,6 +385,7 @@ def _solve_p4_clarabel(task, u, J, g, K, pt, dpt, box, radius=np.inf, curvature=
     P = sp.csc_matrix((L, L)) if curvature is None else sp.csc_matrix(np.triu(curvature))
     st = clarabel.DefaultSettings()
     st.verbose = False
+    st.max_threads = 1  # see rfctl.optimize.dma_clarabel.solve_sdp_clarabel
     sol = clarabel.DefaultSolver(P, q, sp.csc_matrix(A), b, cones, st).solve()
     if "Solved" not in str(sol.status):
         return None, float("nan")
@@ -588,6 +589,7 @@ def _box_qp(g: NDArray, Hk: NDArray, lo: NDArray, hi: NDArray) -> NDArray | None
     A = sp.vstack([sp.eye(L), -sp.eye(L)], format="csc")
     st = clarabel.DefaultSettings()
     st.verbose = False
+    st.max_threads = 1  # see rfctl.optimize.dma_clarabel.solve_sdp_clarabel
     sol = clarabel.DefaultSolver(sp.csc_matrix(np.triu(Hk)), -g, A,
                                  np.concatenate([hi, -lo]),
                                  [clarabel.NonnegativeConeT(2 * L)], st).solve()
