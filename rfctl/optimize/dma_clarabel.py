@@ -39,6 +39,8 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
+from rfctl.outcome import SolverStatus, from_clarabel, solved
+
 __all__ = ["HermitianLayout", "solve_sdp_clarabel"]
 
 
@@ -111,7 +113,8 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
                        beta: NDArray, beta_max: float, p_max: float, *, sinr: bool = True,
                        pattern: bool = True, objective: bool = True, slack: bool = False,
                        max_threads: int = 1
-                       ) -> tuple[str, float, list[NDArray], NDArray, dict[str, NDArray]]:
+                       ) -> tuple[SolverStatus, float, list[NDArray], NDArray,
+                                  dict[str, NDArray]]:
     """Solve P2 natively in Clarabel.
 
     Parameters
@@ -138,8 +141,9 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
 
     Returns
     -------
-    status : str
-        ``"optimal"``, ``"optimal_inaccurate"``, ``"infeasible"`` or the solver's status.
+    status : rfctl.outcome.SolverStatus
+        Clarabel's status in the library's vocabulary (``optimal``,
+        ``optimal-inaccurate``, ``infeasible``, ``numerical-error``, …).
     value : float
         Mean beampattern gain at the optimum (NaN unless solved).
     B_m : list of ndarray, shape (N, N) each
@@ -226,21 +230,14 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
     st.verbose = False
     st.max_threads = max_threads
     sol = clarabel.DefaultSolver(sp.csc_matrix((ntot, ntot)), q, A, b, cones, st).solve()
-    status = str(sol.status)
-    if status == "Solved":
-        out = "optimal"
-    elif status == "AlmostSolved":
-        out = "optimal_inaccurate"
-    elif "Infeasible" in status:
-        out = "infeasible"
-    else:
-        out = status
+    status = from_clarabel(sol.status)
+    ok = solved(status, accept_inaccurate=True)  # callers re-check B with the model
     x = np.asarray(sol.x) * tau
     mats = [T @ lay.matrix(x[k * nv:(k + 1) * nv]) @ T.conj().T for k in range(nmat)]
     value = float("nan")
     if slack:
-        value = float(np.sum(np.asarray(sol.x)[nx:])) if out.startswith("optimal") else value
-    elif out.startswith("optimal") and D:
+        value = float(np.sum(np.asarray(sol.x)[nx:])) if ok else value
+    elif ok and D:
         value = float(np.mean([np.real(cd[d] @ sum(x[k * nv:(k + 1) * nv]
                                                    for k in range(nmat))) for d in range(D)]))
     # multipliers of the original rows (maximisation of the mean gain): μ = κ z / scale
@@ -254,4 +251,4 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
         duals["sinr"] = mu[k:k + M]  # rows in noise units
         k += M
     duals["power"] = mu[k:k + 1]
-    return out, value, mats[:M], mats[M], duals
+    return status, value, mats[:M], mats[M], duals

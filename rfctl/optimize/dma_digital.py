@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rfctl.errors import ConfigError, InfeasibleError
+from rfctl.outcome import SolverStatus, from_cvxpy, solved
 
 __all__ = ["DigitalProblem", "DigitalResult", "feasible_b", "infeasibility", "solve_digital",
            "tightened"]
@@ -161,8 +162,13 @@ def _solve_sdp(p: DigitalProblem, *, sinr: bool = True, pattern: bool = True,
     return prob, Bm, Rs
 
 
+def _ok(status: SolverStatus) -> bool:
+    """Solved, accurately or not: every B is re-checked with the model's metrics."""
+    return solved(status, accept_inaccurate=True)
+
+
 def _solve(p: DigitalProblem, backend: str, **flags: bool
-           ) -> tuple[str, float, list[NDArray], NDArray | None, dict | None]:
+           ) -> tuple[SolverStatus, float, list[NDArray], NDArray | None, dict | None]:
     """(status, value, 𝓑_m, R_s, multipliers or None) of P2 by the chosen backend."""
     if backend == "clarabel":
         from rfctl.optimize.dma_clarabel import solve_sdp_clarabel
@@ -173,7 +179,8 @@ def _solve(p: DigitalProblem, backend: str, **flags: bool
         raise ConfigError(f"unknown SDR backend {backend!r}", field="backend",
                           reason="expected 'clarabel' or 'cvxpy'")
     prob, Bm, Rs = _solve_sdp(p, **flags)
-    ok = prob.status in ("optimal", "optimal_inaccurate")
+    status = from_cvxpy(prob.status)
+    ok = solved(status, accept_inaccurate=True)  # B is re-checked with the model
     duals = None
     if ok:  # multipliers in the order _solve_sdp adds the rows
         cons = prob.constraints[len(Bm) + 1:]
@@ -188,16 +195,16 @@ def _solve(p: DigitalProblem, backend: str, **flags: bool
             duals["sinr"] = np.array(lam[k:k + M])
             k += M
         duals["power"] = np.array(lam[k:k + 1])
-    return (str(prob.status), float(prob.value) if ok else float("nan"),
+    return (status, float(prob.value) if ok else float("nan"),
             [np.asarray(X.value) for X in Bm] if ok else [],
             np.asarray(Rs.value) if ok else None, duals)
 
 
 def _cause(p: DigitalProblem, backend: str = "clarabel") -> str:
     """Which constraint set makes the SDP infeasible."""
-    if not _solve(p, backend, pattern=False, objective=False)[0].startswith("optimal"):
+    if not _ok(_solve(p, backend, pattern=False, objective=False)[0]):
         return "the SINR targets (with the power budget)"
-    if not _solve(p, backend, sinr=False, objective=False)[0].startswith("optimal"):
+    if not _ok(_solve(p, backend, sinr=False, objective=False)[0]):
         return "the beampattern bounds (with the power budget)"
     return "the SINR targets and beampattern bounds together"
 
@@ -211,7 +218,7 @@ def infeasibility(p: DigitalProblem) -> float:
 
     status, value, *_ = solve_sdp_clarabel(p.V, p.H / np.sqrt(p.sigma2), p.A_P, p.gamma,
                                            p.beta, p.beta_max, p.p_max, slack=True)
-    return value if status.startswith("optimal") else float("inf")
+    return value if _ok(status) else float("inf")
 
 
 def feasible_b(p: DigitalProblem, B: NDArray, tol: float = 1e-6) -> bool:
@@ -273,10 +280,14 @@ def solve_digital(p: DigitalProblem, *, backend: str = "clarabel",
 
 def _solve_recover(p: DigitalProblem, backend: str) -> DigitalResult:
     status, value, Rm, Rs, duals = _solve(p, backend)
-    if not status.startswith("optimal"):
+    if not _ok(status):
         cause = _cause(p, backend)
-        raise InfeasibleError(f"the digital beamforming SDP is {status}: {cause} "
-                              "cannot be met with these element loads", bound=cause)
+        if status is SolverStatus.INFEASIBLE:
+            raise InfeasibleError(f"the digital beamforming SDP is infeasible: {cause} "
+                                  "cannot be met with these element loads", bound=cause)
+        raise InfeasibleError(f"the digital beamforming SDP ended {status} (infeasibility "
+                              f"not proven; the feasibility sub-problems point to {cause})",
+                              bound=cause)
     M = p.H.shape[0]
     N = p.V.shape[0]
     Rtot = sum(Rm) + Rs if M else Rs
@@ -301,4 +312,4 @@ def _solve_recover(p: DigitalProblem, backend: str) -> DigitalResult:
     bp = p.beampattern(B)
     return DigitalResult(B=B, sdp_objective=value, objective=float(np.mean(bp)),
                          sinr=p.sinr(B), beampattern=bp, power=p.power(B),
-                         rank_loss=rank_loss, status=status, multipliers=duals)
+                         rank_loss=rank_loss, status=str(status), multipliers=duals)
