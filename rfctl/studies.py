@@ -107,7 +107,8 @@ def _board(board: BoardProfile | str) -> BoardProfile:
     return prof
 
 
-def _with_loads(task: DmaTask, state: ArrayState, loads: NDArray, B: NDArray) -> dict:
+def _with_loads(task: DmaTask, loads: NDArray, B: NDArray) -> dict:
+    """:meth:`DmaTask.report` of complete loads Y_s (L,) and B."""
     return task.report(task.exact(None, B, loads=loads))
 
 
@@ -131,13 +132,13 @@ def realised_on_board(task: DmaTask, state: ArrayState, board: BoardProfile | st
     img = quantize(state.replace(dma_b=None), prof)
     q = dequantize(img, state)
     loads = q.dma.load
-    kept = _with_loads(task, state, loads, state.dma_b)
+    kept = _with_loads(task, loads, state.dma_b)
     B = state.dma_b
     report = kept
     if reoptimise:
         try:
             B = solve_digital(task.problem(None, loads=loads)).B
-            report = _with_loads(task, state, loads, B)
+            report = _with_loads(task, loads, B)
         except InfeasibleError as exc:
             report = dict(kept, reoptimise_error=str(exc))
     bank = img.banks[name]
