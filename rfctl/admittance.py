@@ -190,8 +190,22 @@ class DmaModel:
 
     # ---------------------------------------------------------------- loads
     def phi(self, ys: ArrayLike) -> NDArray[np.complex128]:
-        """Φ = (Y_s + Y_ss)⁻¹ for element loads ``ys`` (L,), S."""
-        return np.linalg.inv(np.diag(np.asarray(ys, complex)) + self.Y_ss)
+        """Φ = (Y_s + Y_ss)⁻¹ for element loads ``ys`` (L,), S (read-only array).
+
+        The last few results are memoised by the exact loads: an optimizer evaluates the
+        same tuning several times (its model, its SDR, its step bound)."""
+        y = np.ascontiguousarray(ys, dtype=complex)
+        key = y.tobytes()
+        cache = self.__dict__.setdefault("_phi_cache", {})
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        out = np.linalg.inv(np.diag(y) + self.Y_ss)
+        out.flags.writeable = False
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = out
+        return out
 
     def port_admittance(self, ys: ArrayLike) -> NDArray[np.complex128]:
         """Y_p = Y_tt − Y_stᵀ Φ Y_st (plain transpose: reciprocity), N × N."""
