@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
+import rfctl.optimize.mmwave as mm
 from rfctl.config import load_config, parse_config
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.geometry import upa_steering
@@ -18,6 +19,7 @@ from rfctl.optimize.mmwave import (
     fully_connected,
     fully_digital,
     pattern_set,
+    refine_baseband,
     switch_and_phase,
     task_from_scenario,
 )
@@ -52,14 +54,27 @@ def test_fast_fm_step_equals_cvxpy_reference(rng, c: float) -> None:
         assert np.all(lin >= p.upsilon - 1e-6)
 
 
+def test_fast_fm_step_detects_infeasible_subproblems_like_cvxpy(rng) -> None:
+    """Linearised sensing targets out of reach within P: the fast step says so (from the
+    least-norm power) and cvxpy finds no solution; just within reach: both solve it."""
+    for _ in range(3):
+        p = fm_case(rng)
+        st_fast = fm_step_fast(p)[1]
+        assert st_fast["feasible"] and fm_step_cvxpy(p) is not None
+        p.upsilon = p.upsilon * 1e4
+        _, info = fm_step_fast(p)
+        assert not info["feasible"] and fm_step_cvxpy(p) is None
+
+
 def test_nonneg_qp_kkt(rng) -> None:
     for n in (1, 4, 9):
         M = rng.standard_normal((n, n))
         A = M @ M.T + 1e-3 * np.eye(n)
         b = rng.standard_normal(n)
-        mu = nonneg_qp(A, b)
-        g = A @ mu - b
-        assert np.all(mu >= 0) and np.all(g >= -1e-9) and abs(mu @ g) < 1e-9
+        for guess in (None, np.zeros(n, bool), rng.random(n) < 0.5, np.ones(n, bool)):
+            mu = nonneg_qp(A, b, guess=guess)  # any guess: the same KKT point
+            g = A @ mu - b
+            assert np.all(mu >= 0) and np.all(g >= -1e-9) and abs(mu @ g) < 1e-9
 
 
 @pytest.mark.parametrize("structure", ["RHB", "DHB", "PCHB"])
@@ -96,29 +111,160 @@ def small(seed: int, size: int = 10, K: int = 3, nrf: int = 3) -> MmwaveTask:
     return task_from_scenario(sc)
 
 
-def test_seed_ordering_on_average_and_rhb_meets_sensing() -> None:
-    rates = []
-    for seed in range(8):
-        task = small(seed)
-        fd = fully_digital(task)
-        rhb = admm_hybrid(task, "RHB")
-        rates.append([fd.sum_rate, fully_connected(task, fd=fd).sum_rate, rhb.sum_rate,
-                      admm_hybrid(task, "DHB").sum_rate, admm_hybrid(task, "PCHB").sum_rate])
-        # judged by rfctl.metrics on the returned hybrid beamformer, power within P_m
-        F = hybrid_precoder(rhb.phases, rhb.switch, rhb.F_bb)
-        assert np.allclose(F, rhb.F)
-        assert np.vdot(F, F).real <= task.power * (1 + 1e-9)
-        assert np.all(beam_gain(task.A, F) >= task.upsilon * (1 - 0.05))  # 5 % tolerance
-        assert rhb.sum_rate == pytest.approx(sum_rate(sinr(task.H, F, task.sigma2)))
-    m = np.mean(rates, axis=0)
-    assert m[0] >= m[1] >= m[2] >= m[3] >= m[4], m
+GRID = [0.5, 0.6, 0.7]
+FIG7_TARGETS = [{"theta": t, "phi": p} for p in GRID for t in GRID]
+TOL = 1e-6  # relative, on every returned design's constraints
+
+
+def paper_task(seed: int, power: float = 7.0, upsilon: float = 11.0) -> MmwaveTask:
+    """Fig. 7 setting: 14 × 14, K = N_RF = 4, nine targets on 0.5…0.7, Υ = 11, P = 7."""
+    sc = parse_config({
+        "kind": "scenario", "name": "fig7", "seed": seed,
+        "dbraa": {"rows": 14, "cols": 14, "f_m": 30e9, "f_s": 5e9, "h_s": 6, "v_s": 6,
+                  "n_sub6": 1, "n_rf": 4},
+        "mmwave": {"users": 4, "paths": 3, "gain_threshold": upsilon, "power": power,
+                   "noise_power": 1.0, "targets": FIG7_TARGETS},
+    })
+    return task_from_scenario(sc)
+
+
+def check_design(task: MmwaveTask, r) -> None:
+    """The returned F meets Υ and P to TOL, judged by rfctl.metrics; flag consistent."""
+    F = r.F
+    if r.phases is not None:
+        F = hybrid_precoder(r.phases, r.switch, r.F_bb)
+        assert np.allclose(F, r.F, atol=1e-12)
+    if r.F_rf is not None:
+        assert np.allclose(r.F_rf @ r.F_bb, r.F, atol=1e-12)
+    g = beam_gain(task.A, F)
+    pw = np.vdot(F, F).real
+    ok = bool(np.all(g >= task.upsilon * (1 - TOL)) and pw <= task.power * (1 + TOL))
+    if r.feasible:  # the flag (tolerance 1e-9) never claims more than TOL allows
+        assert ok, (r.structure, r.residuals)
+    assert r.residuals["gain"] == pytest.approx(np.min(g / task.upsilon) - 1, abs=1e-12)
+    assert r.residuals["power"] == pytest.approx(pw / task.power - 1, abs=1e-12)
+    assert r.sum_rate == pytest.approx(sum_rate(sinr(task.H, F, task.sigma2)))
+
+
+def five(task: MmwaveTask) -> dict:
+    fd = fully_digital(task)
+    return {"FD": fd, "FCHB": fully_connected(task, fd=fd), "RHB": admm_hybrid(task, "RHB"),
+            "DHB": admm_hybrid(task, "DHB"), "PCHB": admm_hybrid(task, "PCHB")}
+
+
+def test_every_design_meets_its_constraints_at_the_paper_size() -> None:
+    """FD, RHB, DHB, PCHB feasible to 1e-6 on a draw never used for tuning; FCHB feasible
+    or flagged with its margins."""
+    task = paper_task(2000)
+    d = five(task)
+    for name, r in d.items():
+        check_design(task, r)
+        if name != "FCHB":
+            assert r.feasible, (name, r.residuals)
+    # the paper's claims that hold in every draw (the averaged ones are in the slow test)
+    assert d["RHB"].sum_rate >= 0.9 * d["FD"].sum_rate
+    assert d["RHB"].sum_rate > d["PCHB"].sum_rate
+    assert d["FD"].sum_rate >= d["RHB"].sum_rate
+
+
+@pytest.mark.slow
+def test_paper_ordering_on_fresh_draws() -> None:
+    """Issue 11 targets on 20 draws (seeds 2000–2019; tuning used 1000–1009)."""
+    rows = []
+    for seed in range(2000, 2020):
+        task = paper_task(seed)
+        d = five(task)
+        for name, r in d.items():
+            check_design(task, r)
+            assert r.feasible or name == "FCHB", (seed, name, r.residuals)
+        rows.append([d[s].sum_rate for s in ("FD", "RHB", "DHB", "PCHB")])
+    fd, rhb, dhb, pchb = np.array(rows).T
+    assert rhb.mean() >= 0.90 * fd.mean(), (rhb.mean(), fd.mean())
+    assert rhb.mean() > dhb.mean() and np.mean(rhb > dhb) >= 0.7, (rhb, dhb)
+    assert np.all(rhb > pchb)
+
+
+def test_dhb_puts_every_antenna_on_exactly_one_chain() -> None:
+    task = paper_task(2001)
+    r = admm_hybrid(task, "DHB")
+    assert np.all(r.switch.sum(axis=1) == 1)
+    assert pattern_set("DHB", 196, 4).sum(axis=1).tolist() == [1, 1, 1, 1]
+    p = admm_hybrid(task, "PCHB")
+    assert np.all(p.switch.sum(axis=1) == 1)
+    assert np.array_equal(p.switch.argmax(axis=1), (np.arange(196) * 4) // 196)
+
+
+def test_fully_digital_stops_by_its_tolerance() -> None:
+    task = paper_task(2002)
+    fd = fully_digital(task)
+    assert fd.stop_reason == "converged" and fd.iterations < 2000
+    t = fd.trace
+    assert abs(t[-1] - t[-2]) <= 1e-6 * t[-1]
+    assert np.all(np.diff(t) >= -1e-9 * t[-1])  # WMMSE-SCA never lowers the sum-rate
+    capped = fully_digital(task, max_iter=5)
+    assert capped.stop_reason == "max_iter" and capped.iterations == 5
+
+
+def test_baseband_step_equals_a_cvxpy_step_in_f_bb(rng) -> None:
+    """One SCA step of refine_baseband (in Uᴴ coordinates) equals the same step written in
+    cvxpy directly in F_BB with F_RF fixed."""
+    import cvxpy as cp
+
+    task = paper_task(2003)
+    r = admm_hybrid(task, "RHB", final="scale", max_iter=20)
+    Frf, Fbb = r.F_rf, r.F_bb
+    Fbb_fast, info = refine_baseband(task, Frf, Fbb, max_iter=1)
+    F0 = Frf @ Fbb
+    u, w = mm._wmmse(task.H, F0, task.sigma2)
+    gbar = (F0.conj().T @ task.A).T
+    X = cp.Variable(Fbb.shape, complex=True)
+    F = Frf @ X
+    HF = task.H.conj().T @ F
+    obj = 0
+    for k in range(task.H.shape[1]):
+        obj += w[k] * (cp.sum_squares(cp.abs(u[k] * HF[k, :])) - 2 * cp.real(u[k] * HF[k, k]))
+    obj += 1e-6 * cp.sum_squares(cp.abs(F - F0))
+    g = np.sum(np.abs(gbar) ** 2, axis=1)
+    target = task.upsilon  # the full targets: the first step needed no back-off here
+    cons = [cp.sum_squares(cp.abs(F)) <= task.power]
+    for t in range(task.A.shape[1]):
+        lin = cp.real(cp.sum(cp.multiply(gbar[t], task.A[:, t].conj() @ F)))
+        cons.append(2 * lin - g[t] >= target[t])
+    prob = cp.Problem(cp.Minimize(obj), cons)
+    prob.solve(solver=cp.CLARABEL)
+    F_ref = Frf @ X.value
+    F_fast = Frf @ Fbb_fast
+    p = FmProblem(task.H, u, w, F0, 1e-6, task.power, task.A, gbar, target)
+    # same optimum value to 1e-5 of the objective's scale Σ w (Clarabel stops ~1.5e-6 of
+    # Σ w above the optimum here: the weights reach ~800 at these SINRs); the fast step
+    # is never worse and meets the subproblem's constraints
+    scale = float(np.sum(w))
+    assert abs(p.objective(F_fast) - p.objective(F_ref)) <= 1e-5 * scale
+    assert p.objective(F_fast) <= p.objective(F_ref) + 1e-9 * scale
+    assert np.vdot(F_fast, F_fast).real <= task.power * (1 + 1e-9)
+    lin = 2 * np.real(np.sum(gbar * (task.A.conj().T @ F_fast), axis=1)) - g
+    assert np.all(lin >= target * (1 - 1e-9))
+    assert info.iterations == 1 and not info.restored
+
+
+def test_infeasible_analog_part_is_flagged() -> None:
+    """A one-column analog beamformer cannot give nine targets Υ = 11 and serve four users;
+    the final step says so instead of returning a silently infeasible design."""
+    task = paper_task(2004, upsilon=60.0)
+    Frf = np.exp(1j * np.zeros((196, 4)))  # four identical columns: rank 1
+    Fbb = np.ones((4, 4), complex)
+    Fbb_new, info = refine_baseband(task, Frf, Fbb)
+    assert info.stop_reason == "infeasible"
+    res = mm._evaluate(task, "RHB", Frf @ Fbb_new, phases=None, switch=None, F_rf=Frf,
+                       F_bb=Fbb_new)
+    assert not res.feasible and res.residuals["gain"] < 0
 
 
 def test_rhb_on_the_seed_setting() -> None:
     task = task_from_scenario(load_config("dbraa-14x14"))
     r = admm_hybrid(task, "RHB")
     assert r.switch.shape == (196, 4) and r.phases.shape == (196,)
-    assert r.residuals["gain"] >= -0.05 and r.residuals["power"] <= 1e-9
+    assert r.feasible and r.residuals["gain"] >= -TOL and r.residuals["power"] <= TOL
     assert r.stop_reason.startswith("converged") and r.sum_rate > 15
     st = r.state()
     assert st.switch.shape == (196, 4) and st.f_bb.shape == (4, 4)
@@ -145,7 +291,9 @@ def test_dual_band_splits_the_power_and_builds_one_state(tmp_path) -> None:
     sc = load_config("dbraa-14x14")
     db = design_dual_band(sc)
     assert db.mmwave_power == pytest.approx(sc.total_power - db.sub6.power)
-    assert np.vdot(db.mmwave.F, db.mmwave.F).real <= db.mmwave_power * (1 + 1e-9)
+    assert np.vdot(db.mmwave.F, db.mmwave.F).real <= db.mmwave_power * (1 + TOL)
+    assert db.mmwave.feasible
+    assert np.all(beam_gain(db.mmwave_task.A, db.mmwave.F) >= db.mmwave_task.upsilon * (1 - TOL))
     st = db.state
     assert st.selection.sum() == 4 and st.phases.shape == (196,)
     st.save(tmp_path / "db.json")
@@ -187,3 +335,50 @@ def test_mmwave_figure_scripts_run_quick(tmp_path) -> None:
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     d = json.loads((tmp_path / "fig8.json").read_text())
     assert set(d["sum_rate"]) == {"FD", "FCHB", "RHB", "DHB", "PCHB"}
+
+
+def test_track_follows_a_slowly_moving_channel() -> None:
+    """Warm-started updates on a Gauss–Markov channel (ρ = 0.99 per step, the innovation
+    an independent draw of the same channel model): every update is feasible and keeps
+    most of a cold start's sum-rate (the 100-step judgement is in the benchmark)."""
+    from rfctl.optimize.mmwave import track
+
+    base = paper_task(2100)
+    prev = admm_hybrid(base)
+    H = base.H
+    ratios = []
+    for step in range(1, 6):
+        H = 0.99 * H + np.sqrt(1 - 0.99 ** 2) * paper_task(2100 + step).H
+        task = MmwaveTask(H, base.A, base.upsilon, base.power, base.sigma2, base.n_rf)
+        r = track(prev, task)
+        check_design(task, r)
+        assert r.feasible and r.structure == "RHB"
+        assert r.F_digital is not None
+        assert r.stop_reason.startswith("tracked (")
+        ratios.append(r.sum_rate / admm_hybrid(task).sum_rate)
+        prev = r
+    assert min(ratios) >= 0.93, ratios
+    # the two paths: always the full ADMM update, or the baseband-only update
+    full = track(prev, task, refresh_margin=None)
+    assert full.stop_reason.startswith("tracked (ADMM)") and full.feasible
+    cheap = track(prev, task, refresh_margin=1.0)
+    assert cheap.stop_reason.startswith("tracked (baseband)") and cheap.feasible
+    assert cheap.residuals["rate_to_fd_ref"] == prev.residuals.get(
+        "rate_to_fd_ref", prev.residuals["rate_to_fd"])
+    with pytest.raises(ConfigError, match="hybrid"):
+        track(fully_digital(base, max_iter=3), base)
+
+
+def test_cli_says_whether_the_design_is_feasible(tmp_path) -> None:
+    import io
+
+    from rfctl.cli import main
+
+    out = io.StringIO()
+    assert main(["optimize", "mmwave", "--scenario", "dbraa-14x14", "--out",
+                 str(tmp_path / "m.json")], out=out) == 0
+    assert "feasible: constraints met" in out.getvalue()
+    from rfctl.cli.optimize import _feasibility
+
+    line = _feasibility(False, {"gain": -0.02, "power": 0.0})
+    assert "INFEASIBLE" in line and "gain -2.00e-02" in line

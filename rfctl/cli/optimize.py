@@ -38,7 +38,16 @@ def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
           f"{np.round(db(res.gains), 2).tolist()}", file=out)
     print(f"  {len(res.trace) - 1} iterations, stop: {res.stop_reason}; {res.n_exact} "
           f"selections solved, {res.n_pruned} pruned; {res.elapsed_s:.2f} s", file=out)
+    print(_feasibility(res.feasible, {"SINR": res.residuals["sinr"],
+                                      "gain": res.residuals["gain"]}), file=out)
     return res.state()
+
+
+def _feasibility(feasible: bool, margins: dict[str, float]) -> str:
+    """One line: the design meets its constraints, or it does not, with the margins."""
+    m = ", ".join(f"{k} {v:+.2e}" for k, v in margins.items())
+    return (f"  feasible: constraints met (relative margins {m})" if feasible else
+            f"  INFEASIBLE: the returned design misses its constraints (margins {m})")
 
 
 def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
@@ -69,6 +78,8 @@ def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
           + ("; F_BB scaled down to P_m" if mm.scaled else ""), file=out)
     print(f"  {mm.iterations} iterations, stop: {mm.stop_reason}; "
           f"{mm.elapsed_s * 1e3:.0f} ms", file=out)
+    print(_feasibility(mm.feasible, {"gain": mm.residuals["gain"],
+                                     "power": -mm.residuals["power"]}), file=out)
     print("after quantization of the phase shifters:", file=out)
     _print_bits_table(phase_bits_study(mm, task), out)
     return state

@@ -28,6 +28,8 @@ class DualBandResult:
     mmwave : rfctl.optimize.mmwave.MmwaveResult
     mmwave_power : float
         P_m given to the mmWave design, W.
+    mmwave_task : rfctl.optimize.mmwave.MmwaveTask
+        The mmWave problem solved (channel, targets, Υ, P_m).
     state : ArrayState
         Phases, switch matrix, F_BB, selection map and F_s, with both channels recorded.
     metrics : dict
@@ -37,6 +39,7 @@ class DualBandResult:
     sub6: sub6g.Sub6Result
     mmwave: mmwave.MmwaveResult
     mmwave_power: float
+    mmwave_task: mmwave.MmwaveTask
     state: ArrayState
     metrics: dict
 
@@ -68,13 +71,15 @@ def design_dual_band(scenario: Scenario, realisation: int = 0, *,
         scenario=scenario.model_dump(mode="json"), seed=scenario.seed, realisation=realisation,
         channels={"sub6": s6.record.channels["sub6"], "mmwave": task.H},
         notes={"design": "rfctl.optimize.dual_band", "sub6_power_w": s6.power,
-               "mmwave_power_w": pm, "structure": structure, "mmwave_scaled": mm.scaled})
+               "mmwave_power_w": pm, "structure": structure, "mmwave_scaled": mm.scaled,
+               "mmwave_feasible": mm.feasible, "sub6_feasible": s6.feasible})
     state = ArrayState(phases=mm.phases, switch=mm.switch, f_bb=mm.F_bb,
                        selection=s6.selection, f_s=s6.F_s, record=record)
     metrics = {
         "sub6_power_w": s6.power, "sub6_sinr": s6.sinr.tolist(), "sub6_gains": s6.gains.tolist(),
         "mmwave_power_w": pm, "mmwave_sum_rate": mm.sum_rate, "mmwave_sinr": mm.sinr.tolist(),
         "mmwave_gains": mm.gains.tolist(), "mmwave_residuals": mm.residuals,
-        "mmwave_scaled": mm.scaled,
+        "mmwave_scaled": mm.scaled, "mmwave_feasible": mm.feasible,
+        "sub6_feasible": s6.feasible,
     }
-    return DualBandResult(s6, mm, pm, state, metrics)
+    return DualBandResult(s6, mm, pm, task, state, metrics)

@@ -72,6 +72,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 Pos = tuple[int, int]
 MOVE_TOL = 1e-9
+FEAS_TOL = 1e-9
+"""Relative tolerance of Sub6Result.feasible on the SINR and gain margins."""
+RESCALE_MAX = 1e-6
+"""Largest power increase (relative) the final exact-feasibility scaling may make."""
 
 
 # --------------------------------------------------------------------------- task
@@ -242,6 +246,13 @@ class Sub6Result:
     n_exact, n_pruned : int
         Selections solved exactly / skipped by the lower bound.
     elapsed_s : float
+    start : str
+        FS-JBAS: the starting selection used ("abas", "cas" when the exact grid-C
+        optimum beat the ABAS rounding, "fixed", "random" or "given").
+    feasible : bool
+        Every SINR and gain target met to FEAS_TOL (after the final scaling, which
+        raises F_s by at most RESCALE_MAX in power to remove the solver's ~1e-9
+        shortfalls); ``residuals`` hold the margins either way.
     """
 
     positions: list[Pos]
@@ -257,6 +268,8 @@ class Sub6Result:
     n_pruned: int = 0
     elapsed_s: float = 0.0
     record: DesignRecord | None = None
+    feasible: bool = True
+    start: str = ""
 
     def state(self) -> ArrayState:
         """The design as an ArrayState (selection map + F_s)."""
@@ -275,6 +288,21 @@ def _result(task: Sub6Task, pos: list[Pos], sol: SelectionSolution, trace: list[
     F[rows] = sol.F
     P = task.selection_map(pos)
     Feff = sub6_precoder(P, F)
+    # exact feasibility by scaling: SINR_k(sF) = s²S_k / (s²I_k + σ²) and G_t(sF) = s²G_t,
+    # so s² = max(1, Γσ²/(S_k − ΓI_k), Υ_t/G_t) meets every target; the SOCP solver
+    # leaves shortfalls of ~1e-9, and only corrections below RESCALE_MAX are made
+    HF = np.abs(task.H.conj().T @ Feff) ** 2
+    S = np.diag(HF)
+    Itf = HF.sum(axis=1) - S
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = task.gamma * task.sigma2 / (S - task.gamma * Itf)
+        need = np.where(S > task.gamma * Itf, need, np.inf)
+        g0 = beam_gain(task.A, Feff) if task.A.shape[1] else np.zeros(0)
+        need_g = task.upsilon / g0 if g0.size else np.zeros(0)
+    s2 = float(max(1.0, np.max(need), np.max(need_g) if need_g.size else 1.0))
+    if 1.0 < s2 <= 1.0 + RESCALE_MAX:
+        F *= np.sqrt(s2 * (1 + 1e-12))
+        Feff = sub6_precoder(P, F)
     s = sinr(task.H, Feff, task.sigma2)
     g = beam_gain(task.A, Feff) if task.A.shape[1] else np.zeros(0)
     res = {"sinr": float(np.min(s / task.gamma) - 1),
@@ -284,8 +312,12 @@ def _result(task: Sub6Task, pos: list[Pos], sol: SelectionSolution, trace: list[
         raise InfeasibleError(
             f"the best design found needs {power:.4g} W, above P_s = "
             f"{task.power_budget:g} W", bound="sub-6G power budget", value=power)
+    feasible = res["sinr"] >= -FEAS_TOL and res["gain"] >= -FEAS_TOL
+    if not feasible:
+        log.warning("sub-6G design misses its targets: SINR margin %+.3g, gain margin %+.3g",
+                    res["sinr"], res["gain"])
     return Sub6Result(sorted(pos), P, F, power, trace, reason, s, g, res, task.n_exact,
-                      task.n_pruned, time.perf_counter() - t0)
+                      task.n_pruned, time.perf_counter() - t0, feasible=feasible)
 
 
 # --------------------------------------------------------------------------- ABAS
@@ -362,8 +394,14 @@ def _p_step_cvxpy(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, m
     return np.clip(np.asarray(q.value), 0.0, 1.0)
 
 
-def abas(task: Sub6Task, *, iterations: int = 15) -> tuple[list[Pos], list[float]]:
+def abas(task: Sub6Task, *, iterations: int = 15, round_extra: int = 2
+         ) -> tuple[list[Pos], list[float]]:
     """Algorithm 1 (ABAS) on grid C; returns the rounded selection and the trace.
+
+    Rounding: instead of keeping the N_s largest relaxed entries (eq. 47), the
+    N_s + ``round_extra`` largest are kept as candidates and the best N_s-subset of them
+    is chosen exactly (per-selection power minimisation, pruned by the SINR-only lower
+    bound). ``round_extra = 0`` is eq. 47.
 
     Raises
     ------
@@ -402,8 +440,11 @@ def abas(task: Sub6Task, *, iterations: int = 15) -> tuple[list[Pos], list[float
         if qn is None:
             break
         q = qn
-    pick = np.argsort(-q, kind="stable")[:ns]
-    return [C[j] for j in sorted(pick)], trace
+    top = sorted(np.argsort(-q, kind="stable")[:min(len(C), ns + max(round_extra, 0))])
+    if len(top) == ns:
+        return [C[j] for j in top], trace
+    pos, _ = _best_subset(task, [C[j] for j in top])
+    return pos, trace
 
 
 # --------------------------------------------------------------------------- FS-JBAS
@@ -458,7 +499,9 @@ def fs_jbas(
     ----------
     task : Sub6Task
     init : "abas", "random", "fixed" or a list of positions
-        Initial selection (the seed's ABAS, or the benchmarks of Fig. 12).
+        Initial selection (the seed's ABAS, or the benchmarks of Fig. 12). "abas" starts
+        from the better of the ABAS selection and the CAS optimum on grid C, so the
+        result is never worse than CAS (Remark 5); ``start`` says which.
     max_iter : int, optional
         I_F (default 8 N_s).
     power_threshold : float
@@ -478,10 +521,18 @@ def fs_jbas(
     check_feasibility(task)
     s = task.spec
     ns = s.n_sub6
+    start = init if isinstance(init, str) else "given"
     if isinstance(init, list):
         pos = list(init)
     elif init == "abas":
+        # Remark 5 by construction: start from the better of ABAS and CAS, so the
+        # answer is never worse than CAS (moves only ever lower the power)
         pos, _ = abas(task)
+        p_abas = task.solve(pos).power
+        pos_cas, p_cas = _best_subset(task, grid_c(task.spec))
+        start = "abas" if p_abas <= p_cas else "cas"
+        if start == "cas":
+            pos = pos_cas
     elif init == "fixed":
         pos = fixed_positions(task.spec)
     elif init == "random":
@@ -532,7 +583,9 @@ def fs_jbas(
         if unchanged >= ns - 1 and i >= ns - 1:
             reason = "converged (iii)"
             break
-    return _result(task, pos, task.solve(pos), trace, reason, t0)
+    res = _result(task, pos, task.solve(pos), trace, reason, t0)
+    res.start = start
+    return res
 
 
 # --------------------------------------------------------------------------- baselines
@@ -550,17 +603,21 @@ def random_selection(task: Sub6Task, rng: np.random.Generator) -> Sub6Result:
     return _result(task, pos, task.solve(pos), [], "random", t0)
 
 
-def cas(task: Sub6Task) -> Sub6Result:
-    """CAS: the best N_s-subset of grid C (P1-S), by exhaustive search with pruning."""
+def _best_subset(task: Sub6Task, pool: list[Pos]) -> tuple[list[Pos], float]:
+    """The N_s-subset of ``pool`` with the least power, exhaustively with pruning.
+
+    Raises
+    ------
+    InfeasibleError
+        The pool holds fewer than N_s antennas, or no subset meets the SINR targets.
+    """
     from itertools import combinations
 
-    t0 = time.perf_counter()
-    C = grid_c(task.spec)
     ns = task.spec.n_sub6
-    if len(C) < ns:
-        raise InfeasibleError(f"grid C holds only {len(C)} antennas, N_s = {ns}",
-                              bound="grid C size", value=float(len(C)))
-    sels = [list(c) for c in combinations(C, ns)]
+    if len(pool) < ns:
+        raise InfeasibleError(f"the pool holds only {len(pool)} antennas, N_s = {ns}",
+                              bound="grid C size", value=float(len(pool)))
+    sels = [list(c) for c in combinations(pool, ns)]
     lbs = task.lower_bounds(sels)
     best, best_p = None, np.inf
     for j in np.argsort(lbs, kind="stable"):
@@ -571,9 +628,16 @@ def cas(task: Sub6Task) -> Sub6Result:
         if p < best_p:
             best, best_p = j, p
     if best is None:
-        raise InfeasibleError("no subset of grid C meets the SINR targets",
+        raise InfeasibleError("no subset of the pool meets the SINR targets",
                               bound="SINR targets", value=float(np.max(task.gamma)))
-    return _result(task, sels[best], task.solve(sels[best]), [], "exhaustive over C", t0)
+    return sels[best], best_p
+
+
+def cas(task: Sub6Task) -> Sub6Result:
+    """CAS: the best N_s-subset of grid C (P1-S), by exhaustive search with pruning."""
+    t0 = time.perf_counter()
+    pos, _ = _best_subset(task, grid_c(task.spec))
+    return _result(task, pos, task.solve(pos), [], "exhaustive over C", t0)
 
 
 # --------------------------------------------------------------------------- scenario

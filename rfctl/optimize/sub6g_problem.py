@@ -357,9 +357,12 @@ def sca_power_min(
     max_iter : int
         SCA iterations at most.
     start_iter : int
-        Duality iterations for the starting point.
+        Duality iterations for the starting point (one, for the bound only, when ``F0``
+        is given).
     """
-    lb, W = sinr_only_min_power(H, gamma, sigma2, max_iter=start_iter)
+    # with a given start only the (still valid, looser) bound is needed: one iteration
+    lb, W = sinr_only_min_power(H, gamma, sigma2, max_iter=start_iter if F0 is None else 1,
+                                beams=F0 is None)
     lb = float(lb)
     if F0 is None:
         if not np.isfinite(lb) or W is None or np.isnan(W).any():
