@@ -21,6 +21,7 @@ from rfctl.optimize.steering import evaluate_dbraa, steering_design
 from rfctl.state import ArrayState
 
 from .common import board_profile, close_quietly, db, print_image_report
+from .dma import quantize_report
 
 
 def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
@@ -30,10 +31,11 @@ def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
     image = quantize(state, board)
     if args.json:
         print(json.dumps({"board": image.board, "banks": image.report(),
-                          "codes": {k: b.codes.tolist() for k, b in image.banks.items()}}),
-              file=out)
+                          "codes": {k: b.codes.tolist() for k, b in image.banks.items()},
+                          "dma": quantize_report(state, board, None)}), file=out)
     else:
         print_image_report(image, out)
+        quantize_report(state, board, out)
     return 0
 
 
