@@ -8,7 +8,9 @@ An :class:`ArrayState` holds any subset of
 - ``f_bb`` — mmWave digital beamformer, complex, (N_RF, K_m);
 - ``f_s`` — sub-6G digital beamformer over all candidates, complex, (N_p, K_s);
 - ``dma`` — DMA element tunings (:class:`DmaTuning`) and ``dma_b`` — the DMA digital
-  beamformer B = [B_c B_s], complex, (N, M + N_s);
+  beamformer B = [B_c B_s], complex, (N, M + N_s); ``dma_task`` — the DMA task it was
+  designed for (:class:`DmaTaskRecord`: geometry, users, directions, Γ, β, β_max,
+  P_max, σ²), so the design can be re-checked with the model alone;
 
 plus a :class:`DesignRecord` saying what it was designed for (scenario and channel, or
 the seed and config that regenerate them), so a saved design can be re-evaluated.
@@ -41,6 +43,7 @@ from rfctl.errors import ConfigError, HardwareConstraintError
 __all__ = [
     "ArrayState",
     "DesignRecord",
+    "DmaTaskRecord",
     "DmaTuning",
     "check_selection",
     "lorentzian_response",
@@ -237,6 +240,109 @@ class DmaTuning:
                          g=None if on_circle else g)
 
 
+@dataclass(frozen=True)
+class DmaTaskRecord:
+    """The DMA design task (DMA seed, P1) a state was made for, so that a saved design
+    can be re-checked with the model without replaying the scenario's generator.
+
+    Attributes
+    ----------
+    spec : dict
+        The DMA geometry (``DmaSpec.model_dump()``).
+    origin : ndarray, shape (3,)
+        Array corner, m.
+    users : ndarray, shape (M, 3)
+        User positions, m.
+    theta, phi : ndarray, shape (D,)
+        Sensing directions, rad.
+    gamma : ndarray, shape (M,)
+        SINR targets Γ_m, linear.
+    beta : ndarray, shape (D,)
+        Lower beampattern bounds β_d, in the units of P(θ, φ) = ‖a_dᵀ Φ Y_st B‖²
+        (seed eq. 3).
+    beta_max : float
+        Upper beampattern bound, same units.
+    p_max : float
+        P_max, W.
+    sigma2 : float
+        Noise power σ², W.
+    channel_scale : str
+        ``"received_power"`` or ``"normalised"`` (see :mod:`rfctl.admittance`).
+    n_sensing : int
+        Sensing streams N_s.
+    """
+
+    spec: dict[str, Any]
+    origin: NDArray[np.float64]
+    users: NDArray[np.float64]
+    theta: NDArray[np.float64]
+    phi: NDArray[np.float64]
+    gamma: NDArray[np.float64]
+    beta: NDArray[np.float64]
+    beta_max: float
+    p_max: float
+    sigma2: float
+    channel_scale: str = "received_power"
+    n_sensing: int = 0
+
+    _ARRAYS = ("origin", "users", "theta", "phi", "gamma", "beta")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"spec": self.spec}
+        for k in self._ARRAYS:
+            out[k] = _encode_array(np.asarray(getattr(self, k), float))
+        out.update(beta_max=float(self.beta_max), p_max=float(self.p_max),
+                   sigma2=float(self.sigma2), channel_scale=self.channel_scale,
+                   n_sensing=int(self.n_sensing))
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str) -> DmaTaskRecord:
+        where = f"{source}: dma_task"
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: must be an object", source=source, field="dma_task",
+                              reason="not an object")
+        known = {"spec", *cls._ARRAYS, "beta_max", "p_max", "sigma2", "channel_scale",
+                 "n_sensing"}
+        extra = sorted(set(d) - known)
+        missing = sorted(known - set(d))
+        if extra or missing:
+            name = (extra or missing)[0]
+            raise ConfigError(f"{where}.{name}: {'unknown' if extra else 'missing'} field",
+                              source=source, field=f"dma_task.{name}",
+                              reason="unknown field" if extra else "missing field")
+        try:
+            arrays = {k: np.asarray(_decode_array(d[k], f"{where}.{k}"), float)
+                      for k in cls._ARRAYS}
+            rec = cls(spec=dict(d["spec"]),
+                      beta_max=_real_scalar(d["beta_max"], f"{where}.beta_max", 0.0, MAX_ABS),
+                      p_max=_real_scalar(d["p_max"], f"{where}.p_max", 1e-30, 1e9),
+                      sigma2=_real_scalar(d["sigma2"], f"{where}.sigma2", 1e-30, 1e9),
+                      channel_scale=str(d["channel_scale"]),
+                      n_sensing=int(_real_scalar(d["n_sensing"], f"{where}.n_sensing", 0, 256,
+                                                 integer=True)),
+                      **arrays)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: bad entry ({exc})", source=source,
+                              field="dma_task", reason="bad value") from None
+        M, D = rec.gamma.size, rec.beta.size
+        if (rec.users.shape != (M, 3) or rec.origin.shape != (3,) or rec.theta.shape != (D,)
+                or rec.phi.shape != (D,)):
+            raise ConfigError(f"{where}: shapes disagree (users {rec.users.shape}, gamma "
+                              f"{rec.gamma.shape}, theta {rec.theta.shape}, beta "
+                              f"{rec.beta.shape})", source=source, field="dma_task",
+                              reason="wrong shape")
+        return rec
+
+    def same(self, other: DmaTaskRecord) -> bool:
+        return (self.spec == other.spec and all(
+            _same(np.asarray(getattr(self, k)), np.asarray(getattr(other, k)))
+            for k in self._ARRAYS) and (self.beta_max, self.p_max, self.sigma2,
+                                        self.channel_scale, self.n_sensing)
+            == (other.beta_max, other.p_max, other.sigma2, other.channel_scale,
+                other.n_sensing))
+
+
 # --------------------------------------------------------------------------- record
 @dataclass(frozen=True)
 class DesignRecord:
@@ -278,6 +384,7 @@ class ArrayState:
     f_s: NDArray[np.complex128] | None = None
     dma: DmaTuning | None = None
     dma_b: NDArray[np.complex128] | None = None
+    dma_task: DmaTaskRecord | None = None
     record: DesignRecord = field(default_factory=DesignRecord)
 
     def __post_init__(self) -> None:
@@ -330,6 +437,8 @@ class ArrayState:
                 "y_self": _encode_array(self.dma.y_self),
                 "g": None if self.dma.g is None else _encode_array(self.dma.g),
             }
+        if self.dma_task is not None:
+            out["dma_task"] = self.dma_task.to_dict()
         r = self.record
         out["record"] = {
             "scenario": r.scenario,
@@ -357,7 +466,7 @@ class ArrayState:
                 f"{source}: format: expected {STATE_FORMAT!r}, got {fmt!r}",
                 source=source, field="format", reason="unknown format",
             )
-        known = {*_ARRAY_FIELDS, "dma", "record", "format"}
+        known = {*_ARRAY_FIELDS, "dma", "dma_task", "record", "format"}
         extra = sorted(set(data) - known)
         if extra:
             raise ConfigError(f"{source}: {extra[0]}: unknown field (not allowed)",
@@ -370,6 +479,8 @@ class ArrayState:
                                          bound=MAX_PHASE_RAD if name == "phases" else MAX_ABS)
         if data.get("dma") is not None:
             kw["dma"] = _decode_dma(data["dma"], source)
+        if data.get("dma_task") is not None:
+            kw["dma_task"] = DmaTaskRecord.from_dict(data["dma_task"], source)
         kw["record"] = _decode_record(data.get("record"), source)
         try:
             return cls(**kw)
@@ -453,6 +564,9 @@ class ArrayState:
                     return False
                 if not all(_same(a.channels[k], b.channels[k]) for k in a.channels):
                     return False
+            elif f.name == "dma_task":
+                if (a is None) != (b is None) or (a is not None and not a.same(b)):
+                    return False
             elif f.name == "dma":
                 if (a is None) != (b is None):
                     return False
@@ -517,6 +631,15 @@ def _as_real_phases(a: Any) -> NDArray[np.float64]:
         raise ConfigError(f"phases: entry {k} = {arr.flat[k]:g} rad exceeds |φ| ≤ "
                           f"{MAX_PHASE_RAD:g} rad", field="phases", reason="out of range")
     return arr
+
+
+def _real_scalar(v: Any, where: str, lo: float, hi: float, *, integer: bool = False) -> float:
+    """A JSON number (no bool, no string) in [lo, hi]; an integer if ``integer``."""
+    ok = type(v) is int if integer else type(v) in (int, float)
+    if not ok or not lo <= v <= hi:
+        raise ConfigError(f"{where}: must be {'an integer' if integer else 'a number'} in "
+                          f"[{lo:g}, {hi:g}], got {v!r}", field=where, reason="out of range")
+    return float(v)
 
 
 def _leaves(v: Any, where: str) -> tuple[list[Any], tuple[int, ...]]:

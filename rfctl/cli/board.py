@@ -8,18 +8,10 @@ from typing import TextIO
 
 from rfctl.errors import RfctlError
 from rfctl.hal import compile_board, quantize
-from rfctl.hal.device import (
-    DeviceInfo,
-    delta_writes,
-    image_crc,
-    layout_from_profile,
-    pack_image,
-    program,
-    select_beam,
-    store_beam,
-    unpack_image,
-)
+from rfctl.hal.device import DeviceInfo, layout_from_profile
 from rfctl.hal.discovery import load_entry_point, open_device
+from rfctl.hal.image import delta_writes, image_crc, pack_image, unpack_image
+from rfctl.hal.program import program, select_beam, store_beam
 from rfctl.state import ArrayState
 
 from .argtypes import crc32_value, int_at_least

@@ -14,14 +14,15 @@ from rfctl import __version__
 from rfctl.config import BoardProfile, Scenario, check_board_for_scenario, load_config
 from rfctl.errors import RfctlError
 from rfctl.hal import compile_board, dequantize, quantize
-from rfctl.hal.device import program, unpack_image
 from rfctl.hal.discovery import open_device, open_sim
-from rfctl.hal.image import DeviceImage
+from rfctl.hal.image import DeviceImage, unpack_image
+from rfctl.hal.program import program
 from rfctl.optimize.steering import evaluate_dbraa, steering_design
 from rfctl.state import ArrayState
 
 from .argtypes import check_output_file, int_at_least
 from .common import board_profile, close_quietly, db, print_image_report
+from .dma import quantize_report
 
 
 def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
@@ -31,10 +32,11 @@ def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
     image = quantize(state, board)
     if args.json:
         print(json.dumps({"board": image.board, "banks": image.report(),
-                          "codes": {k: b.codes.tolist() for k, b in image.banks.items()}}),
-              file=out)
+                          "codes": {k: b.codes.tolist() for k, b in image.banks.items()},
+                          "dma": quantize_report(state, board, None)}), file=out)
     else:
         print_image_report(image, out)
+        quantize_report(state, board, out)
     return 0
 
 

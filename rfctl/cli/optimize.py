@@ -119,5 +119,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     op.add_argument("--seed", type=int_at_least(0), default=0, help="seed for --init random")
     op.add_argument("--structure", choices=["RHB", "DHB", "PCHB"], default="RHB",
                     help="mmWave hybrid structure")
+    op.add_argument("--board", help="dma: design for this board's Lorentzian codes "
+                    "(within its arc, quantized, B re-optimised, checked)")
     op.add_argument("--out", type=Path, default=Path("state.json"))
     op.set_defaults(func=cmd_optimize)
+    from .dma import register_check
+
+    register_check(sub)

@@ -23,16 +23,18 @@ def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
     # this process only serves the board: hand the interpreter lock between its receive
     # and transmit threads every 0.1 ms (default 5 ms) so replies leave on time
     sys.setswitchinterval(1e-4)
-    server = open_sim("board-server", profile, faults=faults, baud=args.baud or None)
+    server = open_sim("board-server", profile, faults=faults, baud=args.baud or None,
+                      nvm_path=args.nvm, lease_s=args.lease)
     if args.pty:
         where = server.start_pty()
     else:
         url = args.listen or "socket://127.0.0.1:0"
         host, _, port = url.removeprefix("socket://").rpartition(":")
         where = server.start_socket(host or "127.0.0.1", int(port or 0))
+    memory = f"memory in {args.nvm}" if args.nvm else "memory lost on exit (no --nvm)"
     print(f"simulated board {profile.name} ({profile.model}) at {where}"
-          + (f", {args.baud} baud" if args.baud else "") + "; Ctrl-C stops", file=out,
-          flush=True)
+          + (f", {args.baud} baud" if args.baud else "") + f"; {memory}; Ctrl-C stops",
+          file=out, flush=True)
     server.serve_forever()
     return 0
 
@@ -54,7 +56,12 @@ def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
-    sb = sub.add_parser("sim-board", help="serve a simulated board (socket or pty)")
+    sb = sub.add_parser(
+        "sim-board", help="serve a simulated board (socket or pty)",
+        description="Serve a simulated rfctl board. Its non-volatile memory (the last "
+        "latched image, the beam slots and the boot counter) is kept in --nvm FILE, "
+        "written atomically, so a killed and restarted board comes back with its last "
+        "latched image. Without --nvm the memory is lost when this process exits.")
     sb.add_argument("--board", default="sim-dbraa-14x14", help="board profile it emulates")
     g = sb.add_mutually_exclusive_group()
     g.add_argument("--listen", help="socket://HOST:PORT (default socket://127.0.0.1:0)")
@@ -74,6 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="extra reply delay, s")
     sb.add_argument("--silent", action="store_true", help="never reply")
     sb.add_argument("--seed", type=int_at_least(0), default=0, help="fault generator seed")
+    sb.add_argument("--nvm", metavar="FILE",
+                    help="keep the board's non-volatile memory (active image, beam slots, "
+                    "boot counter) in FILE, written atomically; without it the memory is "
+                    "lost on exit")
+    sb.add_argument("--lease", type=finite_float(0.01, 3600.0), default=2.0,
+                    help="seconds without traffic after which another host may take over "
+                    "a session that did not say goodbye (default 2)")
     sb.set_defaults(func=cmd_sim_board)
 
     sbn = sub.add_parser("sim-bench", help="serve a simulated board and its measurement "
