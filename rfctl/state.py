@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
-from rfctl.config import Scenario, parse_config, read_text_file, write_text_output
+from rfctl.config import DmaSpec, Scenario, parse_config, read_text_file, write_text_output
 from rfctl.errors import ConfigError, HardwareConstraintError
 
 __all__ = [
@@ -311,6 +312,26 @@ class DmaTaskRecord:
             raise ConfigError(f"{where}.{name}: {'unknown' if extra else 'missing'} field",
                               source=source, field=f"dma_task.{name}",
                               reason="unknown field" if extra else "missing field")
+        spec = d["spec"]
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}.spec: must be an object", source=source,
+                              field="dma_task.spec", reason="not an object")
+        try:
+            DmaSpec.model_validate(spec)
+        except ValidationError as exc:
+            e = exc.errors(include_url=False)[0]
+            loc = ".".join(str(x) for x in e["loc"])
+            raise ConfigError(f"{where}.spec.{loc}: {e['msg']}", source=source,
+                              field=f"dma_task.spec.{loc}", reason=e["msg"]) from None
+        if d["channel_scale"] not in ("received_power", "normalised"):
+            raise ConfigError(f"{where}.channel_scale: must be 'received_power' or "
+                              f"'normalised', got {d['channel_scale']!r}", source=source,
+                              field="dma_task.channel_scale", reason="unknown scale")
+        for k, lo in (("gamma", 1e-30), ("beta", 0.0)):
+            vals = _decode_array(d[k], f"{where}.{k}", "real", ndim=1)
+            if np.any(vals < lo):
+                raise ConfigError(f"{where}.{k}: entries must be ≥ {lo:g}", source=source,
+                                  field=f"dma_task.{k}", reason="out of range")
         try:
             arrays = {k: np.asarray(_decode_array(d[k], f"{where}.{k}"), float)
                       for k in cls._ARRAYS}

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from rfctl.config import BoardProfile, builtin_names, load_config, parse_config
 from rfctl.errors import RfctlError
-from rfctl.state import ArrayState, DesignRecord, DmaTuning
+from rfctl.state import ArrayState, DesignRecord, DmaTaskRecord, DmaTuning
 
 NAN = float("nan")
 INF = float("inf")
@@ -55,8 +55,9 @@ POOL = BAD_NUMBERS + MAYBE
 CFG_NEG_OK = {"theta", "phi", "psi_min", "psi_max", "directions", "user_region_m", "bias_v"}
 CFG_ZERO_OK = CFG_NEG_OK | {"gain_threshold", "sensing_streams", "retries", "seed"}
 # state fields where a negative / zero is wrong (everything else is a signed real)
-STATE_POSITIVE = {"r0"}
-STATE_NONNEG = {"realisation", "seed", "switch", "selection", "r0"}
+STATE_POSITIVE = {"r0", "gamma", "p_max", "sigma2"}
+STATE_NONNEG = {"realisation", "seed", "switch", "selection", "r0", "beta", "beta_max",
+                "n_sensing", "gamma", "p_max", "sigma2"}
 STATE_BINARY = {"switch", "selection"}
 
 
@@ -182,8 +183,10 @@ def _clearly_bad(old: Any, new: Any, fld: str, *, kind: str) -> bool:
         return new == 0 and fld not in CFG_ZERO_OK
     if fld in STATE_BINARY:
         return new not in (0, 1) or type(new) is float
-    if fld in ("realisation", "seed"):
+    if fld in ("realisation", "seed", "n_sensing"):
         return new < 0 or type(new) is float
+    if fld in STATE_NONNEG and new < 0:
+        return True
     if fld in STATE_POSITIVE and new <= 0:
         return True
     return fld == "phases" and abs(new) > 1e4
@@ -232,9 +235,15 @@ def state_bases() -> list[dict]:
     sc = load_config("dbraa-14x14")
     dbraa = steering_design(sc, realisation=0).state
     rng = np.random.default_rng(20261126)
+    task = DmaTaskRecord(
+        spec=load_config("dma-4x8").dma.model_dump(mode="json"), origin=np.zeros(3),
+        users=rng.normal(0, 10, (3, 3)), theta=np.full(2, 0.5), phi=np.array([0.0, 1.0]),
+        gamma=np.full(3, 2.0), beta=np.full(2, 1e-3), beta_max=1.0, p_max=1.0,
+        sigma2=1e-12, channel_scale="received_power", n_sensing=1)
     dma = ArrayState(
         dma=DmaTuning(b=rng.normal(0, 3, 8), r0=1.0, y_self=0.05 + 0.1j * rng.random(8)),
         dma_b=rng.standard_normal((4, 4)) + 1j * rng.standard_normal((4, 4)),
+        dma_task=task,
         record=DesignRecord(scenario=load_config("dma-4x8").model_dump(mode="json"),
                             seed=7, realisation=2, notes={"optimizer": "fuzz"}),
     )
@@ -264,7 +273,8 @@ def check_state(doc: dict, changes: list, tally: Tally) -> None:
         if path and path[0] == "record" and len(path) > 1 and path[1] == "notes":
             continue  # free-form
         fld = _field(path)
-        if path and path[0] == "record" and len(path) > 1 and path[1] == "scenario":
+        if path and len(path) > 1 and (path[0], path[1]) in (("record", "scenario"),
+                                                              ("dma_task", "spec")):
             bad = _clearly_bad(old, new, fld, kind="config")
         else:
             bad = _clearly_bad(old, new, fld, kind="state")
