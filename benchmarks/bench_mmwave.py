@@ -87,13 +87,13 @@ def cold(n: int) -> None:
              "DHB": mm.admm_hybrid(task, "DHB"), "PCHB": mm.admm_hybrid(task, "PCHB")}
         t_rhb.append(tr)
         t_fd.append(tf)
-        fd_it.append(fd.iterations)
-        fd_conv += fd.stop_reason == "converged"
+        fd_it.append(fd.outcome.iterations)
+        fd_conv += fd.outcome.converged
         for s, r in d.items():
             rates[s].append(r.sum_rate)
             feas[s] += r.feasible
             cv[s].append(region_cv(r.F))
-            worst[s] = min(worst[s], r.residuals["gain"])
+            worst[s] = min(worst[s], r.outcome.residuals["gain_margin_rel"])
     R = {s: np.array(v) for s, v in rates.items()}
     print(f"cold, seeds 2000..{2000 + n - 1} (n = {n}): structure, mean sum-rate, "
           "ratio to FD, feasible, worst gain margin, mean region CV")
@@ -146,7 +146,7 @@ def ablation(n: int) -> None:
         print(f"  {name} | {r.mean():.2f} | {r.mean() / fd.mean():.3f} | "
               f"{np.mean(r > dhb):.0%} | {sum(o[1].feasible for o in out)}/{n} | "
               f"{med([o[0] for o in out]) * 1e3:.0f} | "
-              f"{np.mean([o[1].iterations for o in out]):.1f}")
+              f"{np.mean([o[1].outcome.iterations for o in out]):.1f}")
 
 
 def track(steps: int) -> None:
@@ -169,7 +169,7 @@ def track(steps: int) -> None:
         t_cold.append(tc)
         ratio.append(r.sum_rate / c.sum_rate)
         feas += r.feasible
-        n_full += r.stop_reason.startswith("tracked (ADMM)")
+        n_full += r.update == "tracked-admm"
         prev = r
     q = np.array(ratio)
     print(f"tracking, Gauss–Markov ρ = 0.99, {steps} steps: update median "

@@ -23,6 +23,7 @@ from rfctl.optimize.sub6g_problem import (
     solve_subproblem_clarabel,
     solve_subproblem_cvxpy,
 )
+from rfctl.outcome import SolverStatus, StopReason
 from rfctl.state import check_selection
 
 
@@ -61,18 +62,47 @@ def test_fast_subproblem_equals_cvxpy_reference(rng) -> None:
         H, B = rand_case(rng)
         gam, ups = np.full(3, 8.0), np.full(2, 40.0)
         start = sca_power_min(H, B, gam, ups, 1.0, max_iter=0)  # the feasible start
-        Fa, _ = solve_subproblem_clarabel(H, B, gam, ups, 1.0, start.F)
-        Fb, _ = solve_subproblem_cvxpy(H, B, gam, ups, 1.0, start.F)
+        Fa, sa = solve_subproblem_clarabel(H, B, gam, ups, 1.0, start.F)
+        Fb, sb = solve_subproblem_cvxpy(H, B, gam, ups, 1.0, start.F)
+        assert sa is SolverStatus.OPTIMAL and sb is SolverStatus.OPTIMAL
         pa, pb = np.vdot(Fa, Fa).real, np.vdot(Fb, Fb).real
         assert pa == pytest.approx(pb, rel=1e-6)
         # and the converged SCA designs agree too
         a = sca_power_min(H, B, gam, ups, 1.0, solver="clarabel")
         b = sca_power_min(H, B, gam, ups, 1.0, solver="cvxpy")
         assert a.power == pytest.approx(b.power, rel=1e-6)
+        assert a.outcome.stop_reason is b.outcome.stop_reason is StopReason.CONVERGED
         # SCA is monotone and ends feasible (judged by the metrics, not the solver)
         assert all(x >= y - 1e-9 * x for x, y in zip(a.trace, a.trace[1:], strict=False))
         assert np.all(sinr(H, a.F, 1.0) >= gam * (1 - 1e-6))
         assert np.all(beam_gain(B, a.F) >= ups * (1 - 1e-6))
+
+
+def test_an_inaccurate_subproblem_is_not_taken_for_optimal(rng, monkeypatch, caplog) -> None:
+    """An AlmostSolved SCA step is refused: the SCA keeps its last feasible iterate and
+    says the solver failed; the persistent solver's fallback to a fresh one is logged."""
+    import rfctl.optimize.sub6g_problem as sp6
+
+    H, B = rand_case(rng)
+    gam, ups = np.full(3, 8.0), np.full(2, 40.0)
+    start = sca_power_min(H, B, gam, ups, 1.0, max_iter=0)
+    good = sca_power_min(H, B, gam, ups, 1.0, max_iter=1)
+    calls = []
+
+    def almost_after_first(status):
+        calls.append(status)
+        return SolverStatus.OPTIMAL if len(calls) == 1 else SolverStatus.OPTIMAL_INACCURATE
+
+    monkeypatch.setattr(sp6, "from_clarabel", almost_after_first)
+    with caplog.at_level("WARNING", logger="rfctl.outcome"):
+        r = sca_power_min(H, B, gam, ups, 1.0)
+    assert r.outcome.stop_reason is StopReason.SOLVER_FAILED
+    assert r.outcome.status is SolverStatus.OPTIMAL_INACCURATE
+    assert r.outcome.iterations == 1 and r.power == pytest.approx(good.power)
+    assert r.power <= start.power
+    assert "falling back to a fresh Clarabel solver" in caplog.text
+    F, status = solve_subproblem_clarabel(H, B, gam, ups, 1.0, start.F)
+    assert F is None and status is SolverStatus.OPTIMAL_INACCURATE
 
 
 def small_scenario(seed: int, users: int = 3, n_sub6: int = 3, size: int = 10) -> dict:
@@ -140,7 +170,9 @@ def test_remark5_by_construction_at_the_paper_size() -> None:
         assert res.trace[0] == pytest.approx(min(p_abas, c.power), rel=1e-6)
         assert res.start == ("abas" if p_abas <= task.solve(c.positions).power else "cas")
         assert res.feasible and c.feasible
-        assert res.residuals["sinr"] >= -1e-9 and res.residuals["gain"] >= -1e-9
+        margins = res.outcome.residuals
+        assert margins["sinr_margin_rel"] >= -1e-9 and margins["gain_margin_rel"] >= -1e-9
+        assert res.outcome.converged and c.outcome.stop_reason is StopReason.EXHAUSTED
 
 
 def test_abas_rounding_is_exact_among_the_top_candidates() -> None:

@@ -21,12 +21,17 @@ dual function). The cost is O(N (2K + T)²) per subproblem and O((2K + T)² T) p
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from rfctl.outcome import from_cvxpy, solved
+
 __all__ = ["FmProblem", "fm_step_cvxpy", "fm_step_fast", "nonneg_qp"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -301,6 +306,10 @@ def fm_step_cvxpy(p: FmProblem) -> NDArray[np.complex128] | None:
         cons.append(2 * lin - np.sum(np.abs(p.gbar[t]) ** 2) >= p.upsilon[t])
     prob = cp.Problem(cp.Minimize(obj), cons)
     prob.solve(solver=cp.CLARABEL)
-    if prob.status not in ("optimal", "optimal_inaccurate") or F.value is None:
+    status = from_cvxpy(prob.status)
+    # strict: the fast path solves this subproblem to rel_tol, and its reference must
+    # not pass an inaccurate answer off as the optimum
+    if not solved(status) or F.value is None:
+        log.info("F_m subproblem (cvxpy reference): %s", status.value)
         return None
     return np.asarray(F.value)

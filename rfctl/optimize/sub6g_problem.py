@@ -24,6 +24,7 @@ two agree.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,16 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+
+from rfctl.outcome import (
+    Outcome,
+    SolverStatus,
+    StopReason,
+    from_clarabel,
+    from_cvxpy,
+    log_fallback,
+    solved,
+)
 
 __all__ = [
     "ClarabelSca",
@@ -40,6 +51,8 @@ __all__ = [
     "solve_subproblem_clarabel",
     "solve_subproblem_cvxpy",
 ]
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- SINR-only
@@ -194,8 +207,8 @@ def solve_subproblem_clarabel(
     Returns
     -------
     F : ndarray, shape (N, K), or None
-    status : str
-        Clarabel's status.
+        None unless the solve ended :attr:`~rfctl.outcome.SolverStatus.OPTIMAL`.
+    status : SolverStatus
     """
     N, K = H.shape
     n = 2 * N * K
@@ -205,8 +218,10 @@ def solve_subproblem_clarabel(
     settings.verbose = False
     solver = clarabel.DefaultSolver(P, np.zeros(n), sp.csc_matrix(A), b, cones, settings)
     sol = solver.solve()
-    status = str(sol.status)
-    if "Solved" not in status:
+    status = from_clarabel(sol.status)
+    # strict: an inaccurate step could break the SINR cones by more than the 1e-6 the
+    # design is judged at; the SCA then keeps its last (feasible) iterate instead
+    if not solved(status):
         return None, status
     x = np.asarray(sol.x)
     F = (x[: N * K] + 1j * x[N * K:]).reshape(K, N).T
@@ -255,13 +270,17 @@ class ClarabelSca:
         else:
             self.solver.update(A=Acsc, b=b)
             sol = self.solver.solve()
-            if "Solved" not in str(sol.status):
+            status = from_clarabel(sol.status)
+            if not solved(status):
                 # an updated solver can fail where a fresh one succeeds: redo from scratch
+                log_fallback("sub-6G SCA subproblem", "the updated Clarabel solver", status,
+                             "a fresh Clarabel solver")
                 ClarabelSca.rebuilds += 1
                 self.solver = self._new_solver(Acsc, b, cones)
                 sol = self.solver.solve()
-        status = str(sol.status)
-        if "Solved" not in status:
+        status = from_clarabel(sol.status)
+        # strict, as in solve_subproblem_clarabel
+        if not solved(status):
             return None, status
         x = np.asarray(sol.x)
         NK = self.N * self.K
@@ -293,10 +312,13 @@ def solve_subproblem_cvxpy(
     try:
         prob.solve(solver=cp.CLARABEL)
     except cp.SolverError as exc:
-        return None, f"solver error: {exc}"
-    if prob.status not in ("optimal", "optimal_inaccurate") or F.value is None:
-        return None, str(prob.status)
-    return np.asarray(F.value), str(prob.status)
+        log.warning("sub-6G SCA subproblem (cvxpy reference): %s", exc)
+        return None, SolverStatus.NUMERICAL_ERROR
+    status = from_cvxpy(prob.status)
+    # strict, like the fast path it is the reference for
+    if not solved(status) or F.value is None:
+        return None, status
+    return np.asarray(F.value), status
 
 
 # --------------------------------------------------------------------------- SCA
@@ -312,23 +334,24 @@ class SelectionSolution:
         ‖F‖², W (inf if infeasible).
     lower_bound : float
         SINR-only minimum power, W.
-    iterations : int
-        SCA subproblems solved.
     trace : list of float
         Power after each SCA iteration.
-    status : str
-        "converged", "max_iter", "sinr-infeasible" or the solver's failure status.
+    outcome : Outcome
+        ``iterations`` = SCA subproblems solved; ``stop_reason`` CONVERGED (the power
+        fell by ≤ ``tol``, or the one convex solve of a problem without sensing),
+        ITERATION_CAP, INFEASIBLE (the SINR targets are unreachable) or SOLVER_FAILED (the
+        last subproblem's ``status`` was not optimal; the last feasible iterate is kept).
     """
 
     F: NDArray[np.complex128] | None
     power: float
     lower_bound: float
-    iterations: int = 0
     trace: list[float] = field(default_factory=list)
-    status: str = ""
+    outcome: Outcome = field(
+        default_factory=lambda: Outcome(StopReason.ITERATION_CAP, 0))
 
 
-Subsolver = Callable[..., tuple[NDArray[np.complex128] | None, str]]
+Subsolver = Callable[..., tuple[NDArray[np.complex128] | None, SolverStatus]]
 
 
 def sca_power_min(
@@ -366,7 +389,8 @@ def sca_power_min(
     lb = float(lb)
     if F0 is None:
         if not np.isfinite(lb) or W is None or np.isnan(W).any():
-            return SelectionSolution(None, np.inf, lb, status="sinr-infeasible")
+            return SelectionSolution(None, np.inf, lb, outcome=Outcome(
+                StopReason.INFEASIBLE, 0, SolverStatus.INFEASIBLE))
         F0 = np.asarray(W)
     T = Bt.shape[1]
     if T:
@@ -389,22 +413,25 @@ def sca_power_min(
         sub = solve_subproblem_cvxpy
     else:
         sub = solver  # type: ignore[assignment]
-    status = "max_iter"
+    reason = StopReason.ITERATION_CAP
+    status = SolverStatus.OPTIMAL
     for _ in range(max_iter):
-        Fn, st = sub(H, Bt, gamma, upsilon, sigma2, F)
+        Fn, status = sub(H, Bt, gamma, upsilon, sigma2, F)
         if Fn is None:
-            status = f"solver: {st}"
+            reason = StopReason.SOLVER_FAILED
             break
         pn = float(np.vdot(Fn, Fn).real)
-        if pn > power:  # numerical noise at the optimum: keep the feasible iterate
-            status = "converged"
+        if pn > power:  # the decrease test fired (by solver noise at the optimum):
+            reason = StopReason.CONVERGED  # keep the feasible iterate
             break
         F, improvement = Fn, power - pn
         power = pn
         trace.append(power)
         if improvement <= tol * power:
-            status = "converged"
+            reason = StopReason.CONVERGED
             break
     else:
-        status = "converged" if max_iter == 1 else "max_iter"
-    return SelectionSolution(F, power, lb, len(trace) - 1, trace, status)
+        if max_iter == 1 and T == 0:  # one convex solve is the exact answer
+            reason = StopReason.CONVERGED
+    return SelectionSolution(F, power, lb, trace,
+                             Outcome(reason, len(trace) - 1, status))
