@@ -23,3 +23,23 @@ settings.load_profile("ci" if os.environ.get("CI") else "rfctl")
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """A Generator seeded from the test's node id: reproducible and distinct per test."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+@pytest.fixture
+def figure_script(monkeypatch: pytest.MonkeyPatch):
+    """Load a script of ``figures/`` as a module (``figure_script("mmwave_figures")``),
+    with ``figures/`` on ``sys.path`` for its shared ``_plot`` helper."""
+    import importlib.util
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "figures"
+    monkeypatch.syspath_prepend(str(folder))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"figures_{name}", folder / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

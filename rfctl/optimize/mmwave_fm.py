@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from rfctl.outcome import from_cvxpy, solved
+from rfctl.outcome import SolverStatus, from_cvxpy, solved
 
 __all__ = ["FmProblem", "fm_step_cvxpy", "fm_step_fast", "nonneg_qp"]
 
@@ -307,9 +307,11 @@ def fm_step_cvxpy(p: FmProblem) -> NDArray[np.complex128] | None:
     prob = cp.Problem(cp.Minimize(obj), cons)
     prob.solve(solver=cp.CLARABEL)
     status = from_cvxpy(prob.status)
-    # strict: the fast path solves this subproblem to rel_tol, and its reference must
-    # not pass an inaccurate answer off as the optimum
-    if not solved(status) or F.value is None:
-        log.info("F_m subproblem (cvxpy reference): %s", status.value)
+    # the reference accepts an inaccurate solve, loudly: its callers compare it with the
+    # fast path at their own tolerance (tests), or use it in its place inside the ADMM
+    # (the benchmark), where None would mean "infeasible", which it is not
+    if status is SolverStatus.OPTIMAL_INACCURATE:
+        log.warning("F_m subproblem (cvxpy reference): solved inaccurately")
+    if not solved(status, accept_inaccurate=True) or F.value is None:
         return None
     return np.asarray(F.value)
