@@ -18,13 +18,13 @@ JSON only (what the tests judge).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from _plot import heat_maps, line_plot
+from _script import parse_figure_args
 
 from rfctl.config import parse_config
 from rfctl.errors import InfeasibleError
@@ -118,32 +118,22 @@ def fig_sweep(name: str, grid: dict, xkey: str, xvals, xlabel: str, seeds, out: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("figure", choices=["fig7", "fig8", "fig9", "all"])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--realisations", type=int, default=30)
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--out", type=Path, default=Path("out"))
-    ap.add_argument("--no-plot", action="store_true", help="write the JSON data only")
-    a = ap.parse_args(argv)
-    plot = not a.no_plot
-    a.out.mkdir(parents=True, exist_ok=True)
+    run = parse_figure_args(__doc__, ["fig7", "fig8", "fig9"], realisations=30,
+                            quick_realisations=1, argv=argv)
     size = 14  # the paper's array in every mode; --quick only takes fewer draws
-    seeds = range(1 if a.quick else a.realisations)
-    workers = 1 if a.quick else a.workers
-    if a.figure in ("fig7", "all"):
-        fig7(a.out, size, 41 if a.quick else 121, plot)
-    if a.figure in ("fig8", "all"):
-        snr_db = [0, 20] if a.quick else [-10, -5, 0, 5, 10, 15, 20]
+    if "fig7" in run.figures:
+        fig7(run.out, size, 41 if run.quick else 121, run.plot)
+    if "fig8" in run.figures:
+        snr_db = [0, 20] if run.quick else [-10, -5, 0, 5, 10, 15, 20]
         powers = [float(10 ** (s / 10)) for s in snr_db]
         fig_sweep("fig8", {"size": [size], "users": [4], "n_rf": [4], "power": powers,
-                           "upsilon": [11.0]}, "power", snr_db, "SNR = P_m/σ² (dB)", seeds,
-                  a.out, workers, plot)
-    if a.figure in ("fig9", "all"):
-        ups = [5.0, 20.0] if a.quick else [5.0, 10.0, 20.0, 40.0, 80.0, 160.0]
+                           "upsilon": [11.0]}, "power", snr_db, "SNR = P_m/σ² (dB)",
+                  run.seeds, run.out, run.workers, run.plot)
+    if "fig9" in run.figures:
+        ups = [5.0, 20.0] if run.quick else [5.0, 10.0, 20.0, 40.0, 80.0, 160.0]
         fig_sweep("fig9", {"size": [size], "users": [4], "n_rf": [4], "power": [7.0],
                            "upsilon": ups}, "upsilon", ups, "sensing threshold Υ (linear)",
-                  seeds, a.out, workers, plot)
+                  run.seeds, run.out, run.workers, run.plot)
     return 0
 
 

@@ -19,13 +19,13 @@ JSON only, what the tests judge).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from _plot import line_plot
+from _script import parse_figure_args
 
 from rfctl.config import parse_config
 from rfctl.errors import InfeasibleError
@@ -138,29 +138,18 @@ def fig12(seeds, out: Path, workers: int | None, size: int = 14, plot: bool = Tr
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("figure", choices=["fig10", "fig11", "fig12", "all"])
-    ap.add_argument("--quick", action="store_true",
-                    help="two realisations, fewer x points; the paper's array sizes")
-    ap.add_argument("--realisations", type=int, default=50)
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--out", type=Path, default=Path("out"))
-    ap.add_argument("--no-plot", action="store_true", help="write the JSON data only")
-    a = ap.parse_args(argv)
-    plot = not a.no_plot
-    a.out.mkdir(parents=True, exist_ok=True)
-    seeds = range(2 if a.quick else a.realisations)
-    workers = 1 if a.quick else a.workers
-    if a.figure in ("fig10", "all"):
-        sizes = [8, 14] if a.quick else [8, 10, 12, 13, 14, 16]
+    run = parse_figure_args(__doc__, ["fig10", "fig11", "fig12"], realisations=50,
+                            quick_realisations=2, argv=argv)
+    if "fig10" in run.figures:
+        sizes = [8, 14] if run.quick else [8, 10, 12, 13, 14, 16]
         fig_methods("fig10", {"size": sizes, "users": [4], "n_sub6": [4]}, "size",
-                    "N_row = N_col", seeds, a.out, workers, plot)
-    if a.figure in ("fig11", "all"):
-        users = [2, 5] if a.quick else [1, 2, 3, 4, 5]
+                    "N_row = N_col", run.seeds, run.out, run.workers, run.plot)
+    if "fig11" in run.figures:
+        users = [2, 5] if run.quick else [1, 2, 3, 4, 5]
         fig_methods("fig11", {"size": [14], "users": users, "n_sub6": [5]}, "users",
-                    "number of sub-6G users K_s", seeds, a.out, workers, plot)
-    if a.figure in ("fig12", "all"):
-        fig12(seeds, a.out, workers, size=14, plot=plot)  # the paper's array in every mode
+                    "number of sub-6G users K_s", run.seeds, run.out, run.workers, run.plot)
+    if "fig12" in run.figures:  # the paper's array in every mode
+        fig12(run.seeds, run.out, run.workers, size=14, plot=run.plot)
     return 0
 
 

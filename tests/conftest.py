@@ -43,3 +43,26 @@ def figure_script(monkeypatch: pytest.MonkeyPatch):
         return module
 
     return load
+
+
+@pytest.fixture
+def figure_cli(tmp_path):
+    """Run ``figures/<name>.py all --quick`` into ``tmp_path``; check that it succeeds and
+    that every figure in ``figures`` has a drawn PNG and error-free JSON records."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run(name: str, figures: list[str]) -> Path:
+        script = Path(__file__).resolve().parents[1] / "figures" / f"{name}.py"
+        proc = subprocess.run([sys.executable, str(script), "all", "--quick", "--out",
+                               str(tmp_path)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        for fig in figures:
+            assert (tmp_path / f"{fig}.png").stat().st_size > 10_000
+            data = json.loads((tmp_path / f"{fig}.json").read_text())
+            assert all("error" not in r for r in data.get("records", []))
+        return tmp_path
+
+    return run

@@ -370,20 +370,12 @@ def test_mmwave_figures_reproduce_the_paper_orderings(tmp_path, figure_script) -
 
 
 @pytest.mark.slow
-def test_mmwave_figure_scripts_draw_their_pngs(tmp_path) -> None:
+def test_mmwave_figure_scripts_draw_their_pngs(figure_cli) -> None:
     """Smoke test of the command line and the plots (the data is judged above)."""
     import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "figures" / "mmwave_figures.py"
-    proc = subprocess.run([sys.executable, str(script), "all", "--quick", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    for name in ("fig7", "fig8", "fig9"):
-        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
-    d = json.loads((tmp_path / "fig8.json").read_text())
+    out = figure_cli("mmwave_figures", ["fig7", "fig8", "fig9"])
+    d = json.loads((out / "fig8.json").read_text())
     assert set(d["sum_rate"]) == {"FD", "FCHB", "RHB", "DHB", "PCHB"}
 
 

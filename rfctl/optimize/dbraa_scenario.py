@@ -17,10 +17,10 @@ from numpy.typing import NDArray
 
 from rfctl.channels import Channel, dbraa_channels
 from rfctl.config import DbraaSpec, MmwaveScenario, Scenario, Sub6Scenario, SurrogateDirection
-from rfctl.errors import ConfigError
+from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.geometry import sub6_steering, upa_steering
 
-__all__ = ["Band", "BandProblem", "band_problem", "target_steering"]
+__all__ = ["Band", "BandProblem", "band_problem", "check_parseval", "target_steering"]
 
 Band = Literal["sub6g", "mmwave"]
 
@@ -81,3 +81,33 @@ def band_problem(scenario: Scenario, band: Band, realisation: int = 0) -> BandPr
                                     mmwave_users=task.users, mmwave_paths=task.paths)
     assert channel is not None  # users ≥ 1 by the config model
     return BandProblem(spec, task, channel, target_steering(spec, task.targets, band))
+
+
+def check_parseval(upsilon: NDArray[np.float64], power: float, n: int, band: str) -> None:
+    """Refuse a sensing threshold above the Parseval bound Υ_t ≤ P N.
+
+    With unit-modulus steering entries, ‖Fᴴa_t‖² ≤ ‖F‖² ‖a_t‖² = P N.
+
+    Parameters
+    ----------
+    upsilon : ndarray, shape (T,)
+        Thresholds Υ_t (linear power gains).
+    power : float
+        The band's power budget, W.
+    n : int
+        Antennas the band transmits on.
+    band : str
+        How the bound is written in the message, e.g. "P_m N_m".
+
+    Raises
+    ------
+    InfeasibleError
+        Naming the first threshold above the bound and the bound.
+    """
+    bound = power * n
+    bad = np.flatnonzero(np.asarray(upsilon) > bound)
+    if bad.size:
+        t = int(bad[0])
+        raise InfeasibleError(
+            f"sensing threshold Υ_{t} = {upsilon[t]:.4g} exceeds the Parseval bound "
+            f"{band} = {bound:.4g}", bound="Parseval sensing gain", value=bound)

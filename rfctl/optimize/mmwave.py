@@ -74,7 +74,7 @@ from rfctl.channels import check_channel
 from rfctl.config import Scenario
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.metrics import beam_gain, sinr, sum_rate
-from rfctl.optimize.dbraa_scenario import band_problem
+from rfctl.optimize.dbraa_scenario import band_problem, check_parseval
 from rfctl.optimize.mmwave_fm import FmProblem, fm_step_fast
 from rfctl.outcome import Outcome, SolverStatus, StopReason
 from rfctl.state import ArrayState, DesignRecord
@@ -136,13 +136,7 @@ class MmwaveTask:
         if self.power <= 0 or self.sigma2 <= 0:
             raise ConfigError("power and noise must be positive", field="mmwave.power",
                               reason="not positive")
-        bound = self.power * N
-        bad = np.flatnonzero(self.upsilon > bound)
-        if bad.size:
-            t = int(bad[0])
-            raise InfeasibleError(
-                f"sensing threshold Υ_{t} = {self.upsilon[t]:.4g} exceeds the Parseval bound "
-                f"P_m N_m = {bound:.4g}", bound="Parseval sensing gain", value=bound)
+        check_parseval(self.upsilon, self.power, N, "P_m N_m")
 
 
 @dataclass

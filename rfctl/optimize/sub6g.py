@@ -47,7 +47,7 @@ from rfctl.channels import check_channel
 from rfctl.config import DbraaSpec, Scenario
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.metrics import beam_gain, sinr, sub6_precoder, transmit_power
-from rfctl.optimize.dbraa_scenario import band_problem
+from rfctl.optimize.dbraa_scenario import band_problem, check_parseval
 from rfctl.optimize.sub6g_problem import (
     SelectionSolution,
     sca_power_min,
@@ -190,13 +190,7 @@ def check_feasibility(task: Sub6Task) -> None:
             f"SINR target Γ_{k} = {task.gamma[k]:.4g} exceeds the interference-free bound "
             f"{sinr_bound[k]:.4g} (P_s = {P:g} W on the user's {ns} strongest candidates)",
             bound="interference-free SINR", value=float(sinr_bound[k]))
-    parseval = P * ns
-    bad = np.flatnonzero(task.upsilon > parseval)
-    if bad.size:
-        t = int(bad[0])
-        raise InfeasibleError(
-            f"sensing threshold Υ_{t} = {task.upsilon[t]:.4g} exceeds the Parseval bound "
-            f"P_s N_s = {parseval:.4g}", bound="Parseval sensing gain", value=parseval)
+    check_parseval(task.upsilon, P, ns, "P_s N_s")
 
 
 # --------------------------------------------------------------------------- geometry
