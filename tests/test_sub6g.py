@@ -105,6 +105,27 @@ def test_an_inaccurate_subproblem_is_not_taken_for_optimal(rng, monkeypatch, cap
     assert F is None and status is SolverStatus.OPTIMAL_INACCURATE
 
 
+def test_abas_step_accepts_an_inaccurate_relaxation_but_not_a_failure(monkeypatch,
+                                                                        caplog) -> None:
+    """The relaxed selection only guides the rounding: AlmostSolved is used (the rounded
+    selection is solved strictly afterwards); a numerical error stops ABAS, logged."""
+    import rfctl.optimize.sub6g as s6
+    from rfctl.optimize.sub6g import _p_step, grid_c
+
+    task = task_from_scenario(load_config("dbraa-14x14"), 2)
+    C = grid_c(task.spec)
+    rows = task.rows(C)
+    q = np.full(len(C), 4 / len(C))
+    Fbar = sca_power_min(task.H[rows], task.A[rows], task.gamma, task.upsilon, 1.0).F
+    exact = _p_step(task, Fbar / q[:, None], rows, q, 0.1)
+    monkeypatch.setattr(s6, "from_clarabel", lambda _: SolverStatus.OPTIMAL_INACCURATE)
+    assert np.array_equal(_p_step(task, Fbar / q[:, None], rows, q, 0.1), exact)
+    monkeypatch.setattr(s6, "from_clarabel", lambda _: SolverStatus.NUMERICAL_ERROR)
+    with caplog.at_level("WARNING", logger="rfctl.optimize.sub6g"):
+        assert _p_step(task, Fbar / q[:, None], rows, q, 0.1) is None
+    assert "ABAS selection step: Clarabel ended numerical-error" in caplog.text
+
+
 def small_scenario(seed: int, users: int = 3, n_sub6: int = 3, size: int = 10) -> dict:
     return {
         "kind": "scenario", "name": "small", "seed": seed,
@@ -124,6 +145,12 @@ def test_pruned_search_equals_unpruned(seed: int) -> None:
     assert a.power == pytest.approx(b.power, rel=1e-12)
     assert a.trace == b.trace
     assert a.n_pruned > 0 and a.n_exact < b.n_exact
+    # rule (iii) fired: no improving move in N_s − 1 coordinates
+    assert a.outcome.stop_reason is StopReason.CONVERGED
+    assert a.outcome.iterations == len(a.trace) - 1 == b.outcome.iterations
+    capped = fs_jbas(task_from_scenario(sc), init="fixed", max_iter=1)
+    assert capped.outcome.stop_reason is StopReason.ITERATION_CAP
+    assert capped.outcome.iterations == 1 and not capped.outcome.converged
 
 
 def test_seed_claims_on_average_over_seeds() -> None:

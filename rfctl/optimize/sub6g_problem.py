@@ -315,8 +315,13 @@ def solve_subproblem_cvxpy(
         log.warning("sub-6G SCA subproblem (cvxpy reference): %s", exc)
         return None, SolverStatus.NUMERICAL_ERROR
     status = from_cvxpy(prob.status)
-    # strict, like the fast path it is the reference for
-    if not solved(status) or F.value is None:
+    # the reference accepts an inaccurate solve (cvxpy warns "Solution may be
+    # inaccurate"; logged here too): rebuilt per call, it has no fresh solver to fall
+    # back to, and refusing would stop its SCA early (measured: 22 of 220 selections of
+    # realisation 0). Tests compare it with the strict fast path at 1e-6.
+    if status is SolverStatus.OPTIMAL_INACCURATE:
+        log.info("sub-6G SCA subproblem (cvxpy reference): solved inaccurately")
+    if not solved(status, accept_inaccurate=True) or F.value is None:
         return None, status
     return np.asarray(F.value), status
 
