@@ -45,8 +45,8 @@ Fig. 7 setting (tuning draws 1000–1009; the table is in BENCHMARKS.md):
   the sum-rate by < 0.5 %; ρ₀ = 0.1 costs 2 %).
 - **FD**: the F_m step needs a proximal weight c > 0; FD uses c = 10⁻⁶ towards the
   previous iterate (a proximal-point step with the same fixed points). FD stops when
-  the sum-rate changes by at most 10⁻⁶ (relative) in one iteration ("converged"), or
-  after 2000 iterations ("max_iter").
+  the sum-rate changes by at most 10⁻⁶ (relative) in one iteration (stop reason
+  CONVERGED), or after 2000 iterations (ITERATION_CAP).
 - **Stopping**: I_M = 300, ε = 3·10⁻⁵ P_m (‖ΔF_RF F_BB‖² per iteration; 10⁻⁵ takes 28 % more
   iterations for the same sum-rate, 10⁻⁴ loses 0.7 % and leaves the final step more to do).
 - **Final feasibility step** (:func:`refine_baseband`): WMMSE–SCA on F_BB with the analog
