@@ -32,6 +32,7 @@ class BandProblem:
     Attributes
     ----------
     spec : DbraaSpec
+        The array (panel size, spacing, N_s, N_RF).
     task : Sub6Scenario or MmwaveScenario
         The band's table of the scenario (users, targets, thresholds, powers in W).
     channel : Channel
