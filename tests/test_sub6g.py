@@ -132,6 +132,16 @@ def test_abas_step_accepts_an_inaccurate_relaxation_but_not_a_failure(monkeypatc
     q = np.full(len(C), 4 / len(C))
     Fbar = sca_power_min(task.H[rows], task.A[rows], task.gamma, task.upsilon, 1.0).F
     exact = _p_step(task, Fbar / q[:, None], rows, q, 0.1)
+    flags = []
+
+    def recording(*args, **kw):
+        flags.append(kw.get("accept_inaccurate", False))
+        return sca_power_min(*args, **kw)
+
+    with monkeypatch.context() as m:  # ABAS's relaxed SCA takes inaccurate steps too;
+        m.setattr(s6, "sca_power_min", recording)  # the rounding's exact solves do not
+        abas(task, iterations=2)
+    assert flags[:2] == [True, True] and len(flags) > 2 and not any(flags[2:])
     monkeypatch.setattr(s6, "from_clarabel", lambda _: SolverStatus.OPTIMAL_INACCURATE)
     assert np.array_equal(_p_step(task, Fbar / q[:, None], rows, q, 0.1), exact)
     monkeypatch.setattr(s6, "from_clarabel", lambda _: SolverStatus.NUMERICAL_ERROR)
