@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from numpy.typing import NDArray
 
 __all__ = ["heat_maps", "line_plot"]
 
@@ -30,16 +32,16 @@ def line_plot(path: Path, x: Sequence[float], series: Mapping[str, Sequence[floa
     return path
 
 
-def heat_maps(path: Path, maps: Mapping[str, object], titles: Mapping[str, str], *,
+def heat_maps(path: Path, maps: Mapping[str, NDArray[np.float64]], titles: Mapping[str, str], *,
               extent: tuple[float, float, float, float], span_db: float, xlabel: str,
               ylabel: str, colorbar: str, box: tuple[float, float, float, float] | None = None,
               dpi: int = 110) -> Path:
-    """Side-by-side images (one per entry of ``maps``, 2-D arrays in dB) on a shared colour
+    """Side-by-side images (one per entry of ``maps``: (n, n) arrays in dB) on a shared colour
     scale spanning ``span_db`` below the largest value, with an optional red
     (x, y, width, height) box on each; saves PNG."""
     fig = Figure(figsize=(3.4 * len(maps), 3.6), layout="constrained")
     axs = fig.subplots(1, len(maps), squeeze=False)[0]
-    vmax = max(float(m.max()) for m in maps.values())  # type: ignore[attr-defined]
+    vmax = max(float(m.max()) for m in maps.values())
     im = None
     for ax, (name, m) in zip(axs, maps.items(), strict=True):
         im = ax.imshow(m, origin="lower", extent=extent, vmin=vmax - span_db, vmax=vmax,
