@@ -231,7 +231,10 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
     st.max_threads = max_threads
     sol = clarabel.DefaultSolver(sp.csc_matrix((ntot, ntot)), q, A, b, cones, st).solve()
     status = from_clarabel(sol.status)
-    ok = solved(status, accept_inaccurate=True)  # callers re-check B with the model
+    # AlmostSolved accepted: every B recovered from this solve is re-checked with the
+    # model's exact metrics, and the multipliers only steer the analog step (whose
+    # candidates are checked exactly too)
+    ok = solved(status, accept_inaccurate=True)
     x = np.asarray(sol.x) * tau
     mats = [T @ lay.matrix(x[k * nv:(k + 1) * nv]) @ T.conj().T for k in range(nmat)]
     value = float("nan")

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rfctl.errors import ConfigError, InfeasibleError
-from rfctl.outcome import SolverStatus, from_cvxpy, solved
+from rfctl.outcome import SolverStatus, from_cvxpy, log_fallback, solved
 
 __all__ = ["DigitalProblem", "DigitalResult", "feasible_b", "infeasibility", "solve_digital",
            "tightened"]
@@ -107,7 +107,9 @@ class DigitalResult:
     rank_loss : float
         Beampattern objective lost because N_s < rank of the residual covariance
         (0 when the recovery is exact).
-    status : str
+    status : rfctl.outcome.SolverStatus
+        Status of the SDR solve (``optimal-inaccurate`` is accepted: B is re-checked
+        with the model's metrics); the bounds' tightening is ``margin``.
     multipliers : dict or None
         Multipliers of P2's rows (Clarabel backend; see
         :func:`rfctl.optimize.dma_clarabel.solve_sdp_clarabel`; the cvxpy backend
@@ -123,7 +125,7 @@ class DigitalResult:
     beampattern: NDArray[np.float64]
     power: float
     rank_loss: float
-    status: str
+    status: SolverStatus
     multipliers: dict | None = None
     margin: float = 0.0
 
@@ -158,12 +160,17 @@ def _solve_sdp(p: DigitalProblem, *, sinr: bool = True, pattern: bool = True,
     try:
         prob.solve(solver=cp.CLARABEL)
     except cp.SolverError:
+        log_fallback("DMA digital SDR (cvxpy)", "Clarabel", SolverStatus.NUMERICAL_ERROR,
+                     "SCS")
         prob.solve(solver=cp.SCS, eps=1e-8, max_iters=100_000)
     return prob, Bm, Rs
 
 
 def _ok(status: SolverStatus) -> bool:
-    """Solved, accurately or not: every B is re-checked with the model's metrics."""
+    """Solved, accurately or not. Inaccurate is acceptable at every site here: a
+    recovered B is re-checked with the model's exact metrics (:func:`feasible_b`), the
+    feasibility sub-problems of :func:`_cause` only name a cause in an error message,
+    and :func:`infeasibility` only grades infeasible tunings against each other."""
     return solved(status, accept_inaccurate=True)
 
 
@@ -180,7 +187,7 @@ def _solve(p: DigitalProblem, backend: str, **flags: bool
                           reason="expected 'clarabel' or 'cvxpy'")
     prob, Bm, Rs = _solve_sdp(p, **flags)
     status = from_cvxpy(prob.status)
-    ok = solved(status, accept_inaccurate=True)  # B is re-checked with the model
+    ok = _ok(status)
     duals = None
     if ok:  # multipliers in the order _solve_sdp adds the rows
         cons = prob.constraints[len(Bm) + 1:]
@@ -245,7 +252,7 @@ def solve_digital(p: DigitalProblem, *, backend: str = "clarabel",
     1e-4, :func:`tightened`) and the recovered B is checked against the original bounds
     with the model's metrics at 1e-6; if that check fails the margin grows ×10 (up to
     1e-2), and if the tightened problem is infeasible the untightened one is solved.
-    ``status`` then says so.
+    ``margin`` then says so (0).
 
     Parameters
     ----------
@@ -273,7 +280,6 @@ def solve_digital(p: DigitalProblem, *, backend: str = "clarabel",
         if m == 0 or feasible_b(p, res.B) or m >= 1e-2:
             break
         m *= 10
-    res.status = f"{res.status} (margin {m:g})"
     res.margin = m
     return res
 
@@ -312,4 +318,4 @@ def _solve_recover(p: DigitalProblem, backend: str) -> DigitalResult:
     bp = p.beampattern(B)
     return DigitalResult(B=B, sdp_objective=value, objective=float(np.mean(bp)),
                          sinr=p.sinr(B), beampattern=bp, power=p.power(B),
-                         rank_loss=rank_loss, status=str(status), multipliers=duals)
+                         rank_loss=rank_loss, status=status, multipliers=duals)
