@@ -48,12 +48,23 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
     network quantizes the state through the HAL. The dequantized phases, the switches and
     F_BB are then evaluated with rfctl.metrics on the design's channel.
 
+    Parameters
+    ----------
+    result : MmwaveResult
+        The continuous hybrid design (phases, switches, F_BB).
+    task : MmwaveTask
+        Its channel ``H`` (N × K), steering vectors ``A`` (N × T) and noise power σ², W.
+    bits : iterable of int
+        Phase-shifter widths to quantize to.
+
     Returns
     -------
     list of dict
-        One row per bit width: ``bits``, ``sum_rate``, ``rate_loss`` (bit/s/Hz),
-        ``min_gain_db``, ``gain_loss_db`` (the worst target's loss) and
-        ``max_phase_error_deg``; a first row with ``bits = None`` holds the continuous
+        One row per bit width, SI and linear only (dB and degrees are for the edge):
+        ``bits``, ``sum_rate``, ``rate_loss`` (bit/s/Hz), ``min_gain`` (the weakest
+        target's beam gain, a linear power gain), ``gain_loss_ratio`` (the worst
+        target's continuous-to-quantized gain ratio, linear, 1 = no loss) and
+        ``max_phase_error`` (rad); a first row with ``bits = None`` holds the continuous
         design.
     """
     state = result.state()
@@ -61,9 +72,8 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
     F0 = hybrid_precoder(state.phases, state.switch, state.f_bb)
     g0 = beam_gain(task.A, F0)
     r0 = sum_rate(sinr(task.H, F0, task.sigma2))
-    rows = [{"bits": None, "sum_rate": r0, "rate_loss": 0.0,
-             "min_gain_db": float(10 * np.log10(g0.min())), "gain_loss_db": 0.0,
-             "max_phase_error_deg": 0.0}]
+    rows = [{"bits": None, "sum_rate": r0, "rate_loss": 0.0, "min_gain": float(g0.min()),
+             "gain_loss_ratio": 1.0, "max_phase_error": 0.0}]
     for b in bits:
         prof = parse_config({"kind": "board", "name": f"study-{b}bit", "banks": [
             {"name": "phase", "kind": "phase", "count": N, "bits": b},
@@ -74,9 +84,8 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
         g = beam_gain(task.A, F)
         r = sum_rate(sinr(task.H, F, task.sigma2))
         rows.append({"bits": b, "sum_rate": r, "rate_loss": r0 - r,
-                     "min_gain_db": float(10 * np.log10(g.min())),
-                     "gain_loss_db": float(np.max(10 * np.log10(g0 / g))),
-                     "max_phase_error_deg": float(np.degrees(img.banks["phase"].max_error))})
+                     "min_gain": float(g.min()), "gain_loss_ratio": float(np.max(g0 / g)),
+                     "max_phase_error": float(img.banks["phase"].max_error)})
     return rows
 
 
@@ -248,7 +257,7 @@ def design_dma_for_board(task: DmaTask, board: BoardProfile | str, *,
         fin = realised_on_board(task, st0.replace(dma=tun, dma_b=B), prof)
     state = fin["state"].replace(record=DesignRecord(notes={
         "design": "rfctl.studies.design_dma_for_board", "board": prof.name,
-        "stop_reason": cont.stop_reason, "iterations": cont.iterations}))
+        "stop_reason": str(cont.stop_reason), "iterations": cont.iterations}))
     return BoardDesign(continuous=cont, state=state, report=fin["report"],
                        continuous_report=task.report(task.exact(cont.b, cont.B)),
                        codes=np.asarray(fin["codes"]), psi_range=psi,
