@@ -189,19 +189,16 @@ def _solve(p: DigitalProblem, backend: str, **flags: bool
     status = from_cvxpy(prob.status)
     ok = _ok(status)
     duals = None
-    if ok:  # multipliers in the order _solve_sdp adds the rows
-        cons = prob.constraints[len(Bm) + 1:]
-        lam = [float(np.real(np.sum(c.dual_value))) for c in cons]
-        duals, k = {}, 0
-        D, M = p.V.shape[1], p.H.shape[0]
-        if flags.get("pattern", True):
-            duals["beta"] = np.array(lam[k:k + 2 * D:2])
-            duals["beta_max"] = np.array(lam[k + 1:k + 2 * D:2])
-            k += 2 * D
-        if flags.get("sinr", True):
-            duals["sinr"] = np.array(lam[k:k + M])
-            k += M
-        duals["power"] = np.array(lam[k:k + 1])
+    if ok:  # multipliers in the order _solve_sdp adds the rows (after the PSD cones)
+        from rfctl.optimize.dma_clarabel import row_duals
+
+        rows = prob.constraints[len(Bm) + 1:]
+        if flags.get("pattern", True):  # (β_d, β_max) pairs to row_duals' (β_max, β_d)
+            D2 = 2 * p.V.shape[1]
+            rows = [rows[i ^ 1] for i in range(D2)] + rows[D2:]
+        lam = [float(np.real(np.sum(c.dual_value))) for c in rows]
+        duals = row_duals(np.array(lam), p.V.shape[1], p.H.shape[0],
+                          pattern=flags.get("pattern", True), sinr=flags.get("sinr", True))
     return (status, float(prob.value) if ok else float("nan"),
             [np.asarray(X.value) for X in Bm] if ok else [],
             np.asarray(Rs.value) if ok else None, duals)
