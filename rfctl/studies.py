@@ -102,8 +102,19 @@ def _lorentzian_bank(profile: BoardProfile) -> tuple[str, NDArray[np.complex128]
 
 
 def table_arc(table: NDArray[np.complex128]) -> tuple[float, float]:
-    """The ψ' span (rad; ψ' = 0 at resonance, see
-    :func:`rfctl.optimize.dma.susceptance_bounds`) of a Lorentzian table's entries."""
+    """The ψ' span of a Lorentzian table's entries.
+
+    Parameters
+    ----------
+    table : ndarray, shape (K,) complex
+        Responses q of the table.
+
+    Returns
+    -------
+    (float, float)
+        ψ'_min, ψ'_max, rad (ψ' = 0 at resonance, see
+        :func:`rfctl.optimize.dma.susceptance_bounds`).
+    """
     pp = np.angle(np.exp(1j * (np.angle(2 * np.asarray(table) + 1j) + np.pi / 2)))
     return float(pp.min()), float(pp.max())
 
@@ -129,12 +140,30 @@ def realised_on_board(task: DmaTask, state: ArrayState, board: BoardProfile | st
     lossy, loads of the codes). With ``reoptimise`` the digital beamformer is re-solved
     for those loads (the SDR of P2); otherwise the state's B is kept.
 
+    Parameters
+    ----------
+    task : DmaTask
+    state : ArrayState
+        With ``dma`` (tunings) and ``dma_b`` (B, shape (N, M + N_s)).
+    board : BoardProfile or str
+        A board with one Lorentzian bank.
+    reoptimise : bool
+        Re-solve B for the realised loads (an infeasible SDR is reported in
+        ``report["reoptimise_error"]`` and the kept B's report is used).
+
     Returns
     -------
     dict
         ``report`` (:meth:`DmaTask.report` of the realised design), ``kept`` (the report
         with the state's B), ``state`` (the realised ArrayState: codes' tunings and the
-        B used), ``codes``, ``max_q_error`` and ``out_of_range``.
+        B used), ``codes`` (shape (L,) int), ``max_q_error`` (largest distance |Δq| of
+        an element's response q to its table entry, dimensionless) and
+        ``out_of_range`` (elements outside the table's arc).
+
+    Raises
+    ------
+    ConfigError
+        ``board`` is a scenario, or has no (or several) Lorentzian banks.
     """
     prof = _board(board)
     name, _ = _lorentzian_bank(prof)
@@ -240,6 +269,29 @@ def design_dma_for_board(task: DmaTask, board: BoardProfile | str, *,
 
     The returned state is exactly the checked design: re-checking it with
     :func:`check_dma_state` on the same board gives the same report.
+
+    Parameters
+    ----------
+    task : DmaTask
+    board : BoardProfile or str
+        The board (or its built-in name / TOML path); it needs one Lorentzian bank.
+    rng : numpy.random.Generator
+        Draws the alternation's starting tunings.
+    code_search : bool
+        Run the greedy code search when the nearest codes fail a constraint.
+    **design_kw
+        Passed to :func:`rfctl.optimize.dma.design_dma`.
+
+    Returns
+    -------
+    BoardDesign
+
+    Raises
+    ------
+    ConfigError
+        ``board`` is a scenario, or has no (or several) Lorentzian banks.
+    InfeasibleError
+        The SDR is infeasible at every start, or for the codes found.
     """
     prof = _board(board)
     _, table = _lorentzian_bank(prof)

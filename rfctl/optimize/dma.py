@@ -57,7 +57,7 @@ from numpy.typing import NDArray
 
 from rfctl.admittance import DmaModel
 from rfctl.errors import ConfigError, InfeasibleError
-from rfctl.optimize.dma_digital import DigitalProblem, feasible_b, solve_digital
+from rfctl.optimize.dma_digital import DigitalProblem, feasible_b, meets_bounds, solve_digital
 from rfctl.outcome import Outcome, SolverStatus, StopReason, from_clarabel, from_cvxpy, solved
 
 __all__ = [
@@ -154,14 +154,36 @@ class DmaTask:
                               self.p_max, int(self.n_sensing))
 
     def exact(self, b: NDArray, B: NDArray, *, loads: NDArray | None = None) -> dict:
-        """Objective and constraint values of (b, B), exactly (or of complete ``loads``)."""
+        """Objective and constraint values of (b, B) with the exact model.
+
+        Parameters
+        ----------
+        b : ndarray, shape (L,), or None
+            Im Y_s per element, S (ignored when ``loads`` is given).
+        B : ndarray, shape (N, M + N_s)
+            Digital beamformer (unit-power symbols).
+        loads : ndarray, shape (L,) complex, optional
+            Complete element loads Y_s, S (e.g. a quantized, lossy tuning).
+
+        Returns
+        -------
+        dict
+            ``objective`` (mean P_d), ``beampattern`` (P_d, shape (D,)), ``sinr``
+            (linear, shape (M,)) and ``power`` (P_t, W).
+        """
         p = self.problem(b, loads=loads)
         bp = p.beampattern(B)
         return {"objective": float(np.mean(bp)), "beampattern": bp, "sinr": p.sinr(B),
                 "power": p.power(B)}
 
     def record(self):
-        """The task as a :class:`rfctl.state.DmaTaskRecord` (targets resolved)."""
+        """The task as a :class:`rfctl.state.DmaTaskRecord` (targets resolved).
+
+        Raises
+        ------
+        ConfigError
+            Γ, β or β_max is still unset (call :meth:`problem` or design first).
+        """
         from rfctl.state import DmaTaskRecord
 
         if self.gamma is None or self.beta is None or self.beta_max is None:
@@ -178,7 +200,13 @@ class DmaTask:
 
     @classmethod
     def from_record(cls, rec) -> DmaTask:
-        """The task a :class:`rfctl.state.DmaTaskRecord` describes (model rebuilt)."""
+        """The task a :class:`rfctl.state.DmaTaskRecord` describes (model rebuilt).
+
+        Raises
+        ------
+        pydantic.ValidationError
+            The record's DMA spec is not a valid :class:`rfctl.config.DmaSpec`.
+        """
         from rfctl.config import DmaSpec
 
         model = DmaModel.from_spec(DmaSpec.model_validate(rec.spec), origin=rec.origin)
@@ -226,10 +254,20 @@ class DmaTask:
                 "violations": viol}
 
     def feasible(self, ex: dict, tol: float = 1e-6) -> bool:
-        return bool(np.all(ex["sinr"] >= self.gamma * (1 - tol))
-                    and np.all(ex["beampattern"] >= self.beta * (1 - tol))
-                    and np.all(ex["beampattern"] <= self.beta_max * (1 + tol))
-                    and ex["power"] <= self.p_max * (1 + tol))
+        """Every constraint of P1 holds for exact values ``ex`` (from :meth:`exact`).
+
+        Parameters
+        ----------
+        ex : dict
+            ``sinr`` (M,), ``beampattern`` (D,) and ``power`` (W).
+        tol : float
+            Relative tolerance on every bound.
+
+        Returns
+        -------
+        bool
+        """
+        return meets_bounds(self, ex["sinr"], ex["beampattern"], ex["power"], tol)
 
 
 # --------------------------------------------------------------------------- analog
@@ -614,7 +652,19 @@ def _shrink(radius: float, cap: float) -> tuple[float, StopReason | None]:
 
 
 def tuning_state(task: DmaTask, design: DmaDesign):
-    """The design's element tunings, B and task as an ArrayState for the HAL."""
+    """The design's element tunings, B and task as an ArrayState for the HAL.
+
+    Returns
+    -------
+    rfctl.state.ArrayState
+        ``dma`` (tunings b, S, with R0 and the self admittances), ``dma_b`` (B, shape
+        (N, M + N_s)) and ``dma_task`` (:meth:`DmaTask.record`).
+
+    Raises
+    ------
+    ConfigError
+        The task's targets are unset (see :meth:`DmaTask.record`).
+    """
     from rfctl.state import ArrayState, DmaTuning
 
     m = task.model
@@ -741,9 +791,19 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
 
 
 def describe_violations(report: dict) -> str:
-    """One line naming every failed constraint and by how much (``"all constraints met"``
-    otherwise), e.g. ``"SINR user 2 >= Gamma: 0.13 of the bound; P_t <= P_max: 1.43 W
-    vs 1 W (+43 %)"``."""
+    """One line naming every failed constraint and by how much.
+
+    Parameters
+    ----------
+    report : dict
+        :meth:`DmaTask.report` (its ``violations``).
+
+    Returns
+    -------
+    str
+        ``"all constraints met"``, or e.g. ``"SINR user 2 >= Gamma: 0.13 of the bound;
+        P_t <= P_max: 1.43 W vs 1 W (+43.00 %)"`` (linear ratios; dB is for the edge).
+    """
     if not report["violations"]:
         return "all constraints met"
     parts = []

@@ -34,8 +34,8 @@ from numpy.typing import NDArray
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.outcome import SolverStatus, from_cvxpy, log_fallback, solved
 
-__all__ = ["DigitalProblem", "DigitalResult", "feasible_b", "infeasibility", "solve_digital",
-           "tightened"]
+__all__ = ["DigitalProblem", "DigitalResult", "feasible_b", "infeasibility", "meets_bounds",
+           "solve_digital", "tightened"]
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +76,19 @@ class DigitalProblem:
 
     # ---------------------------------------------------------------- metrics of a B
     def beampattern(self, B: NDArray) -> NDArray[np.float64]:
+        """P_d = Σ_m |v_dᴴ b_m|² for B (N × (M + N_s)): shape (D,), in the units of β."""
         return np.sum(np.abs(self.V.conj().T @ B) ** 2, axis=1)
 
     def sinr(self, B: NDArray) -> NDArray[np.float64]:
-        """SINR of every user; the interference comes from every other column of B,
-        sensing streams included (seed eq. 1)."""
+        """SINR of every user for B (N × (M + N_s)), linear, shape (M,); the interference
+        comes from every other column of B, sensing streams included (seed eq. 1)."""
         M = self.H.shape[0]
         G = np.abs(self.H @ B) ** 2  # (M, M + N_s)
         sig = G[np.arange(M), np.arange(M)]
         return sig / (G.sum(1) - sig + self.sigma2)
 
     def power(self, B: NDArray) -> float:
+        """Transmit power P_t = tr(A_P B Bᴴ) for B (N × (M + N_s)), W."""
         return float(np.real(np.trace(self.A_P @ B @ B.conj().T)))
 
 
@@ -225,11 +227,38 @@ def infeasibility(p: DigitalProblem) -> float:
     return value if _ok(status) else float("inf")
 
 
+def meets_bounds(bounds: object, sinr: NDArray, beampattern: NDArray, power: float,
+                 tol: float = 1e-6) -> bool:
+    """Every constraint of P1 for given metric values: SINR ≥ Γ, β ≤ P_d ≤ β_max and
+    P_t ≤ P_max, each within the relative ``tol``.
+
+    Parameters
+    ----------
+    bounds : DigitalProblem or rfctl.optimize.dma.DmaTask
+        Anything with ``gamma`` (M,), ``beta`` (D,), ``beta_max`` and ``p_max`` (W).
+    sinr : ndarray, shape (M,)
+        Linear SINRs.
+    beampattern : ndarray, shape (D,)
+        P_d, in the units of β.
+    power : float
+        P_t, W.
+    tol : float
+        Relative tolerance.
+
+    Returns
+    -------
+    bool
+    """
+    return bool(np.all(sinr >= bounds.gamma * (1 - tol))
+                and np.all(beampattern >= bounds.beta * (1 - tol))
+                and np.all(beampattern <= bounds.beta_max * (1 + tol))
+                and power <= bounds.p_max * (1 + tol))
+
+
 def feasible_b(p: DigitalProblem, B: NDArray, tol: float = 1e-6) -> bool:
-    """Every constraint of P1 holds for B (relative tolerance ``tol``, exact metrics)."""
-    bp = p.beampattern(B)
-    return bool(np.all(p.sinr(B) >= p.gamma * (1 - tol)) and np.all(bp >= p.beta * (1 - tol))
-                and np.all(bp <= p.beta_max * (1 + tol)) and p.power(B) <= p.p_max * (1 + tol))
+    """Every constraint of P1 holds for B (N × (M + N_s)) with the model's exact metrics,
+    within the relative ``tol`` (:func:`meets_bounds`)."""
+    return meets_bounds(p, p.sinr(B), p.beampattern(B), p.power(B), tol)
 
 
 def tightened(p: DigitalProblem, margin: float) -> DigitalProblem:
