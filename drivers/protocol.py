@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from rfctl.errors import DeviceError
+
 __all__ = [
     "BAD_FRAME_SEQ",
     "IDENT_CHUNK",
@@ -77,8 +79,8 @@ class Nak(IntEnum):
     NO_SESSION = 8
 
 
-class FrameError(ValueError):
-    """Bytes that are not a valid frame (COBS, length or CRC)."""
+class FrameError(DeviceError, ValueError):
+    """Bytes that are not a valid frame (COBS, length or CRC): damage on the link."""
 
 
 def crc16_ccitt_false(data: bytes) -> int:

@@ -17,6 +17,7 @@ __all__ = [
     "HardwareConstraintError",
     "InfeasibleError",
     "NakError",
+    "OutputError",
     "ProgramError",
     "RfctlError",
 ]
@@ -171,3 +172,22 @@ class ProgramError(DeviceError):
         super().__init__(f"{message} ({detail})")
         self.holds = dict(holds)
         self.cause = cause
+
+
+class OutputError(RfctlError):
+    """An output file cannot be written (a directory, a missing parent, no permission).
+
+    Parameters
+    ----------
+    message : str
+        Full message, naming the path.
+    path : str, optional
+        The path that could not be written.
+    reason : str, optional
+        Why.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.reason = reason

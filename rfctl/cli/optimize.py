@@ -13,6 +13,7 @@ from rfctl.config import Scenario, load_config
 from rfctl.errors import RfctlError
 from rfctl.state import DesignRecord
 
+from .argtypes import check_output_file, int_at_least
 from .common import db, deg
 
 
@@ -92,6 +93,7 @@ def cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
     scenario = load_config(args.scenario)
     if not isinstance(scenario, Scenario):
         raise RfctlError(f"{args.scenario}: is a board profile; --scenario needs a scenario")
+    check_output_file(args.out, "--out")
     if args.problem == "dma":
         from .dma import optimize_dma
 
@@ -113,9 +115,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "beamforming (ADMM); dual-band: sub6g, then mmwave with P_t − P_s; "
                     "dma: DMA digital SDR + analog tuning, alternated")
     op.add_argument("--scenario", required=True, help="scenario (name or TOML file)")
-    op.add_argument("--realisation", type=int, default=0, help="channel realisation index")
+    op.add_argument("--realisation", type=int_at_least(0, 10**9), default=0,
+                    help="channel realisation index")
     op.add_argument("--init", choices=["abas", "random", "fixed"], default="abas")
-    op.add_argument("--seed", type=int, default=0, help="seed for --init random")
+    op.add_argument("--seed", type=int_at_least(0), default=0, help="seed for --init random")
     op.add_argument("--structure", choices=["RHB", "DHB", "PCHB"], default="RHB",
                     help="mmWave hybrid structure")
     op.add_argument("--board", help="dma: design for this board's Lorentzian codes "

@@ -9,6 +9,7 @@ from typing import TextIO
 
 from rfctl.hal.discovery import open_sim
 
+from .argtypes import finite_float, int_at_least, probability
 from .common import board_profile
 
 
@@ -65,24 +66,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = sb.add_mutually_exclusive_group()
     g.add_argument("--listen", help="socket://HOST:PORT (default socket://127.0.0.1:0)")
     g.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
-    sb.add_argument("--baud", type=int, default=0, help="simulated line rate (0: unpaced)")
-    sb.add_argument("--drop", type=float, default=0.0, help="byte drop probability")
-    sb.add_argument("--corrupt", type=float, default=0.0, help="byte corruption probability")
-    sb.add_argument("--busy", type=float, default=0.0, help="BUSY NAK probability")
-    sb.add_argument("--latch-fail", type=float, default=0.0,
+    sb.add_argument("--baud", type=int_at_least(0, 100_000_000), default=0,
+                    help="simulated line rate (0: unpaced)")
+    sb.add_argument("--drop", type=probability, default=0.0, help="byte drop probability")
+    sb.add_argument("--corrupt", type=probability, default=0.0, help="byte corruption probability")
+    sb.add_argument("--busy", type=probability, default=0.0, help="BUSY NAK probability")
+    sb.add_argument("--latch-fail", type=probability, default=0.0,
                     help="probability that a latch does not take")
-    sb.add_argument("--reset-mid-transfer", type=float, default=0.0,
+    sb.add_argument("--reset-mid-transfer", type=probability, default=0.0,
                     help="probability of a reboot on a write")
-    sb.add_argument("--power-cycle", type=float, default=0.0,
+    sb.add_argument("--power-cycle", type=probability, default=0.0,
                     help="probability of a silent power cycle per request")
-    sb.add_argument("--delay", type=float, default=0.0, help="extra reply delay, s")
+    sb.add_argument("--delay", type=finite_float(0.0, 60.0), default=0.0,
+                    help="extra reply delay, s")
     sb.add_argument("--silent", action="store_true", help="never reply")
-    sb.add_argument("--seed", type=int, default=0, help="fault generator seed")
+    sb.add_argument("--seed", type=int_at_least(0), default=0, help="fault generator seed")
     sb.add_argument("--nvm", metavar="FILE",
                     help="keep the board's non-volatile memory (active image, beam slots, "
                     "boot counter) in FILE, written atomically; without it the memory is "
                     "lost on exit")
-    sb.add_argument("--lease", type=float, default=2.0,
+    sb.add_argument("--lease", type=finite_float(0.01, 3600.0), default=2.0,
                     help="seconds without traffic after which another host may take over "
                     "a session that did not say goodbye (default 2)")
     sb.set_defaults(func=cmd_sim_board)
@@ -90,12 +93,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     sbn = sub.add_parser("sim-bench", help="serve a simulated board and its measurement "
                          "bench (power meter, spectrum analyzer, VNA, positioner)")
     sbn.add_argument("--board", default="sim-lab-8x8")
-    sbn.add_argument("--rows", type=int, default=8)
-    sbn.add_argument("--cols", type=int, default=8)
-    sbn.add_argument("--baud", type=int, default=921600)
-    sbn.add_argument("--seed", type=int, default=0, help="seed of the hidden phase offsets")
-    sbn.add_argument("--noise", type=float, default=0.05,
+    sbn.add_argument("--rows", type=int_at_least(1, 256), default=8)
+    sbn.add_argument("--cols", type=int_at_least(1, 256), default=8)
+    sbn.add_argument("--baud", type=int_at_least(1, 100_000_000), default=921600)
+    sbn.add_argument("--seed", type=int_at_least(0), default=0,
+                     help="seed of the hidden phase offsets")
+    sbn.add_argument("--noise", type=finite_float(0.0, 1e3), default=0.05,
                      help="receiver noise σ in units of one element's field")
-    sbn.add_argument("--probe-theta", type=float, default=0.0)
-    sbn.add_argument("--probe-phi", type=float, default=0.0)
+    sbn.add_argument("--probe-theta", type=finite_float(-1.0, 1.0), default=0.0)
+    sbn.add_argument("--probe-phi", type=finite_float(-1.0, 1.0), default=0.0)
     sbn.set_defaults(func=cmd_sim_bench)
