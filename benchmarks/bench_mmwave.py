@@ -22,13 +22,11 @@ Run: ``python benchmarks/bench_mmwave.py [cold|ablation|track|reference|all]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import time
 import warnings
 
 import numpy as np
+from _bench import machine, timed
 
 import rfctl.optimize.mmwave as mm
 from rfctl.config import parse_config
@@ -58,19 +56,6 @@ def region_cv(F, size: int = 14, n: int = 41) -> float:
     return float(np.std(G) / np.mean(G))
 
 
-CPU: list[float] = []
-
-
-def timed(fn, *args, **kw):
-    """Wall time and result; the process CPU time of the call is appended to CPU (less
-    sensitive to other jobs on a shared machine)."""
-    c0, t0 = time.process_time(), time.perf_counter()
-    r = fn(*args, **kw)
-    t = time.perf_counter() - t0
-    CPU.append(time.process_time() - c0)
-    return t, r
-
-
 def cold(n: int) -> None:
     med = statistics.median
     rates = {s: [] for s in STRUCTS}
@@ -80,20 +65,20 @@ def cold(n: int) -> None:
     c_rhb: list[float] = []
     for seed in range(2000, 2000 + n):
         task = mm.task_from_scenario(scenario(14, 4, seed))
-        tf, fd = timed(mm.fully_digital, task)
-        tr, rhb = timed(mm.admm_hybrid, task, "RHB")
-        c_rhb.append(CPU[-1])
+        tf, _, fd = timed(mm.fully_digital, task)
+        tr, cr, rhb = timed(mm.admm_hybrid, task, "RHB")
+        c_rhb.append(cr)
         d = {"FD": fd, "FCHB": mm.fully_connected(task, fd=fd), "RHB": rhb,
              "DHB": mm.admm_hybrid(task, "DHB"), "PCHB": mm.admm_hybrid(task, "PCHB")}
         t_rhb.append(tr)
         t_fd.append(tf)
-        fd_it.append(fd.iterations)
-        fd_conv += fd.stop_reason == "converged"
+        fd_it.append(fd.outcome.iterations)
+        fd_conv += fd.outcome.converged
         for s, r in d.items():
             rates[s].append(r.sum_rate)
             feas[s] += r.feasible
             cv[s].append(region_cv(r.F))
-            worst[s] = min(worst[s], r.residuals["gain"])
+            worst[s] = min(worst[s], r.outcome.residuals["gain_margin_rel"])
     R = {s: np.array(v) for s, v in rates.items()}
     print(f"cold, seeds 2000..{2000 + n - 1} (n = {n}): structure, mean sum-rate, "
           "ratio to FD, feasible, worst gain margin, mean region CV")
@@ -141,12 +126,12 @@ def ablation(n: int) -> None:
     print(f"ablation on the tuning draws 1000..{999 + n}: variant | RHB mean | RHB/FD | "
           f"RHB > DHB(default) | feasible | median ms | mean ADMM iterations")
     for name, kw in VARIANTS.items():
-        out = [timed(mm.admm_hybrid, t, "RHB", **kw) for t in tasks]
+        out = [timed(mm.admm_hybrid, t, "RHB", **kw)[::2] for t in tasks]  # (wall, result)
         r = np.array([o[1].sum_rate for o in out])
         print(f"  {name} | {r.mean():.2f} | {r.mean() / fd.mean():.3f} | "
               f"{np.mean(r > dhb):.0%} | {sum(o[1].feasible for o in out)}/{n} | "
               f"{med([o[0] for o in out]) * 1e3:.0f} | "
-              f"{np.mean([o[1].iterations for o in out]):.1f}")
+              f"{np.mean([o[1].outcome.iterations for o in out]):.1f}")
 
 
 def track(steps: int) -> None:
@@ -161,15 +146,15 @@ def track(steps: int) -> None:
         H = 0.99 * H + np.sqrt(1 - 0.99 ** 2) * mm.task_from_scenario(
             scenario(14, 4, 3000 + k)).H
         task = mm.MmwaveTask(H, base.A, base.upsilon, base.power, base.sigma2, base.n_rf)
-        t, r = timed(mm.track, prev, task)
-        c_tr.append(CPU[-1])
-        tc, c = timed(mm.admm_hybrid, task)
-        c_cold.append(CPU[-1])
+        t, ct, r = timed(mm.track, prev, task)
+        c_tr.append(ct)
+        tc, cc, c = timed(mm.admm_hybrid, task)
+        c_cold.append(cc)
         t_tr.append(t)
         t_cold.append(tc)
         ratio.append(r.sum_rate / c.sum_rate)
         feas += r.feasible
-        n_full += r.stop_reason.startswith("tracked (ADMM)")
+        n_full += r.update == "tracked-admm"
         prev = r
     q = np.array(ratio)
     print(f"tracking, Gauss–Markov ρ = 0.99, {steps} steps: update median "
@@ -183,11 +168,11 @@ def track(steps: int) -> None:
 def reference() -> None:
     warnings.filterwarnings("ignore", message="Solution may be inaccurate")
     task = mm.task_from_scenario(scenario(14, 4, 2000))
-    tf, rf = timed(mm.admm_hybrid, task, "RHB")
+    tf, _, rf = timed(mm.admm_hybrid, task, "RHB")
     fast_step = mm.fm_step_fast
     try:
         mm.fm_step_fast = lambda p, **_: (fm_step_cvxpy(p), {"feasible": True})
-        tr, rr = timed(mm.admm_hybrid, task, "RHB")
+        tr, _, rr = timed(mm.admm_hybrid, task, "RHB")
     finally:
         mm.fm_step_fast = fast_step
     print(f"reference (every F_m / baseband subproblem in cvxpy, seed 2000): {tr:.1f} s vs "
@@ -203,8 +188,7 @@ def main() -> None:
     ap.add_argument("--realisations", type=int, default=20)
     ap.add_argument("--steps", type=int, default=100)
     a = ap.parse_args()
-    print(f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} cores "
-          "(machine shared with other jobs)")
+    print(machine())
     if a.what in ("cold", "all"):
         cold(a.realisations)
     if a.what in ("ablation", "all"):

@@ -21,13 +21,11 @@ for Remark 5, the ABAS rounding and the Fig. 12 starts on 20 realisations.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import time
 import warnings
 
 import numpy as np
+from _bench import machine, timed
 
 from rfctl.config import load_config
 from rfctl.optimize.sub6g import abas, fs_jbas, task_from_scenario
@@ -35,10 +33,8 @@ from rfctl.optimize.sub6g import abas, fs_jbas, task_from_scenario
 
 def run(sc, r: int, **kw) -> tuple[float, object]:
     solver = kw.pop("solver", "clarabel")
-    task = task_from_scenario(sc, r, solver=solver)
-    t0 = time.perf_counter()
-    res = fs_jbas(task, **kw)
-    return time.perf_counter() - t0, res
+    wall, _, res = timed(fs_jbas, task_from_scenario(sc, r, solver=solver), **kw)
+    return wall, res
 
 
 def main() -> None:
@@ -48,8 +44,7 @@ def main() -> None:
     ap.add_argument("--reference", type=int, default=2)
     a = ap.parse_args()
     sc = load_config("dbraa-14x14")
-    print(f"Python {platform.python_version()}, numpy {np.__version__}, "
-          f"{os.cpu_count()} cores; scenario {sc.name}: 14x14, N_s = 4, K_s = 4, "
+    print(f"{machine()}; scenario {sc.name}: 14x14, N_s = 4, K_s = 4, "
           f"T_s = 2, Γ = Υ = 10")
     fast, res = [], []
     for r in range(a.realisations):

@@ -8,9 +8,10 @@ import importlib
 import inspect
 import pkgutil
 
-import rfctl
 import rfctl.drivers
 import rfctl.sims
+
+import rfctl
 from rfctl.errors import RfctlError
 
 

@@ -39,10 +39,12 @@ def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
     print(f"  antennas (row, col): {', '.join(str(p) for p in res.positions)}", file=out)
     print(f"  SINR (dB): {np.round(db(res.sinr), 2).tolist()}; sensing gains (dB): "
           f"{np.round(db(res.gains), 2).tolist()}", file=out)
-    print(f"  {len(res.trace) - 1} iterations, stop: {res.stop_reason}; {res.n_exact} "
-          f"selections solved, {res.n_pruned} pruned; {res.elapsed_s:.2f} s", file=out)
-    print(_feasibility(res.feasible, {"SINR": res.residuals["sinr"],
-                                      "gain": res.residuals["gain"]}), file=out)
+    print(f"  {res.outcome.iterations} iterations, stop: {res.outcome.stop_reason}; "
+          f"{res.n_exact} selections solved, {res.n_pruned} pruned; {res.elapsed_s:.2f} s",
+          file=out)
+    margins = res.outcome.residuals
+    print(_feasibility(res.feasible, {"SINR": margins["sinr_margin_rel"],
+                                      "gain": margins["gain_margin_rel"]}), file=out)
     return res.state()
 
 
@@ -77,12 +79,15 @@ def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
     print(f"mmWave {args.structure}: sum-rate {mm.sum_rate:.3f} bit/s/Hz; SINR (dB) "
           f"{np.round(db(mm.sinr), 2).tolist()}; min sensing gain "
           f"{db(mm.gains.min()):.2f} dB (Υ {db(task.upsilon.min()):.2f} dB); "
-          f"hybrid residual {mm.residuals['hybrid']:.2e}"
+          f"hybrid residual {mm.outcome.residuals['hybrid_residual_rel']:.2e}"
           + ("; F_BB scaled down to P_m" if mm.scaled else ""), file=out)
-    print(f"  {mm.iterations} iterations, stop: {mm.stop_reason}; "
+    bb = "" if mm.baseband is None else (
+        f"; final F_BB step: {mm.baseband.stop_reason} after {mm.baseband.iterations}")
+    print(f"  {mm.outcome.iterations} ADMM iterations, stop: {mm.outcome.stop_reason}{bb}; "
           f"{mm.elapsed_s * 1e3:.0f} ms", file=out)
-    print(_feasibility(mm.feasible, {"gain": mm.residuals["gain"],
-                                     "power": -mm.residuals["power"]}), file=out)
+    print(_feasibility(mm.feasible, {"gain": mm.outcome.residuals["gain_margin_rel"],
+                                     "power": -mm.outcome.residuals["power_margin_rel"]}),
+          file=out)
     print("after quantization of the phase shifters:", file=out)
     _print_bits_table(phase_bits_study(mm, task), out)
     return state

@@ -45,8 +45,8 @@ Fig. 7 setting (tuning draws 1000–1009; the table is in BENCHMARKS.md):
   the sum-rate by < 0.5 %; ρ₀ = 0.1 costs 2 %).
 - **FD**: the F_m step needs a proximal weight c > 0; FD uses c = 10⁻⁶ towards the
   previous iterate (a proximal-point step with the same fixed points). FD stops when
-  the sum-rate changes by at most 10⁻⁶ (relative) in one iteration ("converged"), or
-  after 2000 iterations ("max_iter").
+  the sum-rate changes by at most 10⁻⁶ (relative) in one iteration (stop reason
+  CONVERGED), or after 2000 iterations (ITERATION_CAP).
 - **Stopping**: I_M = 300, ε = 3·10⁻⁵ P_m (‖ΔF_RF F_BB‖² per iteration; 10⁻⁵ takes 28 % more
   iterations for the same sum-rate, 10⁻⁴ loses 0.7 % and leaves the final step more to do).
 - **Final feasibility step** (:func:`refine_baseband`): WMMSE–SCA on F_BB with the analog
@@ -64,18 +64,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rfctl.channels import check_channel, dbraa_channels
+from rfctl.channels import check_channel
 from rfctl.config import Scenario
 from rfctl.errors import ConfigError, InfeasibleError
-from rfctl.geometry import upa_steering
 from rfctl.metrics import beam_gain, sinr, sum_rate
+from rfctl.optimize.dbraa_scenario import band_problem, check_parseval
 from rfctl.optimize.mmwave_fm import FmProblem, fm_step_fast
+from rfctl.outcome import Outcome, SolverStatus, StopReason
 from rfctl.state import ArrayState, DesignRecord
 
 __all__ = [
@@ -135,13 +136,7 @@ class MmwaveTask:
         if self.power <= 0 or self.sigma2 <= 0:
             raise ConfigError("power and noise must be positive", field="mmwave.power",
                               reason="not positive")
-        bound = self.power * N
-        bad = np.flatnonzero(self.upsilon > bound)
-        if bad.size:
-            t = int(bad[0])
-            raise InfeasibleError(
-                f"sensing threshold Υ_{t} = {self.upsilon[t]:.4g} exceeds the Parseval bound "
-                f"P_m N_m = {bound:.4g}", bound="Parseval sensing gain", value=bound)
+        check_parseval(self.upsilon, self.power, N, "P_m N_m")
 
 
 @dataclass
@@ -164,20 +159,29 @@ class MmwaveResult:
         bit/s/Hz, from rfctl.metrics.
     sinr, gains : ndarray
         Per-user SINR and per-target sensing gain of ``F``.
-    residuals : dict
-        ``hybrid`` = ‖F_m − F_RF F_BB‖_F / ‖F_m‖_F, ``gain`` = min_t(G_t/Υ_t) − 1 and
-        ``power`` = ‖F‖²/P_m − 1; ADMM designs also ``rate_to_fd`` (sum-rate over that of
-        the fully digital start), used by :func:`track`.
+    outcome : Outcome
+        How the design's main iteration ended: FD the WMMSE–SCA loop (CONVERGED when
+        the sum-rate change test fired, ITERATION_CAP, INFEASIBLE); ADMM designs the
+        ADMM loop (CONVERGED when ‖ΔF_RF F_BB‖² ≤ ε P_m fired, else ITERATION_CAP; with
+        no ADMM iteration, as in a cheap :func:`track` update, the final step's);
+        FCHB the final step's. ``status`` is that of the last F_m (or F_BB)
+        subproblem. ``residuals`` (dimensionless): ``gain_margin_rel`` =
+        min_t(G_t/Υ_t) − 1, ``power_margin_rel`` = ‖F‖²/P_m − 1; hybrid designs also
+        ``hybrid_residual_rel`` = ‖F_m − F_RF F_BB‖_F / ‖F_m‖_F; ADMM designs also
+        ``rate_to_fd_ratio`` (sum-rate over that of the fully digital start) and, after
+        :func:`track`, ``rate_to_fd_ref_ratio`` (that ratio at the last full update).
+    baseband : Outcome or None
+        Outcome of the final feasibility step (:func:`refine_baseband`), if it ran.
+    update : str
+        "cold" (designed from scratch), or for :func:`track` "tracked-baseband" (the
+        cheap update) or "tracked-admm" (the full update).
     scaled : bool
         True if F_BB was scaled down to meet P_m.
     feasible : bool
         True if the returned ``F`` meets every sensing gain and the power budget to
-        :data:`FEAS_TOL` (relative); ``residuals["gain"]`` and ``residuals["power"]`` are
-        the margins either way.
+        :data:`FEAS_TOL` (relative); ``outcome.residuals`` hold the margins either way.
     trace : list of float
         Sum-rate of F_RF F_BB (or F) after each iteration.
-    stop_reason : str
-    iterations : int
     elapsed_s : float
     F_digital : ndarray, shape (N_m, K_m) or None
         ADMM: the fully digital start F_m the ADMM began from (the warm start of
@@ -196,12 +200,12 @@ class MmwaveResult:
     sum_rate: float
     sinr: NDArray[np.float64]
     gains: NDArray[np.float64]
-    residuals: dict[str, float]
+    outcome: Outcome
+    baseband: Outcome | None = None
+    update: str = "cold"
     scaled: bool = False
     feasible: bool = True
     trace: list[float] = field(default_factory=list)
-    stop_reason: str = ""
-    iterations: int = 0
     elapsed_s: float = 0.0
     record: DesignRecord | None = None
     F_digital: NDArray[np.complex128] | None = None
@@ -227,18 +231,20 @@ def _wmmse(H: NDArray, F: NDArray, sigma2: float) -> tuple[NDArray, NDArray]:
     return u, 1.0 / np.maximum(e, 1e-300)
 
 
-def _evaluate(task: MmwaveTask, structure: str, F: NDArray, **kw) -> MmwaveResult:
+def _evaluate(task: MmwaveTask, structure: str, F: NDArray, outcome: Outcome,
+              **kw) -> MmwaveResult:
+    """The result for precoder F; the margins are added to ``outcome.residuals``."""
     s = sinr(task.H, F, task.sigma2)
     g = beam_gain(task.A, F) if task.A.shape[1] else np.zeros(0)
-    res = {"gain": float(np.min(g / task.upsilon) - 1) if g.size else 0.0,
-           "power": float(np.vdot(F, F).real / task.power - 1)}
-    res.update(kw.pop("residuals", {}))
-    feasible = res["gain"] >= -FEAS_TOL and res["power"] <= FEAS_TOL
+    res = outcome.residuals
+    res["gain_margin_rel"] = float(np.min(g / task.upsilon) - 1) if g.size else 0.0
+    res["power_margin_rel"] = float(np.vdot(F, F).real / task.power - 1)
+    feasible = res["gain_margin_rel"] >= -FEAS_TOL and res["power_margin_rel"] <= FEAS_TOL
     if not feasible:
         log.warning("%s design misses its constraints: gain margin %+.3g, power margin %+.3g",
-                    structure, res["gain"], res["power"])
+                    structure, res["gain_margin_rel"], res["power_margin_rel"])
     return MmwaveResult(structure=structure, F=F, sum_rate=sum_rate(s), sinr=s, gains=g,
-                        residuals=res, feasible=feasible, **kw)
+                        outcome=outcome, feasible=feasible, **kw)
 
 
 def initial_precoder(task: MmwaveTask) -> NDArray[np.complex128]:
@@ -387,17 +393,16 @@ class SolveInfo:
     ----------
     trace : list of float
         Sum-rate after each iteration (bit/s/Hz), the start first.
-    stop_reason : str
-        ``"converged"`` (relative sum-rate change ≤ tol), ``"max_iter"`` or
-        ``"infeasible"`` (no point meeting the sensing gains within P was found).
-    iterations : int
+    outcome : Outcome
+        ``stop_reason`` CONVERGED (relative sum-rate change ≤ tol with every gain met),
+        ITERATION_CAP or INFEASIBLE (no point meeting the sensing gains within P was
+        found); ``status`` OPTIMAL, or INFEASIBLE when the last F subproblem was.
     restored : bool
         True if some iteration had to ask for less than the full sensing targets.
     """
 
     trace: list[float]
-    stop_reason: str
-    iterations: int
+    outcome: Outcome
     restored: bool = False
 
 
@@ -437,8 +442,8 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
     -------
     F : ndarray, shape (n, K)
     info : SolveInfo
-        ``stop_reason`` is ``"converged"``, ``"max_iter"`` or ``"infeasible"`` (the
-        gains were still short at the end, or no step was possible).
+        ``outcome.stop_reason`` is CONVERGED, ITERATION_CAP or INFEASIBLE (the gains
+        were still short at the end, or no step was possible).
     """
     F = F0
     pw = float(np.vdot(F, F).real)
@@ -447,7 +452,8 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
     trace: list[float] = [sum_rate(sinr(H, F, sigma2))]
     hint: dict = {}
     it = 0
-    reason = "max_iter"
+    reason = StopReason.ITERATION_CAP
+    status = SolverStatus.OPTIMAL
     restored = False
     while it < max_iter:
         it += 1
@@ -465,17 +471,17 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
             step /= 2
             restored = True
         if not info["feasible"]:
-            reason = "infeasible"
+            reason, status = StopReason.INFEASIBLE, SolverStatus.INFEASIBLE
             break
         hint = info
         F = Fn
         trace.append(sum_rate(sinr(H, F, sigma2)))
         if step == 1.0 and abs(trace[-1] - trace[-2]) <= tol * max(1.0, abs(trace[-1])):
-            reason = "converged"
+            reason = StopReason.CONVERGED
             break
-    if reason != "infeasible" and np.any(beam_gain(A, F) < upsilon * (1 - FEAS_TOL)):
-        reason = "infeasible"
-    return F, SolveInfo(trace, reason, it, restored)
+    if np.any(beam_gain(A, F) < upsilon * (1 - FEAS_TOL)):
+        reason = StopReason.INFEASIBLE
+    return F, SolveInfo(trace, Outcome(reason, it, status), restored)
 
 
 def refine_baseband(task: MmwaveTask, F_rf: NDArray, F_bb: NDArray, *, max_iter: int = 100,
@@ -504,7 +510,8 @@ def refine_baseband(task: MmwaveTask, F_rf: NDArray, F_bb: NDArray, *, max_iter:
     U, sv, Vh = np.linalg.svd(F_rf, full_matrices=False)
     r = int(np.sum(sv > sv[0] * 1e-10)) if sv.size and sv[0] > 0 else 0
     if r == 0:
-        return F_bb, SolveInfo([0.0], "infeasible", 0)
+        return F_bb, SolveInfo([0.0], Outcome(StopReason.INFEASIBLE, 0,
+                                              SolverStatus.INFEASIBLE))
     U, sv, Vh = U[:, :r], sv[:r], Vh[:r]
     Y0 = U.conj().T @ (F_rf @ F_bb)
     Y, info = wmmse_sca(U.conj().T @ task.H, U.conj().T @ task.A, task.upsilon, task.power,
@@ -537,15 +544,14 @@ def fully_digital(task: MmwaveTask, *, max_iter: int = 2000, tol: float = 1e-6,
     """FD: WMMSE with the sensing constraints by SCA (the F_m problem alone).
 
     Starts from eq. 70 (or ``start``) and stops when the sum-rate changes by at most
-    ``tol`` (relative) in one iteration (``stop_reason == "converged"``) or after
-    ``max_iter`` iterations (``"max_iter"``).
+    ``tol`` (relative) in one iteration (``outcome.stop_reason`` CONVERGED) or after
+    ``max_iter`` iterations (ITERATION_CAP).
     """
     t0 = time.perf_counter()
     F0 = initial_precoder(task) if start is None else start
     F, info = _in_subspace(task, F0, max_iter=max_iter, tol=tol)
-    return _evaluate(task, "FD", F, phases=None, switch=None, F_rf=None, F_bb=None,
-                     trace=info.trace, stop_reason=info.stop_reason,
-                     iterations=info.iterations, elapsed_s=time.perf_counter() - t0)
+    return _evaluate(task, "FD", F, info.outcome, phases=None, switch=None, F_rf=None,
+                     F_bb=None, trace=info.trace, elapsed_s=time.perf_counter() - t0)
 
 
 def fully_connected(task: MmwaveTask, *, fd: MmwaveResult | None = None,
@@ -557,10 +563,11 @@ def fully_connected(task: MmwaveTask, *, fd: MmwaveResult | None = None,
     hyb = float(np.linalg.norm(fd.F - X @ Fbb) / np.linalg.norm(fd.F))
     Fbb, info = refine_baseband(task, X, Fbb)
     F = X @ Fbb
-    return _evaluate(task, "FCHB", F, phases=None, switch=None, F_rf=X, F_bb=Fbb,
-                     residuals={"hybrid": hyb}, trace=info.trace,
-                     stop_reason=f"mo-altmin; baseband {info.stop_reason}",
-                     iterations=info.iterations, elapsed_s=time.perf_counter() - t0)
+    # MO-AltMin runs a fixed number of alternations: the final step decides the outcome
+    outcome = replace(info.outcome, residuals={"hybrid_residual_rel": hyb})
+    return _evaluate(task, "FCHB", F, outcome, phases=None, switch=None, F_rf=X, F_bb=Fbb,
+                     baseband=info.outcome, trace=info.trace,
+                     elapsed_s=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- ADMM
@@ -640,8 +647,8 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     Frf = np.exp(1j * phases)[:, None] * S
     Fh = Frf @ Fbb
     trace: list[float] = []
-    hint: dict = {}
-    reason = "max_iter"
+    hint: dict = {"feasible": True}
+    reason = StopReason.ITERATION_CAP
     it = 0
     while it < max_iter:
         it += 1
@@ -665,26 +672,30 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
         Fh = Fh_new
         trace.append(sum_rate(sinr(task.H, Fh, task.sigma2)))
         rho = max(rho * rho_decay, rho_min)
-        if change <= eps * task.power:
-            reason = "converged (ii)"
+        if change <= eps * task.power:  # stopping rule (ii)
+            reason = StopReason.CONVERGED
             break
     hyb = float(np.linalg.norm(Fm - Fh) / max(np.linalg.norm(Fm), 1e-300))
+    outcome = Outcome(reason, it, SolverStatus.OPTIMAL if hint["feasible"]
+                      else SolverStatus.INFEASIBLE)
     scaled = False
+    baseband = None
     if final == "refine":
         Fbb, info = refine_baseband(task, Frf, Fbb, max_iter=baseband_iters)
-        reason += f"; baseband {info.stop_reason}"
+        baseband = info.outcome
+        if it == 0:  # no ADMM iteration ran: the final step is the whole update
+            outcome = replace(baseband, residuals={})
         trace.extend(info.trace[1:])
     pw = float(np.vdot(Frf @ Fbb, Frf @ Fbb).real)
     if pw > task.power:
         Fbb = Fbb * np.sqrt(task.power / pw)
         scaled = True
     Fh = Frf @ Fbb
-    return _evaluate(task, structure, Fh, phases=phases, switch=S, F_rf=Frf, F_bb=Fbb,
-                     residuals={"hybrid": hyb,
-                                "rate_to_fd": _rate_to_fd(task, Fh, F_start)},
-                     scaled=scaled, trace=trace,
-                     stop_reason=reason, iterations=it, elapsed_s=time.perf_counter() - t0,
-                     F_digital=F_start, dual=(D, rho))
+    outcome.residuals.update({"hybrid_residual_rel": hyb,
+                              "rate_to_fd_ratio": _rate_to_fd(task, Fh, F_start)})
+    return _evaluate(task, structure, Fh, outcome, phases=phases, switch=S, F_rf=Frf,
+                     F_bb=Fbb, baseband=baseband, scaled=scaled, trace=trace,
+                     elapsed_s=time.perf_counter() - t0, F_digital=F_start, dual=(D, rho))
 
 
 def _rate_to_fd(task: MmwaveTask, F: NDArray, F_digital: NDArray | None) -> float:
@@ -709,8 +720,8 @@ def track(previous: MmwaveResult, task: MmwaveTask, *, fd_iters: int = 3,
        F_BB with the previous phases and switches.
     2. If that design is infeasible, or its sum-rate relative to the moved fully digital
        design fell by more than ``refresh_margin`` (relative) below the ratio of the last
-       full update (``residuals["rate_to_fd_ref"]``; a cold design's
-       ``residuals["rate_to_fd"]``), a full update runs: ``admm_iters`` ADMM iterations
+       full update (``outcome.residuals["rate_to_fd_ref_ratio"]``; a cold design's
+       ``"rate_to_fd_ratio"``), a full update runs: ``admm_iters`` ADMM iterations
        (penalty ``rho``, ×``rho_decay`` per iteration, D from zero) from the previous
        phases, switches and F_BB, then the final step. ``refresh_margin=None`` always
        runs the full update.
@@ -730,7 +741,7 @@ def track(previous: MmwaveResult, task: MmwaveTask, *, fd_iters: int = 3,
     -------
     MmwaveResult
         The same structure; ``feasible`` and the margins as for a cold start;
-        ``stop_reason`` starts with "tracked (baseband)" or "tracked (ADMM)".
+        ``update`` is "tracked-baseband" or "tracked-admm".
     """
     if previous.structure not in ("RHB", "DHB", "PCHB"):
         raise ConfigError(f"track() updates hybrid designs, not {previous.structure}",
@@ -739,19 +750,20 @@ def track(previous: MmwaveResult, task: MmwaveTask, *, fd_iters: int = 3,
     structure = previous.structure
     cheap = admm_hybrid(task, structure, warm=previous,  # type: ignore[arg-type]
                         start_iters=fd_iters, max_iter=0, baseband_iters=baseband_iters)
-    q_ref = previous.residuals.get("rate_to_fd_ref", previous.residuals.get("rate_to_fd"))
-    q = cheap.residuals["rate_to_fd"]
+    prev_res = previous.outcome.residuals
+    q_ref = prev_res.get("rate_to_fd_ref_ratio", prev_res.get("rate_to_fd_ratio"))
+    q = cheap.outcome.residuals["rate_to_fd_ratio"]
     if refresh_margin is not None and q_ref is not None and cheap.feasible \
             and q >= q_ref * (1 - refresh_margin):
-        cheap.residuals["rate_to_fd_ref"] = q_ref
-        cheap.stop_reason = "tracked (baseband); " + cheap.stop_reason.split("; ", 1)[-1]
+        cheap.outcome.residuals["rate_to_fd_ref_ratio"] = q_ref
+        cheap.update = "tracked-baseband"
         cheap.elapsed_s = time.perf_counter() - t0
         return cheap
     full = admm_hybrid(task, structure, warm=previous,  # type: ignore[arg-type]
                        start=cheap.F_digital, start_iters=0, max_iter=admm_iters,
                        rho0=rho, rho_decay=rho_decay, baseband_iters=baseband_iters)
-    full.residuals["rate_to_fd_ref"] = full.residuals["rate_to_fd"]
-    full.stop_reason = "tracked (ADMM); " + full.stop_reason
+    full.outcome.residuals["rate_to_fd_ref_ratio"] = full.outcome.residuals["rate_to_fd_ratio"]
+    full.update = "tracked-admm"
     full.elapsed_s = time.perf_counter() - t0
     return full
 
@@ -760,16 +772,10 @@ def track(previous: MmwaveResult, task: MmwaveTask, *, fd_iters: int = 3,
 def task_from_scenario(scenario: Scenario, realisation: int = 0, *,
                        power: float | None = None) -> MmwaveTask:
     """The mmWave task of one channel realisation (P_m from the scenario or ``power``)."""
-    spec, mm = scenario.dbraa, scenario.mmwave
-    if spec is None or mm is None:
-        raise ConfigError(f"{scenario.name}: needs [dbraa] and [mmwave] tables",
-                          field="mmwave", reason="missing")
-    _, ch = dbraa_channels(spec, seed=scenario.seed, realisation=realisation,
-                           mmwave_users=mm.users, mmwave_paths=mm.paths)
-    assert ch is not None
-    t = np.array([[d.phi, d.theta] for d in mm.targets]).reshape(-1, 2)
-    A = upa_steering(spec.rows, spec.cols, t[:, 0], t[:, 1])
-    return MmwaveTask(H=ch.H, A=A.reshape(spec.n_mmwave, -1),
+    bp = band_problem(scenario, "mmwave", realisation)
+    mm = scenario.mmwave
+    assert mm is not None
+    return MmwaveTask(H=bp.channel.H, A=bp.A,
                       upsilon=np.full(len(mm.targets), mm.gain_threshold),
                       power=mm.power if power is None else power, sigma2=mm.noise_power,
-                      n_rf=spec.n_rf)
+                      n_rf=bp.spec.n_rf)
