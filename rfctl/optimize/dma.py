@@ -1044,7 +1044,8 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         t1 = time.perf_counter()
         p = task.problem(bn)
         ok_B, f_B = _step_is_feasible(task, p, B)
-        Bn, fn, st_n = (B, f_B, status) if ok_B else (None, -np.inf, status)
+        Bn, fn = (B, f_B) if ok_B else (None, -np.inf)
+        st_n = status  # B kept: the status of the SDR that gave it
         try:
             dn = solve_digital(p, backend=digital_backend)
             ok_d, f_d = _step_is_feasible(task, p, dn.B)
