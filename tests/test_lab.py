@@ -15,7 +15,7 @@ from rfctl.sims.sim_bench import BenchModel, SimBench
 from rfctl.sims.simboard import SimBoardFirmware
 
 from rfctl.config import load_config
-from rfctl.errors import DeviceError, DeviceTimeoutError
+from rfctl.errors import ConfigError, DeviceError, DeviceTimeoutError
 from rfctl.hal import compile_board
 from rfctl.lab import (
     RunRecord,
@@ -84,11 +84,17 @@ def test_beam_sweep_and_records_on_loopback_bench(bench, tmp_path: Path) -> None
     rec = RunRecord(tmp_path, "sweep")
     rec.snapshot(profile=PROFILE, device=dev, instruments=[pm], params={"probe": model.probe})
     rec.data(data.rows)
-    rec.plot("sweep", data.column("theta"), {"power (dBm)": data.column("power_dbm")},
-             "θ", "dBm")
+    rec.plot("sweep", data.column("theta"), {"power (W)": data.column("power_w")},
+             "θ", "W")
     snap = json.loads((rec.path / "snapshot.json").read_text())
     assert snap["board_ident"]["model"] == "rfctl-sim-lab"
     assert "PM-SIM" in snap["instruments"][0]["idn"] and snap["versions"]["rfctl"]
+    assert snap["instruments"][0]["profile"] == "rfctl-sim-power-meter"
+    assert snap["image_before"] is not None and snap["board_ident"]["model"]
+    rec.finish("completed")
+    snap = json.loads((rec.path / "snapshot.json").read_text())
+    assert snap["outcome"] == "completed" and snap["end_time"] and snap["image_after"]
+    assert snap["link_stats"]["frames_tx"] > 0
     assert (rec.path / "data.csv").read_text().startswith("index,theta,phi,power_w")
     assert len(json.loads((rec.path / "data.json").read_text())["rows"][0]["codes"]["phase"]) \
         == 64
@@ -138,19 +144,25 @@ def test_sweep_against_pyvisa_sim(tmp_path: Path) -> None:
     data = beam_sweep(dev, compile_board(PROFILE), pm, [(t, 0.0) for t in (-0.5, 0.0, 0.5)],
                       rows=8, cols=8)
     # pyvisa-sim gives a static reading between −41 and −39 dBm
-    assert np.all((data.column("power_dbm") > -41.01) & (data.column("power_dbm") < -38.99))
+    dbm = 10 * np.log10(data.column("power_w")) + 30
+    assert np.all((dbm > -41.01) & (dbm < -38.99))
     pm.set_frequency(28e9)
+    with pytest.raises(ConfigError, match="above the maximum"):
+        pm.set_frequency(1e15)  # the profile's limit: refused before it is sent
+    gen = open_instrument("power-meter", res, visa_library=f"{y}@sim",
+                          profile="generic-power-meter")
     with pytest.raises(DeviceError, match="-222"):
-        pm.set_frequency(1e15)
+        gen.set_frequency(1e15)  # no limit in the generic profile: the instrument refuses
 
 
 def test_instrument_errors_are_clear(bench) -> None:
     _, _, b, res = bench
-    sa = open_instrument("spectrum-analyzer", res["spectrum-analyzer"], visa_library="@py")
+    sa = open_instrument("spectrum-analyzer", res["spectrum-analyzer"], visa_library="@py",
+                         profile="generic-spectrum-analyzer")
     with pytest.raises(DeviceError, match="out of range"):
-        sa.configure(30e9, 1e6, 1e9)  # RBW above the instrument's range
-    with pytest.raises(DeviceError, match="expected model"):
-        open_instrument("power-meter", res["vna"], visa_library="@py")
+        sa.configure(frequency=30e9, span=1e6, rbw=1e9)  # RBW above the instrument's range
+    with pytest.raises(DeviceError, match="no power-meter profile claims"):
+        open_instrument("power-meter", res["vna"], visa_library="@py", strict_model=True)
     vna = open_instrument("vna", res["vna"], visa_library="@py", timeout_s=0.2)
     b.instruments["vna"].silent = True
     with pytest.raises(DeviceTimeoutError, match="no reply"):

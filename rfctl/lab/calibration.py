@@ -277,7 +277,7 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
         program(device, codes_image(profile, codes))
         return sensor.read_power()
 
-    meas = MeasurementLog(measure, budget + 2,
+    meas = MeasurementLog(measure, budget + 1,
                           (lambda d, t: progress(d, budget + 2)) if progress else None)
     try:
         p_before = meas(np.zeros(n, np.int64), "uncalibrated")
@@ -297,8 +297,15 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
             theta = float(np.angle(-d[reference]))
             how = f"element {reference}"
         offsets = np.angle(np.exp(1j * (np.angle(-d) - theta)))
+        if reference == "optimum":
+            # where the re-measured flips overruled the estimate, follow the flips: the
+            # zero-phase beam is then the best configuration found
+            zero = quantize(ArrayState(phases=np.zeros(n)),
+                            _with_offsets(profile, offsets)).banks[ph.name].codes
+            offsets = np.angle(np.exp(1j * (offsets + np.pi * (zero != res.codes))))
         cal = _with_offsets(profile, offsets)
         zero = quantize(ArrayState(phases=np.zeros(n)), cal).banks[ph.name].codes
+        meas.budget += 1  # the check of the calibrated beam
         p_after = meas(zero, "calibrated")
     except (KeyboardInterrupt, RfctlError, OSError):
         restore_board(device, profile, before)
