@@ -84,6 +84,12 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
     data = SweepData()
     initial = device.read_active() if device.verified_active is None else device.verified_active
     info = device.info()
+    # quantize every distinct state before the first point: the loop only programs
+    images: dict[int, object] = {}
+    for pt in points:
+        st = state_of(pt)
+        if id(st) not in images:
+            images[id(st)] = quantize(st, board)
     t0 = time.perf_counter()
     last_state = None
     try:
@@ -91,8 +97,8 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
             prepare(pt)
             st = state_of(pt)
             t1 = time.perf_counter()
+            img = images[id(st)]
             if st is not last_state:
-                img = quantize(st, board)
                 program(device, img)
                 last_state = st
             t2 = time.perf_counter()
