@@ -61,6 +61,16 @@ def _draw_paths(
     return gains, phi, theta
 
 
+def _multipath(rng: np.random.Generator, steering, n: int, users: int,
+               paths: int) -> Channel:
+    """Seed eqs. 5 and 7: H[:, k] = Σ_l α_kl a(φ_kl, θ_kl) / √L for a steering function
+    ``steering(phi, theta) -> (n, users·paths)``."""
+    gains, phi, theta = _draw_paths(rng, users, paths)
+    A = steering(phi.ravel(), theta.ravel()).reshape(n, users, paths)
+    H = np.einsum("nkl,kl->nk", A, gains) / np.sqrt(paths)
+    return Channel(H=H, gains=gains, phi=phi, theta=theta)
+
+
 def sub6_channel(
     rng: np.random.Generator, spec: DbraaSpec, users: int, paths: int
 ) -> Channel:
@@ -80,11 +90,9 @@ def sub6_channel(
     Channel
         ``H`` has shape (N_p, K_s), rows in row-major candidate order.
     """
-    gains, phi, theta = _draw_paths(rng, users, paths)
-    A = sub6_steering(spec.rows, spec.cols, phi.ravel(), theta.ravel(), spec.wavelength_ratio)
-    A = A.reshape(spec.n_candidates, users, paths)
-    H = np.einsum("nkl,kl->nk", A, gains) / np.sqrt(paths)
-    return Channel(H=H, gains=gains, phi=phi, theta=theta)
+    return _multipath(rng, lambda p, t: sub6_steering(spec.rows, spec.cols, p, t,
+                                                      spec.wavelength_ratio),
+                      spec.n_candidates, users, paths)
 
 
 def mmwave_channel(
@@ -106,11 +114,8 @@ def mmwave_channel(
     Channel
         ``H`` has shape (N_m, K_m), rows in row-major element order.
     """
-    gains, phi, theta = _draw_paths(rng, users, paths)
-    A = upa_steering(spec.rows, spec.cols, phi.ravel(), theta.ravel())
-    A = A.reshape(spec.n_mmwave, users, paths)
-    H = np.einsum("nkl,kl->nk", A, gains) / np.sqrt(paths)
-    return Channel(H=H, gains=gains, phi=phi, theta=theta)
+    return _multipath(rng, lambda p, t: upa_steering(spec.rows, spec.cols, p, t),
+                      spec.n_mmwave, users, paths)
 
 
 def check_channel(H: NDArray, n_rows: int, name: str = "H") -> NDArray[np.complex128]:

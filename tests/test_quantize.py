@@ -83,8 +83,12 @@ def test_wrong_sizes_and_nonfinite_refused(rng) -> None:
 def test_state_part_without_a_bank_is_refused(rng) -> None:
     prof = parse_config({"kind": "board", "name": "p", "banks": [
         {"name": "ph", "kind": "phase", "count": 16, "bits": 3}]})
-    with pytest.raises(HardwareConstraintError, match="no switch_matrix bank"):
-        quantize(_state(rng), prof)
+    st = _state(rng)
+    with pytest.raises(HardwareConstraintError,
+                       match=r"sets switch but board 'p' has no bank for it \(a switch_matrix"):
+        quantize(st.replace(selection=None), prof)
+    with pytest.raises(HardwareConstraintError, match=r"sets selection but .* feed_mux or pin_"):
+        quantize(st.replace(switch=None), prof)
 
 
 def _dma_state(b: np.ndarray) -> ArrayState:
@@ -134,3 +138,21 @@ def test_builtin_table_board_with_calibration(rng) -> None:
     # realised = table phase + calibration offset of the element
     assert np.allclose(np.exp(1j * ph.realised),
                        np.exp(1j * (np.angle(book.entries[ph.codes]) + book.offsets)))
+
+
+def test_every_configurable_bank_kind_has_exactly_one_handler() -> None:
+    """The bank union in rfctl.config and the handler registry in rfctl.hal.banks name the
+    same kinds, and each handler's state part is an ArrayState field."""
+    import dataclasses
+    import typing
+
+    from rfctl.config import Bank
+    from rfctl.hal.banks import registry
+
+    union = typing.get_args(Bank)[0]
+    kinds = {typing.get_args(m.model_fields["kind"].annotation)[0]
+             for m in typing.get_args(union)}
+    assert kinds == set(registry())
+    fields = {f.name for f in dataclasses.fields(ArrayState)}
+    for kind, h in registry().items():
+        assert h.kind == kind and h.state_part in fields

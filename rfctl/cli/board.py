@@ -30,6 +30,7 @@ def _open(profile, url: str | None):
 
 
 def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
+    """Quantize a state, program a board (or print the dry-run plan), read back."""
     profile = board_profile(args.board)
     board = compile_board(profile)
     state = ArrayState.load(args.state)
@@ -72,6 +73,7 @@ def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_beams(args: argparse.Namespace, out: TextIO) -> int:
+    """Store a quantized state in a beam slot, or select a stored beam."""
     profile = board_profile(args.board)
     dev = _open(profile, args.url)
     try:
@@ -92,6 +94,7 @@ def cmd_beams(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
     pr = sub.add_parser("program", help="quantize a state and program a board")
     pr.add_argument("--board", required=True, help="board profile (name or TOML file)")
     pr.add_argument("--state", required=True, help="STATE.json")

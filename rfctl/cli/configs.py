@@ -10,6 +10,7 @@ from rfctl.hal import compile_board
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    """Validate configs (and load their tables), one OK line each."""
     for name in args.config:
         cfg = load_config(name)
         if isinstance(cfg, BoardProfile):
@@ -26,6 +27,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_configs(args: argparse.Namespace, out: TextIO) -> int:
+    """List the built-in configs."""
     for name in builtin_names():
         cfg = load_config(name)
         print(f"{name:<26}{cfg.kind:<10}{cfg.description}", file=out)
@@ -33,6 +35,7 @@ def cmd_configs(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
     v = sub.add_parser("validate", help="validate board profiles or scenarios")
     v.add_argument("config", nargs="+", help="built-in name or TOML file")
     v.set_defaults(func=cmd_validate)

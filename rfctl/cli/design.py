@@ -24,6 +24,7 @@ from .common import board_profile, close_quietly, db, print_image_report
 
 
 def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
+    """Quantize a saved state for a board and report the errors per bank."""
     state = ArrayState.load(args.state)
     board = board_profile(args.board)
     image = quantize(state, board)
@@ -37,6 +38,7 @@ def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """Scenario → closed-form design → quantized image → simulated board."""
     scenario = load_config(args.scenario)
     board = load_config(args.board)
     if not isinstance(scenario, Scenario) or not isinstance(board, BoardProfile):
@@ -95,6 +97,7 @@ def _demo_program(profile: BoardProfile, image: DeviceImage, out: TextIO) -> int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
     q = sub.add_parser("quantize", help="quantize a saved state for a board")
     q.add_argument("state", help="STATE.json written by rfctl")
     q.add_argument("--board", required=True, help="board profile (name or TOML file)")

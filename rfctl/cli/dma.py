@@ -13,6 +13,7 @@ from rfctl.state import DesignRecord
 
 
 def optimize_dma(scenario: Scenario, args: argparse.Namespace, out: TextIO) -> int:
+    """Design a DMA (digital SDR + analog SCA, alternated) and save the state."""
     from rfctl.admittance import DmaModel
     from rfctl.optimize.dma import DmaTask, design_dma, tuning_state
     from rfctl.studies import lorentzian_bits_study

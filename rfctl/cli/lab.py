@@ -79,6 +79,8 @@ def _stopped(exc: BaseException) -> int:
 
 
 def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
+    """Run a sweep, a calibration or an optimisation and write the run record, or
+    summarise a recorded run (``show``)."""
     if args.action == "show":
         return _show(args, out)
     _validate(args)
@@ -228,6 +230,7 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
     lab = sub.add_parser("lab", help="lab routines: beam sweep, phase calibration, "
                          "measurement-driven optimisation, run summaries")
     lab.add_argument("action", choices=["sweep", "calibrate", "optimize", "show"])

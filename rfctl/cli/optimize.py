@@ -75,6 +75,7 @@ def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
 
 
 def cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
+    """Run an optimizer on a scenario and save the designed state."""
     scenario = load_config(args.scenario)
     if not isinstance(scenario, Scenario):
         raise RfctlError(f"{args.scenario}: is a board profile; --scenario needs a scenario")
@@ -92,6 +93,7 @@ def cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
     op = sub.add_parser("optimize", help="run an optimizer on a scenario, write STATE.json")
     op.add_argument("problem", choices=["sub6g", "mmwave", "dual-band", "dma"],
                     help="sub6g: antenna selection + beamforming (FS-JBAS); mmwave: hybrid "

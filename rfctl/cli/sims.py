@@ -13,6 +13,7 @@ from .common import board_profile
 
 
 def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
+    """Serve a simulated board on a loopback socket or a pseudo-terminal."""
     profile = board_profile(args.board)
     faults = dict(drop_rx=args.drop, drop_tx=args.drop, corrupt_rx=args.corrupt,
                   corrupt_tx=args.corrupt, busy=args.busy, latch_fails=args.latch_fail,
@@ -52,6 +53,7 @@ def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the top-level parser."""
     sb = sub.add_parser("sim-board", help="serve a simulated board (socket or pty)")
     sb.add_argument("--board", default="sim-dbraa-14x14", help="board profile it emulates")
     g = sb.add_mutually_exclusive_group()

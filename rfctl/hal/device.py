@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from rfctl.config import BoardProfile
 from rfctl.errors import ConfigError, DeviceError, HardwareConstraintError, RfctlError
+from rfctl.hal.banks import handler
 from rfctl.hal.image import DeviceImage
 from rfctl.hal.quantize import compile_board
 
@@ -115,13 +116,7 @@ class DeviceInfo:
 
 
 def _bank_bits(bank: Any) -> int:
-    if bank.kind in ("switch_matrix", "pin_links"):
-        return 1
-    if bank.kind == "phase":
-        return bank.bits if bank.bits is not None else -1  # table: known after compiling
-    if bank.kind == "feed_mux":
-        return max(1, math.ceil(math.log2(bank.n_inputs)))
-    return -1
+    return handler(bank.kind).bits(bank)  # -1: a table's width is known after compiling
 
 
 def layout_from_profile(profile: BoardProfile, codebook_bits: dict[str, int] | None = None

@@ -10,8 +10,6 @@ from numpy.typing import NDArray
 
 __all__ = ["BankImage", "DeviceImage"]
 
-_BINARY_KINDS = frozenset({"switch_matrix", "pin_links"})
-
 
 @dataclass(frozen=True)
 class BankImage:
@@ -38,6 +36,8 @@ class BankImage:
     out_of_range : int
         Elements whose target lay outside the bank's range (only possible with an
         explicit "nearest" policy; otherwise quantizing raised).
+    binary : bool
+        One bit per element with 1 = on (switches, diodes): the report counts them.
     """
 
     name: str
@@ -49,6 +49,7 @@ class BankImage:
     error: NDArray[np.float64]
     unit: str = ""
     out_of_range: int = 0
+    binary: bool = False
 
     def __post_init__(self) -> None:
         # an image is a value: freeze the code array so cached packings stay true
@@ -111,7 +112,7 @@ class DeviceImage:
                 "max_error": b.max_error,
                 "rms_error": b.rms_error,
                 "unit": b.unit,
-                "on": b.n_on if b.kind in _BINARY_KINDS else None,
+                "on": b.n_on if b.binary else None,
                 "out_of_range": b.out_of_range,
             }
             for b in self.banks.values()
