@@ -268,3 +268,38 @@ def test_estimation_within_half_a_db_at_8n_on_held_out_draws(direct_path: float)
         assert r.measurements <= 8 * 256 and r.estimate["references"] == 5
         gaps.append(b.gap_db(r.codes))
     assert np.mean(gaps) < 0.5, gaps
+
+
+def test_cli_onebit_calibrate_writes_table_plots_and_record(served, tmp_path: Path) -> None:
+    args = _bench_args(tmp_path, served.resources, served.url)
+    table = tmp_path / "cal.csv"
+    assert main(["lab", "calibrate", *args[1:], "--budget", "100",
+                 "--write-calibration", str(table)]) == 1  # not identifiable: refused
+    assert main(["lab", "calibrate", *args[1:], "--budget", str(3 * 257 + 1),
+                 "--write-calibration", str(table)]) == 0
+    run = sorted(tmp_path.glob("calibrate-*"))[-1]
+    data = json.loads((run / "data.json").read_text())
+    assert data["table"] == table.read_text() and len(data["rows"]) == 256
+    assert data["reference"].startswith("optimum") and len(data["readings"]) > 700
+    assert (run / "offsets.png").stat().st_size > 5000
+    assert (run / "readings.png").stat().st_size > 5000
+
+
+def test_cli_partial_sweep_is_recorded_and_plotted(served, tmp_path: Path) -> None:
+    sim = served.bench.instruments["spectrum-analyzer"]
+    real = sim._sweep
+
+    def failing() -> None:
+        if sim.sweeps >= 4:
+            sim.silent = True
+        real()
+
+    sim._sweep = failing
+    args = _bench_args(tmp_path, served.resources, served.url)
+    assert main(["lab", "sweep", *args[1:], "--rows", "16", "--cols", "16",
+                 "--points", "9"]) == 1
+    (run,) = tmp_path.glob("sweep-*")
+    snap = json.loads((run / "snapshot.json").read_text())
+    assert snap["outcome"].startswith("stopped") and "restored" in snap["outcome"]
+    assert 1 <= len(json.loads((run / "data.json").read_text())["rows"]) < 9
+    assert (run / "sweep.png").stat().st_size > 3000

@@ -89,8 +89,7 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
 
     profile, dev, meter = _lab_setup(args)
     bar = ProgressBar(sys.stderr, label=args.action)
-    kind = "calibration" if args.action == "calibrate" else args.action
-    rec = RunRecord(args.out, kind)
+    rec = RunRecord(args.out, args.action)
     params = {k: v for k, v in vars(args).items() if k != "func"}
     rec.snapshot(profile=profile, device=dev, instruments=[meter], params=params,
                  link_url=args.url or profile.link.url)

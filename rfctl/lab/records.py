@@ -274,7 +274,7 @@ def plot_run(path: str | Path) -> list[Path]:
             "incumbent (estimate)": _dbm([r["incumbent_w"] if r["incumbent_w"] is not None
                                           else np.nan for r in rows])},
             "measurements", "received power (dBm)"))
-    elif kind == "calibration":
+    elif kind in ("calibrate", "calibration"):
         readings = run["data"].get("readings", [])
         out.append(save_plot(path / "offsets.png", [r["element"] for r in rows],
                              {"offset (deg)": [r["phase_offset_deg"] for r in rows]},
