@@ -205,3 +205,22 @@ def test_global_phase_is_chosen_for_the_quantized_beam() -> None:
         assert predicted(best, step) >= predicted(mean_only, step) - 1e-9
         better += predicted(best, step) > predicted(mean_only, step) + 1e-6
     assert better >= 10
+
+
+def test_interrupted_calibration_restores_the_board(bench) -> None:
+    fw, _, _, res = bench
+    dev = open_rfctl_board(PROFILE, firmware=fw)
+    from rfctl.hal import quantize
+    from rfctl.hal.device import program
+
+    program(dev, quantize(steering_state(8, 8, 0.3, 0.0), PROFILE))
+    before = bytes(fw.active)
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+
+    def stop(done: int, total: int) -> None:
+        if done == 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        phase_calibration(dev, PROFILE, pm, rows=8, cols=8, passes=1, progress=stop)
+    assert bytes(fw.active) == before

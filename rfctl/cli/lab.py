@@ -166,8 +166,9 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
 
 def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
     from rfctl.lab import OptimizeInterruptedError, optimize_board, plot_run
+    from rfctl.lab.optimize import phase_bank
 
-    budget = args.budget if args.budget is not None else 4 * profile.banks[0].count
+    budget = args.budget if args.budget is not None else 4 * phase_bank(profile).count
     try:
         res = optimize_board(dev, profile, meter, method=args.method, budget=budget,
                              rng=np.random.default_rng(args.seed), verify=args.verify,

@@ -468,9 +468,10 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
     # reference 0: random; its toggles give the in-phase parts Re(y_0* d_i)
     r0 = rng.integers(0, 2, n)
     reference(0, r0)
-    gain = V[0] / 2
+    gain = (1 - 2 * r0) * V[0] / 2  # ≈ ΔP_i / 2: the in-phase change of toggling element i
     # reference 1: toggle elements with a negative in-phase change until they remove
-    # |y_0|²: its field is turned by about 90° from y_0
+    # |y_0|²: its field is turned by about 90° from y_0 (the in-phase change of element
+    # i's toggle is ≈ ΔP_i / 2, and Re(y_0* y_1) = |y_0|² + Σ of those)
     cand = rng.permutation(np.flatnonzero(gain < 0))
     take = cand[: int(np.searchsorted(-np.cumsum(gain[cand]), P_ref[0])) + 1]
     r1 = r0.copy()

@@ -180,6 +180,22 @@ def phase_calibration(
                          **where})
         return p
 
+    before = device.read_active() if device.verified_active is None \
+        else device.verified_active
+    try:
+        return _rotate(measure, profile, ph, base, est, psi, passes, n, states, amps,
+                       history, readings, lambda: count)
+    except (KeyboardInterrupt, RfctlError, OSError):
+        from rfctl.lab.optimize import restore_board
+
+        restore_board(device, profile, before)  # the board goes back to its previous image
+        raise
+
+
+def _rotate(measure, profile, ph, base, est, psi, passes, n, states, amps, history,
+            readings, counted) -> CalibrationResult:
+    """The passes of :func:`phase_calibration` (restored by the caller on failure)."""
+
     def base_error(board: CompiledBoard) -> np.ndarray:
         """Quantization error of the base beam per element (realised − wanted), rad."""
         return quantize(base, board).banks[ph.name].error
@@ -202,10 +218,10 @@ def phase_calibration(
         est = _best_global_phase(est, amps, compile_board(profile).codebooks[ph.name].step,
                                  base.phases)
         history.append(est.copy())
-        log.info("calibration pass %d: %d measurements so far", len(history), count)
+        log.info("calibration pass %d: %d measurements so far", len(history), counted())
     power_after = measure(_with_offsets(profile, est), base.phases)
-    return CalibrationResult(est, history, count, power_before, power_after, amps, readings,
-                             "best quantized global phase")
+    return CalibrationResult(est, history, counted(), power_before, power_after, amps,
+                             readings, "best quantized global phase")
 
 
 def _best_global_phase(est: np.ndarray, amps: np.ndarray, step: float,
