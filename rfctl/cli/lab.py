@@ -27,6 +27,9 @@ def _dbm(w: float) -> float:
 
 def _validate(args: argparse.Namespace) -> None:
     """Numeric arguments in range (ConfigError naming the option)."""
+    if not args.meter:
+        raise ConfigError(f"rfctl lab {args.action} needs --meter RESOURCE (the sensor's VISA "
+                          "resource)", field="meter", reason="missing")
     checks = [
         ("points", args.points >= 2, "≥ 2"), ("settle", args.settle >= 0, "≥ 0"),
         ("states", args.states is None or args.states >= 2, "≥ 2"),
