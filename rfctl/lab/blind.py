@@ -339,7 +339,7 @@ def best_onebit(g: complex, d: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def fit_affine_field(patterns: np.ndarray, powers: np.ndarray, d0: np.ndarray, gamma0: float,
-                     *, iterations: int = 20, tol: float = 1e-9
+                     *, iterations: int = 100, tol: float = 1e-9
                      ) -> tuple[float, np.ndarray, float, int, bool]:
     """Levenberg–Marquardt fit of P ≈ |γ + X d|² + b (γ real ≥ 0) to measurements.
 
@@ -491,7 +491,7 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
     g0 = gam - complex(r0 @ d0)  # refer to the all-zero pattern
     gamma, d = abs(g0), d0 * np.exp(-1j * np.angle(g0))
     gamma, d, off, its, conv = fit_affine_field(np.array(pats), np.array(pows) / scale,
-                                                d, gamma)
+                                                d, gamma, iterations=100 if K == 2 else 30)
     # further references: the optimum of the current estimate, each time refitted (its
     # toggles measure every element along the direction that decides its state; quarter-
     # turn directions were tried and did worse: 0.79 against 0.39 dB at 8N, weak LoS)
@@ -499,7 +499,8 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
         rk, _, _ = best_onebit(gamma, d)
         reference(k, rk)
         gamma, d, off, its, conv = fit_affine_field(np.array(pats), np.array(pows) / scale,
-                                                    d, gamma)
+                                                    d, gamma,
+                                                    iterations=100 if k == K - 1 else 30)
     x_hat, val, theta = best_onebit(gamma, d)
     log.info("channel estimation: K = %d references, fit %d iterations (converged %s); "
              "predicted %.3g", K, its, conv, val ** 2 * scale)
