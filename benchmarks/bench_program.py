@@ -14,6 +14,16 @@
 3. 10,000 programs (random phase images) through the in-process simulated board with 1 %
    of bytes corrupted in each direction. Each outcome is checked against the
    firmware's own memory, counting mixed states and unreported failures.
+4. Through the byte-damaging proxy (``tests/damage_proxy.py``, its own process) at
+   0.2 % flips, 0.2 % drops, 0.1 % duplicated bytes and rare connection cuts, between
+   the host and ``rfctl sim-board --nvm`` (its own process, unpaced): programs per
+   second, success rate, open success rate; every outcome checked against the board's
+   NVM file (a separate clean channel). The same programs without the proxy in the same
+   run give the reference rate.
+5. Link loss: the time from killing the board process during a program (not restarted)
+   to the ProgramError with ``holds="unknown"`` (the board cannot be asked), against the
+   bound; and from killing the proxy mid-program and restarting it on the same port
+   (the board alive) to the program's result.
 
 Run: ``python benchmarks/bench_program.py [--quick]``
 """
@@ -25,7 +35,10 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from rfctl.drivers.protocol import Cmd, encode_frame, reply_payload
@@ -33,13 +46,26 @@ from rfctl.drivers.rfctl_board import open_rfctl_board
 from rfctl.sims.simboard import Faults, SimBoardFirmware
 
 from rfctl.config import load_config
+from rfctl.errors import ProgramError, RfctlError
 from rfctl.geometry import upa_steering
 from rfctl.hal import compile_board, quantize
-from rfctl.hal.device import ProgramError, pack_image, program
+from rfctl.hal.image import pack_image
+from rfctl.hal.program import program
 from rfctl.state import ArrayState
 
 BAUD = 921_600
-LATCH_REPLY = len(encode_frame(1, Cmd.LATCH | 0x80, reply_payload(0, 1, b"\0\0\0\0")))
+LATCH_REPLY = len(encode_frame(1, Cmd.LATCH | 0x80, reply_payload(0, 0x5A5A5A5A, b"\1\2\3\4"),
+                               session=0x5A5A5A5A))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from boardprocs import (  # noqa: E402
+    BoardProcess,
+    ProxyProcess,
+    check_attempt,
+    link_profile,
+    random_image,
+)
+
+NOISE = {"flip": 0.002, "drop": 0.002, "dup": 0.001}
 
 
 def pchb_state(beam_dirs: list[tuple[float, float]]) -> ArrayState:
@@ -139,6 +165,117 @@ def bench_corruption(n: int) -> None:
           f"{el:.1f} s ({el / n * 1e3:.2f} ms per program)")
 
 
+def bench_damage(n: int, n_opens: int, chunk: int) -> None:
+    prof = link_profile(timeout_s=0.5, retries=3, chunk=chunk)
+    tmp = Path(tempfile.mkdtemp())
+    board = BoardProcess(tmp / "board.nvm").start()
+    proxy = ProxyProcess(board.port, **NOISE, cut=2e-5, seed=11)
+    rng = np.random.default_rng(5)
+    try:
+        rates = {}
+        for label, url in (("direct (reference)", board.url), ("damaging proxy", proxy.url)):
+            opens = fails = 0
+            t0 = time.perf_counter()
+            for _ in range(n_opens):
+                try:
+                    open_rfctl_board(prof, url=url).close()
+                    opens += 1
+                except RfctlError:
+                    fails += 1
+            t_open = (time.perf_counter() - t0) / n_opens
+            dev = open_rfctl_board(prof, url=url)
+            tally: dict[str, int] = {}
+            times = []
+            t0 = time.perf_counter()
+            for _ in range(n):
+                t1 = time.perf_counter()
+                check_attempt(dev, random_image(prof, rng), board, tally)  # asserts truth
+                times.append(time.perf_counter() - t1)
+            el = time.perf_counter() - t0
+            st = dev.stats
+            dev.close()
+            rates[label] = n / el
+            ok = tally.get("ok", 0)
+            print(f"{label}: {n} programs (phase-only images, chunk {chunk} B) in {el:.1f} s = "
+                  f"{n / el:.1f} programs/s; median {statistics.median(times) * 1e3:.1f} ms, "
+                  f"p99 {np.percentile(times, 99) * 1e3:.1f} ms; outcomes {tally} -> success "
+                  f"{ok / n * 100:.2f} %, 0 silent wrong states (checked against NVM); "
+                  f"retransmissions {st.retries}, reconnects {st.reconnects}; opens "
+                  f"{opens}/{opens + fails} = {opens / (opens + fails) * 100:.1f} % "
+                  f"({t_open * 1e3:.1f} ms per open+close)")
+        print(f"  rate through the proxy / direct: "
+              f"{rates['damaging proxy'] / rates['direct (reference)']:.2f}")
+    finally:
+        proxy.stop()
+        board.stop()
+
+
+def bench_link_loss(reps: int) -> None:
+    prof = link_profile(timeout_s=0.5, retries=3)
+    bound = prof.link.timeout_s * (prof.link.retries + 1)
+    tmp = Path(tempfile.mkdtemp())
+    rng = np.random.default_rng(9)
+    dead, cut = [], []
+    for r in range(reps):
+        # (a) the board dies mid-program and stays dead: "unknown" after the bound
+        board = BoardProcess(tmp / f"a{r}.nvm", baud=9600).start()
+        try:
+            dev = open_rfctl_board(prof, url=board.url)
+            program(dev, random_image(prof, rng))  # then a delta: the latch leaves at once
+            out: list = []
+            th = threading.Thread(target=lambda d=dev, o=out: o.append(_try(d, prof, rng)))
+            th.start()
+            time.sleep(0.1)
+            board.kill9()
+            t_kill = time.perf_counter()
+            th.join()
+            res = out[0]
+            assert res[0] == "error" and res[1] == {dev.name: "unknown"}, res
+            dead.append(res[2] - t_kill)
+        finally:
+            board.stop()
+        # (b) the link (proxy) dies mid-program and comes back on the same port
+        board = BoardProcess(tmp / f"b{r}.nvm", baud=9600).start()
+        proxy = ProxyProcess(board.port, flip=0, drop=0, dup=0)
+        try:
+            dev = open_rfctl_board(prof, url=proxy.url)
+            program(dev, random_image(prof, rng))
+            out = []
+            th = threading.Thread(target=lambda d=dev, o=out: o.append(_try(d, prof, rng)))
+            th.start()
+            time.sleep(0.1)
+            port = proxy.port
+            proxy.kill9()
+            t_kill = time.perf_counter()
+            proxy = ProxyProcess(board.port, flip=0, drop=0, dup=0, port=port)
+            th.join()
+            res = out[0]
+            truth = board.true_image()
+            assert (res[0] == "ok" and truth == dev.verified_active) or \
+                (res[0] == "error" and res[1][dev.name] in ("previous", "new")), res
+            cut.append(res[2] - t_kill)
+            dev.close()
+        finally:
+            proxy.stop()
+            board.stop()
+    print(f"link loss, board killed mid-program at 9600 baud and not restarted: "
+          f"ProgramError(holds='unknown') {statistics.median(dead):.2f} s after the kill "
+          f"(max {max(dead):.2f}; bound: reconnect within {bound:g} s, then ask within "
+          f"{bound:g} s)")
+    print(f"link loss, proxy killed mid-program and restarted (board alive): result "
+          f"{statistics.median(cut):.2f} s after the kill (max {max(cut):.2f}); every "
+          "result checked against NVM")
+
+
+def _try(dev, prof, rng) -> tuple:
+    img = random_image(prof, rng)
+    try:
+        program(dev, img)
+        return ("ok", None, time.perf_counter())
+    except ProgramError as exc:
+        return ("error", exc.holds, time.perf_counter())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -146,6 +283,8 @@ def main() -> None:
     print(f"Python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}")
     bench_link(10 if args.quick else 60)
     bench_corruption(300 if args.quick else 10_000)
+    bench_damage(100 if args.quick else 1000, 30 if args.quick else 300, chunk=48)
+    bench_link_loss(2 if args.quick else 5)
 
 
 if __name__ == "__main__":

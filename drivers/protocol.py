@@ -1,7 +1,9 @@
-"""The rfctl board protocol: framing, checksums and payload layouts (see PROTOCOL.md).
+"""The rfctl board protocol, host side: framing, checksums and payload layouts
+(PROTOCOL.md, version 2).
 
-Pure functions and constants, shared by the host driver and the simulated firmware so
-that both sides are generated from one declaration.
+Pure functions and constants of the host driver. The simulated firmware in ``sims/``
+has its own codec, written from PROTOCOL.md, so that a mistake here is not mirrored
+there; both are tested against byte-exact transcripts.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from rfctl.errors import DeviceError
+
 __all__ = [
     "BAD_FRAME_SEQ",
+    "IDENT_CHUNK",
     "PROTOCOL_VERSION",
     "Cmd",
     "Frame",
@@ -29,11 +34,15 @@ __all__ = [
     "log_frame",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 BAD_FRAME_SEQ = 0xFFFF
 """Sequence number of a NAK for a frame whose own sequence could not be trusted."""
 REPLY_FLAG = 0x80
-HEADER = struct.Struct("<BHBH")  # version, seq, command, payload length
+HEADER = struct.Struct("<BIHBH")  # version, session, seq, command, payload length
+HEADER_V1 = struct.Struct("<BHBH")  # version 1: no session (told apart by the version byte)
+REPLY_HEAD = struct.Struct("<BI")  # status, boot id
+IDENT_CHUNK = 48
+"""IDENT data bytes per reply (a long reply in one frame rarely survives a noisy line)."""
 wire_log = logging.getLogger("rfctl.wire")
 
 
@@ -52,6 +61,8 @@ class Cmd(IntEnum):
     STATUS = 0x0A
     SYNC_STAGED = 0x0B
     WRITE_LATCH = 0x0C
+    HELLO = 0x0D
+    BYE = 0x0E
 
 
 class Nak(IntEnum):
@@ -65,10 +76,11 @@ class Nak(IntEnum):
     BUSY = 5
     EMPTY_SLOT = 6
     BAD_VERSION = 7
+    NO_SESSION = 8
 
 
-class FrameError(ValueError):
-    """Bytes that are not a valid frame (COBS, length or CRC)."""
+class FrameError(DeviceError, ValueError):
+    """Bytes that are not a valid frame (COBS, length or CRC): damage on the link."""
 
 
 def crc16_ccitt_false(data: bytes) -> int:
@@ -141,24 +153,29 @@ class Frame:
         Command code; replies have bit 7 set.
     payload : bytes
     version : int
+        Protocol version of the frame (1: an old board; its header has no session).
+    session : int
+        Session id (u32; 0 in version-1 frames and in BAD_FRAME replies).
     """
 
     seq: int
     cmd: int
     payload: bytes
     version: int = PROTOCOL_VERSION
+    session: int = 0
 
     @property
     def is_reply(self) -> bool:
         return bool(self.cmd & REPLY_FLAG)
 
 
-def encode_frame(seq: int, cmd: int, payload: bytes = b"",
-                 version: int = PROTOCOL_VERSION) -> bytes:
-    """Frame bytes on the wire: COBS(header + payload + CRC-16 big-endian) + 0x00."""
+def encode_frame(seq: int, cmd: int, payload: bytes = b"", *, session: int = 0) -> bytes:
+    """Frame bytes on the wire: COBS(header + payload + CRC-16 big-endian) + 0x00,
+    header = version 2, session u32le, seq u16le, command u8, length u16le."""
     if len(payload) > 0xFFFF:
         raise ValueError("payload longer than 65535 bytes")
-    body = HEADER.pack(version, seq & 0xFFFF, cmd, len(payload)) + payload
+    body = HEADER.pack(PROTOCOL_VERSION, session & 0xFFFFFFFF, seq & 0xFFFF, cmd,
+                       len(payload)) + payload
     body += struct.pack(">H", crc16_ccitt_false(body))
     return cobs_encode(body) + b"\x00"
 
@@ -172,16 +189,23 @@ def decode_frame(wire: bytes) -> Frame:
         Bad COBS, short frame, length mismatch or CRC mismatch.
     """
     body = cobs_decode(wire)
-    if len(body) < HEADER.size + 2:
+    if len(body) < HEADER_V1.size + 2:
         raise FrameError(f"frame too short ({len(body)} bytes)")
     crc = struct.unpack(">H", body[-2:])[0]
     if crc16_ccitt_false(body[:-2]) != crc:
         raise FrameError("CRC mismatch")
-    version, seq, cmd, length = HEADER.unpack(body[: HEADER.size])
-    payload = body[HEADER.size: -2]
+    if body[0] == 1:  # an old board: version 1 header, no session
+        version, seq, cmd, length = HEADER_V1.unpack(body[: HEADER_V1.size])
+        session, head = 0, HEADER_V1.size
+    else:
+        if len(body) < HEADER.size + 2:
+            raise FrameError(f"frame too short ({len(body)} bytes)")
+        version, session, seq, cmd, length = HEADER.unpack(body[: HEADER.size])
+        head = HEADER.size
+    payload = body[head: -2]
     if len(payload) != length:
         raise FrameError(f"length field {length} != payload {len(payload)}")
-    return Frame(seq=seq, cmd=cmd, payload=payload, version=version)
+    return Frame(seq=seq, cmd=cmd, payload=payload, version=version, session=session)
 
 
 class FrameSplitter:
@@ -214,24 +238,26 @@ class FrameSplitter:
 
 # --------------------------------------------------------------------------- payloads
 def reply_payload(status: int, boot_id: int, data: bytes = b"") -> bytes:
-    """Reply payload: status u8, boot id u16 (LE), data."""
-    return struct.pack("<BH", status, boot_id & 0xFFFF) + data
+    """Reply payload: status u8, boot id u32le, data (for sizing replies on the host)."""
+    return REPLY_HEAD.pack(status, boot_id & 0xFFFFFFFF) + data
 
 
-def parse_reply(payload: bytes) -> tuple[int, int, bytes]:
-    """(status, boot_id, data) of a reply payload."""
-    if len(payload) < 3:
-        raise FrameError("reply payload shorter than 3 bytes")
-    status, boot = struct.unpack("<BH", payload[:3])
-    return status, boot, payload[3:]
+def parse_reply(payload: bytes, version: int = PROTOCOL_VERSION) -> tuple[int, int, bytes]:
+    """(status, boot_id, data) of a reply payload (version 1: boot id u16)."""
+    if version == 1:
+        if len(payload) < 3:
+            raise FrameError("reply payload shorter than 3 bytes")
+        status, boot = struct.unpack("<BH", payload[:3])
+        return status, boot, payload[3:]
+    if len(payload) < REPLY_HEAD.size:
+        raise FrameError(f"reply payload shorter than {REPLY_HEAD.size} bytes")
+    status, boot = REPLY_HEAD.unpack(payload[: REPLY_HEAD.size])
+    return status, boot, payload[REPLY_HEAD.size:]
 
 
-def ident_payload(model: str, firmware: str, banks: list[dict], *, slots: int,
-                  rx_buffer: int, max_payload: int) -> bytes:
-    """IDENT data: UTF-8 JSON (rare and small, so readability wins)."""
-    return json.dumps({"protocol": PROTOCOL_VERSION, "model": model, "firmware": firmware,
-                       "banks": banks, "slots": slots, "rx_buffer": rx_buffer,
-                       "max_payload": max_payload}, separators=(",", ":")).encode()
+def parse_ident(data: bytes) -> dict:
+    """The IDENT document (UTF-8 JSON) once all its chunks are joined."""
+    return json.loads(data.decode())
 
 
 def log_frame(direction: str, frame_bytes: bytes, note: str = "") -> None:
@@ -243,8 +269,9 @@ def log_frame(direction: str, frame_bytes: bytes, note: str = "") -> None:
         cmd = f.cmd & ~REPLY_FLAG
         name = Cmd(cmd).name if cmd in Cmd._value2member_map_ else f"0x{cmd:02x}"
         kind = "reply" if f.is_reply else "request"
-        wire_log.debug("%s seq=%d %s %s len=%d %s%s", direction, f.seq, kind, name,
-                       len(frame_bytes), frame_bytes.hex(), f" ({note})" if note else "")
+        wire_log.debug("%s session=%08x seq=%d %s %s len=%d %s%s", direction, f.session,
+                       f.seq, kind, name, len(frame_bytes), frame_bytes.hex(),
+                       f" ({note})" if note else "")
     except FrameError as exc:
         wire_log.debug("%s undecodable (%s) len=%d %s", direction, exc, len(frame_bytes),
                        frame_bytes.hex())

@@ -143,7 +143,20 @@ class SerialTransport:
             raise DeviceError(f"{self.url}: read failed: {exc}") from None
 
     def close(self) -> None:
+        """Close the port. For socket:// the socket is closed here: pyserial's own close
+        sleeps 0.3 s "for quick reconnects", which would dominate a short session."""
         try:
+            sock = getattr(self.ser, "_socket", None)
+            if sock is not None:
+                import socket as _socket
+
+                try:
+                    sock.shutdown(_socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+                self.ser._socket = None
+                self.ser.is_open = False
             self.ser.close()
         except Exception:  # closing must not raise
             log.debug("error while closing %s", self.url, exc_info=True)

@@ -4,9 +4,16 @@ One channel per Lorentzian element: code c of a ``lorentzian`` bank maps to the 
 ``v0 + c (v1 − v0) / (2^bits − 1)`` (the bank's ``bias_v``). The SCPI dialect is declared
 once in :data:`DIALECT` (the simulated source in ``rfctl.sims.bias_source`` serves it).
 
-A bias source has no latch: channels change one by one. The driver therefore sets only
-the channels that change, checks ``SYST:ERR?``, and reads every one of them back. If
-anything fails, it restores the previous voltages and reports what the source holds.
+A bias source has no latch: channels change one by one. The driver therefore reads
+every channel first (the HAL plans against the source's truth, not the host's memory),
+sets only the channels that change, checks ``SYST:ERR?``, and reads every channel back.
+If anything fails, it restores the previous voltages and reports what the source holds.
+
+Resets: the IEEE 488.2 power-on bit (PON, bit 7 of ``*ESR?``) is set when the source
+powers up and cleared when read. The driver reads it at open and before every read of
+the channels; a set bit means the source lost its settings (back to its power-on state),
+so the host's copy is forgotten. A ``*RST`` from elsewhere does not set PON: it is caught
+because the channels are read before every plan.
 """
 
 from __future__ import annotations
@@ -19,13 +26,8 @@ import numpy as np
 
 from rfctl.config import BoardProfile, LorentzianBank
 from rfctl.errors import ConfigError, DeviceError
-from rfctl.hal.device import (
-    DeviceInfo,
-    StageError,
-    layout_from_profile,
-    pack_codes,
-    unpack_codes,
-)
+from rfctl.hal.device import Capabilities, DeviceInfo, StageError, layout_from_profile
+from rfctl.hal.image import pack_codes, unpack_codes
 
 from .scpi import ScpiInstrument, open_visa
 
@@ -39,6 +41,7 @@ DIALECT = {
     "set": "CH{ch}:VOLT {v:.4f}",
     "get": "CH{ch}:VOLT?",
     "err": "SYST:ERR?",
+    "esr": "*ESR?",
     "no_error": '0,"No error"',
     "range_error": '-222,"Data out of range"',
     "command_error": '-100,"Command error"',
@@ -68,6 +71,9 @@ class VisaBiasBoard:
         self.staged_clean = True
         self.beams: dict[int, tuple[int, bytes]] = {}
         self.max_chunk = 1 << 16
+        self.capabilities = Capabilities(staged_buffer=False, atomic_latch=False,
+                                         beam_slots=0, max_chunk=self.max_chunk,
+                                         sessions=False)
         self._info = DeviceInfo(model=profile.model, firmware="SCPI",
                                 banks=layout_from_profile(profile))
         self.bits = self._info.banks[0].bits
@@ -75,6 +81,10 @@ class VisaBiasBoard:
         self.v0 = v0
         self.step = (v1 - v0) / ((1 << self.bits) - 1)
         self._staged: bytearray | None = None
+        self.power_ons = 0
+        self._opened = False
+        self.check_power_on()  # clears the power-on bit of the source's current boot
+        self._opened = True
 
     # ---------------------------------------------------------------- SCPI I/O
     def _write(self, cmd: str) -> None:
@@ -86,6 +96,26 @@ class VisaBiasBoard:
     def check_errors(self) -> None:
         """Drain ``SYST:ERR?``; raise the first error (see ScpiInstrument)."""
         self.scpi.check_errors()
+
+    def check_power_on(self) -> bool:
+        """Read ``*ESR?``; True if the power-on bit was set (the source rebooted since the
+        last read: the host's copy is forgotten)."""
+        r = self._query(DIALECT["esr"])
+        try:
+            esr = int(float(r))
+        except ValueError:
+            raise DeviceError(f"{self.name}: *ESR? answered {r!r}") from None
+        if esr & 0x80:
+            self.power_ons += 1
+            if self._opened:  # not the boot the session opened on
+                log.warning("%s: the source powered up again (PON in *ESR?); its channels "
+                            "are at their power-on values, the host's copy is forgotten",
+                            self.name)
+                self.stats.resets_seen += 1
+            self.verified_active = None
+            self._staged = None
+            return True
+        return False
 
     # ---------------------------------------------------------------- codes ↔ volts
     def _volts(self, codes: np.ndarray) -> np.ndarray:
@@ -110,6 +140,8 @@ class VisaBiasBoard:
         return self._info
 
     def read_active(self) -> bytes:
+        """Every channel's voltage as codes (after a power-on check)."""
+        self.check_power_on()
         v = self.read_volts()
         codes = self._codes(v)
         off = np.abs(v - self._volts(codes)) > self.step * 0.01
@@ -146,8 +178,8 @@ class VisaBiasBoard:
             for k in changed:
                 self._write(DIALECT["set"].format(ch=k + 1, v=self._volts(new[k])))
             self.check_errors()
-            back = self._codes(self.read_volts(changed.tolist()))
-            bad = changed[back != new[changed]]
+            back = self._codes(self.read_volts())  # every channel: the whole image
+            bad = np.flatnonzero(back != new)
             if bad.size:
                 raise DeviceError(f"{self.name}: channel(s) {(bad + 1).tolist()} read back "
                                   "other voltages than set")

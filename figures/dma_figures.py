@@ -1,14 +1,16 @@
 """DMA ISAC studies (the DMA seed gives no figures; these are the issue's studies).
 
-    python sims/dma_figures.py all [--quick] [--out out/]
+    python figures/dma_figures.py all [--quick] [--out out/]
 
 - ``dma_beampattern``: beampattern P(θ, φ) in dB over the half space, at the decorrelating
   start and after the alternating optimisation (the directions marked).
-- ``dma_convergence``: the exact objective after every digital and analog step.
-- ``dma_tradeoff``: the mean sensing gain reached for SINR targets 30, 20, 10 and 5 dB
+- ``dma_convergence``: the exact objective after every accepted step, until the
+  alternation's own stopping test (or the cap, which the JSON records).
+- ``dma_tradeoff``: the mean sensing gain reached for SINR targets 40, 30, 25 and 20 dB
   below the interference-free SINR.
-- ``dma_quantization``: the objective and the feasibility after 1/2/3/4/8-bit
-  Lorentzian tables.
+- ``dma_quantization``: the objective after 1/2/3/4/8-bit Lorentzian tables (ψ' arc
+  centred on resonance) and the ``sim-dma-4x8`` board, with B kept and re-optimised;
+  infeasible rows marked. The JSON names the failed constraints of every row.
 
 The reference geometry is 4 × 8 elements, 3 users and 3 directions (``dma-4x8``).
 PNG + JSON.
@@ -31,7 +33,7 @@ from rfctl.optimize.dma import DmaTask, design_dma
 from rfctl.studies import lorentzian_bits_study
 
 
-def make_task(seed: int, gamma_below_db: float = 20.0) -> DmaTask:
+def make_task(seed: int, gamma_below_db: float = 30.0) -> DmaTask:
     sc = load_config("dma-4x8")
     rng = np.random.default_rng(seed)
     m = DmaModel.from_spec(sc.dma, origin=(0, 0, 10))
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("out"))
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    iters = 3 if a.quick else 20
+    iters = 15 if a.quick else 100
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,20 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     # convergence
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(d.trace, marker=".")
-    ax.set_xlabel("step (digital and accepted analog steps)")
+    ax.set_xlabel(f"accepted step (stop: {d.stop_reason} after {d.iterations} iterations)")
     ax.set_ylabel("mean beampattern gain (exact)")
     ax.grid(True, alpha=0.4)
     fig.tight_layout()
     fig.savefig(a.out / "dma_convergence.png", dpi=110)
     plt.close(fig)
     # trade-off
-    offs = [30.0, 10.0] if a.quick else [30.0, 20.0, 10.0, 5.0]
+    offs = [40.0, 25.0] if a.quick else [40.0, 30.0, 25.0, 20.0]
     trade = []
     for off in offs:
         t = make_task(7, gamma_below_db=off)
         try:
             r = design_dma(t, rng=np.random.default_rng(7), max_iter=iters)
-            trade.append({"gamma_below_db": off, "objective": r.objective})
+            trade.append({"gamma_below_db": off, "objective": r.objective,
+                          "stop_reason": str(r.stop_reason), "iterations": r.iterations})
         except InfeasibleError as exc:
             trade.append({"gamma_below_db": off, "objective": None, "infeasible": str(exc)})
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -107,13 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     fig.savefig(a.out / "dma_tradeoff.png", dpi=110)
     plt.close(fig)
     # quantization
-    rows = lorentzian_bits_study(d, task)
+    rows = lorentzian_bits_study(d, task, boards=["sim-dma-4x8"])
     fig, ax = plt.subplots(figsize=(6, 4))
     q = [r for r in rows if r["bits"] is not None]
-    ax.plot([r["bits"] for r in q], [r["objective"] for r in q], marker="o", label="B kept")
-    ax.plot([r["bits"] for r in q], [r["objective_reopt"] for r in q], marker="s",
-            label="B re-optimised")
+    x = [r["bits"] for r in q]
+    kept = [r["kept"] for r in q]
+    ax.plot(x, [k["objective"] for k in kept], marker="o", label="B kept")
+    ax.plot(x, [r["objective"] for r in q], marker="s", label="B re-optimised")
+    bad = [(xx, k["objective"]) for xx, k in zip(x, kept, strict=True) if not k["feasible"]]
+    if bad:
+        ax.scatter(*zip(*bad, strict=True), s=120, facecolors="none", edgecolors="r",
+                   label="infeasible")
     ax.axhline(rows[0]["objective"], color="k", ls="--", label="continuous")
+    brd = [r for r in rows if r["board"] is not None]
+    for r in brd:
+        ax.axhline(r["objective"], color="g", ls=":", label=f"{r['board']} (B re-opt.)")
     ax.set_xlabel("tuning-table bits")
     ax.set_ylabel("mean beampattern gain")
     ax.legend()
@@ -121,8 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     fig.tight_layout()
     fig.savefig(a.out / "dma_quantization.png", dpi=110)
     plt.close(fig)
-    data = {"trace": d.trace, "objective": d.objective, "tradeoff": trade,
-            "quantization": rows, "digital_s": d.digital_s, "analog_s": d.analog_s}
+    data = {"trace": d.trace, "objective": d.objective, "stop_reason": str(d.stop_reason),
+            "iterations": d.iterations, "stationarity": d.stationarity, "tradeoff": trade,
+            "quantization": [{k: v for k, v in r.items() if k != "kept"}
+                             | {"kept_feasible": r["kept"]["feasible"],
+                                "kept_violations": r["kept"]["violations"]} for r in rows],
+            "digital_s": d.digital_s, "analog_s": d.analog_s}
     (a.out / "dma.json").write_text(json.dumps(data, indent=1, default=str))
     return 0
 

@@ -1,7 +1,7 @@
 """Reproduce the DBRAA seed's sub-6 GHz figures (Figs. 10–12) by Monte Carlo.
 
-    python sims/sub6g_figures.py fig10 [--quick] [--out out/] [--workers N]
-    python sims/sub6g_figures.py all --quick
+    python figures/sub6g_figures.py fig10 [--quick] [--out out/] [--workers N]
+    python figures/sub6g_figures.py all --quick [--no-plot]
 
 - Fig. 10: transmit power vs N_row = N_col for RAS (FS-JBAS), RAS (RS), CAS and the fixed
   array; N_s = 4, K_s = 4 (the seed does not state K_s for Fig. 10; 4 is the value of
@@ -13,17 +13,19 @@
 Each point averages the powers over channel realisations (the sweep's seeds); a
 realisation that is infeasible for a method is counted and left out of that method's
 mean. Conventions as in rfctl.optimize.sub6g (unnormalised steering, squared gains, box
-spacing rule). Writes ``figNN.json`` (all records) and ``figNN.png``.
+spacing rule). Writes ``figNN.json`` (all records) and ``figNN.png`` (``--no-plot``: the
+JSON only, what the tests judge).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from _plot import line_plot
+from _script import parse_figure_args
 
 from rfctl.config import parse_config
 from rfctl.errors import InfeasibleError
@@ -44,10 +46,12 @@ def scenario(size: int, users: int, n_sub6: int, seed: int):
 
 
 def _power(fn, *args) -> float:
+    """Power of a design; NaN if none exists or the returned one is flagged infeasible."""
     try:
-        return float(fn(*args).power)
+        r = fn(*args)
     except InfeasibleError:
         return float("nan")
+    return float(r.power) if r.feasible else float("nan")
 
 
 def job_methods(size: int, users: int, n_sub6: int, seed: int) -> dict:
@@ -65,12 +69,14 @@ def job_methods(size: int, users: int, n_sub6: int, seed: int) -> dict:
 def job_convergence(size: int, users: int, n_sub6: int, seed: int) -> dict:
     """FS-JBAS power traces for the three initialisations."""
     sc = scenario(size, users, n_sub6, seed)
-    out = {}
+    out: dict = {}
     for init in ("abas", "random", "fixed"):
         try:
             r = fs_jbas(task_from_scenario(sc), init=init,
                         rng=np.random.default_rng(seed + 20_000))
             out[init] = r.trace
+            if init == "abas":
+                out["abas_start"] = r.start  # "abas", or "cas" if CAS was the better start
         except InfeasibleError:
             out[init] = []
     return out
@@ -81,27 +87,8 @@ def _mean_db(values: list[float]) -> tuple[float, int]:
     return (float(10 * np.log10(np.mean(v))) if v.size else float("nan"), int(v.size))
 
 
-def _plot(path: Path, x, series: dict, xlabel: str, ylabel: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for name, ys in series.items():
-        ax.plot(x, ys, marker="o", label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.4)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def fig_methods(name: str, grid: dict, xkey: str, xlabel: str, seeds, out: Path,
-                workers: int) -> dict:
+                workers: int | None, plot: bool = True) -> dict:
     res = sweep(job_methods, grid, seeds, workers=workers,
                 progress=ProgressBar(sys.stderr, label=name))
     methods = ["RAS (FS-JBAS)", "RAS (RS)", "CAS", "Fixed array"]
@@ -117,12 +104,13 @@ def fig_methods(name: str, grid: dict, xkey: str, xlabel: str, seeds, out: Path,
     data = {"figure": name, "x": xs, "xlabel": xlabel, "power_dbw": summary,
             "feasible_realisations": counts, "records": res.records}
     (out / f"{name}.json").write_text(json.dumps(data, indent=1, default=str))
-    _plot(out / f"{name}.png", xs, summary, xlabel, "mean transmit power (dBW)",
-          f"{name}: sub-6G power, Γ = Υ = 10")
+    if plot:
+        line_plot(out / f"{name}.png", xs, summary, xlabel=xlabel,
+                  ylabel="mean transmit power (dBW)", title=f"{name}: sub-6G power, Γ = Υ = 10")
     return data
 
 
-def fig12(seeds, out: Path, workers: int, size: int = 14) -> dict:
+def fig12(seeds, out: Path, workers: int | None, size: int = 14, plot: bool = True) -> dict:
     res = sweep(job_convergence, {"size": [size], "users": [4], "n_sub6": [4]}, seeds,
                 workers=workers, progress=ProgressBar(sys.stderr, label="fig12"))
     curves = {}
@@ -132,37 +120,36 @@ def fig12(seeds, out: Path, workers: int, size: int = 14) -> dict:
         padded = np.array([t + [t[-1]] * (n - len(t)) for t in traces]) if traces else None
         curves[init] = ([] if padded is None else
                         (10 * np.log10(padded.mean(axis=0))).tolist())
-    data = {"figure": "fig12", "curves_dbw": curves, "records": res.records}
+    ok = [r for r in res.records if "error" not in r and all(r[k] for k in curves)]
+    best = {k: float(np.mean([r[k][-1] <= min(r[j][-1] for j in curves) * (1 + 1e-9)
+                              for r in ok])) if ok else float("nan") for k in curves}
+    data = {"figure": "fig12", "curves_dbw": curves, "records": res.records,
+            "final_best_fraction": best,
+            "abas_start_used_fraction": float(np.mean([r.get("abas_start") == "abas"
+                                                       for r in ok])) if ok else float("nan")}
     (out / "fig12.json").write_text(json.dumps(data, indent=1, default=str))
-    n = max(len(c) for c in curves.values())
-    series = {f"{k.upper() if k == 'abas' else k} init": c + [c[-1]] * (n - len(c))
-              for k, c in curves.items() if c}
-    _plot(out / "fig12.png", list(range(n)), series, "FS-JBAS iteration i",
-          "mean power P̂_s (dBW)", "fig12: convergence, K_s = N_s = 4")
+    if plot:
+        n = max(len(c) for c in curves.values())
+        series = {f"{k.upper() if k == 'abas' else k} init": c + [c[-1]] * (n - len(c))
+                  for k, c in curves.items() if c}
+        line_plot(out / "fig12.png", list(range(n)), series, xlabel="FS-JBAS iteration i",
+                  ylabel="mean power P̂_s (dBW)", title="fig12: convergence, K_s = N_s = 4")
     return data
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("figure", choices=["fig10", "fig11", "fig12", "all"])
-    ap.add_argument("--quick", action="store_true", help="two realisations, small grids")
-    ap.add_argument("--realisations", type=int, default=50)
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--out", type=Path, default=Path("out"))
-    a = ap.parse_args(argv)
-    a.out.mkdir(parents=True, exist_ok=True)
-    seeds = range(2 if a.quick else a.realisations)
-    workers = 1 if a.quick else a.workers
-    if a.figure in ("fig10", "all"):
-        sizes = [8, 14] if a.quick else [8, 10, 12, 13, 14, 16]
+    run = parse_figure_args(__doc__, ["fig10", "fig11", "fig12"], realisations=50,
+                            quick_realisations=2, argv=argv)
+    if "fig10" in run.figures:
+        sizes = [8, 14] if run.quick else [8, 10, 12, 13, 14, 16]
         fig_methods("fig10", {"size": sizes, "users": [4], "n_sub6": [4]}, "size",
-                    "N_row = N_col", seeds, a.out, workers)
-    if a.figure in ("fig11", "all"):
-        users = [2, 5] if a.quick else [1, 2, 3, 4, 5]
+                    "N_row = N_col", run.seeds, run.out, run.workers, run.plot)
+    if "fig11" in run.figures:
+        users = [2, 5] if run.quick else [1, 2, 3, 4, 5]
         fig_methods("fig11", {"size": [14], "users": users, "n_sub6": [5]}, "users",
-                    "number of sub-6G users K_s", seeds, a.out, workers)
-    if a.figure in ("fig12", "all"):
-        fig12(seeds, a.out, workers, size=10 if a.quick else 14)
+                    "number of sub-6G users K_s", run.seeds, run.out, run.workers, run.plot)
+    if "fig12" in run.figures:  # the paper's array in every mode
+        fig12(run.seeds, run.out, run.workers, size=14, plot=run.plot)
     return 0
 
 

@@ -20,6 +20,8 @@ from rfctl.errors import (
     HardwareConstraintError,
     InfeasibleError,
     NakError,
+    OutputError,
+    ProgramError,
     RfctlError,
 )
 from rfctl.state import ArrayState, DesignRecord, DmaTuning
@@ -43,6 +45,8 @@ __all__ = [
     "HardwareConstraintError",
     "InfeasibleError",
     "NakError",
+    "OutputError",
+    "ProgramError",
     "RfctlError",
     "Scenario",
     "__version__",

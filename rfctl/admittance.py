@@ -19,6 +19,20 @@ Quantities (shapes):
   P_t (eq. 5);
 - a warning near a cavity resonance (|sin(k_x S_μ)| small).
 
+**Channel scale.** The seed states Y_rs as a normalised channel (the line-of-sight
+√PL e^{−jkD} with dipole patterns, or Rayleigh with the same path loss). Read as an
+admittance, that channel is smaller than the model's own free-space coupling
+2 jωεl² G_a (ground-plane image) by k ω ε l²/π (31.4 dB at 10 GHz, l = 1), and |h b|²
+is a squared voltage rather than a power, so an SNR built from it sits ~36 dB below a
+Friis budget of the same array. ``scale="received_power"`` (the default) multiplies
+Y_rs by j k ω ε l²/π (which turns the far-field √PL e^{−jkD} sin²ψ into exactly
+2 jωεl² G_a) and h by √(Re Y_r / 2): then |h_m b|² is the power, in W, delivered to user
+m's matched load for unit-power symbols, and the interference-free SNR equals
+P_t G_t G_r (λ/4πD)² / σ² with G_t the model's gain toward the user and G_r = 1.5 sin²ψ
+(tests/test_admittance.py checks this). ``scale="normalised"`` keeps the seed's
+normalised channel. The noise power σ² is then a physical k_B T B F
+(:func:`thermal_noise_power`).
+
 Directions (θ, φ): θ is measured from the array broadside (+y), and φ is the azimuth in
 the x–z plane from +x. The unit vector is
 r̂ = (sin θ cos φ, cos θ, sin θ sin φ).
@@ -37,14 +51,34 @@ from rfctl.config import SPEED_OF_LIGHT, DmaSpec
 from rfctl.errors import ConfigError
 
 __all__ = [
+    "BOLTZMANN",
     "DmaModel",
     "free_space_green_zz",
+    "thermal_noise_power",
     "waveguide_green",
 ]
 
 log = logging.getLogger(__name__)
 MU0 = 4e-7 * math.pi
 EPS0 = 1.0 / (MU0 * SPEED_OF_LIGHT**2)
+BOLTZMANN = 1.380649e-23  # J/K
+CHANNEL_SCALES = ("received_power", "normalised")
+
+
+def thermal_noise_power(bandwidth_hz: float, noise_figure_db: float,
+                        temperature_k: float = 290.0) -> float:
+    """Receiver noise power σ² = k_B T B F, W (e.g. 100 MHz, F = 4 dB: 1.0e-12 W, −90 dBm).
+
+    Raises
+    ------
+    ConfigError
+        Non-positive bandwidth or temperature.
+    """
+    if bandwidth_hz <= 0 or temperature_k <= 0:
+        raise ConfigError("noise power needs a positive bandwidth and temperature",
+                          field="bandwidth_hz" if bandwidth_hz <= 0 else "temperature_k",
+                          reason="must be > 0")
+    return BOLTZMANN * temperature_k * bandwidth_hz * 10 ** (noise_figure_db / 10)
 
 
 def waveguide_green(x: ArrayLike, xh: ArrayLike, *, kx: float, k: float, a: float, b: float,
@@ -156,8 +190,22 @@ class DmaModel:
 
     # ---------------------------------------------------------------- loads
     def phi(self, ys: ArrayLike) -> NDArray[np.complex128]:
-        """Φ = (Y_s + Y_ss)⁻¹ for element loads ``ys`` (L,), S."""
-        return np.linalg.inv(np.diag(np.asarray(ys, complex)) + self.Y_ss)
+        """Φ = (Y_s + Y_ss)⁻¹ for element loads ``ys`` (L,), S (read-only array).
+
+        The last few results are memoised by the exact loads: an optimizer evaluates the
+        same tuning several times (its model, its SDR, its step bound)."""
+        y = np.ascontiguousarray(ys, dtype=complex)
+        key = y.tobytes()
+        cache = self.__dict__.setdefault("_phi_cache", {})
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        out = np.linalg.inv(np.diag(y) + self.Y_ss)
+        out.flags.writeable = False
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = out
+        return out
 
     def port_admittance(self, ys: ArrayLike) -> NDArray[np.complex128]:
         """Y_p = Y_tt − Y_stᵀ Φ Y_st (plain transpose: reciprocity), N × N."""
@@ -209,26 +257,42 @@ class DmaModel:
 
     # ---------------------------------------------------------------- users
     def user_channels(self, users: NDArray[np.float64], ys: ArrayLike, *,
-                      model: str = "los", rng: np.random.Generator | None = None
-                      ) -> NDArray[np.complex128]:
+                      model: str = "los", rng: np.random.Generator | None = None,
+                      scale: str = "received_power") -> NDArray[np.complex128]:
         """The users' effective channels h_m (rows), shape (M, N).
 
         h_m is the m-th row of (Y_r + Y_rr)⁻¹ Y_rs Φ Y_st. Y_rs is the normalised wireless
         channel. ``los``: √PL e^{−jkD} with PL = (λ/4πD)², times the sin ψ_z patterns
         of both dipoles. ``rayleigh``: the same path loss on CN(0, 1) entries,
         correlated across the elements by the isotropic-scattering kernel
-        sin(kd)/(kd) (an approximation for z dipoles).
+        sin(kd)/(kd) (an approximation for z dipoles). ``scale``: see the module
+        docstring ("received_power": |h_m b|² in W at the user's matched load).
         """
-        return self.user_coupling(users, model=model, rng=rng) @ self.phi(ys) @ self.Y_st
+        return (self.user_coupling(users, model=model, rng=rng, scale=scale)
+                @ self.phi(ys) @ self.Y_st)
 
     def user_coupling(self, users: NDArray[np.float64], *, model: str = "los",
-                      rng: np.random.Generator | None = None) -> NDArray[np.complex128]:
+                      rng: np.random.Generator | None = None,
+                      scale: str = "received_power") -> NDArray[np.complex128]:
         """Y_RS = (Y_r + Y_rr)⁻¹ Y_rs (M × L): the part of the users' channels that does
-        not depend on the element loads."""
+        not depend on the element loads (times √(Re Y_r / 2) and the coupling scale for
+        ``scale="received_power"``, see the module docstring)."""
+        if scale not in CHANNEL_SCALES:
+            raise ConfigError(f"unknown channel scale {scale!r}", field="scale",
+                              reason=f"expected one of {CHANNEL_SCALES}")
         Yrs = self.wireless_channel(users, model=model, rng=rng)
         Yrr = self.user_self(users)
         Yr = np.diag(np.conj(np.diag(Yrr)))
-        return np.linalg.solve(Yr + Yrr, Yrs)
+        Y_RS = np.linalg.solve(Yr + Yrr, Yrs)
+        if scale == "received_power":
+            Y_RS = Y_RS * (1j * self.coupling_scale) * np.sqrt(np.real(np.diag(Yr)) / 2)[:, None]
+        return Y_RS
+
+    @property
+    def coupling_scale(self) -> float:
+        """k ω ε l²/π, S: the free-space coupling 2 jωεl² G_a over the normalised LOS
+        channel √PL e^{−jkD} sin²ψ in the far field."""
+        return self.k * self.omega * EPS0 * self.l2 / math.pi
 
     def user_self(self, users: NDArray[np.float64]) -> NDArray[np.complex128]:
         """Y_rr (M × M): z dipoles in free space, no ground plane."""

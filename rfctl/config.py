@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import importlib.resources
+import io
 import math
 import tomllib
 from collections.abc import Sequence
@@ -22,17 +23,17 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    PositiveFloat,
-    PositiveInt,
     TypeAdapter,
     ValidationError,
     model_validator,
 )
 
-from rfctl.errors import ConfigError
+from rfctl.errors import ConfigError, OutputError
 
 __all__ = [
     "SPEED_OF_LIGHT",
@@ -51,16 +52,98 @@ __all__ = [
     "SwitchMatrixBank",
     "UpaSpec",
     "builtin_names",
+    "check_board_for_scenario",
     "load_config",
     "parse_config",
+    "read_table_csv",
+    "read_text_file",
+    "write_text_output",
 ]
 
 SPEED_OF_LIGHT = 299_792_458.0
 """Speed of light in vacuum, m/s."""
 
 
+# --------------------------------------------------------------------------- limits
+# Every number in a config is a finite, strictly typed value inside a physical range:
+# no "6" -> 6, no true -> 1, no NaN/inf, no 1e300. Sizes are bounded before anything is
+# allocated from them (a bank of 10**12 elements is refused here, not by a MemoryError).
+MAX_ELEMENTS = 65_536
+"""Most elements of one bank, array or candidate grid."""
+MAX_SIDE = 256
+"""Most rows or columns of a panel."""
+MAX_ITEMS = 256
+"""Most users, paths, RF chains, targets or directions of a scenario."""
+MAX_BANKS = 16
+MAX_TIMEOUT_S = 300.0
+"""Largest link reply timeout, s (a timeout must stay bounded)."""
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config (TOML) file read, bytes."""
+MAX_TABLE_ROWS = 65_536
+"""Largest CSV table (tuning, I/Q or calibration) read, rows."""
+MAX_TABLE_BYTES = 8 << 20
+"""Largest CSV table file read, bytes."""
+MAX_STR = 4096
+
+
+def _tuple(v: Any) -> Any:
+    """TOML has arrays, not tuples: accept a list for a tuple field (items stay strict)."""
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _plain_text(v: str) -> str:
+    bad = [c for c in v if ord(c) < 32 and c not in "\t\n"]
+    if bad:
+        raise ValueError(f"control character {bad[0]!r} (e.g. a NUL byte) is not allowed")
+    return v
+
+
+def _path_text(v: str) -> str:
+    _plain_text(v)
+    if "\n" in v or "\t" in v or not v.strip():
+        raise ValueError("a file name must be a non-empty single line")
+    return v
+
+
+Count = Annotated[int, Field(ge=1, le=MAX_ELEMENTS)]
+Side = Annotated[int, Field(ge=2, le=MAX_SIDE)]
+Small = Annotated[int, Field(ge=1, le=MAX_ITEMS)]
+Frequency = Annotated[float, Field(ge=1e3, le=1e13)]
+"""Hz: 1 kHz … 10 THz."""
+Length = Annotated[float, Field(ge=1e-9, le=1e3)]
+"""m: 1 nm … 1 km."""
+Power = Annotated[float, Field(ge=1e-30, le=1e9)]
+"""W (linear), noise powers included."""
+Ratio = Annotated[float, Field(gt=0.0, le=1e12)]
+"""Linear power ratio (thresholds), up to 120 dB."""
+Gain = Annotated[float, Field(ge=0.0, le=1e12)]
+Text = Annotated[str, Field(max_length=MAX_STR), AfterValidator(_plain_text)]
+FileName = Annotated[str, Field(min_length=1, max_length=MAX_STR), AfterValidator(_path_text)]
+
+
+def _plain_numbers(v: Any) -> Any:
+    """NumPy integers and floats (e.g. from a sweep grid) as Python ``int``/``float``;
+    NumPy bools and complex numbers stay as they are, and are refused."""
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, list):
+        return [_plain_numbers(x) for x in v]
+    if isinstance(v, tuple):
+        return tuple(_plain_numbers(x) for x in v)
+    return v
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numpy_scalars(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: _plain_numbers(v) for k, v in data.items()}
+        return data
 
 
 # --------------------------------------------------------------------------- arrays
@@ -77,10 +160,10 @@ class UpaSpec(_Model):
         Element spacing, m. ``None`` means half a wavelength at the carrier.
     """
 
-    rows: PositiveInt
-    cols: PositiveInt
-    carrier_hz: PositiveFloat
-    spacing_m: PositiveFloat | None = None
+    rows: Annotated[int, Field(ge=1, le=MAX_SIDE)]
+    cols: Annotated[int, Field(ge=1, le=MAX_SIDE)]
+    carrier_hz: Frequency
+    spacing_m: Length | None = None
 
     @property
     def wavelength(self) -> float:
@@ -120,14 +203,14 @@ class DbraaSpec(_Model):
         mmWave RF chains N_RF.
     """
 
-    rows: Annotated[int, Field(ge=2)]
-    cols: Annotated[int, Field(ge=2)]
-    f_m: PositiveFloat
-    f_s: PositiveFloat
-    h_s: PositiveInt
-    v_s: PositiveInt
-    n_sub6: PositiveInt
-    n_rf: PositiveInt
+    rows: Side
+    cols: Side
+    f_m: Frequency
+    f_s: Frequency
+    h_s: Annotated[int, Field(ge=1, le=MAX_SIDE)]
+    v_s: Annotated[int, Field(ge=1, le=MAX_SIDE)]
+    n_sub6: Small
+    n_rf: Small
 
     @model_validator(mode="after")
     def _check(self) -> DbraaSpec:
@@ -189,18 +272,23 @@ class DmaSpec(_Model):
         Dipole normalisation l (every admittance carries l²); reference examples use 1.
     """
 
-    frequency_hz: PositiveFloat
-    waveguide_a_m: PositiveFloat
-    waveguide_b_m: PositiveFloat
-    n_waveguides: PositiveInt
-    elements_per_waveguide: PositiveInt
-    element_spacing_m: PositiveFloat
-    waveguide_spacing_m: PositiveFloat
-    r0_siemens: PositiveFloat = 1.0
-    dipole_length_m: PositiveFloat = 1.0
+    frequency_hz: Frequency
+    waveguide_a_m: Length
+    waveguide_b_m: Length
+    n_waveguides: Annotated[int, Field(ge=1, le=1024)]
+    elements_per_waveguide: Annotated[int, Field(ge=1, le=4096)]
+    element_spacing_m: Length
+    waveguide_spacing_m: Length
+    r0_siemens: Annotated[float, Field(ge=1e-9, le=1e9)] = 1.0
+    dipole_length_m: Length = 1.0
 
     @model_validator(mode="after")
     def _check(self) -> DmaSpec:
+        if self.n_elements > MAX_ELEMENTS:
+            raise ValueError(
+                f"n_waveguides × elements_per_waveguide = {self.n_elements} exceeds the "
+                f"limit of {MAX_ELEMENTS} elements"
+            )
         lam = SPEED_OF_LIGHT / self.frequency_hz
         if self.waveguide_a_m <= lam / 2:
             raise ValueError(
@@ -244,13 +332,14 @@ class Sub6Scenario(_Model):
         σ_s², W (seed: 1).
     """
 
-    users: PositiveInt
-    paths: PositiveInt = 5
-    targets: list[SurrogateDirection] = Field(default_factory=list)
-    sinr_threshold: PositiveFloat = 10.0
-    gain_threshold: Annotated[float, Field(ge=0.0)] = 10.0
-    noise_power: PositiveFloat = 1.0
-    power_budget: PositiveFloat | None = None
+    users: Small
+    paths: Small = 5
+    targets: Annotated[list[SurrogateDirection], Field(max_length=MAX_ITEMS)] = Field(
+        default_factory=list)
+    sinr_threshold: Ratio = 10.0
+    gain_threshold: Gain = 10.0
+    noise_power: Power = 1.0
+    power_budget: Power | None = None
     """P_s, W: the sub-6G budget (None: unlimited; the design minimises power anyway)."""
 
 
@@ -273,12 +362,23 @@ class MmwaveScenario(_Model):
         σ_m², W (seed: 1).
     """
 
-    users: PositiveInt
-    paths: PositiveInt = 3
-    targets: list[SurrogateDirection] = Field(default_factory=list)
-    gain_threshold: Annotated[float, Field(ge=0.0)] = 11.0
-    power: PositiveFloat = 7.0
-    noise_power: PositiveFloat = 1.0
+    users: Small
+    paths: Small = 3
+    targets: Annotated[list[SurrogateDirection], Field(max_length=MAX_ITEMS)] = Field(
+        default_factory=list)
+    gain_threshold: Gain = 11.0
+    power: Power = 7.0
+    noise_power: Power = 1.0
+
+
+Direction = Annotated[
+    tuple[Annotated[float, Field(ge=-math.pi, le=math.pi)],
+          Annotated[float, Field(ge=-2 * math.pi, le=2 * math.pi)]],
+    BeforeValidator(_tuple),
+]
+"""(θ, φ), rad: |θ| ≤ π, |φ| ≤ 2π."""
+Coordinate = Annotated[float, Field(ge=-1e5, le=1e5)]
+"""m, within 100 km."""
 
 
 class DmaScenario(_Model):
@@ -300,12 +400,25 @@ class DmaScenario(_Model):
         Receiver noise power, W.
     """
 
-    users: PositiveInt = 3
-    sensing_streams: Annotated[int, Field(ge=0)] = 1
-    directions: list[tuple[float, float]] = Field(default_factory=list)
-    user_region_m: tuple[float, float, float, float, float] = (-20.0, 20.0, 20.0, 60.0, 1.5)
-    max_power: PositiveFloat = 1.0
-    noise_power: PositiveFloat = 1e-12
+    users: Small = 3
+    sensing_streams: Annotated[int, Field(ge=0, le=MAX_ITEMS)] = 1
+    directions: Annotated[list[Direction], Field(max_length=MAX_ITEMS)] = Field(
+        default_factory=list)
+    user_region_m: Annotated[
+        tuple[Coordinate, Coordinate, Coordinate, Coordinate, Coordinate],
+        BeforeValidator(_tuple),
+    ] = (-20.0, 20.0, 20.0, 60.0, 1.5)
+    max_power: Power = 1.0
+    noise_power: Power = 1e-12
+
+    @model_validator(mode="after")
+    def _check(self) -> DmaScenario:
+        x0, x1, y0, y1, _ = self.user_region_m
+        if not (x0 <= x1 and y0 <= y1):
+            raise ValueError(
+                f"user_region_m = {self.user_region_m}: needs x0 ≤ x1 and y0 ≤ y1"
+            )
+        return self
 
 
 class Scenario(_Model):
@@ -315,10 +428,10 @@ class Scenario(_Model):
     """
 
     kind: Literal["scenario"] = "scenario"
-    name: str
-    description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
-    total_power: PositiveFloat | None = None
+    name: Annotated[Text, Field(max_length=200)]
+    description: Text = ""
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    total_power: Power | None = None
     dbraa: DbraaSpec | None = None
     dma: DmaSpec | None = None
     sub6g: Sub6Scenario | None = None
@@ -364,21 +477,28 @@ class LinkSpec(_Model):
         Bounded retransmissions per command.
     """
 
-    url: str = "sim://"
-    baud: PositiveInt = 921_600
-    timeout_s: PositiveFloat = 0.5
+    url: Annotated[Text, Field(min_length=1)] = "sim://"
+    baud: Annotated[int, Field(ge=1, le=100_000_000)] = 921_600
+    timeout_s: Annotated[float, Field(gt=0.0, le=MAX_TIMEOUT_S)] = 0.5
     retries: Annotated[int, Field(ge=0, le=20)] = 3
     chunk: Annotated[int, Field(ge=1, le=1024)] = 256
     """Largest image payload per write frame, bytes."""
-    visa_library: str | None = None
+    visa_library: Text | None = None
     """pyvisa backend for VISA links: ``"@py"`` (pyvisa-py), ``"file.yaml@sim"``
     (pyvisa-sim), or None for the system's default."""
 
 
 class _BankBase(_Model):
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
-    max_on: PositiveInt | None = None
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+    max_on: Count | None = None
     """Safety limit: most elements of this bank that may be on (code ≠ 0) at once."""
+
+    @model_validator(mode="after")
+    def _check_max_on(self) -> _BankBase:
+        count = getattr(self, "count", None)
+        if self.max_on is not None and count is not None and self.max_on > count:
+            raise ValueError(f"max_on = {self.max_on} exceeds the bank's {count} elements")
+        return self
 
 
 class PhaseBank(_BankBase):
@@ -392,10 +512,10 @@ class PhaseBank(_BankBase):
     """
 
     kind: Literal["phase"] = "phase"
-    count: PositiveInt
+    count: Count
     bits: Annotated[int, Field(ge=1, le=16)] | None = None
-    table_file: str | None = None
-    calibration_file: str | None = None
+    table_file: FileName | None = None
+    calibration_file: FileName | None = None
 
     @model_validator(mode="after")
     def _check(self) -> PhaseBank:
@@ -408,8 +528,8 @@ class SwitchMatrixBank(_BankBase):
     """RF switch network S, one bit per (antenna, RF chain), row-major."""
 
     kind: Literal["switch_matrix"] = "switch_matrix"
-    antennas: PositiveInt
-    rf_chains: PositiveInt
+    antennas: Count
+    rf_chains: Small
 
     @property
     def count(self) -> int:
@@ -424,10 +544,10 @@ class PinLinkBank(_BankBase):
     """
 
     kind: Literal["pin_links"] = "pin_links"
-    rows: Annotated[int, Field(ge=2)]
-    cols: Annotated[int, Field(ge=2)]
-    h_s: PositiveInt = 1
-    v_s: PositiveInt = 1
+    rows: Side
+    cols: Side
+    h_s: Annotated[int, Field(ge=1, le=MAX_SIDE)] = 1
+    v_s: Annotated[int, Field(ge=1, le=MAX_SIDE)] = 1
 
     @property
     def count(self) -> int:
@@ -439,9 +559,16 @@ class FeedMuxBank(_BankBase):
     ``(rows−1) × (cols−1)`` candidate grid) of the antenna it is routed to."""
 
     kind: Literal["feed_mux"] = "feed_mux"
-    rf_chains: PositiveInt
-    rows: Annotated[int, Field(ge=2)]
-    cols: Annotated[int, Field(ge=2)]
+    rf_chains: Small
+    rows: Side
+    cols: Side
+
+    @model_validator(mode="after")
+    def _check(self) -> FeedMuxBank:
+        if self.rf_chains > self.n_inputs:
+            raise ValueError(f"rf_chains = {self.rf_chains} exceeds the {self.n_inputs} "
+                             "candidate antennas")
+        return self
 
     @property
     def count(self) -> int:
@@ -457,8 +584,8 @@ class LorentzianArc(_Model):
     with ψ evenly spaced on [psi_min, psi_max] (radians, both included)."""
 
     bits: Annotated[int, Field(ge=1, le=12)]
-    psi_min: float = -math.pi / 2 * 0.95
-    psi_max: float = math.pi * 1.45
+    psi_min: Annotated[float, Field(ge=-4 * math.pi, le=4 * math.pi)] = -math.pi / 2 * 0.95
+    psi_max: Annotated[float, Field(ge=-4 * math.pi, le=4 * math.pi)] = math.pi * 1.45
 
     @model_validator(mode="after")
     def _check(self) -> LorentzianArc:
@@ -467,6 +594,10 @@ class LorentzianArc(_Model):
         if self.psi_max - self.psi_min >= 2 * math.pi:
             raise ValueError("the arc must be shorter than 2π (q = 0 is not realisable)")
         return self
+
+
+Voltage = Annotated[float, Field(ge=-1000.0, le=1000.0)]
+"""V, within ±1 kV."""
 
 
 class LorentzianBank(_BankBase):
@@ -478,13 +609,13 @@ class LorentzianBank(_BankBase):
     """
 
     kind: Literal["lorentzian"] = "lorentzian"
-    count: PositiveInt
-    table_file: str | None = None
+    count: Count
+    table_file: FileName | None = None
     arc: LorentzianArc | None = None
     out_of_range: Literal["raise", "nearest"] = "raise"
     """A target outside the table's arc raises (default) or takes the nearest entry;
     either way the image reports how many elements were out of range."""
-    bias_v: tuple[float, float] = (0.0, 10.0)
+    bias_v: Annotated[tuple[Voltage, Voltage], BeforeValidator(_tuple)] = (0.0, 10.0)
     """Bias voltage of code 0 and of the last code, V (linear in between), for boards
     whose elements are tuned by a multi-channel bias source."""
 
@@ -522,13 +653,13 @@ class BoardProfile(_Model):
     """
 
     kind: Literal["board"] = "board"
-    name: str
-    model: str = "rfctl-sim"
-    description: str = ""
-    driver: str = "rfctl-serial"
+    name: Annotated[Text, Field(max_length=200)]
+    model: Annotated[Text, Field(max_length=200)] = "rfctl-sim"
+    description: Text = ""
+    driver: Annotated[Text, Field(max_length=200)] = "rfctl-serial"
     """Entry point (group ``rfctl.drivers``) of the driver that talks to this board."""
     link: LinkSpec = Field(default_factory=LinkSpec)
-    banks: list[Bank]
+    banks: Annotated[list[Bank], Field(max_length=MAX_BANKS)]
     base_dir: str = Field(default=".", exclude=True)
 
     @model_validator(mode="after")
@@ -542,9 +673,50 @@ class BoardProfile(_Model):
             raise ValueError(f"at most one bank of each kind; repeated: {dup}")
         if not self.banks:
             raise ValueError("a board needs at least one bank")
+        by_kind = {b.kind: b for b in self.banks}
+        ph, sw = by_kind.get("phase"), by_kind.get("switch_matrix")
+        pin, feed = by_kind.get("pin_links"), by_kind.get("feed_mux")
+        if sw is not None and sw.count > MAX_ELEMENTS:
+            raise ValueError(f"bank {sw.name!r}: antennas × rf_chains = {sw.count} exceeds "
+                             f"the limit of {MAX_ELEMENTS} switches")
+        if ph is not None and sw is not None and ph.count != sw.antennas:
+            raise ValueError(
+                f"switch_matrix bank {sw.name!r} has antennas = {sw.antennas} but phase "
+                f"bank {ph.name!r} has {ph.count} phase shifters (one per antenna)"
+            )
+        if pin is not None and feed is not None and (pin.rows, pin.cols) != (feed.rows,
+                                                                             feed.cols):
+            raise ValueError(
+                f"pin_links bank {pin.name!r} is {pin.rows} × {pin.cols} but feed_mux bank "
+                f"{feed.name!r} is {feed.rows} × {feed.cols} (one panel)"
+            )
+        panel = pin or feed
+        if ph is not None and panel is not None and ph.count != panel.rows * panel.cols:
+            raise ValueError(
+                f"phase bank {ph.name!r} has {ph.count} elements but the {panel.kind} bank "
+                f"{panel.name!r} describes a {panel.rows} × {panel.cols} panel"
+            )
         return self
 
     def bank(self, kind: str) -> Any:
+        """The bank of a given kind.
+
+        Raises
+        ------
+        ConfigError
+            The profile has no bank of that kind (naming the profile, the kind and the
+            banks it does have).
+        """
+        b = self.find_bank(kind)
+        if b is None:
+            have = ", ".join(f"{x.name} ({x.kind})" for x in self.banks)
+            raise ConfigError(
+                f"board {self.name!r} has no {kind} bank (it has: {have})",
+                source=self.name, field="banks", reason=f"no {kind} bank",
+            )
+        return b
+
+    def find_bank(self, kind: str) -> Any:
         """The bank of a given kind, or ``None``."""
         for b in self.banks:
             if b.kind == kind:
@@ -555,6 +727,48 @@ class BoardProfile(_Model):
         """Resolve a table/calibration file path relative to the profile's directory."""
         p = Path(relpath)
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def check_board_for_scenario(board: BoardProfile, scenario: Scenario) -> None:
+    """Check that a board's banks fit a scenario's array.
+
+    DBRAA: phase count = N_m = rows·cols, switch shape = N_m × N_RF, pin/feed panel =
+    rows × cols, feed count = N_s. DMA: Lorentzian count = L. Banks the board does not
+    have are not checked here (:meth:`BoardProfile.bank` raises when a routine needs one).
+
+    Raises
+    ------
+    ConfigError
+        Naming the board, the bank, the field and both values.
+    """
+
+    def fail(bank: Any, fld: str, got: Any, want: Any, what: str) -> None:
+        raise ConfigError(
+            f"board {board.name!r}: banks.{bank.name}.{fld} = {got} but scenario "
+            f"{scenario.name!r} needs {want} ({what})",
+            source=board.name, field=f"banks.{bank.name}.{fld}", reason="does not fit",
+        )
+
+    if scenario.dbraa is not None:
+        d = scenario.dbraa
+        if (ph := board.find_bank("phase")) is not None and ph.count != d.n_mmwave:
+            fail(ph, "count", ph.count, d.n_mmwave, "phase shifters = rows × cols")
+        if (sw := board.find_bank("switch_matrix")) is not None:
+            if sw.antennas != d.n_mmwave:
+                fail(sw, "antennas", sw.antennas, d.n_mmwave, "switch rows = antennas")
+            if sw.rf_chains != d.n_rf:
+                fail(sw, "rf_chains", sw.rf_chains, d.n_rf, "switch columns = N_RF")
+        for kind in ("pin_links", "feed_mux"):
+            if (b := board.find_bank(kind)) is not None and (b.rows, b.cols) != (d.rows,
+                                                                                 d.cols):
+                fail(b, "rows/cols", f"{b.rows} × {b.cols}", f"{d.rows} × {d.cols}",
+                     "the mmWave panel")
+        if (fd := board.find_bank("feed_mux")) is not None and fd.rf_chains != d.n_sub6:
+            fail(fd, "rf_chains", fd.rf_chains, d.n_sub6, "feed count = N_s")
+    if scenario.dma is not None:
+        L = scenario.dma.n_elements
+        if (lz := board.find_bank("lorentzian")) is not None and lz.count != L:
+            fail(lz, "count", lz.count, L, "elements = n_waveguides × elements_per_waveguide")
 
 
 # --------------------------------------------------------------------------- loading
@@ -647,6 +861,60 @@ def builtin_names() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
+def read_text_file(path: Path, *, source: str, limit: int, what: str = "") -> str:
+    """Read a UTF-8 text file, every failure a :class:`ConfigError` naming the file."""
+    where = f"{source}: {what}" if what else f"{source}: "
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(limit + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{where}cannot read {path}: {reason}", source=source,
+                          field=what.rstrip(": ") or None, reason=reason) from None
+    except ValueError as exc:  # embedded NUL byte and the like
+        raise ConfigError(f"{where}invalid file name {str(path)!r}: {exc}", source=source,
+                          field=what.rstrip(": ") or None, reason="invalid file name") from None
+    if len(raw) > limit:
+        raise ConfigError(f"{where}{path} is larger than {limit} bytes", source=source,
+                          field=what.rstrip(": ") or None, reason="file too large")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{where}{path}: not UTF-8 text (invalid byte at offset {exc.start})",
+            source=source, field=what.rstrip(": ") or None, reason="not UTF-8",
+        ) from None
+
+
+def write_text_output(path: str | Path, text: str, *, what: str = "output") -> None:
+    """Write a UTF-8 text file; every failure an :class:`OutputError` naming the path.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination file (not a directory; its parent must exist).
+    text : str
+        Contents.
+    what : str
+        What is written, for the message (``"state"``, ``"results"``).
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise OutputError(f"{path}: is a directory; give a file name for the {what}",
+                              path=str(path), reason="is a directory")
+        if not p.parent.is_dir():
+            raise OutputError(f"{path}: directory {str(p.parent)!r} does not exist",
+                              path=str(path), reason="missing directory")
+        p.write_text(text, encoding="utf-8")
+    except OutputError:
+        raise
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise OutputError(f"{path}: cannot write the {what}: {reason}", path=str(path),
+                          reason=reason) from None
+
+
 def load_config(name_or_path: str | Path) -> Any:
     """Load a scenario or board profile from a built-in name or a TOML file.
 
@@ -662,17 +930,24 @@ def load_config(name_or_path: str | Path) -> Any:
     Raises
     ------
     ConfigError
-        Unknown name, unreadable file, TOML syntax error or invalid content.
+        Unknown name, unreadable, oversized or non-UTF-8 file, TOML syntax error or
+        invalid content.
     """
-    text: str
     s = str(name_or_path)
+    if "\0" in s:
+        raise ConfigError(f"{s!r}: invalid file name (NUL byte)", source=s,
+                          reason="invalid file name")
     path = Path(s)
-    if path.suffix == ".toml" or path.exists():
+    try:
+        is_file_arg = path.suffix == ".toml" or path.exists()
+    except (OSError, ValueError):
+        is_file_arg = True
+    if is_file_arg:
         source = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read: {exc.strerror}", source=source) from None
+        if path.is_dir():
+            raise ConfigError(f"{source}: is a directory, not a config file", source=source,
+                              reason="is a directory")
+        text = read_text_file(path, source=source, limit=MAX_CONFIG_BYTES)
         base_dir = str(path.resolve().parent)
     else:
         root = importlib.resources.files("rfctl.configs")
@@ -690,12 +965,17 @@ def load_config(name_or_path: str | Path) -> Any:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: TOML syntax error: {exc}", source=source) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: TOML nested too deeply", source=source,
+                          reason="nested too deeply") from None
     return parse_config(data, source=source, base_dir=base_dir)
 
 
 # --------------------------------------------------------------------------- tables
 def read_table_csv(path: Path, columns: Sequence[str], *, source: str) -> np.ndarray:
     """Read a numeric CSV with a header naming at least ``columns``.
+
+    A table with a ``code`` column is a code table and needs at least two rows.
 
     Returns
     -------
@@ -704,43 +984,37 @@ def read_table_csv(path: Path, columns: Sequence[str], *, source: str) -> np.nda
     Raises
     ------
     ConfigError
-        Missing file or column, non-numeric or non-finite entry.
+        Missing, unreadable, oversized or non-UTF-8 file, missing column, non-numeric or
+        non-finite entry, too few or too many rows.
     """
+    text = read_text_file(Path(path), source=source, limit=MAX_TABLE_BYTES)
+
+    def err(msg: str, reason: str) -> ConfigError:
+        return ConfigError(f"{source}: {path}{msg}", source=source, field=source.split(": ")[-1],
+                           reason=reason)
+
+    rows = []
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise ConfigError(
-                    f"{source}: {path}: missing column(s) {missing} (header: {header})",
-                    source=source,
-                    field=str(path),
-                    reason="missing column",
-                )
-            rows = []
-            for lineno, row in enumerate(reader, start=2):
-                try:
-                    vals = [float(row[c]) for c in columns]
-                except (TypeError, ValueError):
-                    raise ConfigError(
-                        f"{source}: {path}:{lineno}: non-numeric entry",
-                        source=source,
-                        field=str(path),
-                        reason="non-numeric entry",
-                    ) from None
-                if not all(math.isfinite(v) for v in vals):
-                    raise ConfigError(
-                        f"{source}: {path}:{lineno}: non-finite entry",
-                        source=source,
-                        field=str(path),
-                        reason="non-finite entry",
-                    )
-                rows.append(vals)
-    except OSError as exc:
-        raise ConfigError(
-            f"{source}: cannot read {path}: {exc.strerror}", source=source, field=str(path)
-        ) from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = reader.fieldnames or []
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise err(f": missing column(s) {missing} (header: {header})", "missing column")
+        for lineno, row in enumerate(reader, start=2):
+            if len(rows) >= MAX_TABLE_ROWS:
+                raise err(f": more than {MAX_TABLE_ROWS} rows", "too many rows")
+            try:
+                vals = [float(row[c]) for c in columns]
+            except (TypeError, ValueError):
+                raise err(f":{lineno}: non-numeric entry", "non-numeric entry") from None
+            if not all(math.isfinite(v) and abs(v) <= 1e12 for v in vals):
+                raise err(f":{lineno}: non-finite or huge entry (|x| > 1e12)",
+                          "non-finite entry")
+            rows.append(vals)
+    except csv.Error as exc:
+        raise err(f": malformed CSV ({exc})", "malformed CSV") from None
     if not rows:
-        raise ConfigError(f"{source}: {path}: empty table", source=source, field=str(path))
+        raise err(": empty table", "empty table")
+    if "code" in columns and len(rows) < 2:
+        raise err(": a code table needs at least two entries", "too few entries")
     return np.asarray(rows, dtype=float)

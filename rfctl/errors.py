@@ -17,6 +17,8 @@ __all__ = [
     "HardwareConstraintError",
     "InfeasibleError",
     "NakError",
+    "OutputError",
+    "ProgramError",
     "RfctlError",
 ]
 
@@ -103,16 +105,89 @@ class DeviceTimeoutError(DeviceError, TimeoutError):
 
 
 class ChecksumError(DeviceError):
-    """A frame or an image checksum did not match."""
+    """An image checksum did not match: the board's staged (or stored) image is not the
+    one the host computed, so the board refused to latch it.
+
+    Parameters
+    ----------
+    message : str
+    expected, actual : int, optional
+        The host's CRC-32 and the one the board reported.
+    """
+
+    def __init__(self, message: str, *, expected: int | None = None,
+                 actual: int | None = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
 
 
 class NakError(DeviceError):
-    """The device refused a command (negative acknowledgement) with an error code."""
+    """The device refused a command (negative acknowledgement).
 
-    def __init__(self, message: str, *, code: int | None = None):
+    Parameters
+    ----------
+    message : str
+    code : int, optional
+        The board's status code (see drivers/PROTOCOL.md, "Replies").
+    command : str, optional
+        Name of the refused command.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None,
+                 command: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.command = command
 
 
 class BusyError(DeviceError):
-    """The device or port is in use by someone else."""
+    """The device or port is in use by someone else (another host's session)."""
+
+
+class ProgramError(DeviceError):
+    """Programming (program, program_many, store/select beam) failed; says, per board,
+    which image the board holds.
+
+    Parameters
+    ----------
+    message : str
+    holds : dict of str to str
+        Per device name: ``"previous"`` (the image it held before the call), ``"new"``
+        (the requested one) or ``"unknown"`` (only when the board could not be asked
+        within the link's bound; the message says why).
+    cause : BaseException, optional
+        The device error that ended the attempt.
+    """
+
+    HOLDS = ("previous", "new", "unknown")
+
+    def __init__(self, message: str, *, holds: dict[str, str],
+                 cause: BaseException | None = None) -> None:
+        bad = [v for v in holds.values() if v not in self.HOLDS]
+        if bad:
+            raise ValueError(f"holds values must be one of {self.HOLDS}, got {bad}")
+        detail = ", ".join(f"{k} holds the {v} image" if v != "unknown" else
+                           f"{k}: active image unknown" for k, v in holds.items())
+        super().__init__(f"{message} ({detail})")
+        self.holds = dict(holds)
+        self.cause = cause
+
+
+class OutputError(RfctlError):
+    """An output file cannot be written (a directory, a missing parent, no permission).
+
+    Parameters
+    ----------
+    message : str
+        Full message, naming the path.
+    path : str, optional
+        The path that could not be written.
+    reason : str, optional
+        Why.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.reason = reason

@@ -8,7 +8,9 @@ An :class:`ArrayState` holds any subset of
 - ``f_bb`` — mmWave digital beamformer, complex, (N_RF, K_m);
 - ``f_s`` — sub-6G digital beamformer over all candidates, complex, (N_p, K_s);
 - ``dma`` — DMA element tunings (:class:`DmaTuning`) and ``dma_b`` — the DMA digital
-  beamformer B = [B_c B_s], complex, (N, M + N_s);
+  beamformer B = [B_c B_s], complex, (N, M + N_s); ``dma_task`` — the DMA task it was
+  designed for (:class:`DmaTaskRecord`: geometry, users, directions, Γ, β, β_max,
+  P_max, σ²), so the design can be re-checked with the model alone;
 
 plus a :class:`DesignRecord` saying what it was designed for (scenario and channel, or
 the seed and config that regenerate them), so a saved design can be re-evaluated.
@@ -34,12 +36,15 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
+from rfctl.config import DmaSpec, Scenario, parse_config, read_text_file, write_text_output
 from rfctl.errors import ConfigError, HardwareConstraintError
 
 __all__ = [
     "ArrayState",
     "DesignRecord",
+    "DmaTaskRecord",
     "DmaTuning",
     "check_selection",
     "lorentzian_response",
@@ -47,6 +52,15 @@ __all__ = [
 ]
 
 STATE_FORMAT = "rfctl-state/1"
+
+MAX_STATE_BYTES = 64 << 20
+"""Largest state file read, bytes."""
+MAX_ARRAY_ELEMENTS = 1 << 22
+"""Most entries of one array in a state file (checked before anything is allocated)."""
+MAX_ABS = 1e12
+"""Largest magnitude of any number in a state array (beamformer, channel, admittance)."""
+MAX_PHASE_RAD = 1e4
+"""Largest magnitude of a phase, rad (beyond it wrapping loses all precision)."""
 
 
 # --------------------------------------------------------------------------- selection
@@ -227,6 +241,129 @@ class DmaTuning:
                          g=None if on_circle else g)
 
 
+@dataclass(frozen=True)
+class DmaTaskRecord:
+    """The DMA design task (DMA seed, P1) a state was made for, so that a saved design
+    can be re-checked with the model without replaying the scenario's generator.
+
+    Attributes
+    ----------
+    spec : dict
+        The DMA geometry (``DmaSpec.model_dump()``).
+    origin : ndarray, shape (3,)
+        Array corner, m.
+    users : ndarray, shape (M, 3)
+        User positions, m.
+    theta, phi : ndarray, shape (D,)
+        Sensing directions, rad.
+    gamma : ndarray, shape (M,)
+        SINR targets Γ_m, linear.
+    beta : ndarray, shape (D,)
+        Lower beampattern bounds β_d, in the units of P(θ, φ) = ‖a_dᵀ Φ Y_st B‖²
+        (seed eq. 3).
+    beta_max : float
+        Upper beampattern bound, same units.
+    p_max : float
+        P_max, W.
+    sigma2 : float
+        Noise power σ², W.
+    channel_scale : str
+        ``"received_power"`` or ``"normalised"`` (see :mod:`rfctl.admittance`).
+    n_sensing : int
+        Sensing streams N_s.
+    """
+
+    spec: dict[str, Any]
+    origin: NDArray[np.float64]
+    users: NDArray[np.float64]
+    theta: NDArray[np.float64]
+    phi: NDArray[np.float64]
+    gamma: NDArray[np.float64]
+    beta: NDArray[np.float64]
+    beta_max: float
+    p_max: float
+    sigma2: float
+    channel_scale: str = "received_power"
+    n_sensing: int = 0
+
+    _ARRAYS = ("origin", "users", "theta", "phi", "gamma", "beta")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"spec": self.spec}
+        for k in self._ARRAYS:
+            out[k] = _encode_array(np.asarray(getattr(self, k), float))
+        out.update(beta_max=float(self.beta_max), p_max=float(self.p_max),
+                   sigma2=float(self.sigma2), channel_scale=self.channel_scale,
+                   n_sensing=int(self.n_sensing))
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str) -> DmaTaskRecord:
+        where = f"{source}: dma_task"
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: must be an object", source=source, field="dma_task",
+                              reason="not an object")
+        known = {"spec", *cls._ARRAYS, "beta_max", "p_max", "sigma2", "channel_scale",
+                 "n_sensing"}
+        extra = sorted(set(d) - known)
+        missing = sorted(known - set(d))
+        if extra or missing:
+            name = (extra or missing)[0]
+            raise ConfigError(f"{where}.{name}: {'unknown' if extra else 'missing'} field",
+                              source=source, field=f"dma_task.{name}",
+                              reason="unknown field" if extra else "missing field")
+        spec = d["spec"]
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}.spec: must be an object", source=source,
+                              field="dma_task.spec", reason="not an object")
+        try:
+            DmaSpec.model_validate(spec)
+        except ValidationError as exc:
+            e = exc.errors(include_url=False)[0]
+            loc = ".".join(str(x) for x in e["loc"])
+            raise ConfigError(f"{where}.spec.{loc}: {e['msg']}", source=source,
+                              field=f"dma_task.spec.{loc}", reason=e["msg"]) from None
+        if d["channel_scale"] not in ("received_power", "normalised"):
+            raise ConfigError(f"{where}.channel_scale: must be 'received_power' or "
+                              f"'normalised', got {d['channel_scale']!r}", source=source,
+                              field="dma_task.channel_scale", reason="unknown scale")
+        for k, lo in (("gamma", 1e-30), ("beta", 0.0)):
+            vals = _decode_array(d[k], f"{where}.{k}", "real", ndim=1)
+            if np.any(vals < lo):
+                raise ConfigError(f"{where}.{k}: entries must be ≥ {lo:g}", source=source,
+                                  field=f"dma_task.{k}", reason="out of range")
+        try:
+            arrays = {k: np.asarray(_decode_array(d[k], f"{where}.{k}"), float)
+                      for k in cls._ARRAYS}
+            rec = cls(spec=dict(d["spec"]),
+                      beta_max=_real_scalar(d["beta_max"], f"{where}.beta_max", 0.0, MAX_ABS),
+                      p_max=_real_scalar(d["p_max"], f"{where}.p_max", 1e-30, 1e9),
+                      sigma2=_real_scalar(d["sigma2"], f"{where}.sigma2", 1e-30, 1e9),
+                      channel_scale=str(d["channel_scale"]),
+                      n_sensing=int(_real_scalar(d["n_sensing"], f"{where}.n_sensing", 0, 256,
+                                                 integer=True)),
+                      **arrays)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: bad entry ({exc})", source=source,
+                              field="dma_task", reason="bad value") from None
+        M, D = rec.gamma.size, rec.beta.size
+        if (rec.users.shape != (M, 3) or rec.origin.shape != (3,) or rec.theta.shape != (D,)
+                or rec.phi.shape != (D,)):
+            raise ConfigError(f"{where}: shapes disagree (users {rec.users.shape}, gamma "
+                              f"{rec.gamma.shape}, theta {rec.theta.shape}, beta "
+                              f"{rec.beta.shape})", source=source, field="dma_task",
+                              reason="wrong shape")
+        return rec
+
+    def same(self, other: DmaTaskRecord) -> bool:
+        return (self.spec == other.spec and all(
+            _same(np.asarray(getattr(self, k)), np.asarray(getattr(other, k)))
+            for k in self._ARRAYS) and (self.beta_max, self.p_max, self.sigma2,
+                                        self.channel_scale, self.n_sensing)
+            == (other.beta_max, other.p_max, other.sigma2, other.channel_scale,
+                other.n_sensing))
+
+
 # --------------------------------------------------------------------------- record
 @dataclass(frozen=True)
 class DesignRecord:
@@ -268,21 +405,28 @@ class ArrayState:
     f_s: NDArray[np.complex128] | None = None
     dma: DmaTuning | None = None
     dma_b: NDArray[np.complex128] | None = None
+    dma_task: DmaTaskRecord | None = None
     record: DesignRecord = field(default_factory=DesignRecord)
 
     def __post_init__(self) -> None:
         conv = {
-            "phases": lambda a: np.asarray(a, dtype=float),
+            "phases": _as_real_phases,
             "switch": lambda a: _as_bool(a, "switch"),
             "selection": lambda a: _as_bool(a, "selection"),
-            "f_bb": lambda a: np.asarray(a, dtype=complex),
-            "f_s": lambda a: np.asarray(a, dtype=complex),
-            "dma_b": lambda a: np.asarray(a, dtype=complex),
+            "f_bb": lambda a: _as_numeric(a, "f_bb", complex),
+            "f_s": lambda a: _as_numeric(a, "f_s", complex),
+            "dma_b": lambda a: _as_numeric(a, "dma_b", complex),
         }
         for name, fn in conv.items():
             v = getattr(self, name)
             if v is not None:
-                object.__setattr__(self, name, fn(v))
+                try:
+                    object.__setattr__(self, name, fn(v))
+                except (TypeError, ValueError) as exc:
+                    if isinstance(exc, ConfigError):
+                        raise
+                    raise ConfigError(f"{name}: not a numeric array ({exc})", field=name,
+                                      reason="not numeric") from None
         if self.phases is not None and self.phases.ndim != 1:
             raise ConfigError(f"phases must be 1-D, got shape {self.phases.shape}",
                               field="phases", reason="wrong shape")
@@ -314,6 +458,8 @@ class ArrayState:
                 "y_self": _encode_array(self.dma.y_self),
                 "g": None if self.dma.g is None else _encode_array(self.dma.g),
             }
+        if self.dma_task is not None:
+            out["dma_task"] = self.dma_task.to_dict()
         r = self.record
         out["record"] = {
             "scenario": r.scenario,
@@ -341,7 +487,7 @@ class ArrayState:
                 f"{source}: format: expected {STATE_FORMAT!r}, got {fmt!r}",
                 source=source, field="format", reason="unknown format",
             )
-        known = {*_ARRAY_FIELDS, "dma", "record", "format"}
+        known = {*_ARRAY_FIELDS, "dma", "dma_task", "record", "format"}
         extra = sorted(set(data) - known)
         if extra:
             raise ConfigError(f"{source}: {extra[0]}: unknown field (not allowed)",
@@ -349,30 +495,14 @@ class ArrayState:
         kw: dict[str, Any] = {}
         for name in _ARRAY_FIELDS:
             if name in data and data[name] is not None:
-                kw[name] = _decode_array(data[name], f"{source}: {name}")
+                kw[name] = _decode_array(data[name], f"{source}: {name}", _FIELD_KIND[name],
+                                         ndim=_FIELD_NDIM[name],
+                                         bound=MAX_PHASE_RAD if name == "phases" else MAX_ABS)
         if data.get("dma") is not None:
-            d = data["dma"]
-            try:
-                kw["dma"] = DmaTuning(
-                    b=np.asarray(_decode_array(d["b"], f"{source}: dma.b"), float),
-                    r0=float(d["r0"]),
-                    y_self=np.asarray(_decode_array(d["y_self"], f"{source}: dma.y_self"),
-                                      complex),
-                    g=None if d.get("g") is None
-                    else np.asarray(_decode_array(d["g"], f"{source}: dma.g"), float),
-                )
-            except (KeyError, TypeError) as exc:
-                raise ConfigError(f"{source}: dma: missing or bad entry {exc}",
-                                  source=source, field="dma") from None
-        rec = data.get("record") or {}
-        kw["record"] = DesignRecord(
-            scenario=rec.get("scenario"),
-            seed=rec.get("seed"),
-            realisation=int(rec.get("realisation", 0)),
-            channels={k: _decode_array(v, f"{source}: record.channels.{k}")
-                      for k, v in (rec.get("channels") or {}).items()},
-            notes=dict(rec.get("notes") or {}),
-        )
+            kw["dma"] = _decode_dma(data["dma"], source)
+        if data.get("dma_task") is not None:
+            kw["dma_task"] = DmaTaskRecord.from_dict(data["dma_task"], source)
+        kw["record"] = _decode_record(data.get("record"), source)
         try:
             return cls(**kw)
         except ConfigError as exc:
@@ -380,27 +510,68 @@ class ArrayState:
                               reason=exc.reason) from None
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        """The state as JSON text.
+
+        Raises
+        ------
+        ConfigError
+            A non-finite number or an object JSON cannot hold (e.g. in ``notes``).
+        """
+        try:
+            return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"state cannot be written as JSON: {exc}",
+                              reason="not JSON-serialisable") from None
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "<json>") -> ArrayState:
+        """Parse :meth:`to_json` output.
+
+        Raises
+        ------
+        ConfigError
+            Invalid JSON (NaN/Infinity tokens included), nesting too deep, or any
+            :meth:`from_dict` error.
+        """
+
+        def no_constants(tok: str) -> Any:
+            raise ConfigError(f"{source}: invalid JSON: {tok} is not a number JSON allows",
+                              source=source, reason="non-finite number")
+
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=no_constants)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{source}: invalid JSON: {exc}", source=source) from None
+        except RecursionError:
+            raise ConfigError(f"{source}: invalid JSON: nested too deeply", source=source,
+                              reason="nested too deeply") from None
         return cls.from_dict(data, source=source)
 
     def save(self, path: str | Path) -> None:
-        """Write the state as JSON."""
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        """Write the state as JSON.
+
+        Raises
+        ------
+        OutputError
+            The path is a directory, its parent is missing, or writing failed.
+        """
+        write_text_output(path, self.to_json(), what="state")
 
     @classmethod
     def load(cls, path: str | Path) -> ArrayState:
-        """Read a state written by :meth:`save`."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}", source=str(path)) from None
+        """Read a state written by :meth:`save`.
+
+        Raises
+        ------
+        ConfigError
+            Unreadable, oversized or non-UTF-8 file, or invalid content (naming the file,
+            the field and the reason).
+        """
+        p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"{path}: is a directory, not a state file", source=str(path),
+                              reason="is a directory")
+        text = read_text_file(p, source=str(path), limit=MAX_STATE_BYTES)
         return cls.from_json(text, source=str(path))
 
     def equals(self, other: ArrayState) -> bool:
@@ -413,6 +584,9 @@ class ArrayState:
                 ) or a.channels.keys() != b.channels.keys():
                     return False
                 if not all(_same(a.channels[k], b.channels[k]) for k in a.channels):
+                    return False
+            elif f.name == "dma_task":
+                if (a is None) != (b is None) or (a is not None and not a.same(b)):
                     return False
             elif f.name == "dma":
                 if (a is None) != (b is None):
@@ -451,21 +625,196 @@ def _encode_array(a: NDArray) -> Any:
     return a.tolist()
 
 
-def _decode_array(v: Any, where: str) -> NDArray:
-    try:
+_FIELD_KIND = {"phases": "real", "switch": "binary", "selection": "binary",
+               "f_bb": "complex", "f_s": "complex", "dma_b": "complex"}
+_FIELD_NDIM = {"phases": 1, "switch": 2, "selection": 2, "f_bb": 2, "f_s": 2, "dma_b": 2}
+
+
+def _as_numeric(a: Any, name: str, dtype: type) -> NDArray:
+    """Numbers only: strings, bools and objects are refused (no silent "1.5" → 1.5)."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "fiuc":
+        raise ConfigError(f"{name} must be numbers, got dtype {arr.dtype}", field=name,
+                          reason="not numeric")
+    return np.asarray(arr, dtype=dtype)
+
+
+def _as_real_phases(a: Any) -> NDArray[np.float64]:
+    arr = _as_numeric(a, "phases", complex if np.iscomplexobj(a) else float)
+    if np.iscomplexobj(arr):
+        if np.any(arr.imag != 0):
+            raise ConfigError("phases must be real (radians); got complex values",
+                              field="phases", reason="complex phase")
+        arr = arr.real.copy()
+    big = np.isfinite(arr) & (np.abs(arr) > MAX_PHASE_RAD)
+    if np.any(big):
+        k = int(np.argmax(big))
+        raise ConfigError(f"phases: entry {k} = {arr.flat[k]:g} rad exceeds |φ| ≤ "
+                          f"{MAX_PHASE_RAD:g} rad", field="phases", reason="out of range")
+    return arr
+
+
+def _real_scalar(v: Any, where: str, lo: float, hi: float, *, integer: bool = False) -> float:
+    """A JSON number (no bool, no string) in [lo, hi]; an integer if ``integer``."""
+    ok = type(v) is int if integer else type(v) in (int, float)
+    if not ok or not lo <= v <= hi:
+        raise ConfigError(f"{where}: must be {'an integer' if integer else 'a number'} in "
+                          f"[{lo:g}, {hi:g}], got {v!r}", field=where, reason="out of range")
+    return float(v)
+
+
+def _leaves(v: Any, where: str) -> tuple[list[Any], tuple[int, ...]]:
+    """Flatten a nested JSON list, checking it is rectangular and bounded in size."""
+    if not isinstance(v, list):
+        raise ConfigError(f"{where}: expected an array (JSON list), got {type(v).__name__}",
+                          field=where, reason="not an array")
+    shape: list[int] = []
+    level: list[Any] = [v]
+    while level and all(isinstance(x, list) for x in level):
+        n = len(level[0])
+        if any(len(x) != n for x in level):
+            raise ConfigError(f"{where}: ragged array (rows of different lengths)",
+                              field=where, reason="ragged array")
+        shape.append(n)
+        if len(shape) > 8:
+            raise ConfigError(f"{where}: more than 8 dimensions", field=where,
+                              reason="too many dimensions")
+        total = 1
+        for d in shape:
+            total *= d
+        if total > MAX_ARRAY_ELEMENTS:
+            raise ConfigError(f"{where}: more than {MAX_ARRAY_ELEMENTS} entries", field=where,
+                              reason="too large")
+        level = [y for x in level for y in x]
+        if n == 0:
+            break
+    if any(isinstance(x, list) for x in level):
+        raise ConfigError(f"{where}: ragged array (mixed nesting depth)", field=where,
+                          reason="ragged array")
+    return level, tuple(shape)
+
+
+def _real_leaves(v: Any, where: str, *, binary: bool = False,
+                 bound: float = MAX_ABS) -> NDArray:
+    vals, shape = _leaves(v, where)
+    for k, x in enumerate(vals):
+        if binary:
+            if not (type(x) in (int, bool) and x in (0, 1)):
+                raise ConfigError(f"{where}: entry {k} is {x!r}; entries must be 0 or 1",
+                                  field=where, reason="not binary")
+        elif type(x) not in (int, float):  # exact types: no bool, str, None, object
+            raise ConfigError(f"{where}: entry {k} is {x!r}; entries must be real numbers",
+                              field=where, reason="not a real number")
+        elif not (abs(x) <= bound):  # also catches NaN
+            raise ConfigError(f"{where}: entry {k} = {x!r} is not finite or exceeds "
+                              f"|x| ≤ {bound:g}", field=where, reason="out of range")
+    return np.asarray(vals, dtype=bool if binary else float).reshape(shape)
+
+
+def _decode_array(v: Any, where: str, kind: str = "real", *, ndim: int | None = None,
+                  bound: float = MAX_ABS) -> NDArray:
+    """Decode a JSON array: ``kind`` is ``"real"``, ``"complex"`` (``{"re", "im"}``)
+    or ``"binary"`` (0/1). Every entry must be a finite number within ``bound``."""
+    if kind == "complex":
+        if not isinstance(v, dict) or set(v) != {"re", "im"}:
+            raise ConfigError(f"{where}: complex arrays are {{\"re\": [...], \"im\": [...]}}",
+                              field=where, reason="bad complex array")
+        re = _real_leaves(v["re"], f"{where}.re", bound=bound)
+        im = _real_leaves(v["im"], f"{where}.im", bound=bound)
+        if re.shape != im.shape:
+            raise ConfigError(f"{where}: 're' and 'im' shapes differ ({re.shape} vs "
+                              f"{im.shape})", field=where, reason="shape mismatch")
+        out = np.empty(re.shape, dtype=complex)
+        out.real, out.imag = re, im  # exact, keeps signed zeros
+    else:
         if isinstance(v, dict):
-            if set(v) != {"re", "im"}:
-                raise ConfigError(f"{where}: complex arrays need exactly 're' and 'im'",
-                                  field=where, reason="bad complex array")
-            re = np.asarray(v["re"], dtype=float)
-            im = np.asarray(v["im"], dtype=float)
-            if re.shape != im.shape:
-                raise ConfigError(f"{where}: 're' and 'im' shapes differ", field=where,
-                                  reason="shape mismatch")
-            out = np.empty(re.shape, dtype=complex)
-            out.real, out.imag = re, im  # exact, keeps signed zeros
-            return out
-        return np.asarray(v)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: not a numeric array ({exc})", field=where,
-                          reason="not numeric") from None
+            raise ConfigError(f"{where}: expected a real array, got a complex/object value",
+                              field=where, reason="not a real array")
+        out = _real_leaves(v, where, binary=kind == "binary", bound=bound)
+    if ndim is not None and out.ndim != ndim:
+        raise ConfigError(f"{where}: expected a {ndim}-D array, got shape {out.shape}",
+                          field=where, reason="wrong shape")
+    return out
+
+
+def _decode_dma(d: Any, source: str) -> DmaTuning:
+    where = f"{source}: dma"
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected an object, got {type(d).__name__}",
+                          source=source, field="dma", reason="not an object")
+    missing = sorted({"b", "r0", "y_self"} - set(d))
+    extra = sorted(set(d) - {"b", "r0", "y_self", "g"})
+    if missing or extra:
+        raise ConfigError(f"{where}: missing {missing} / unknown {extra} entries",
+                          source=source, field="dma", reason="bad entries")
+    b = _decode_array(d["b"], f"{where}.b", "real", ndim=1)
+    r0 = d["r0"]
+    if type(r0) not in (int, float) or not (1e-9 <= r0 <= 1e9):
+        raise ConfigError(f"{where}.r0: must be a number in [1e-9, 1e9] S, got {r0!r}",
+                          source=source, field="dma.r0", reason="out of range")
+    y_self = _decode_array(d["y_self"], f"{where}.y_self", "complex", ndim=1)
+    g = None if d.get("g") is None else _decode_array(d["g"], f"{where}.g", "real", ndim=1)
+    for name, arr in (("y_self", y_self), ("g", g)):
+        if arr is not None and arr.shape != b.shape:
+            raise ConfigError(f"{where}.{name}: has {arr.shape[0]} entries, b has "
+                              f"{b.shape[0]}", source=source, field=f"dma.{name}",
+                              reason="shape mismatch")
+    G0 = float(r0) + np.real(y_self)
+    if np.any(G0 <= 0):
+        k = int(np.argmax(G0 <= 0))
+        raise ConfigError(f"{where}.y_self: element {k} has R0 + Re y_self = {G0[k]:.4g} ≤ 0 "
+                          "(no Lorentzian response)", source=source, field="dma.y_self",
+                          reason="non-positive conductance")
+    if g is not None and np.any(g + np.real(y_self) <= 0):
+        raise ConfigError(f"{where}.g: g + Re y_self must be > 0", source=source,
+                          field="dma.g", reason="non-positive conductance")
+    return DmaTuning(b=b, r0=float(r0), y_self=y_self, g=g)
+
+
+def _decode_record(rec: Any, source: str) -> DesignRecord:
+    where = f"{source}: record"
+    if rec is None:
+        return DesignRecord()
+    if not isinstance(rec, dict):
+        raise ConfigError(f"{where}: expected an object, got {type(rec).__name__}",
+                          source=source, field="record", reason="not an object")
+    extra = sorted(set(rec) - {"scenario", "seed", "realisation", "channels", "notes"})
+    if extra:
+        raise ConfigError(f"{where}.{extra[0]}: unknown field (not allowed)", source=source,
+                          field=f"record.{extra[0]}", reason="unknown field")
+    scenario = rec.get("scenario")
+    if scenario is not None:
+        if not isinstance(scenario, dict):
+            raise ConfigError(f"{where}.scenario: expected an object or null",
+                              source=source, field="record.scenario", reason="not an object")
+        if "kind" in scenario and not isinstance(
+                parse_config(scenario, source=f"{source}: record.scenario"), Scenario):
+            raise ConfigError(f"{where}.scenario: not a scenario", source=source,
+                              field="record.scenario", reason="not a scenario")
+    seed = rec.get("seed")
+    if seed is not None and (type(seed) is not int or not 0 <= seed < 2**63):
+        raise ConfigError(f"{where}.seed: must be an integer in [0, 2^63) or null, got "
+                          f"{seed!r}", source=source, field="record.seed",
+                          reason="not a seed")
+    real = rec.get("realisation", 0)
+    if type(real) is not int or not 0 <= real <= 10**9:
+        raise ConfigError(f"{where}.realisation: must be an integer in [0, 1e9], got "
+                          f"{real!r}", source=source, field="record.realisation",
+                          reason="not an index")
+    channels = rec.get("channels") or {}
+    notes = rec.get("notes") or {}
+    for name, val in (("channels", channels), ("notes", notes)):
+        if not isinstance(val, dict):
+            raise ConfigError(f"{where}.{name}: expected an object, got "
+                              f"{type(val).__name__}", source=source,
+                              field=f"record.{name}", reason="not an object")
+    if len(channels) > 64:
+        raise ConfigError(f"{where}.channels: more than 64 channels", source=source,
+                          field="record.channels", reason="too many")
+    return DesignRecord(
+        scenario=scenario, seed=seed, realisation=real,
+        channels={k: _decode_array(v, f"{where}.channels.{k}",
+                                   "complex" if isinstance(v, dict) else "real")
+                  for k, v in channels.items()},
+        notes=dict(notes),
+    )

@@ -7,18 +7,37 @@ neither of them has to know the other.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
-from rfctl.config import parse_config
-from rfctl.errors import InfeasibleError
-from rfctl.hal import dequantize, quantize
+from rfctl.config import BoardProfile, load_config, parse_config
+from rfctl.errors import ConfigError, InfeasibleError
+from rfctl.hal import compile_board, dequantize, quantize
 from rfctl.metrics import beam_gain, hybrid_precoder, sinr, sum_rate
-from rfctl.optimize.dma import DmaDesign, DmaTask, tuning_state
-from rfctl.optimize.dma_digital import solve_digital
+from rfctl.optimize.dma import (
+    DmaDesign,
+    DmaTask,
+    describe_violations,
+    design_dma,
+    resonance_arc,
+    susceptance_bounds,
+    tuning_state,
+)
+from rfctl.optimize.dma_digital import infeasibility, solve_digital
 from rfctl.optimize.mmwave import MmwaveResult, MmwaveTask
+from rfctl.state import ArrayState, DesignRecord
 
-__all__ = ["lorentzian_bits_study", "phase_bits_study"]
+__all__ = [
+    "BoardDesign",
+    "check_dma_state",
+    "design_dma_for_board",
+    "lorentzian_bits_study",
+    "phase_bits_study",
+    "realised_on_board",
+    "table_arc",
+]
 
 
 def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
@@ -61,45 +80,252 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
     return rows
 
 
+def _lorentzian_bank(profile: BoardProfile) -> tuple[str, NDArray[np.complex128]]:
+    """(bank name, table of responses q) of a board's Lorentzian bank."""
+    from rfctl.config import LorentzianBank
+
+    banks = [bk for bk in profile.banks if isinstance(bk, LorentzianBank)]
+    if len(banks) != 1:
+        raise ConfigError(f"{profile.name}: a DMA board needs exactly one Lorentzian bank, "
+                          f"found {len(banks)}", field="banks", reason="no Lorentzian bank")
+    book = compile_board(profile).codebooks[banks[0].name]
+    return banks[0].name, np.asarray(book.table, complex)
+
+
+def table_arc(table: NDArray[np.complex128]) -> tuple[float, float]:
+    """The ψ' span (rad; ψ' = 0 at resonance, see
+    :func:`rfctl.optimize.dma.susceptance_bounds`) of a Lorentzian table's entries."""
+    pp = np.angle(np.exp(1j * (np.angle(2 * np.asarray(table) + 1j) + np.pi / 2)))
+    return float(pp.min()), float(pp.max())
+
+
+def _board(board: BoardProfile | str) -> BoardProfile:
+    prof = load_config(board) if isinstance(board, str) else board
+    if not isinstance(prof, BoardProfile):
+        raise ConfigError(f"{board}: is a scenario, not a board profile", field="board",
+                          reason="not a board")
+    return prof
+
+
+def _with_loads(task: DmaTask, loads: NDArray, B: NDArray) -> dict:
+    """:meth:`DmaTask.report` of complete loads Y_s (L,) and B."""
+    return task.report(task.exact(None, B, loads=loads))
+
+
+def realised_on_board(task: DmaTask, state: ArrayState, board: BoardProfile | str,
+                      *, reoptimise: bool = True) -> dict:
+    """Quantize a DMA state to a board's codes and check every constraint exactly.
+
+    The tunings go through the HAL (``quantize`` → ``dequantize``: the realised, possibly
+    lossy, loads of the codes). With ``reoptimise`` the digital beamformer is re-solved
+    for those loads (the SDR of P2); otherwise the state's B is kept.
+
+    Returns
+    -------
+    dict
+        ``report`` (:meth:`DmaTask.report` of the realised design), ``kept`` (the report
+        with the state's B), ``state`` (the realised ArrayState: codes' tunings and the
+        B used), ``codes``, ``max_q_error`` and ``out_of_range``.
+    """
+    prof = _board(board)
+    name, _ = _lorentzian_bank(prof)
+    img = quantize(state.replace(dma_b=None), prof)
+    q = dequantize(img, state)
+    loads = q.dma.load
+    kept = _with_loads(task, loads, state.dma_b)
+    B = state.dma_b
+    report = kept
+    if reoptimise:
+        try:
+            B = solve_digital(task.problem(None, loads=loads)).B
+            report = _with_loads(task, loads, B)
+        except InfeasibleError as exc:
+            report = dict(kept, reoptimise_error=str(exc))
+    bank = img.banks[name]
+    return {"report": report, "kept": kept, "state": q.replace(dma_b=B),
+            "codes": np.asarray(bank.codes), "max_q_error": float(bank.max_error),
+            "out_of_range": int(bank.out_of_range)}
+
+
+@dataclass
+class BoardDesign:
+    """A DMA design finished on a board's codes (:func:`design_dma_for_board`).
+
+    Attributes
+    ----------
+    continuous : DmaDesign
+        The design inside the board's realisable arc, before quantization.
+    state : ArrayState
+        The realised design: the codes' tunings (lossy table entries kept in
+        ``dma.g``), the re-optimised B and the task.
+    report : dict
+        :meth:`DmaTask.report` of the realised design (exact model).
+    continuous_report : dict
+    codes : ndarray, shape (L,) int
+    psi_range : (float, float)
+        The ψ' arc the design was confined to, rad.
+    code_search_steps : int
+        Element-code changes made by the discrete search (0 if nearest codes sufficed).
+    """
+
+    continuous: DmaDesign
+    state: ArrayState
+    report: dict
+    continuous_report: dict
+    codes: NDArray[np.int64]
+    psi_range: tuple[float, float]
+    code_search_steps: int = 0
+
+
+def _code_search(task: DmaTask, state: ArrayState, table: NDArray, codes: NDArray,
+                 max_passes: int = 2) -> tuple[NDArray, int]:
+    """Greedy element-by-element code changes that make the re-optimised design feasible
+    (or, once feasible, raise its objective), judged by the exact model. An infeasible
+    SDR scores by its total violation (:func:`infeasibility`), so each change can be
+    judged by how much closer it gets."""
+    tun = state.dma
+
+    def score(cs: NDArray) -> tuple[int, float]:
+        loads = tun.from_response(table[cs]).load
+        p = task.problem(None, loads=loads)
+        try:
+            B = solve_digital(p).B
+        except InfeasibleError:
+            return (0, -infeasibility(p))  # graded: total violation at best
+        rep = task.report(task.exact(None, B, loads=loads))
+        return (1, rep["objective"]) if rep["feasible"] else (0, -len(rep["violations"]))
+
+    best = score(codes)
+    steps = 0
+    for _ in range(max_passes):
+        improved = False
+        for el in range(codes.size):
+            for c in range(table.size):
+                if c == codes[el]:
+                    continue
+                trial = codes.copy()
+                trial[el] = c
+                sc = score(trial)
+                if sc > best:
+                    best, codes, improved = sc, trial, True
+                    steps += 1
+        if not improved or best[0] == 1:
+            break
+    return codes, steps
+
+
+def design_dma_for_board(task: DmaTask, board: BoardProfile | str, *,
+                         rng: np.random.Generator, code_search: bool = True,
+                         **design_kw) -> BoardDesign:
+    """Design a DMA for a board: inside its realisable arc, finished on its codes.
+
+    1. The ψ' span of the board's Lorentzian table (:func:`table_arc`) becomes per-element
+       Im Y_s bounds (:func:`rfctl.optimize.dma.susceptance_bounds`) and the alternation
+       (:func:`rfctl.optimize.dma.design_dma`) stays inside them.
+    2. The tunings are quantized through the HAL to the board's codes (nearest entry;
+       the realised loads keep the table's loss), B is re-optimised for those loads and
+       every constraint is checked with the exact model.
+    3. If a constraint fails, a greedy code search (``code_search``) changes one element's
+       code at a time, keeping a change when the re-optimised design gets closer to
+       feasible (fewer failed constraints) or, once feasible, better.
+
+    The returned state is exactly the checked design: re-checking it with
+    :func:`check_dma_state` on the same board gives the same report.
+    """
+    prof = _board(board)
+    _, table = _lorentzian_bank(prof)
+    psi = table_arc(table)
+    bounds = susceptance_bounds(task, psi)
+    cont = design_dma(task, rng=rng, b_bounds=bounds, **design_kw)
+    st0 = tuning_state(task, cont)
+    fin = realised_on_board(task, st0, prof)
+    codes = fin["codes"]
+    steps = 0
+    if code_search and not fin["report"]["feasible"]:
+        codes, steps = _code_search(task, st0, table, codes)
+        tun = st0.dma.from_response(table[codes])
+        B = solve_digital(task.problem(None, loads=tun.load)).B
+        fin = realised_on_board(task, st0.replace(dma=tun, dma_b=B), prof)
+    state = fin["state"].replace(record=DesignRecord(notes={
+        "design": "rfctl.studies.design_dma_for_board", "board": prof.name,
+        "stop_reason": cont.stop_reason, "iterations": cont.iterations}))
+    return BoardDesign(continuous=cont, state=state, report=fin["report"],
+                       continuous_report=task.report(task.exact(cont.b, cont.B)),
+                       codes=np.asarray(fin["codes"]), psi_range=psi,
+                       code_search_steps=steps)
+
+
+def check_dma_state(state: ArrayState, board: BoardProfile | str | None = None) -> dict:
+    """Re-evaluate a saved DMA design with the model (the task recorded in the state).
+
+    Without ``board``, the state's loads (including a lossy ``dma.g``) and B are checked
+    as they are. With ``board``, the tunings are first quantized to the board's codes
+    (B kept: what programming that board with this state would realise).
+
+    Returns
+    -------
+    dict
+        :meth:`DmaTask.report` (``feasible``, ``violations`` with SI values, …).
+
+    Raises
+    ------
+    ConfigError
+        The state has no DMA tunings, B or task record.
+    """
+    for name in ("dma", "dma_b", "dma_task"):
+        if getattr(state, name) is None:
+            raise ConfigError(f"the state has no {name}: not a DMA design saved with its "
+                              "task", field=name, reason="missing")
+    task = DmaTask.from_record(state.dma_task)
+    if board is None:
+        return task.report(task.exact(None, state.dma_b, loads=state.dma.load))
+    return realised_on_board(task, state, board, reoptimise=False)["report"]
+
+
 def lorentzian_bits_study(design: DmaDesign, task: DmaTask,
                           bits: Iterable[int] = (1, 2, 3, 4, 8),
-                          psi_range: tuple[float, float] = (-0.475 * np.pi, 1.45 * np.pi)
-                          ) -> list[dict]:
-    """Gains and SINRs of a DMA design after its tunings go through b-bit tables.
+                          psi_range: tuple[float, float] | None = None,
+                          boards: Iterable[BoardProfile | str] = ()) -> list[dict]:
+    """Every constraint of a DMA design after its tunings go through b-bit tables/boards.
 
-    For each bit width, a board with a generated Lorentzian table (2^b responses on
-    ``psi_range``, nearest-entry policy) quantizes the tunings through the HAL. The
-    realised loads are then evaluated exactly: with the design's B kept, and with B
-    re-optimised for the quantized loads.
+    For each bit width, a board with a generated Lorentzian table (2^b responses evenly
+    spaced on the ψ' arc ``psi_range``, nearest-entry policy) quantizes the tunings
+    through the HAL; each board in ``boards`` is used as it is. The realised loads are
+    evaluated exactly with B re-optimised for them (the SDR), and with the design's B
+    kept.
+
+    ``psi_range`` is in ψ' (rad, 0 at resonance); the default is
+    :func:`rfctl.optimize.dma.resonance_arc` (f₀ within ±10 % of f at Q = 10,
+    ψ' ∈ [−0.69π, 0.71π]), centred where real elements operate.
 
     Returns
     -------
     list of dict
-        ``bits`` (None for the continuous design), ``objective``, ``min_sinr_ratio``
-        (min SINR/Γ), ``feasible``, ``objective_reopt`` (re-optimised B, NaN if that
-        SDR is infeasible) and ``max_q_error``.
+        One row each for the continuous design (``bits`` None), every bit width and every
+        board (``board`` = its name): the :meth:`DmaTask.report` keys of the realised
+        design with B re-optimised (``objective``, ``min_sinr_ratio``, ``beampattern``,
+        ``beta``, ``beta_max``, ``power``, ``p_max``, ``feasible``, ``violations``) plus
+        ``why`` (:func:`rfctl.optimize.dma.describe_violations`), ``kept`` (the report
+        with the design's B), ``max_q_error`` and ``out_of_range``.
     """
+    pp = resonance_arc() if psi_range is None else psi_range
     state = tuning_state(task, design)
+    cont = task.report(task.exact(design.b, design.B))
+    rows = [dict(cont, bits=None, board=None, why=describe_violations(cont), kept=cont,
+                 max_q_error=0.0, out_of_range=0)]
+    profiles: list[tuple[int | None, BoardProfile]] = []
     L = design.b.size
-    ex = task.exact(design.b, design.B)
-    rows = [{"bits": None, "objective": ex["objective"],
-             "min_sinr_ratio": float(np.min(ex["sinr"] / task.gamma)),
-             "feasible": task.feasible(ex), "objective_reopt": ex["objective"],
-             "max_q_error": 0.0}]
     for b in bits:
-        prof = parse_config({"kind": "board", "name": f"dma-{b}bit", "banks": [
+        profiles.append((b, parse_config({"kind": "board", "name": f"dma-{b}bit", "banks": [
             {"name": "tuning", "kind": "lorentzian", "count": L, "out_of_range": "nearest",
-             "arc": {"bits": b, "psi_min": psi_range[0], "psi_max": psi_range[1]}}]})
-        img = quantize(state, prof)
-        q = dequantize(img, state)
-        loads = q.dma.load
-        exq = task.exact(design.b, design.B, loads=loads)
-        try:
-            reopt = solve_digital(task.problem(design.b, loads=loads)).objective
-        except InfeasibleError:
-            reopt = float("nan")
-        rows.append({"bits": b, "objective": exq["objective"],
-                     "min_sinr_ratio": float(np.min(exq["sinr"] / task.gamma)),
-                     "feasible": task.feasible(exq), "objective_reopt": reopt,
-                     "max_q_error": img.banks["tuning"].max_error})
+             "arc": {"bits": b, "psi_min": pp[0] - np.pi / 2,
+                     "psi_max": pp[1] - np.pi / 2}}]})))
+    for brd in boards:
+        profiles.append((None, _board(brd)))
+    for b, prof in profiles:
+        r = realised_on_board(task, state, prof)
+        rep = r["report"]
+        rows.append(dict(rep, bits=b, board=None if b is not None else prof.name,
+                         why=describe_violations(rep), kept=r["kept"],
+                         max_q_error=r["max_q_error"], out_of_range=r["out_of_range"]))
     return rows

@@ -1,14 +1,32 @@
 """A simulated multi-channel SCPI bias source (loopback socket for pyvisa-py, or a
-pyvisa-sim YAML definition), speaking the dialect the bias-source driver declares."""
+pyvisa-sim YAML definition).
+
+Its command set is declared here, from the instrument's manual conventions (IEEE 488.2
+common commands, SCPI error queue, ``CHn:VOLT``), not imported from the driver, so a
+mistake in the driver's dialect shows up as a failing exchange. ``*ESR?`` reports the
+power-on bit (PON, 128) once after every power-up; ``*RST`` puts every channel back to
+its power-on value (the lowest voltage) without setting PON.
+"""
 
 from __future__ import annotations
 
 import re
 
 import numpy as np
-from rfctl.drivers.visa_bias import DIALECT
 
 from .scpi_server import ScpiServer
+
+DIALECT = {
+    "idn": "*IDN?",
+    "set": "CH{ch}:VOLT {v:.4f}",
+    "get": "CH{ch}:VOLT?",
+    "err": "SYST:ERR?",
+    "esr": "*ESR?",
+    "rst": "*RST",
+    "no_error": '0,"No error"',
+    "range_error": '-222,"Data out of range"',
+    "command_error": '-100,"Command error"',
+}
 
 __all__ = ["BiasSourceSim", "sim_yaml"]
 
@@ -37,6 +55,8 @@ devices:
     dialogues:
       - q: "{DIALECT["idn"]}"
         r: "{idn}"
+      - q: "{DIALECT["esr"]}"
+        r: "0"
     channels:
       channel:
         ids: [{ids}]
@@ -78,6 +98,7 @@ class BiasSourceSim:
         self.model = model
         self.errors: list[str] = []
         self.drop_sets = drop_sets or set()  # fault: these channels ignore sets
+        self.pon = True  # power-on bit of *ESR?, cleared when read
         self._set_re = re.compile("^" + re.escape(DIALECT["set"]).replace(
             r"\{ch\}", r"(\d+)").replace(r"\{v:\.4f\}", r"([-+0-9.eE]+)") + "$", re.I)
         self._get_re = re.compile("^" + re.escape(DIALECT["get"]).replace(
@@ -90,6 +111,12 @@ class BiasSourceSim:
             return f"RFCTL,{self.model},0001,1.0"
         if line.upper() == DIALECT["err"]:
             return self.errors.pop(0) if self.errors else DIALECT["no_error"]
+        if line.upper() == DIALECT["esr"]:
+            esr, self.pon = (128 if self.pon else 0), False
+            return str(esr)
+        if line.upper() == DIALECT["rst"]:
+            self.volts[:] = self.v_min
+            return None
         m = self._set_re.match(line)
         if m:
             ch, v = int(m.group(1)), float(m.group(2))
@@ -103,6 +130,12 @@ class BiasSourceSim:
             return f"{self.volts[int(m.group(1)) - 1]:.4f}"
         self.errors.append(DIALECT["command_error"])
         return None
+
+    def power_cycle(self) -> None:
+        """Power down and up: channels to their power-on value, PON set, errors cleared."""
+        self.volts[:] = self.v_min
+        self.errors.clear()
+        self.pon = True
 
     def start(self) -> int:
         """Listen on 127.0.0.1 (any free port); returns the port."""

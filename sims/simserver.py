@@ -246,7 +246,8 @@ class SimServer:
         self._serve_stream(recv, send)
 
 
-def board_server(profile, *, faults: dict | None = None, baud: int | None = None) -> SimServer:
+def board_server(profile, *, faults: dict | None = None, baud: int | None = None,
+                 nvm_path: str | None = None, lease_s: float = 2.0) -> SimServer:
     """Entry point (group ``rfctl.sims``, name ``board-server``): a :class:`SimServer`
     running the simulated rfctl firmware of ``profile``.
 
@@ -257,8 +258,14 @@ def board_server(profile, *, faults: dict | None = None, baud: int | None = None
         Keyword arguments of :class:`rfctl.sims.simboard.Faults`.
     baud : int, optional
         Simulated line rate, bit/s (None: unpaced).
+    nvm_path : str, optional
+        File for the board's non-volatile memory (active image, beam slots, boot
+        counter), written atomically; None keeps it in this process only.
+    lease_s : float
+        Idle time after which another host's HELLO may take the board over, s.
     """
     from .simboard import Faults, SimBoardFirmware
 
-    fw = SimBoardFirmware.from_profile(profile, faults=Faults(**faults) if faults else None)
+    fw = SimBoardFirmware.from_profile(profile, faults=Faults(**faults) if faults else None,
+                                       nvm_path=nvm_path, lease_s=lease_s)
     return SimServer(fw, baud=baud)

@@ -106,3 +106,38 @@ def test_beampattern_and_users(model, rng) -> None:
     assert H.shape == (3, model.N) and np.all(np.isfinite(H))
     Hr = model.user_channels(users, ys, model="rayleigh", rng=rng)
     assert Hr.shape == (3, model.N)
+
+
+@pytest.mark.parametrize("distance", [40.0, 1000.0])
+def test_received_power_channel_matches_a_friis_budget(rng, distance) -> None:
+    """With scale="received_power", |h b|² (interference-free, one user) equals the Friis
+    budget P_t G_t G_r (λ/4πD)² built from the model's own gain toward the user and the
+    user's dipole gain 1.5 sin²ψ: to 1e-3 at 1 km, and to 1 % at 40 m (the Fresnel
+    terms of the 4λ aperture). The normalised channel sits ~36 dB below."""
+    m = DmaModel.from_spec(SPEC, origin=(0.0, 0.0, 10.0))
+    centre = m.positions.mean(axis=0)
+    for _ in range(4):
+        ys = loads(rng, m.L)
+        d = rng.normal(size=3)
+        d[1] = abs(d[1]) + 0.5  # in front of the radiating wall
+        d /= np.linalg.norm(d)
+        user = (centre + distance * d)[None, :]
+        jt = rng.normal(size=m.N) + 1j * rng.normal(size=m.N)
+        p_r = abs(m.user_channels(user, ys) @ jt)[0] ** 2
+        p_t = m.transmit_power(ys, jt)
+        theta, phi = np.arccos(d[1]), np.arctan2(d[2], d[0])
+        friis = (p_t * float(m.gain(ys, jt, theta, phi)) * 1.5 * (1 - d[2] ** 2)
+                 * (m.lam / (4 * np.pi * distance)) ** 2)
+        assert p_r == pytest.approx(friis, rel=1e-3 if distance > 500 else 1e-2)
+        p_norm = abs(m.user_channels(user, ys, scale="normalised") @ jt)[0] ** 2
+        assert 10 * np.log10(p_r / p_norm) == pytest.approx(36.3, abs=0.3)
+
+
+def test_thermal_noise_power() -> None:
+    from rfctl.admittance import thermal_noise_power
+    from rfctl.errors import ConfigError
+
+    # k_B T B F at 290 K, 100 MHz, F = 4 dB: −90 dBm (the dma-4x8 scenario's 1e-12 W)
+    assert 10 * np.log10(thermal_noise_power(100e6, 4.0) / 1e-3) == pytest.approx(-90, abs=0.1)
+    with pytest.raises(ConfigError, match="bandwidth"):
+        thermal_noise_power(0.0, 4.0)

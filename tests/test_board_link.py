@@ -7,11 +7,11 @@ import io
 import logging
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rfctl.drivers.protocol import decode_frame
 from rfctl.drivers.rfctl_board import RfctlBoard, open_rfctl_board
 from rfctl.drivers.transport import InProcessTransport, SerialTransport
 from rfctl.sims.simboard import Faults, SimBoardFirmware
@@ -19,17 +19,17 @@ from rfctl.sims.simserver import SimServer
 
 from rfctl.cli import main
 from rfctl.config import load_config, parse_config
-from rfctl.errors import BusyError, DeviceTimeoutError, HardwareConstraintError
-from rfctl.hal import quantize
-from rfctl.hal.device import (
+from rfctl.errors import (
+    BusyError,
+    DeviceError,
+    DeviceTimeoutError,
+    HardwareConstraintError,
+    NakError,
     ProgramError,
-    image_crc,
-    pack_image,
-    program,
-    program_many,
-    select_beam,
-    store_beam,
 )
+from rfctl.hal import quantize
+from rfctl.hal.image import delta_writes, image_crc, pack_image
+from rfctl.hal.program import program, program_many, select_beam, store_beam
 from rfctl.optimize.steering import steering_design
 from rfctl.state import ArrayState
 
@@ -140,7 +140,7 @@ def test_power_cycle_after_latch_is_resolved_by_active_crc() -> None:
     assert bytes(fw.active) in expect.values()  # never a mixture
 
 
-def test_beams_store_and_select_and_lost_on_reboot() -> None:
+def test_beams_store_and_select_and_kept_in_nvm_across_reboot() -> None:
     dev, fw = board()
     program(dev, IMAGES[0])
     crcs = [store_beam(dev, s, img) for s, img in enumerate(IMAGES)]
@@ -150,8 +150,14 @@ def test_beams_store_and_select_and_lost_on_reboot() -> None:
         assert image_crc(bytes(fw.active)) == crcs[s]
     program(dev, IMAGES[1])  # after a select, programming still verifies correctly
     dev.reset()
-    with pytest.raises(ProgramError, match="EMPTY_SLOT"):
-        select_beam(dev, 2, crcs[2])
+    assert dev.beams == {}  # the host forgets what it knew; the board's NVM keeps the slots
+    assert select_beam(dev, 2, crcs[2]) == crcs[2] == image_crc(bytes(fw.active))
+    with pytest.raises(ProgramError, match="EMPTY_SLOT") as ei:
+        select_beam(dev, 7, crcs[2])
+    nak = ei.value.cause.cause  # ProgramError ← StageError ← the board's refusal
+    assert isinstance(nak, NakError) and nak.code == 6 and nak.command == "BEAM_SELECT"
+    with pytest.raises(ProgramError, match="does not exist"):
+        select_beam(dev, 16, crcs[2])
 
 
 def test_program_many_stage_all_then_latch_all() -> None:
@@ -215,25 +221,29 @@ def test_busy_socket_board() -> None:
     with SimServer(fw) as srv:
         url = srv.start_socket()
         first = open_rfctl_board(PROFILE, url=url)
+        quick = PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
+            update={"timeout_s": 0.1, "retries": 1})})
         try:
             with pytest.raises(BusyError, match="busy"):
-                open_rfctl_board(PROFILE, url=url)
+                open_rfctl_board(quick, url=url)  # retried within its bound, then refused
         finally:
             first.close()
 
 
 def test_silent_device_times_out_within_its_bound() -> None:
-    # bound: (retries + 1) rounds × timeout = 3 × 0.1 s
+    # bound: deadline = (retries + 1) × timeout = 3 × 0.1 s; every silence of timeout_s
+    # sends the HELLO again, so the board hears exactly 3 (counted, not timed)
     prof = PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
         update={"timeout_s": 0.1, "retries": 2})})
     fw = SimBoardFirmware.from_profile(prof, faults=Faults(silent=True))
-    with SimServer(fw) as srv:
-        url = srv.start_pty()
-        t0 = time.perf_counter()
+    with pytest.raises(DeviceTimeoutError, match="no valid reply"):
+        open_rfctl_board(prof, firmware=fw)
+    assert fw.counters.frames == 3
+    fw = SimBoardFirmware.from_profile(prof, faults=Faults(silent=True))
+    with SimServer(fw) as srv:  # the same through a pseudo-terminal
         with pytest.raises(DeviceTimeoutError, match="no valid reply"):
-            open_rfctl_board(prof, url=url)
-        elapsed = time.perf_counter() - t0
-    assert 0.3 <= elapsed < 0.3 + 0.25
+            open_rfctl_board(prof, url=srv.start_pty())
+    assert 1 <= fw.counters.frames <= 4
 
 
 # ------------------------------------------------------------------ CLI
@@ -248,7 +258,7 @@ def test_cli_dry_run_opens_no_port(tmp_path: Path) -> None:
                  "--dry-run"], out=out) == 0
     text = out.getvalue()
     # four frames: three writes and a write-and-latch (295 image bytes + framing)
-    assert "no port opened" in text and "4 frames, 351 bytes" in text
+    assert "no port opened" in text and "4 frames, 367 bytes" in text
 
 
 def test_cli_program_and_beams_through_socket(tmp_path: Path) -> None:
@@ -309,6 +319,9 @@ def test_partial_image_keeps_the_other_banks() -> None:
     dev, fw = board()
     program(dev, IMAGES[0])
     before = fw.bank_bytes()
+    with pytest.raises(BusyError, match="session with another host"):
+        open_rfctl_board(PROFILE, firmware=fw)  # the first session is live: refused
+    dev.close()  # BYE: the board is free at once
     dev2 = open_rfctl_board(PROFILE, firmware=fw)  # a new session: image unknown
     st = steering_design(SCENARIO, 2).state
     P = np.zeros((13, 13), bool)
@@ -319,3 +332,189 @@ def test_partial_image_keeps_the_other_banks() -> None:
     after = fw.bank_bytes()
     assert after["phase"] == before["phase"] and after["rf_switch"] == before["rf_switch"]
     assert after["pin"] != before["pin"]
+
+
+# ------------------------------------------------------------------ issue 10 regressions
+class DyingTransport(InProcessTransport):
+    """Delivers the n-th write to the board, then the link dies (the reply is lost)."""
+
+    def __init__(self, fw, die_on_write: int) -> None:
+        super().__init__(fw)
+        self.n = 0
+        self.die_on_write = die_on_write
+
+    def write(self, data: bytes) -> None:
+        self.n += 1
+        super().write(data)
+        if self.n == self.die_on_write:
+            self._rx.clear()
+            self.closed = True
+            raise DeviceError("link lost (test)")
+
+    def read(self, timeout: float) -> bytes:
+        if self.closed:
+            raise DeviceError("link lost (test)")
+        return super().read(timeout)
+
+
+@pytest.mark.parametrize("reopen", [True, False])
+def test_link_loss_after_the_latch_reconnects_and_asks_the_board(reopen: bool) -> None:
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    dev = open_rfctl_board(PROFILE, firmware=fw)
+    program(dev, IMAGES[0])
+    prev = bytes(fw.active)
+    # the next write carries every frame of the program, WRITE_LATCH last: it executes,
+    # and the link dies before any reply comes back
+    dev.transport = DyingTransport(fw, die_on_write=1)
+    dev._reopen = (lambda: InProcessTransport(fw)) if reopen else None
+    new = pack_image(IMAGES[1], dev.info(), prev)
+    if reopen:
+        program(dev, IMAGES[1])  # the board, asked after the reconnect, says: new
+        assert bytes(fw.active) == new and dev.stats.reconnects == 1
+    else:
+        with pytest.raises(ProgramError, match="could not be asked") as ei:
+            program(dev, IMAGES[1])
+        assert ei.value.holds == {dev.name: "unknown"} and bytes(fw.active) == new
+
+
+def test_every_failure_of_program_has_holds() -> None:
+    """A failed pre-read (partial image, board silent) is a ProgramError, not a bare
+    StageError/DeviceError."""
+    dev, fw = board(timeout_s=0.05, retries=1)
+    fw.faults.silent = True
+    P = np.zeros((13, 13), bool)
+    P[1, 1] = P[1, 8] = P[8, 1] = P[8, 8] = True
+    img = quantize(ArrayState(selection=P), PROFILE)
+    with pytest.raises(ProgramError) as ei:
+        program(dev, img)
+    assert ei.value.holds == {dev.name: "previous"}
+    with pytest.raises(ProgramError) as ei:
+        store_beam(dev, 0, IMAGES[0])
+    assert ei.value.holds == {dev.name: "previous"}
+
+
+class DropFirstWrite(InProcessTransport):
+    """Loses the first WRITE_STAGED frame on its way to the board, once."""
+
+    def __init__(self, fw) -> None:
+        super().__init__(fw)
+        self.done = False
+
+    def write(self, data: bytes) -> None:
+        if not self.done:
+            frames = data.split(b"\x00")
+            for k, f in enumerate(frames):
+                if f and decode_frame(f).cmd == 0x02:
+                    self.done = True
+                    data = b"\x00".join(frames[:k] + frames[k + 1:])
+                    break
+        super().write(data)
+
+
+def test_a_latch_refused_before_a_lost_write_is_executed_afresh() -> None:
+    """The board executes WRITE_LATCH before the lost write arrives again and refuses
+    it (CRC_MISMATCH). The host re-sends the latch with a new sequence number after the
+    write, instead of getting the cached refusal again."""
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    dev = open_rfctl_board(PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
+        update={"chunk": 64})}), firmware=fw)
+    dev.transport = DropFirstWrite(fw)
+    res = program(dev, IMAGES[0])
+    assert bytes(fw.active) == pack_image(IMAGES[0], dev.info(), None)
+    # the lost write sent once more, the latch once more under a new sequence number
+    assert res.stats.retries == 1 and res.stats.frames_tx == res.writes + 2
+    assert fw.counters.replays == 0
+
+
+def test_delta_between_images_of_other_lengths_is_an_rfctl_error() -> None:
+    dev, _ = board()
+    with pytest.raises(HardwareConstraintError, match="layout has 295"):
+        delta_writes(b"\x00" * 4, b"\x00" * 295, dev.info(), chunk=64)
+
+
+def test_same_image_in_a_new_session_asks_the_board() -> None:
+    """Issue 10, case 1, in process: every session starts at sequence 1; the second
+    session's first requests are never answered from the first session's cache."""
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    for k in range(4):
+        dev = open_rfctl_board(PROFILE, firmware=fw)
+        assert dev.read_active() == bytes(fw.active)
+        res = program(dev, IMAGES[k % 2])
+        assert bytes(fw.active) == pack_image(IMAGES[k % 2], dev.info(), None)
+        assert res.payload_bytes == 295  # a new session never trusts an old copy
+        dev.close()
+    assert fw.counters.sessions == 4
+
+
+def test_a_vanished_host_is_replaced_after_the_lease() -> None:
+    """The first host never says BYE (it crashed). A second host is refused while the
+    session is live, and gets the board once the board's lease has run out (the board's
+    clock is injected: no sleeping)."""
+    now = [0.0]
+    fw = SimBoardFirmware.from_profile(PROFILE, lease_s=2.0, clock=lambda: now[0])
+    first = open_rfctl_board(PROFILE, firmware=fw)
+    program(first, IMAGES[0])
+    quick = PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
+        update={"timeout_s": 0.05, "retries": 1})})
+    with pytest.raises(BusyError):
+        open_rfctl_board(quick, firmware=fw)
+    now[0] += 2.5
+    second = open_rfctl_board(quick, firmware=fw)
+    assert second.read_active() == bytes(fw.active)
+    with pytest.raises(ProgramError, match="another host took it over"):
+        program(first, IMAGES[1])  # the first host's session is gone: refused, not run
+    assert bytes(fw.active) == pack_image(IMAGES[0], second.info(), None)
+
+
+def test_sim_board_help_says_where_memory_lives(capsys) -> None:
+    assert main(["sim-board", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--nvm FILE" in text and "lost when this process exits" in text
+
+
+def test_a_board_without_beam_memory_refuses_beams() -> None:
+    from rfctl.drivers.osris import open_osris
+    from rfctl.sims.osris_firmware import OsrisFirmwareSim
+
+    dev = open_osris(load_config("osris-16x16"), firmware=OsrisFirmwareSim())
+    assert dev.capabilities.beam_slots == 0 and not dev.capabilities.staged_buffer
+    img = quantize(ArrayState(phases=np.zeros(256)), load_config("osris-16x16"))
+    with pytest.raises(ProgramError, match="0 slot"):
+        store_beam(dev, 0, img)
+
+
+def test_drivers_implement_the_device_seam_with_honest_capabilities() -> None:
+    from rfctl.drivers.osris import open_osris
+    from rfctl.sims.osris_firmware import OsrisFirmwareSim
+
+    from rfctl.hal.device import Device
+
+    dev, _ = board()
+    ris = open_osris(load_config("osris-16x16"), firmware=OsrisFirmwareSim())
+    assert isinstance(dev, Device) and isinstance(ris, Device)
+    c = dev.capabilities
+    assert (c.staged_buffer, c.atomic_latch, c.beam_slots, c.sessions) == (True, True, 16, True)
+    assert c.max_chunk == dev.max_chunk
+    c = ris.capabilities
+    assert (c.staged_buffer, c.atomic_latch, c.beam_slots, c.sessions) == (False, True, 0, False)
+
+
+def test_plans_are_checked_against_the_board_not_the_hosts_memory() -> None:
+    """Someone changes the board behind the host's back (a debugger, a second port):
+    the same image again is not a no-op, and a delta on the stale base is refused by the
+    board's CRC check and replaced by a whole-image write."""
+    dev, fw = board()
+    program(dev, IMAGES[0])
+    other = bytearray(pack_image(IMAGES[0], dev.info(), None))
+    other[-1] ^= 1  # a feed code changed behind the host's back
+    other = bytes(other)
+    fw.active = bytearray(other)
+    fw.staged = bytearray(other)
+    res = program(dev, IMAGES[0])  # the host's copy says "nothing to do"; the board not
+    assert res.payload_bytes == 295 and bytes(fw.active) == pack_image(IMAGES[0],
+                                                                       dev.info(), None)
+    fw.active = bytearray(other)
+    fw.staged = bytearray(other)
+    res = program(dev, IMAGES[1])  # a phase-only delta against a base that is not there
+    assert bytes(fw.active) == pack_image(IMAGES[1], dev.info(), None)
+    assert res.payload_bytes == 295  # refused by CRC, then the whole image

@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rfctl.hal.device import BankLayout, DeviceInfo, delta_writes, pack_codes, unpack_codes
+from rfctl.hal.device import DeviceInfo
+from rfctl.hal.image import BankLayout, delta_writes, pack_codes, unpack_codes
 
 
 def ref_pack(codes: list[int], bits: int) -> bytes:
@@ -52,3 +53,17 @@ def test_delta_turns_old_into_new(data) -> None:
         assert writes == []
     full = delta_writes(None, new, INFO, chunk=chunk)
     assert apply(bytes(n), full, INFO) == new
+
+
+def test_image_module_is_pure_and_below_the_device_seam() -> None:
+    """rfctl.hal.image imports nothing of the HAL (no image ↔ device ↔ quantize circle):
+    device and program build on it, never the other way round."""
+    import ast
+    from pathlib import Path
+
+    import rfctl.hal.image as image_mod
+
+    tree = ast.parse(Path(image_mod.__file__).read_text())
+    names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in names if m and m.startswith("rfctl.") and m != "rfctl.errors"]

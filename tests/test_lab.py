@@ -117,7 +117,7 @@ def test_interrupted_sweep_restores_the_board_and_keeps_data(bench) -> None:
     fw, _, _, res = bench
     dev = open_rfctl_board(PROFILE, firmware=fw)
     from rfctl.hal import quantize
-    from rfctl.hal.device import program
+    from rfctl.hal.program import program
 
     program(dev, quantize(steering_state(8, 8, 0.0, 0.0), PROFILE))
     before = bytes(fw.active)

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
+import rfctl.optimize.mmwave as mm
 from rfctl.config import load_config, parse_config
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.geometry import upa_steering
@@ -18,10 +19,12 @@ from rfctl.optimize.mmwave import (
     fully_connected,
     fully_digital,
     pattern_set,
+    refine_baseband,
     switch_and_phase,
     task_from_scenario,
 )
 from rfctl.optimize.mmwave_fm import FmProblem, fm_step_cvxpy, fm_step_fast, nonneg_qp
+from rfctl.outcome import StopReason
 
 
 def fm_case(rng, N=64, K=3, T=4, c=0.5, P=5.0):
@@ -52,14 +55,27 @@ def test_fast_fm_step_equals_cvxpy_reference(rng, c: float) -> None:
         assert np.all(lin >= p.upsilon - 1e-6)
 
 
+def test_fast_fm_step_detects_infeasible_subproblems_like_cvxpy(rng) -> None:
+    """Linearised sensing targets out of reach within P: the fast step says so (from the
+    least-norm power) and cvxpy finds no solution; just within reach: both solve it."""
+    for _ in range(3):
+        p = fm_case(rng)
+        st_fast = fm_step_fast(p)[1]
+        assert st_fast["feasible"] and fm_step_cvxpy(p) is not None
+        p.upsilon = p.upsilon * 1e4
+        _, info = fm_step_fast(p)
+        assert not info["feasible"] and fm_step_cvxpy(p) is None
+
+
 def test_nonneg_qp_kkt(rng) -> None:
     for n in (1, 4, 9):
         M = rng.standard_normal((n, n))
         A = M @ M.T + 1e-3 * np.eye(n)
         b = rng.standard_normal(n)
-        mu = nonneg_qp(A, b)
-        g = A @ mu - b
-        assert np.all(mu >= 0) and np.all(g >= -1e-9) and abs(mu @ g) < 1e-9
+        for guess in (None, np.zeros(n, bool), rng.random(n) < 0.5, np.ones(n, bool)):
+            mu = nonneg_qp(A, b, guess=guess)  # any guess: the same KKT point
+            g = A @ mu - b
+            assert np.all(mu >= 0) and np.all(g >= -1e-9) and abs(mu @ g) < 1e-9
 
 
 @pytest.mark.parametrize("structure", ["RHB", "DHB", "PCHB"])
@@ -96,30 +112,169 @@ def small(seed: int, size: int = 10, K: int = 3, nrf: int = 3) -> MmwaveTask:
     return task_from_scenario(sc)
 
 
-def test_seed_ordering_on_average_and_rhb_meets_sensing() -> None:
-    rates = []
-    for seed in range(8):
-        task = small(seed)
-        fd = fully_digital(task)
-        rhb = admm_hybrid(task, "RHB")
-        rates.append([fd.sum_rate, fully_connected(task, fd=fd).sum_rate, rhb.sum_rate,
-                      admm_hybrid(task, "DHB").sum_rate, admm_hybrid(task, "PCHB").sum_rate])
-        # judged by rfctl.metrics on the returned hybrid beamformer, power within P_m
-        F = hybrid_precoder(rhb.phases, rhb.switch, rhb.F_bb)
-        assert np.allclose(F, rhb.F)
-        assert np.vdot(F, F).real <= task.power * (1 + 1e-9)
-        assert np.all(beam_gain(task.A, F) >= task.upsilon * (1 - 0.05))  # 5 % tolerance
-        assert rhb.sum_rate == pytest.approx(sum_rate(sinr(task.H, F, task.sigma2)))
-    m = np.mean(rates, axis=0)
-    assert m[0] >= m[1] >= m[2] >= m[3] >= m[4], m
+GRID = [0.5, 0.6, 0.7]
+FIG7_TARGETS = [{"theta": t, "phi": p} for p in GRID for t in GRID]
+TOL = 1e-6  # relative, on every returned design's constraints
+
+
+def paper_task(seed: int, power: float = 7.0, upsilon: float = 11.0) -> MmwaveTask:
+    """Fig. 7 setting: 14 × 14, K = N_RF = 4, nine targets on 0.5…0.7, Υ = 11, P = 7."""
+    sc = parse_config({
+        "kind": "scenario", "name": "fig7", "seed": seed,
+        "dbraa": {"rows": 14, "cols": 14, "f_m": 30e9, "f_s": 5e9, "h_s": 6, "v_s": 6,
+                  "n_sub6": 1, "n_rf": 4},
+        "mmwave": {"users": 4, "paths": 3, "gain_threshold": upsilon, "power": power,
+                   "noise_power": 1.0, "targets": FIG7_TARGETS},
+    })
+    return task_from_scenario(sc)
+
+
+def check_design(task: MmwaveTask, r) -> None:
+    """The returned F meets Υ and P to TOL, judged by rfctl.metrics; flag consistent."""
+    F = r.F
+    if r.phases is not None:
+        F = hybrid_precoder(r.phases, r.switch, r.F_bb)
+        assert np.allclose(F, r.F, atol=1e-12)
+    if r.F_rf is not None:
+        assert np.allclose(r.F_rf @ r.F_bb, r.F, atol=1e-12)
+    g = beam_gain(task.A, F)
+    pw = np.vdot(F, F).real
+    ok = bool(np.all(g >= task.upsilon * (1 - TOL)) and pw <= task.power * (1 + TOL))
+    if r.feasible:  # the flag (tolerance 1e-9) never claims more than TOL allows
+        assert ok, (r.structure, r.outcome)
+    res = r.outcome.residuals
+    assert res["gain_margin_rel"] == pytest.approx(np.min(g / task.upsilon) - 1, abs=1e-12)
+    assert res["power_margin_rel"] == pytest.approx(pw / task.power - 1, abs=1e-12)
+    assert r.sum_rate == pytest.approx(sum_rate(sinr(task.H, F, task.sigma2)))
+
+
+def five(task: MmwaveTask) -> dict:
+    fd = fully_digital(task)
+    return {"FD": fd, "FCHB": fully_connected(task, fd=fd), "RHB": admm_hybrid(task, "RHB"),
+            "DHB": admm_hybrid(task, "DHB"), "PCHB": admm_hybrid(task, "PCHB")}
+
+
+def test_every_design_meets_its_constraints_at_the_paper_size() -> None:
+    """FD, RHB, DHB, PCHB feasible to 1e-6 on a draw never used for tuning; FCHB feasible
+    or flagged with its margins."""
+    task = paper_task(2000)
+    d = five(task)
+    for name, r in d.items():
+        check_design(task, r)
+        if name != "FCHB":
+            assert r.feasible, (name, r.outcome)
+    # the paper's claims that hold in every draw (the averaged ones are in the slow test)
+    assert d["RHB"].sum_rate >= 0.9 * d["FD"].sum_rate
+    assert d["RHB"].sum_rate > d["PCHB"].sum_rate
+    assert d["FD"].sum_rate >= d["RHB"].sum_rate
+
+
+@pytest.mark.slow
+def test_paper_ordering_on_fresh_draws() -> None:
+    """Issue 11 targets on 20 draws (seeds 2000–2019; tuning used 1000–1009)."""
+    rows = []
+    for seed in range(2000, 2020):
+        task = paper_task(seed)
+        d = five(task)
+        for name, r in d.items():
+            check_design(task, r)
+            assert r.feasible or name == "FCHB", (seed, name, r.outcome)
+        rows.append([d[s].sum_rate for s in ("FD", "RHB", "DHB", "PCHB")])
+    fd, rhb, dhb, pchb = np.array(rows).T
+    assert rhb.mean() >= 0.90 * fd.mean(), (rhb.mean(), fd.mean())
+    assert rhb.mean() > dhb.mean() and np.mean(rhb > dhb) >= 0.7, (rhb, dhb)
+    assert np.all(rhb > pchb)
+
+
+def test_dhb_puts_every_antenna_on_exactly_one_chain() -> None:
+    task = paper_task(2001)
+    r = admm_hybrid(task, "DHB")
+    assert np.all(r.switch.sum(axis=1) == 1)
+    assert pattern_set("DHB", 196, 4).sum(axis=1).tolist() == [1, 1, 1, 1]
+    p = admm_hybrid(task, "PCHB")
+    assert np.all(p.switch.sum(axis=1) == 1)
+    assert np.array_equal(p.switch.argmax(axis=1), (np.arange(196) * 4) // 196)
+
+
+def test_fully_digital_stops_by_its_tolerance() -> None:
+    task = paper_task(2002)
+    fd = fully_digital(task)
+    assert fd.outcome.stop_reason is StopReason.CONVERGED and fd.outcome.iterations < 2000
+    t = fd.trace
+    assert abs(t[-1] - t[-2]) <= 1e-6 * t[-1]
+    assert np.all(np.diff(t) >= -1e-9 * t[-1])  # WMMSE-SCA never lowers the sum-rate
+    capped = fully_digital(task, max_iter=5)
+    assert capped.outcome.stop_reason is StopReason.ITERATION_CAP
+    assert capped.outcome.iterations == 5 and not capped.outcome.converged
+
+
+def test_baseband_step_equals_a_cvxpy_step_in_f_bb(rng) -> None:
+    """One SCA step of refine_baseband (in Uᴴ coordinates) equals the same step written in
+    cvxpy directly in F_BB with F_RF fixed."""
+    import cvxpy as cp
+
+    task = paper_task(2003)
+    r = admm_hybrid(task, "RHB", final="scale", max_iter=20)
+    Frf, Fbb = r.F_rf, r.F_bb
+    Fbb_fast, info = refine_baseband(task, Frf, Fbb, max_iter=1)
+    F0 = Frf @ Fbb
+    u, w = mm._wmmse(task.H, F0, task.sigma2)
+    gbar = (F0.conj().T @ task.A).T
+    X = cp.Variable(Fbb.shape, complex=True)
+    F = Frf @ X
+    HF = task.H.conj().T @ F
+    obj = 0
+    for k in range(task.H.shape[1]):
+        obj += w[k] * (cp.sum_squares(cp.abs(u[k] * HF[k, :])) - 2 * cp.real(u[k] * HF[k, k]))
+    obj += 1e-6 * cp.sum_squares(cp.abs(F - F0))
+    g = np.sum(np.abs(gbar) ** 2, axis=1)
+    target = task.upsilon  # the full targets: the first step needed no back-off here
+    cons = [cp.sum_squares(cp.abs(F)) <= task.power]
+    for t in range(task.A.shape[1]):
+        lin = cp.real(cp.sum(cp.multiply(gbar[t], task.A[:, t].conj() @ F)))
+        cons.append(2 * lin - g[t] >= target[t])
+    prob = cp.Problem(cp.Minimize(obj), cons)
+    prob.solve(solver=cp.CLARABEL)
+    F_ref = Frf @ X.value
+    F_fast = Frf @ Fbb_fast
+    p = FmProblem(task.H, u, w, F0, 1e-6, task.power, task.A, gbar, target)
+    # same optimum value to 1e-5 of the objective's scale Σ w (Clarabel stops ~1.5e-6 of
+    # Σ w above the optimum here: the weights reach ~800 at these SINRs); the fast step
+    # is never worse and meets the subproblem's constraints
+    scale = float(np.sum(w))
+    assert abs(p.objective(F_fast) - p.objective(F_ref)) <= 1e-5 * scale
+    assert p.objective(F_fast) <= p.objective(F_ref) + 1e-9 * scale
+    assert np.vdot(F_fast, F_fast).real <= task.power * (1 + 1e-9)
+    lin = 2 * np.real(np.sum(gbar * (task.A.conj().T @ F_fast), axis=1)) - g
+    assert np.all(lin >= target * (1 - 1e-9))
+    assert info.outcome.iterations == 1 and not info.restored
+
+
+def test_infeasible_analog_part_is_flagged() -> None:
+    """A one-column analog beamformer cannot give nine targets Υ = 11 and serve four users;
+    the final step says so instead of returning a silently infeasible design."""
+    task = paper_task(2004, upsilon=60.0)
+    Frf = np.exp(1j * np.zeros((196, 4)))  # four identical columns: rank 1
+    Fbb = np.ones((4, 4), complex)
+    Fbb_new, info = refine_baseband(task, Frf, Fbb)
+    assert info.outcome.stop_reason is StopReason.INFEASIBLE
+    res = mm._evaluate(task, "RHB", Frf @ Fbb_new, info.outcome, phases=None, switch=None,
+                       F_rf=Frf, F_bb=Fbb_new)
+    assert not res.feasible and res.outcome.residuals["gain_margin_rel"] < 0
 
 
 def test_rhb_on_the_seed_setting() -> None:
     task = task_from_scenario(load_config("dbraa-14x14"))
     r = admm_hybrid(task, "RHB")
     assert r.switch.shape == (196, 4) and r.phases.shape == (196,)
-    assert r.residuals["gain"] >= -0.05 and r.residuals["power"] <= 1e-9
-    assert r.stop_reason.startswith("converged") and r.sum_rate > 15
+    res = r.outcome.residuals
+    assert r.feasible and res["gain_margin_rel"] >= -TOL and res["power_margin_rel"] <= TOL
+    # the ADMM stopped by its ε test (not the cap); the final step by its tolerance
+    assert r.outcome.stop_reason is StopReason.CONVERGED and r.outcome.iterations < 300
+    assert r.baseband is not None and r.baseband.converged
+    assert r.update == "cold" and r.sum_rate > 15
+    assert set(res) == {"gain_margin_rel", "power_margin_rel", "hybrid_residual_rel",
+                        "rate_to_fd_ratio"}
     st = r.state()
     assert st.switch.shape == (196, 4) and st.f_bb.shape == (4, 4)
 
@@ -145,7 +300,16 @@ def test_dual_band_splits_the_power_and_builds_one_state(tmp_path) -> None:
     sc = load_config("dbraa-14x14")
     db = design_dual_band(sc)
     assert db.mmwave_power == pytest.approx(sc.total_power - db.sub6.power)
-    assert np.vdot(db.mmwave.F, db.mmwave.F).real <= db.mmwave_power * (1 + 1e-9)
+    assert np.vdot(db.mmwave.F, db.mmwave.F).real <= db.mmwave_power * (1 + TOL)
+    assert db.mmwave.feasible
+    out = db.outcome  # both designs in one outcome
+    assert out.converged == (db.sub6.outcome.converged and db.mmwave.outcome.converged)
+    assert out.iterations == db.sub6.outcome.iterations + db.mmwave.outcome.iterations
+    assert out.residuals["mmwave_gain_margin_rel"] == db.mmwave.outcome.residuals[
+        "gain_margin_rel"]
+    assert out.residuals["sub6_sinr_margin_rel"] == db.sub6.outcome.residuals[
+        "sinr_margin_rel"]
+    assert np.all(beam_gain(db.mmwave_task.A, db.mmwave.F) >= db.mmwave_task.upsilon * (1 - TOL))
     st = db.state
     assert st.selection.sum() == 4 and st.phases.shape == (196,)
     st.save(tmp_path / "db.json")
@@ -173,17 +337,95 @@ def test_phase_bits_study_loss_shrinks_with_bits() -> None:
         assert r["max_phase_error_deg"] <= 180 / 2 ** r["bits"] + 1e-9
 
 
-def test_mmwave_figure_scripts_run_quick(tmp_path) -> None:
+def test_mmwave_figures_reproduce_the_paper_orderings(tmp_path, figure_script) -> None:
+    """The figure scripts' data at the paper's 14 × 14 (Fig. 7's draw, and Fig. 9 on one
+    realisation): the orderings the paper claims and rfctl reproduces (BENCHMARKS.md):
+    FD best, RHB above DHB and PCHB, RHB ≥ 0.9 × FD; every design meets Υ."""
     import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "figures" / "mmwave_figures.py"
-    proc = subprocess.run([sys.executable, str(script), "all", "--quick", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    for name in ("fig7", "fig8", "fig9"):
-        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
-    d = json.loads((tmp_path / "fig8.json").read_text())
+    figs = figure_script("mmwave_figures")
+    figs.fig7(tmp_path, 14, 21, plot=False)
+    d = json.loads((tmp_path / "fig7.json").read_text())
+    rate = d["sum_rate"]
+    assert set(rate) == {"FD", "FCHB", "RHB", "DHB", "PCHB"}
+    assert all(rate["FD"] >= r - 1e-9 for r in rate.values()), rate
+    assert rate["RHB"] > rate["DHB"] and rate["RHB"] > rate["PCHB"], rate
+    assert rate["RHB"] >= 0.9 * rate["FD"], rate
+    for s, ok in d["feasible"].items():  # the flag agrees with the gains in the data
+        assert ok == (d["min_target_gain_db"][s] >= d["upsilon_db"] - 1e-6), s
+    assert all(d["feasible"][s] for s in ("FD", "RHB", "DHB", "PCHB"))
+    assert all(0 < cv < 1 for cv in d["sensing_region_cv"].values())
+    ups = [5.0, 20.0]
+    figs.fig_sweep("fig9", {"size": [14], "users": [4], "n_rf": [4], "power": [7.0],
+                            "upsilon": ups}, "upsilon", ups, "Υ", range(1), tmp_path, 1,
+                   plot=False)
+    d = json.loads((tmp_path / "fig9.json").read_text())
+    assert d["x"] == ups and len(d["records"]) == 2
+    rate = d["sum_rate"]
+    for i in range(len(ups)):
+        assert rate["FD"][i] >= rate["RHB"][i] > rate["DHB"][i], (i, rate)
+        assert rate["RHB"][i] > rate["PCHB"][i], (i, rate)
+    assert all(r[f"{s}_feasible"] for r in d["records"] for s in ("FD", "RHB", "DHB", "PCHB"))
+    assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_mmwave_figure_scripts_draw_their_pngs(figure_cli) -> None:
+    """Smoke test of the command line and the plots (the data is judged above)."""
+    import json
+
+    out = figure_cli("mmwave_figures", ["fig7", "fig8", "fig9"])
+    d = json.loads((out / "fig8.json").read_text())
     assert set(d["sum_rate"]) == {"FD", "FCHB", "RHB", "DHB", "PCHB"}
+
+
+def test_track_follows_a_slowly_moving_channel() -> None:
+    """Warm-started updates on a Gauss–Markov channel (ρ = 0.99 per step, the innovation
+    an independent draw of the same channel model): every update is feasible and keeps
+    most of a cold start's sum-rate (the 100-step judgement is in the benchmark)."""
+    from rfctl.optimize.mmwave import track
+
+    base = paper_task(2100)
+    prev = admm_hybrid(base)
+    H = base.H
+    ratios = []
+    for step in range(1, 6):
+        H = 0.99 * H + np.sqrt(1 - 0.99 ** 2) * paper_task(2100 + step).H
+        task = MmwaveTask(H, base.A, base.upsilon, base.power, base.sigma2, base.n_rf)
+        r = track(prev, task)
+        check_design(task, r)
+        assert r.feasible and r.structure == "RHB"
+        assert r.F_digital is not None
+        assert r.update in ("tracked-baseband", "tracked-admm")
+        ratios.append(r.sum_rate / admm_hybrid(task).sum_rate)
+        prev = r
+    assert min(ratios) >= 0.93, ratios
+    # the two paths: always the full ADMM update, or the baseband-only update
+    full = track(prev, task, refresh_margin=None)
+    assert full.update == "tracked-admm" and full.feasible
+    assert full.outcome.iterations == 12 or full.outcome.converged
+    cheap = track(prev, task, refresh_margin=1.0)
+    assert cheap.update == "tracked-baseband" and cheap.feasible
+    # no ADMM iteration: the outcome is the final F_BB step's
+    assert cheap.outcome.stop_reason is cheap.baseband.stop_reason
+    assert cheap.outcome.iterations == cheap.baseband.iterations
+    pres = prev.outcome.residuals
+    assert cheap.outcome.residuals["rate_to_fd_ref_ratio"] == pres.get(
+        "rate_to_fd_ref_ratio", pres["rate_to_fd_ratio"])
+    with pytest.raises(ConfigError, match="hybrid"):
+        track(fully_digital(base, max_iter=3), base)
+
+
+def test_cli_says_whether_the_design_is_feasible(tmp_path) -> None:
+    import io
+
+    from rfctl.cli import main
+
+    out = io.StringIO()
+    assert main(["optimize", "mmwave", "--scenario", "dbraa-14x14", "--out",
+                 str(tmp_path / "m.json")], out=out) == 0
+    assert "feasible: constraints met" in out.getvalue()
+    from rfctl.cli.optimize import _feasibility
+
+    line = _feasibility(False, {"gain": -0.02, "power": 0.0})
+    assert "INFEASIBLE" in line and "gain -2.00e-02" in line

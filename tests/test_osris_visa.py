@@ -3,7 +3,6 @@ pseudo-terminal, pyvisa-sim, and pyvisa-py against a loopback SCPI server."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,11 @@ from rfctl.sims.osris_firmware import OsrisFirmwareSim
 from rfctl.sims.simserver import SimServer
 
 from rfctl.config import load_config
-from rfctl.errors import DeviceError, DeviceTimeoutError
+from rfctl.errors import DeviceError, DeviceTimeoutError, ProgramError
 from rfctl.hal import quantize
-from rfctl.hal.device import ProgramError, image_crc, program
 from rfctl.hal.discovery import open_device
+from rfctl.hal.image import image_crc
+from rfctl.hal.program import program
 from rfctl.state import ArrayState, DmaTuning
 
 OSRIS = load_config("osris-16x16")
@@ -75,14 +75,69 @@ def test_osris_set_that_does_not_take_is_caught_by_readback() -> None:
 
 
 def test_osris_silence_is_a_bounded_timeout() -> None:
+    # bound: timeout × (retries + 1) = 0.1 s × 2; the in-process link counts each silence
+    # as one timeout of link time, so the bound is checked by counting attempts
     prof = OSRIS.model_copy(update={"link": OSRIS.link.model_copy(
         update={"timeout_s": 0.1, "retries": 1})})
-    with SimServer(OsrisFirmwareSim(silent=True)) as srv:
-        url = srv.start_pty()
-        t0 = time.perf_counter()
-        with pytest.raises(DeviceTimeoutError, match="silence"):
-            open_osris(prof, url=url)
-    assert time.perf_counter() - t0 < 2 * 0.1 + 0.3
+    fw = OsrisFirmwareSim(silent=True)
+    with pytest.raises(DeviceTimeoutError, match="silence"):
+        open_osris(prof, firmware=fw)
+    assert fw.lines_heard == 2
+    with SimServer(OsrisFirmwareSim(silent=True)) as srv:  # and through a real pty
+        with pytest.raises(DeviceTimeoutError, match="2 attempt"):
+            open_osris(prof, url=srv.start_pty())
+
+
+def test_osris_same_pattern_after_a_reset_with_lost_banner_is_sent_again() -> None:
+    """Issue 10, case 2: the board reset (watchdog) and its banner was lost; programming
+    the same pattern again must not be a no-op from the host's memory."""
+    fw = OsrisFirmwareSim(banner_lost=True)
+    dev = open_osris(OSRIS, firmware=fw)
+    img = ris_image(3)
+    program(dev, img)
+    fw.power_cycle()  # pattern back to zeros, nothing said
+    res = program(dev, img)
+    assert res.payload_bytes > 0 and fw.pattern == expected_pattern(img)
+    assert program(dev, img).payload_bytes == 0  # now the board itself says it is there
+
+
+@pytest.mark.parametrize("command", [1, 2, 3])
+def test_osris_reset_banner_in_the_middle_of_a_program(command: int) -> None:
+    """The board resets right before the n-th command of a program (it is lost) and its
+    banner arrives in the middle of the reply stream: the reset is seen, the serial
+    number is asked again, and the pattern is set again within the deadline."""
+    fw = OsrisFirmwareSim()
+    dev = open_osris(OSRIS, firmware=fw)
+    program(dev, ris_image(0))
+    fw.reset_before = {fw.commands + command}
+    img = ris_image(1)
+    res = program(dev, img)
+    assert fw.resets == 1 and dev.stats.resets_seen == 1
+    assert fw.pattern == expected_pattern(img) and res.crc == image_crc(fw.pattern)
+
+
+def test_osris_reset_after_every_set_is_reported_with_what_the_board_shows() -> None:
+    """A brown-out resets the board right after every set: the read-back never shows the
+    pattern. The error comes within the bound, and the board was asked: it shows zeros,
+    neither image, which the error says."""
+    fw = OsrisFirmwareSim()
+    dev = open_osris(OSRIS, firmware=fw)
+    program(dev, ris_image(0))
+    fw.reset_after_set = True
+    with pytest.raises(ProgramError, match="neither the previous nor the new") as ei:
+        program(dev, ris_image(1))
+    assert fw.pattern == bytes(32) and ei.value.holds[dev.name] == "unknown"
+    assert fw.resets == OSRIS.link.retries + 1  # one set per attempt, bounded
+
+
+def test_osris_other_board_after_a_reset_is_refused() -> None:
+    fw = OsrisFirmwareSim(serial_no=12)
+    dev = open_osris(OSRIS, firmware=fw)
+    program(dev, ris_image(0))
+    fw.serial_no = 13
+    fw.power_cycle()  # banner arrives with the next reply
+    with pytest.raises(ProgramError, match="another board"):
+        program(dev, ris_image(1))
 
 
 # ------------------------------------------------------------------ VISA
@@ -106,6 +161,10 @@ def test_visa_bias_through_pyvisa_py_and_loopback_scpi() -> None:
     port = sim.start()
     try:
         dev = open_device(BIAS, url=f"TCPIP0::127.0.0.1::{port}::SOCKET")
+        from rfctl.hal.device import Device
+
+        assert isinstance(dev, Device) and not dev.capabilities.atomic_latch
+        assert dev.capabilities.beam_slots == 0 and not dev.capabilities.staged_buffer
         for s in range(3):
             img = dma_image(s)
             program(dev, img)
@@ -144,6 +203,28 @@ def test_visa_channel_that_ignores_sets_is_rolled_back() -> None:
             program(dev, new)
         assert ei.value.holds[dev.name] == "previous"
         assert np.allclose(sim.volts, before)  # every changed channel restored
+        dev.close()
+    finally:
+        sim.stop()
+
+
+def test_visa_power_on_is_detected_and_the_source_reprogrammed() -> None:
+    """The source power-cycles (channels back to their power-on value, PON set in
+    *ESR?): the driver notices, and the next program sets every channel that differs
+    from what the source holds, not from what the host remembers."""
+    sim = BiasSourceSim(32, 0.0, 12.0)
+    port = sim.start()
+    try:
+        dev = open_device(BIAS, url=f"TCPIP0::127.0.0.1::{port}::SOCKET")
+        img = dma_image(0)
+        program(dev, img)
+        sim.power_cycle()
+        res = program(dev, img)  # same image: must not be a no-op
+        assert dev.stats.resets_seen == 1 and res.payload_bytes > 0
+        assert np.allclose(sim.volts, _expected_volts(img))
+        sim.handle("*RST")  # no PON bit, but the read before the plan sees it
+        program(dev, img)
+        assert np.allclose(sim.volts, _expected_volts(img))
         dev.close()
     finally:
         sim.stop()

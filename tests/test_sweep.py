@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rfctl.errors import ConfigError
+from rfctl.errors import ConfigError, OutputError
 from rfctl.sweep import ProgressBar, grid_points, sweep
 
 
@@ -61,3 +62,28 @@ def test_progress_bar_draws_on_given_stream() -> None:
     bar(5, 10)
     bar(10, 10)
     assert "[#####.....] 5/10" in s.getvalue() and s.getvalue().endswith("\n")
+
+
+def dying_job(a: int, seed: int) -> dict:
+    if a == 1:
+        os._exit(3)  # the worker process dies
+    return {"value": a}
+
+
+def test_local_pool_records_a_crashed_worker_per_point() -> None:
+    res = sweep(dying_job, {"a": [0, 1]}, seeds=[0], workers=2)
+    assert len(res.records) == 2
+    assert any("BrokenProcessPool" in r.get("error", "") for r in res.records)
+
+
+def test_bad_seeds_grids_and_outputs_are_rfctl_errors(tmp_path: Path) -> None:
+    for seeds in ([-1], [1.5], [True], ["3"]):
+        with pytest.raises(ConfigError, match="seeds"):
+            grid_points({"a": [1]}, seeds)
+    with pytest.raises(ConfigError, match="more than"):
+        grid_points({"a": range(10**4), "b": range(10**4)}, [0])
+    res = sweep(job, {"a": [1], "b": ["x"]}, seeds=[0], workers=1)
+    with pytest.raises(OutputError, match="is a directory"):
+        res.to_csv(tmp_path)
+    with pytest.raises(OutputError, match="does not exist"):
+        res.to_json(tmp_path / "missing" / "r.json")

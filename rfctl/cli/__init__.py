@@ -1,8 +1,15 @@
 """The ``rfctl`` command line: one module per command group, each thin (parse → call the
 library → format). Only this package prints.
 
-``main(argv=None)`` returns an exit status (0 success, 1 an rfctl error such as an
-invalid config or a hardware constraint, 2 usage), so it can be called from tests.
+``main(argv=None)`` returns an exit status, so it can be called from tests:
+
+- 0 success;
+- 1 an rfctl error (invalid config or state, hardware constraint, device, unwritable
+  output): a one-line ``rfctl: error: …`` message on stderr;
+- 2 usage (argparse);
+- 3 an unexpected exception — a bug: ``rfctl: internal error, please report`` and the
+  traceback under ``-v``;
+- 130 interrupted (Ctrl-C).
 Angles are shown in degrees and gains in dB here, at the edge; everything inside is SI.
 """
 
@@ -11,14 +18,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from rfctl import __version__
-from rfctl.errors import RfctlError
+from rfctl.errors import OutputError, RfctlError
 
 from . import board, configs, design, lab, optimize, sims
+from .argtypes import check_output_file
 
 __all__ = ["build_parser", "main"]
 
@@ -54,18 +63,38 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s")
     wire_handler = None
-    if args.log_wire:
-        wire_handler = logging.FileHandler(args.log_wire, encoding="utf-8")
-        wire_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        wire = logging.getLogger("rfctl.wire")
-        wire.setLevel(logging.DEBUG)
-        wire.addHandler(wire_handler)
     try:
+        if args.log_wire:
+            check_output_file(args.log_wire, "--log-wire")
+            try:
+                wire_handler = logging.FileHandler(args.log_wire, encoding="utf-8")
+            except OSError as exc:
+                raise OutputError(f"--log-wire {args.log_wire}: cannot open: {exc.strerror}",
+                                  path=str(args.log_wire), reason=exc.strerror) from None
+            wire_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            wire = logging.getLogger("rfctl.wire")
+            wire.setLevel(logging.DEBUG)
+            wire.addHandler(wire_handler)
         return int(args.func(args, out))
     except RfctlError as exc:
-        print(f"rfctl: error: {exc}", file=sys.stderr)
+        print(f"rfctl: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("rfctl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so, and show the traceback under -v
+        print(f"rfctl: internal error, please report: {type(exc).__name__}: {_one_line(exc)}"
+              + ("" if args.verbose else " (run with -v for the traceback)"), file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc(file=sys.stderr)
+        return 3
     finally:
         if wire_handler is not None:
             logging.getLogger("rfctl.wire").removeHandler(wire_handler)
             wire_handler.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line (a multi-error config message is joined)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__

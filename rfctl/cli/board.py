@@ -8,20 +8,13 @@ from typing import TextIO
 
 from rfctl.errors import RfctlError
 from rfctl.hal import compile_board, quantize
-from rfctl.hal.device import (
-    DeviceInfo,
-    delta_writes,
-    image_crc,
-    layout_from_profile,
-    pack_image,
-    program,
-    select_beam,
-    store_beam,
-    unpack_image,
-)
+from rfctl.hal.device import DeviceInfo, layout_from_profile
 from rfctl.hal.discovery import load_entry_point, open_device
+from rfctl.hal.image import delta_writes, image_crc, pack_image, unpack_image
+from rfctl.hal.program import program, select_beam, store_beam
 from rfctl.state import ArrayState
 
+from .argtypes import crc32_value, int_at_least
 from .common import board_profile, close_quietly, print_image_report
 
 
@@ -86,7 +79,7 @@ def cmd_beams(args: argparse.Namespace, out: TextIO) -> int:
         else:
             if args.crc is None:
                 raise RfctlError("beams select needs --crc (printed by beams store)")
-            crc = select_beam(dev, args.slot, int(args.crc, 0))
+            crc = select_beam(dev, args.slot, args.crc)
             print(f"selected beam {args.slot}: active CRC-32 {crc:#010x}", file=out)
     finally:
         close_quietly(dev)
@@ -105,9 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     bm = sub.add_parser("beams", help="store a beam in a board slot, or select one")
     bm.add_argument("action", choices=["store", "select"])
-    bm.add_argument("slot", type=int)
+    bm.add_argument("slot", type=int_at_least(0, 255))
     bm.add_argument("--board", required=True)
     bm.add_argument("--state", help="STATE.json (store)")
-    bm.add_argument("--crc", help="CRC-32 of the stored beam (select), e.g. 0x1234abcd")
+    bm.add_argument("--crc", type=crc32_value,
+                    help="CRC-32 of the stored beam (select), e.g. 0x1234abcd")
     bm.add_argument("--url", help="override the profile's link URL")
     bm.set_defaults(func=cmd_beams)

@@ -11,16 +11,18 @@ from typing import TextIO
 import numpy as np
 
 from rfctl import __version__
-from rfctl.config import BoardProfile, Scenario, load_config
+from rfctl.config import BoardProfile, Scenario, check_board_for_scenario, load_config
 from rfctl.errors import RfctlError
 from rfctl.hal import compile_board, dequantize, quantize
-from rfctl.hal.device import program, unpack_image
 from rfctl.hal.discovery import open_device, open_sim
-from rfctl.hal.image import DeviceImage
+from rfctl.hal.image import DeviceImage, unpack_image
+from rfctl.hal.program import program
 from rfctl.optimize.steering import evaluate_dbraa, steering_design
 from rfctl.state import ArrayState
 
+from .argtypes import check_output_file, int_at_least
 from .common import board_profile, close_quietly, db, print_image_report
+from .dma import quantize_report
 
 
 def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
@@ -30,10 +32,11 @@ def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
     image = quantize(state, board)
     if args.json:
         print(json.dumps({"board": image.board, "banks": image.report(),
-                          "codes": {k: b.codes.tolist() for k, b in image.banks.items()}}),
-              file=out)
+                          "codes": {k: b.codes.tolist() for k, b in image.banks.items()},
+                          "dma": quantize_report(state, board, None)}), file=out)
     else:
         print_image_report(image, out)
+        quantize_report(state, board, out)
     return 0
 
 
@@ -41,8 +44,11 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     """Scenario → closed-form design → quantized image → simulated board."""
     scenario = load_config(args.scenario)
     board = load_config(args.board)
-    if not isinstance(scenario, Scenario) or not isinstance(board, BoardProfile):
+    if not isinstance(scenario, Scenario) or not isinstance(board, BoardProfile) \
+            or scenario.dbraa is None:
         raise RfctlError("demo needs a DBRAA scenario (--scenario) and a board (--board)")
+    check_board_for_scenario(board, scenario)
+    check_output_file(args.out, "--out")
     print(f"rfctl {__version__} demo: scenario {scenario.name}, board {board.name}", file=out)
     res = steering_design(scenario, realisation=args.realisation)
     spec = scenario.dbraa
@@ -107,7 +113,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("demo", help="scenario → design → quantized image → report")
     d.add_argument("--scenario", default="dbraa-14x14")
     d.add_argument("--board", default="sim-dbraa-14x14")
-    d.add_argument("--realisation", type=int, default=0, help="channel realisation index")
+    d.add_argument("--realisation", type=int_at_least(0, 10**9), default=0,
+                   help="channel realisation index")
     d.add_argument("--out", type=Path, help="also save the designed state as JSON")
     d.add_argument("--no-board", action="store_true",
                    help="stop after quantizing (do not program the simulated board)")

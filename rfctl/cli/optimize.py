@@ -13,6 +13,7 @@ from rfctl.config import Scenario, load_config
 from rfctl.errors import RfctlError
 from rfctl.state import DesignRecord
 
+from .argtypes import check_output_file, int_at_least
 from .common import db
 
 
@@ -36,9 +37,20 @@ def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
     print(f"  antennas (row, col): {', '.join(str(p) for p in res.positions)}", file=out)
     print(f"  SINR (dB): {np.round(db(res.sinr), 2).tolist()}; sensing gains (dB): "
           f"{np.round(db(res.gains), 2).tolist()}", file=out)
-    print(f"  {len(res.trace) - 1} iterations, stop: {res.stop_reason}; {res.n_exact} "
-          f"selections solved, {res.n_pruned} pruned; {res.elapsed_s:.2f} s", file=out)
+    print(f"  {res.outcome.iterations} iterations, stop: {res.outcome.stop_reason}; "
+          f"{res.n_exact} selections solved, {res.n_pruned} pruned; {res.elapsed_s:.2f} s",
+          file=out)
+    margins = res.outcome.residuals
+    print(_feasibility(res.feasible, {"SINR": margins["sinr_margin_rel"],
+                                      "gain": margins["gain_margin_rel"]}), file=out)
     return res.state()
+
+
+def _feasibility(feasible: bool, margins: dict[str, float]) -> str:
+    """One line: the design meets its constraints, or it does not, with the margins."""
+    m = ", ".join(f"{k} {v:+.2e}" for k, v in margins.items())
+    return (f"  feasible: constraints met (relative margins {m})" if feasible else
+            f"  INFEASIBLE: the returned design misses its constraints (margins {m})")
 
 
 def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
@@ -65,10 +77,15 @@ def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
     print(f"mmWave {args.structure}: sum-rate {mm.sum_rate:.3f} bit/s/Hz; SINR (dB) "
           f"{np.round(db(mm.sinr), 2).tolist()}; min sensing gain "
           f"{db(mm.gains.min()):.2f} dB (Υ {db(task.upsilon.min()):.2f} dB); "
-          f"hybrid residual {mm.residuals['hybrid']:.2e}"
+          f"hybrid residual {mm.outcome.residuals['hybrid_residual_rel']:.2e}"
           + ("; F_BB scaled down to P_m" if mm.scaled else ""), file=out)
-    print(f"  {mm.iterations} iterations, stop: {mm.stop_reason}; "
+    bb = "" if mm.baseband is None else (
+        f"; final F_BB step: {mm.baseband.stop_reason} after {mm.baseband.iterations}")
+    print(f"  {mm.outcome.iterations} ADMM iterations, stop: {mm.outcome.stop_reason}{bb}; "
           f"{mm.elapsed_s * 1e3:.0f} ms", file=out)
+    print(_feasibility(mm.feasible, {"gain": mm.outcome.residuals["gain_margin_rel"],
+                                     "power": -mm.outcome.residuals["power_margin_rel"]}),
+          file=out)
     print("after quantization of the phase shifters:", file=out)
     _print_bits_table(phase_bits_study(mm, task), out)
     return state
@@ -79,6 +96,7 @@ def cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
     scenario = load_config(args.scenario)
     if not isinstance(scenario, Scenario):
         raise RfctlError(f"{args.scenario}: is a board profile; --scenario needs a scenario")
+    check_output_file(args.out, "--out")
     if args.problem == "dma":
         from .dma import optimize_dma
 
@@ -100,10 +118,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "beamforming (ADMM); dual-band: sub6g, then mmwave with P_t − P_s; "
                     "dma: DMA digital SDR + analog tuning, alternated")
     op.add_argument("--scenario", required=True, help="scenario (name or TOML file)")
-    op.add_argument("--realisation", type=int, default=0, help="channel realisation index")
+    op.add_argument("--realisation", type=int_at_least(0, 10**9), default=0,
+                    help="channel realisation index")
     op.add_argument("--init", choices=["abas", "random", "fixed"], default="abas")
-    op.add_argument("--seed", type=int, default=0, help="seed for --init random")
+    op.add_argument("--seed", type=int_at_least(0), default=0, help="seed for --init random")
     op.add_argument("--structure", choices=["RHB", "DHB", "PCHB"], default="RHB",
                     help="mmWave hybrid structure")
+    op.add_argument("--board", help="dma: design for this board's Lorentzian codes "
+                    "(within its arc, quantized, B re-optimised, checked)")
     op.add_argument("--out", type=Path, default=Path("state.json"))
     op.set_defaults(func=cmd_optimize)
+    from .dma import register_check
+
+    register_check(sub)

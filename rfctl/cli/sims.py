@@ -9,6 +9,7 @@ from typing import TextIO
 
 from rfctl.hal.discovery import open_sim
 
+from .argtypes import finite_float, int_at_least, probability
 from .common import board_profile
 
 
@@ -22,16 +23,18 @@ def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
     # this process only serves the board: hand the interpreter lock between its receive
     # and transmit threads every 0.1 ms (default 5 ms) so replies leave on time
     sys.setswitchinterval(1e-4)
-    server = open_sim("board-server", profile, faults=faults, baud=args.baud or None)
+    server = open_sim("board-server", profile, faults=faults, baud=args.baud or None,
+                      nvm_path=args.nvm, lease_s=args.lease)
     if args.pty:
         where = server.start_pty()
     else:
         url = args.listen or "socket://127.0.0.1:0"
         host, _, port = url.removeprefix("socket://").rpartition(":")
         where = server.start_socket(host or "127.0.0.1", int(port or 0))
+    memory = f"memory in {args.nvm}" if args.nvm else "memory lost on exit (no --nvm)"
     print(f"simulated board {profile.name} ({profile.model}) at {where}"
-          + (f", {args.baud} baud" if args.baud else "") + "; Ctrl-C stops", file=out,
-          flush=True)
+          + (f", {args.baud} baud" if args.baud else "") + f"; {memory}; Ctrl-C stops",
+          file=out, flush=True)
     server.serve_forever()
     return 0
 
@@ -54,39 +57,54 @@ def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
-    sb = sub.add_parser("sim-board", help="serve a simulated board (socket or pty)")
+    sb = sub.add_parser(
+        "sim-board", help="serve a simulated board (socket or pty)",
+        description="Serve a simulated rfctl board. Its non-volatile memory (the last "
+        "latched image, the beam slots and the boot counter) is kept in --nvm FILE, "
+        "written atomically, so a killed and restarted board comes back with its last "
+        "latched image. Without --nvm the memory is lost when this process exits.")
     sb.add_argument("--board", default="sim-dbraa-14x14", help="board profile it emulates")
     g = sb.add_mutually_exclusive_group()
     g.add_argument("--listen", help="socket://HOST:PORT (default socket://127.0.0.1:0)")
     g.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
-    sb.add_argument("--baud", type=int, default=0, help="simulated line rate (0: unpaced)")
-    sb.add_argument("--drop", type=float, default=0.0, help="byte drop probability")
-    sb.add_argument("--corrupt", type=float, default=0.0, help="byte corruption probability")
-    sb.add_argument("--busy", type=float, default=0.0, help="BUSY NAK probability")
-    sb.add_argument("--latch-fail", type=float, default=0.0,
+    sb.add_argument("--baud", type=int_at_least(0, 100_000_000), default=0,
+                    help="simulated line rate (0: unpaced)")
+    sb.add_argument("--drop", type=probability, default=0.0, help="byte drop probability")
+    sb.add_argument("--corrupt", type=probability, default=0.0, help="byte corruption probability")
+    sb.add_argument("--busy", type=probability, default=0.0, help="BUSY NAK probability")
+    sb.add_argument("--latch-fail", type=probability, default=0.0,
                     help="probability that a latch does not take")
-    sb.add_argument("--reset-mid-transfer", type=float, default=0.0,
+    sb.add_argument("--reset-mid-transfer", type=probability, default=0.0,
                     help="probability of a reboot on a write")
-    sb.add_argument("--power-cycle", type=float, default=0.0,
+    sb.add_argument("--power-cycle", type=probability, default=0.0,
                     help="probability of a silent power cycle per request")
-    sb.add_argument("--delay", type=float, default=0.0, help="extra reply delay, s")
+    sb.add_argument("--delay", type=finite_float(0.0, 60.0), default=0.0,
+                    help="extra reply delay, s")
     sb.add_argument("--silent", action="store_true", help="never reply")
-    sb.add_argument("--seed", type=int, default=0, help="fault generator seed")
+    sb.add_argument("--seed", type=int_at_least(0), default=0, help="fault generator seed")
+    sb.add_argument("--nvm", metavar="FILE",
+                    help="keep the board's non-volatile memory (active image, beam slots, "
+                    "boot counter) in FILE, written atomically; without it the memory is "
+                    "lost on exit")
+    sb.add_argument("--lease", type=finite_float(0.01, 3600.0), default=2.0,
+                    help="seconds without traffic after which another host may take over "
+                    "a session that did not say goodbye (default 2)")
     sb.set_defaults(func=cmd_sim_board)
 
     sbn = sub.add_parser("sim-bench", help="serve a simulated board and its measurement "
                          "bench (power meter, spectrum analyzer, VNA, positioner)")
     sbn.add_argument("--board", default="sim-lab-8x8",
                      help="board profile; osris-16x16 serves the one-bit 16x16 bench")
-    sbn.add_argument("--rows", type=int, default=8)
-    sbn.add_argument("--cols", type=int, default=8)
-    sbn.add_argument("--baud", type=int, default=921600)
-    sbn.add_argument("--direct-path", type=float, default=1.0,
+    sbn.add_argument("--rows", type=int_at_least(1, 256), default=8)
+    sbn.add_argument("--cols", type=int_at_least(1, 256), default=8)
+    sbn.add_argument("--baud", type=int_at_least(1, 100_000_000), default=921600)
+    sbn.add_argument("--direct-path", type=finite_float(0.0, 1e3), default=1.0,
                      help="one-bit bench: direct path relative to a random pattern's field")
-    sbn.add_argument("--seed", type=int, default=0, help="seed of the hidden phase offsets")
-    sbn.add_argument("--noise", type=float, default=0.05,
+    sbn.add_argument("--seed", type=int_at_least(0), default=0,
+                     help="seed of the hidden phase offsets")
+    sbn.add_argument("--noise", type=finite_float(0.0, 1e3), default=0.05,
                      help="receiver noise σ in units of one element's field (one-bit bench: "
                      "of its mean amplitude)")
-    sbn.add_argument("--probe-theta", type=float, default=0.0)
-    sbn.add_argument("--probe-phi", type=float, default=0.0)
+    sbn.add_argument("--probe-theta", type=finite_float(-1.0, 1.0), default=0.0)
+    sbn.add_argument("--probe-phi", type=finite_float(-1.0, 1.0), default=0.0)
     sbn.set_defaults(func=cmd_sim_bench)

@@ -1,14 +1,42 @@
-"""Device images: per bank, the integer codes for a board and what they realise."""
+"""Device images: per bank, the integer codes for a board and what they realise; the
+bank layout of a board's memory, the packing of codes into bytes, and the image CRC.
+
+Pure: no I/O, and nothing from :mod:`rfctl.hal.device` (the device seam builds on this
+module, never the other way round).
+
+An image on a board is the concatenation of its banks in board order. Each bank is its
+codes packed MSB-first at the bank's bit width, zero-padded to a whole byte. The image
+checksum is CRC-32 (``zlib.crc32``) over the whole image.
+"""
 
 from __future__ import annotations
 
+import math
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["BankImage", "DeviceImage"]
+from rfctl.errors import HardwareConstraintError
+
+__all__ = [
+    "BankImage",
+    "BankLayout",
+    "DeviceImage",
+    "ImageLayout",
+    "LayoutLike",
+    "check_layout",
+    "delta_writes",
+    "image_crc",
+    "image_from_bytes",
+    "pack_codes",
+    "pack_image",
+    "unpack_codes",
+    "unpack_image",
+]
 
 
 @dataclass(frozen=True)
@@ -60,8 +88,6 @@ class BankImage:
     @cached_property
     def packed(self) -> bytes:
         """The codes packed MSB-first at ``bits`` bits each (the bank's bytes on a board)."""
-        from rfctl.hal.device import pack_codes
-
         return pack_codes(self.codes, self.bits)
 
     @property
@@ -117,3 +143,225 @@ class DeviceImage:
             }
             for b in self.banks.values()
         ]
+
+
+# --------------------------------------------------------------------------- layout
+@dataclass(frozen=True)
+class BankLayout:
+    """One bank as a device reports it (and as a profile declares it).
+
+    Attributes
+    ----------
+    name, kind : str
+    count : int
+        Elements.
+    bits : int
+        Code width per element.
+    """
+
+    name: str
+    kind: str
+    count: int
+    bits: int
+
+    @property
+    def nbytes(self) -> int:
+        """Packed size, bytes."""
+        return math.ceil(self.count * self.bits / 8)
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """The memory layout of one board model: its banks in board order.
+
+    Attributes
+    ----------
+    model : str
+    banks : tuple of BankLayout
+    """
+
+    model: str
+    banks: tuple[BankLayout, ...]
+
+    @cached_property
+    def offsets(self) -> list[int]:
+        """Byte offset of each bank in the image."""
+        out, o = [], 0
+        for b in self.banks:
+            out.append(o)
+            o += b.nbytes
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        """Whole-image size, bytes."""
+        return sum(b.nbytes for b in self.banks)
+
+
+class LayoutLike(Protocol):
+    """Anything with a model, banks in board order and their byte offsets (an
+    :class:`ImageLayout`, or the ``DeviceInfo`` a device reports)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def banks(self) -> tuple[BankLayout, ...]: ...
+
+    @property
+    def offsets(self) -> list[int]: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+# --------------------------------------------------------------------------- packing
+def pack_codes(codes: NDArray[np.integer], bits: int) -> bytes:
+    """Pack codes MSB-first at ``bits`` bits each, zero-padded to whole bytes.
+
+    Raises
+    ------
+    HardwareConstraintError
+        A code is negative or does not fit in ``bits`` bits.
+    """
+    c = np.asarray(codes)
+    if c.size and np.any(c >> bits):  # also catches negative codes (arithmetic shift)
+        raise HardwareConstraintError(f"a code does not fit in {bits} bits")
+    if bits == 1:
+        return np.packbits(c.astype(np.uint8)).tobytes()
+    if bits <= 8:
+        bitmat = np.unpackbits(c.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]
+    else:
+        shifts = np.arange(bits - 1, -1, -1, dtype=np.uint64)
+        bitmat = ((c.astype(np.uint64)[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(bitmat).tobytes()
+
+
+def unpack_codes(data: bytes, bits: int, count: int) -> NDArray[np.int64]:
+    """Inverse of :func:`pack_codes`: ``count`` codes of ``bits`` bits, shape (count,)."""
+    flat = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits]
+    weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.int64)
+    return flat.reshape(count, bits).astype(np.int64) @ weights
+
+
+def check_layout(image: DeviceImage, layout: LayoutLike) -> None:
+    """Refuse an image that does not fit a bank layout.
+
+    Raises
+    ------
+    HardwareConstraintError
+        Naming the first mismatch (model, unknown bank, kind, count or bit width).
+    """
+    if image.model != layout.model:
+        raise HardwareConstraintError(
+            f"image is for model {image.model!r}, the device reports {layout.model!r}")
+    by_name = {b.name: b for b in layout.banks}
+    for name, img in image.banks.items():
+        lay = by_name.get(name)
+        if lay is None:
+            raise HardwareConstraintError(
+                f"image bank {name!r} does not exist on the device (banks: "
+                f"{', '.join(by_name)})", bank=name)
+        if (lay.kind, lay.count, lay.bits) != (img.kind, img.count, img.bits):
+            raise HardwareConstraintError(
+                f"bank {name!r}: image is {img.kind}/{img.count} elements/{img.bits} bits, "
+                f"device has {lay.kind}/{lay.count}/{lay.bits}", bank=name)
+
+
+def pack_image(image: DeviceImage, layout: LayoutLike, base: bytes | None) -> bytes:
+    """Whole-image bytes: the image's banks packed, other banks taken from ``base``.
+
+    Parameters
+    ----------
+    image : DeviceImage
+    layout : ImageLayout
+        Of the board (a :class:`rfctl.hal.device.DeviceInfo` is one).
+    base : bytes or None
+        Whole-image bytes the board holds (for banks the image leaves out).
+
+    Raises
+    ------
+    HardwareConstraintError
+        If the image does not fit the layout, or leaves banks out while ``base`` is
+        unknown.
+    """
+    check_layout(image, layout)
+    parts = []
+    for lay, off in zip(layout.banks, layout.offsets, strict=True):
+        bank = image.banks.get(lay.name)
+        if bank is not None:
+            parts.append(bank.packed)  # check_layout made sure bank.bits == lay.bits
+        elif base is not None:
+            parts.append(base[off: off + lay.nbytes])
+        else:
+            raise HardwareConstraintError(
+                f"image leaves bank {lay.name!r} out and the board's active image is "
+                "unknown; read it first or give every bank", bank=lay.name)
+    return b"".join(parts)
+
+
+def unpack_image(data: bytes, layout: LayoutLike) -> dict[str, NDArray[np.int64]]:
+    """Codes per bank (shape (count,) each) from whole-image bytes."""
+    return {lay.name: unpack_codes(data[off: off + lay.nbytes], lay.bits, lay.count)
+            for lay, off in zip(layout.banks, layout.offsets, strict=True)}
+
+
+def image_from_bytes(data: bytes, layout: LayoutLike, board: str) -> DeviceImage:
+    """A DeviceImage holding exactly the codes in ``data`` (e.g. read back from a board),
+    so that it can be programmed again (restoring a board)."""
+    banks = {}
+    for lay, codes in zip(layout.banks, unpack_image(data, layout).values(), strict=True):
+        z = np.zeros(codes.size)
+        banks[lay.name] = BankImage(lay.name, lay.kind, codes, lay.bits, codes, codes, z)
+    return DeviceImage(board=board, model=layout.model, banks=banks)
+
+
+def image_crc(data: bytes) -> int:
+    """CRC-32 (zlib) of whole-image bytes."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def delta_writes(old: bytes | None, new: bytes, layout: LayoutLike, *, chunk: int,
+                 merge_gap: int = 12) -> list[tuple[int, int, bytes]]:
+    """Writes that turn ``old`` into ``new``: (bank index, offset in bank, data).
+
+    Runs of changed bytes closer than ``merge_gap`` are merged (a frame costs about
+    that much overhead); runs longer than ``chunk`` are split. ``old=None`` writes every
+    byte.
+
+    Raises
+    ------
+    HardwareConstraintError
+        ``old`` or ``new`` is not a whole image of this layout.
+    """
+    n = layout.nbytes
+    if len(new) != n or (old is not None and len(old) != n):
+        raise HardwareConstraintError(
+            f"delta between images of {None if old is None else len(old)} and {len(new)} "
+            f"bytes: the layout has {n}")
+    offsets = layout.offsets
+    ends = [o + b.nbytes for o, b in zip(offsets, layout.banks, strict=True)]
+    if old is None:
+        spans = [(bi, 0, e - o - 1) for bi, (o, e) in enumerate(zip(offsets, ends,
+                                                                     strict=True)) if e > o]
+        runs_by_bank = {bi: [(a, b)] for bi, a, b in spans}
+    else:
+        idx = np.flatnonzero(np.frombuffer(new, np.uint8) != np.frombuffer(old, np.uint8))
+        runs_by_bank = {}
+        if idx.size:
+            # split the changed bytes at bank boundaries, then into runs per bank
+            bank_of = np.searchsorted(np.asarray(ends), idx, side="right")
+            cut = np.flatnonzero((np.diff(idx) > merge_gap) | (np.diff(bank_of) != 0))
+            starts = np.concatenate([idx[:1], idx[cut + 1]]).tolist()
+            stops = np.concatenate([idx[cut], idx[-1:]]).tolist()
+            for a, b in zip(starts, stops, strict=True):
+                bi = int(np.searchsorted(ends, a, side="right"))
+                runs_by_bank.setdefault(bi, []).append((a - offsets[bi], b - offsets[bi]))
+    writes: list[tuple[int, int, bytes]] = []
+    for bi in sorted(runs_by_bank):
+        base = offsets[bi]
+        for a, b in runs_by_bank[bi]:
+            for s in range(a, b + 1, chunk):
+                e = min(b + 1, s + chunk)
+                writes.append((bi, s, new[base + s: base + e]))
+    return writes

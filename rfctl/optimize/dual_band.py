@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from rfctl.config import Scenario
 from rfctl.errors import InfeasibleError
 from rfctl.optimize import mmwave, sub6g
+from rfctl.outcome import Outcome
 from rfctl.state import ArrayState, DesignRecord
 
-__all__ = ["DualBandResult", "design_dual_band"]
+__all__ = ["DualBandResult", "combined_outcome", "design_dual_band"]
 
 
 @dataclass
@@ -28,17 +29,34 @@ class DualBandResult:
     mmwave : rfctl.optimize.mmwave.MmwaveResult
     mmwave_power : float
         P_m given to the mmWave design, W.
+    mmwave_task : rfctl.optimize.mmwave.MmwaveTask
+        The mmWave problem solved (channel, targets, Υ, P_m).
     state : ArrayState
         Phases, switch matrix, F_BB, selection map and F_s, with both channels recorded.
     metrics : dict
-        Sub-6G power, SINRs and gains; mmWave sum-rate, SINRs, gains and residuals.
+        Sub-6G power, SINRs and gains; mmWave sum-rate, SINRs and gains.
+    outcome : Outcome
+        Both designs in one: the sub-6G design's stop reason and status unless it
+        converged, else the mmWave design's; iterations summed; residuals of both with
+        the prefixes ``sub6_`` and ``mmwave_`` (see :func:`combined_outcome`).
     """
 
     sub6: sub6g.Sub6Result
     mmwave: mmwave.MmwaveResult
     mmwave_power: float
+    mmwave_task: mmwave.MmwaveTask
     state: ArrayState
     metrics: dict
+    outcome: Outcome
+
+
+def combined_outcome(sub6: Outcome, mm: Outcome) -> Outcome:
+    """One outcome for P1 then P2: converged only if both converged."""
+    first = mm if sub6.converged else sub6
+    residuals = {f"sub6_{k}": v for k, v in sub6.residuals.items()}
+    residuals |= {f"mmwave_{k}": v for k, v in mm.residuals.items()}
+    return Outcome(first.stop_reason, sub6.iterations + mm.iterations, first.status,
+                   residuals)
 
 
 def design_dual_band(scenario: Scenario, realisation: int = 0, *,
@@ -68,13 +86,16 @@ def design_dual_band(scenario: Scenario, realisation: int = 0, *,
         scenario=scenario.model_dump(mode="json"), seed=scenario.seed, realisation=realisation,
         channels={"sub6": s6.record.channels["sub6"], "mmwave": task.H},
         notes={"design": "rfctl.optimize.dual_band", "sub6_power_w": s6.power,
-               "mmwave_power_w": pm, "structure": structure, "mmwave_scaled": mm.scaled})
+               "mmwave_power_w": pm, "structure": structure, "mmwave_scaled": mm.scaled,
+               "mmwave_feasible": mm.feasible, "sub6_feasible": s6.feasible})
     state = ArrayState(phases=mm.phases, switch=mm.switch, f_bb=mm.F_bb,
                        selection=s6.selection, f_s=s6.F_s, record=record)
     metrics = {
         "sub6_power_w": s6.power, "sub6_sinr": s6.sinr.tolist(), "sub6_gains": s6.gains.tolist(),
         "mmwave_power_w": pm, "mmwave_sum_rate": mm.sum_rate, "mmwave_sinr": mm.sinr.tolist(),
-        "mmwave_gains": mm.gains.tolist(), "mmwave_residuals": mm.residuals,
-        "mmwave_scaled": mm.scaled,
+        "mmwave_gains": mm.gains.tolist(),
+        "mmwave_scaled": mm.scaled, "mmwave_feasible": mm.feasible,
+        "sub6_feasible": s6.feasible,
     }
-    return DualBandResult(s6, mm, pm, state, metrics)
+    return DualBandResult(s6, mm, pm, task, state, metrics,
+                          combined_outcome(s6.outcome, mm.outcome))

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from rfctl.channels import dbraa_channels
 from rfctl.config import DbraaSpec, Scenario
 from rfctl.errors import ConfigError
-from rfctl.geometry import sub6_steering, upa_steering
+from rfctl.geometry import upa_steering
 from rfctl.metrics import (
     beam_gain,
     hybrid_precoder,
@@ -30,6 +29,7 @@ from rfctl.metrics import (
     sub6_precoder,
     transmit_power,
 )
+from rfctl.optimize.dbraa_scenario import band_problem, target_steering
 from rfctl.optimize.sub6g import fixed_positions
 from rfctl.state import ArrayState, DesignRecord
 
@@ -97,10 +97,8 @@ def steering_design(scenario: Scenario, realisation: int = 0) -> SteeringResult:
         raise ConfigError(f"{scenario.name}: steering_design needs [dbraa], [sub6g] and "
                           "[mmwave] tables", field="dbraa", reason="missing")
     s6, mm = scenario.sub6g, scenario.mmwave
-    ch6, chm = dbraa_channels(spec, seed=scenario.seed, realisation=realisation,
-                              sub6_users=s6.users, sub6_paths=s6.paths,
-                              mmwave_users=mm.users, mmwave_paths=mm.paths)
-    assert ch6 is not None and chm is not None
+    ch6 = band_problem(scenario, "sub6g", realisation).channel
+    chm = band_problem(scenario, "mmwave", realisation).channel
 
     # --- mmWave: interleaved sub-arrays steering at each user's strongest path
     nrf, K = spec.n_rf, mm.users
@@ -151,10 +149,8 @@ def evaluate_dbraa(state: ArrayState, scenario: Scenario) -> SteeringResult:
     assert spec is not None and s6 is not None and mm is not None
     F6 = sub6_precoder(state.selection, state.f_s)
     Fm = hybrid_precoder(state.phases, state.switch, state.f_bb)
-    t6 = np.array([[t.phi, t.theta] for t in s6.targets]).reshape(-1, 2)
-    tm = np.array([[t.phi, t.theta] for t in mm.targets]).reshape(-1, 2)
-    A6 = sub6_steering(spec.rows, spec.cols, t6[:, 0], t6[:, 1], spec.wavelength_ratio)
-    Am = upa_steering(spec.rows, spec.cols, tm[:, 0], tm[:, 1])
+    A6 = target_steering(spec, s6.targets, "sub6g")
+    Am = target_steering(spec, mm.targets, "mmwave")
     ch = state.record.channels
     return SteeringResult(
         state=state,

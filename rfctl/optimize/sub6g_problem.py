@@ -24,6 +24,7 @@ two agree.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,17 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+
+from rfctl.metrics import beam_gain, sinr
+from rfctl.outcome import (
+    Outcome,
+    SolverStatus,
+    StopReason,
+    from_clarabel,
+    from_cvxpy,
+    log_fallback,
+    solved,
+)
 
 __all__ = [
     "ClarabelSca",
@@ -40,6 +52,8 @@ __all__ = [
     "solve_subproblem_clarabel",
     "solve_subproblem_cvxpy",
 ]
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- SINR-only
@@ -194,8 +208,10 @@ def solve_subproblem_clarabel(
     Returns
     -------
     F : ndarray, shape (N, K), or None
-    status : str
-        Clarabel's status.
+        The solver's point when ``status`` is OPTIMAL or OPTIMAL_INACCURATE (the
+        caller decides whether to take an inaccurate one: :func:`sca_power_min`
+        checks it first), else None.
+    status : SolverStatus
     """
     N, K = H.shape
     n = 2 * N * K
@@ -205,8 +221,8 @@ def solve_subproblem_clarabel(
     settings.verbose = False
     solver = clarabel.DefaultSolver(P, np.zeros(n), sp.csc_matrix(A), b, cones, settings)
     sol = solver.solve()
-    status = str(sol.status)
-    if "Solved" not in status:
+    status = from_clarabel(sol.status)
+    if not solved(status, accept_inaccurate=True):  # the caller judges an inaccurate one
         return None, status
     x = np.asarray(sol.x)
     F = (x[: N * K] + 1j * x[N * K:]).reshape(K, N).T
@@ -219,10 +235,16 @@ class ClarabelSca:
     Between SCA iterations only the sensing rows of A and b change. The sparsity
     pattern is fixed at the first solve (sensing rows are stored dense), so later
     iterations update the data in place instead of building a new solver.
+
+    An updated solve that does not end optimal (with ``retry_inaccurate=False``: optimal
+    or inaccurate) is redone on a fresh solver, logged as a fallback. The result is
+    returned as by :func:`solve_subproblem_clarabel`.
     """
 
-    def __init__(self, H, Bt, gamma, upsilon, sigma2) -> None:
+    def __init__(self, H, Bt, gamma, upsilon, sigma2, *, retry_inaccurate: bool = True
+                 ) -> None:
         self.args = (H, Bt, gamma, upsilon, sigma2)
+        self.retry_inaccurate = retry_inaccurate
         self.N, self.K = H.shape
         self.T = Bt.shape[1]
         self.solver = None
@@ -255,13 +277,16 @@ class ClarabelSca:
         else:
             self.solver.update(A=Acsc, b=b)
             sol = self.solver.solve()
-            if "Solved" not in str(sol.status):
+            status = from_clarabel(sol.status)
+            if not solved(status, accept_inaccurate=not self.retry_inaccurate):
                 # an updated solver can fail where a fresh one succeeds: redo from scratch
+                log_fallback("sub-6G SCA subproblem", "the updated Clarabel solver", status,
+                             "a fresh Clarabel solver")
                 ClarabelSca.rebuilds += 1
                 self.solver = self._new_solver(Acsc, b, cones)
                 sol = self.solver.solve()
-        status = str(sol.status)
-        if "Solved" not in status:
+        status = from_clarabel(sol.status)
+        if not solved(status, accept_inaccurate=True):  # the caller judges an inaccurate one
             return None, status
         x = np.asarray(sol.x)
         NK = self.N * self.K
@@ -293,13 +318,31 @@ def solve_subproblem_cvxpy(
     try:
         prob.solve(solver=cp.CLARABEL)
     except cp.SolverError as exc:
-        return None, f"solver error: {exc}"
-    if prob.status not in ("optimal", "optimal_inaccurate") or F.value is None:
-        return None, str(prob.status)
-    return np.asarray(F.value), str(prob.status)
+        log.warning("sub-6G SCA subproblem (cvxpy reference): %s", exc)
+        return None, SolverStatus.NUMERICAL_ERROR
+    status = from_cvxpy(prob.status)
+    # an inaccurate point is returned with its status, as by the fast path: the caller
+    # (sca_power_min) checks it before taking it
+    if not solved(status, accept_inaccurate=True) or F.value is None:
+        return None, status
+    return np.asarray(F.value), status
 
 
 # --------------------------------------------------------------------------- SCA
+INACCURATE_TOL = 1e-8
+"""Relative shortfall on an SINR target or sensing gain up to which an inaccurately
+solved SCA step is still taken (a design is judged at 1e-6; the final scaling of
+:mod:`rfctl.optimize.sub6g` removes shortfalls up to 1e-6 in power)."""
+
+
+def _meets_targets(H, Bt, gamma, upsilon, sigma2, F) -> bool:
+    """SINR_k(F) ≥ Γ_k and ‖Fᴴ b_t‖² ≥ Υ_t, each to INACCURATE_TOL (relative)."""
+    ok = np.all(sinr(H, F, sigma2) >= np.asarray(gamma) * (1 - INACCURATE_TOL))
+    if Bt.shape[1]:
+        ok = ok and np.all(beam_gain(Bt, F) >= np.asarray(upsilon) * (1 - INACCURATE_TOL))
+    return bool(ok)
+
+
 @dataclass
 class SelectionSolution:
     """Result of the per-selection power minimisation.
@@ -312,23 +355,24 @@ class SelectionSolution:
         ‖F‖², W (inf if infeasible).
     lower_bound : float
         SINR-only minimum power, W.
-    iterations : int
-        SCA subproblems solved.
     trace : list of float
         Power after each SCA iteration.
-    status : str
-        "converged", "max_iter", "sinr-infeasible" or the solver's failure status.
+    outcome : Outcome
+        ``iterations`` = SCA subproblems solved; ``stop_reason`` CONVERGED (the power
+        fell by ≤ ``tol``, or the one convex solve of a problem without sensing),
+        ITERATION_CAP, INFEASIBLE (the SINR targets are unreachable) or SOLVER_FAILED (the
+        last subproblem's ``status`` was not optimal; the last feasible iterate is kept).
     """
 
     F: NDArray[np.complex128] | None
     power: float
     lower_bound: float
-    iterations: int = 0
     trace: list[float] = field(default_factory=list)
-    status: str = ""
+    outcome: Outcome = field(
+        default_factory=lambda: Outcome(StopReason.ITERATION_CAP, 0))
 
 
-Subsolver = Callable[..., tuple[NDArray[np.complex128] | None, str]]
+Subsolver = Callable[..., tuple[NDArray[np.complex128] | None, SolverStatus]]
 
 
 def sca_power_min(
@@ -336,6 +380,7 @@ def sca_power_min(
     upsilon: NDArray[np.float64], sigma2: float, *,
     solver: str | Subsolver = "clarabel", F0: NDArray[np.complex128] | None = None,
     tol: float = 1e-7, max_iter: int = 100, start_iter: int = 60,
+    accept_inaccurate: bool = False,
 ) -> SelectionSolution:
     """Minimise power on one selection: SINR cones + SCA on the sensing gains.
 
@@ -357,13 +402,26 @@ def sca_power_min(
     max_iter : int
         SCA iterations at most.
     start_iter : int
-        Duality iterations for the starting point.
+        Duality iterations for the starting point (one, for the bound only, when ``F0``
+        is given).
+    accept_inaccurate : bool
+        Take an inaccurately solved subproblem (Clarabel ``AlmostSolved``, cvxpy
+        ``optimal_inaccurate``) as a step without checking it (ABAS, whose relaxed
+        selections only guide the rounding). Off (designs): the persistent solver is
+        first rebuilt, and a point that is still inaccurate is taken only if it meets
+        every SINR target and sensing gain to :data:`INACCURATE_TOL` (judged by
+        rfctl.metrics; the linearised sensing constraint is an inner approximation, so
+        the true gains are what counts), else the SCA stops with SOLVER_FAILED and keeps
+        its last feasible iterate.
     """
-    lb, W = sinr_only_min_power(H, gamma, sigma2, max_iter=start_iter)
+    # with a given start only the (still valid, looser) bound is needed: one iteration
+    lb, W = sinr_only_min_power(H, gamma, sigma2, max_iter=start_iter if F0 is None else 1,
+                                beams=F0 is None)
     lb = float(lb)
     if F0 is None:
         if not np.isfinite(lb) or W is None or np.isnan(W).any():
-            return SelectionSolution(None, np.inf, lb, status="sinr-infeasible")
+            return SelectionSolution(None, np.inf, lb, outcome=Outcome(
+                StopReason.INFEASIBLE, 0, SolverStatus.INFEASIBLE))
         F0 = np.asarray(W)
     T = Bt.shape[1]
     if T:
@@ -381,27 +439,37 @@ def sca_power_min(
         # no sensing: the SINR-only problem is convex; one subproblem solves it
         max_iter = 1
     if solver == "clarabel":
-        sub: Subsolver = ClarabelSca(H, Bt, gamma, upsilon, sigma2)
+        sub: Subsolver = ClarabelSca(H, Bt, gamma, upsilon, sigma2,
+                                     retry_inaccurate=not accept_inaccurate)
     elif solver == "cvxpy":
         sub = solve_subproblem_cvxpy
     else:
         sub = solver  # type: ignore[assignment]
-    status = "max_iter"
+    reason = StopReason.ITERATION_CAP
+    status = SolverStatus.OPTIMAL
     for _ in range(max_iter):
-        Fn, st = sub(H, Bt, gamma, upsilon, sigma2, F)
+        Fn, status = sub(H, Bt, gamma, upsilon, sigma2, F)
+        if Fn is not None and status is SolverStatus.OPTIMAL_INACCURATE \
+                and not accept_inaccurate:
+            ok = _meets_targets(H, Bt, gamma, upsilon, sigma2, Fn)
+            log.info("sub-6G SCA step solved inaccurately; %s", "it meets every target "
+                     "to INACCURATE_TOL: taken" if ok else "it misses a target: refused")
+            Fn = Fn if ok else None
         if Fn is None:
-            status = f"solver: {st}"
+            reason = StopReason.SOLVER_FAILED
             break
         pn = float(np.vdot(Fn, Fn).real)
-        if pn > power:  # numerical noise at the optimum: keep the feasible iterate
-            status = "converged"
+        if pn > power:  # the decrease test fired (by solver noise at the optimum):
+            reason = StopReason.CONVERGED  # keep the feasible iterate
             break
         F, improvement = Fn, power - pn
         power = pn
         trace.append(power)
         if improvement <= tol * power:
-            status = "converged"
+            reason = StopReason.CONVERGED
             break
     else:
-        status = "converged" if max_iter == 1 else "max_iter"
-    return SelectionSolution(F, power, lb, len(trace) - 1, trace, status)
+        if max_iter == 1 and T == 0:  # one convex solve is the exact answer
+            reason = StopReason.CONVERGED
+    return SelectionSolution(F, power, lb, trace,
+                             Outcome(reason, len(trace) - 1, status))

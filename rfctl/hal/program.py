@@ -1,0 +1,406 @@
+"""Programming boards: ``program``, ``program_many``, ``store_beam``, ``select_beam``.
+
+A transaction trusts the board, not the host's memory:
+
+- **Plans start from the board's truth in this session.** A board with a staged buffer
+  checks the staged CRC-32 before it latches, so a delta planned against a stale base is
+  refused (nothing latched) and re-planned as a full write; a "nothing to do" shortcut is
+  taken only after the board reported the image's CRC. A board without a staged buffer
+  is read back before the plan.
+- **Every failure is a** :class:`~rfctl.errors.ProgramError` with ``holds`` per board:
+  ``"previous"`` (nothing latched, or the board says it kept its image), ``"new"`` (only
+  in ``program_many``: boards that did latch when another failed), or ``"unknown"`` only
+  when the board could not be asked within the link's bound (the driver reconnects
+  within that bound first).
+
+Because a board with ``atomic_latch`` changes all outputs together, an active image is
+never a mixture; after an uncertain latch the board answers "old" or "new".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rfctl.errors import ConfigError, DeviceError, ProgramError, RfctlError
+from rfctl.hal.device import Device, LinkStats, StageError
+from rfctl.hal.image import DeviceImage, check_layout, delta_writes, image_crc, pack_image
+
+__all__ = ["ProgramError", "ProgramResult", "program", "program_many", "select_beam",
+           "store_beam"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    """What a successful program call did.
+
+    Attributes
+    ----------
+    device : str
+    crc : int
+        CRC-32 of the active image now on the board (as the board reported it).
+    payload_bytes : int
+        Image bytes written (the delta).
+    full_bytes : int
+        Size of the whole image, bytes.
+    writes : int
+        Write frames.
+    stats : LinkStats
+        Bytes on the wire, retries, timeouts and reconnects of this call.
+    elapsed_s : float
+        Wall time of the call, s.
+    """
+
+    device: str
+    crc: int
+    payload_bytes: int
+    full_bytes: int
+    writes: int
+    stats: LinkStats
+    elapsed_s: float
+
+
+@dataclass
+class _Plan:
+    device: Device
+    image: DeviceImage
+    new: bytes
+    crc: int
+    prev: bytes | None
+    writes: list[tuple[int, int, bytes]] = field(default_factory=list)
+
+    @property
+    def payload(self) -> int:
+        return sum(len(w[2]) for w in self.writes)
+
+
+def _plan(device: Device, image: DeviceImage, chunk: int | None, *,
+          base: bytes | str | None = "session") -> _Plan:
+    """Plan the writes. ``base="session"``: the image the board confirmed in this session
+    (or, for a board that cannot check a base itself, the image read from it now)."""
+    info = device.info()
+    check_layout(image, info)  # before a single programming byte is sent
+    caps = device.capabilities
+    if base == "session":
+        prev = device.verified_active
+        if not caps.staged_buffer or (prev is None and len(image.banks) < len(info.banks)):
+            # nothing on the board checks the base: read it (board truth, not memory)
+            prev = device.read_active()
+            device.verified_active = prev
+    else:
+        prev = base  # type: ignore[assignment]
+    new = pack_image(image, info, prev)
+    ck = chunk or caps.max_chunk
+    return _Plan(device, image, new, image_crc(new), prev,
+                 delta_writes(prev, new, info, chunk=ck))
+
+
+def _ask(device: Device, plan: _Plan) -> tuple[str, str]:
+    """After an uncertain latch: what does the board hold? (holds, reason)"""
+    try:
+        crc = device.active_crc()
+    except RfctlError as exc:
+        log.warning("%s: cannot read the active CRC: %s", device.name, exc)
+        return "unknown", f"the board could not be asked within the bound: {exc}"
+    if crc == plan.crc:
+        return "new", ""
+    if plan.prev is not None:
+        if crc == image_crc(plan.prev):
+            return "previous", ""
+    elif device.capabilities.atomic_latch:
+        # a full write over an image the host never read: an atomic board shows the old
+        # image or the new one, and it says it is not the new one
+        return "previous", ""
+    return "unknown", (f"the board shows CRC {crc:#010x}, neither the previous nor the new "
+                       "image (a reset may have cleared it)")
+
+
+def _settle(device: Device, plan: _Plan, holds: str) -> None:
+    device.staged_clean = False
+    if holds == "new":
+        device.verified_active = plan.new
+    elif holds != "previous" or plan.prev is None:
+        device.verified_active = None
+
+
+def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
+                       latch: bool) -> tuple[_Plan, int | None]:
+    """Stage (and latch); if the board refuses the base, re-plan from the board's image
+    and try once more."""
+    sync = not device.staged_clean and plan.prev is not None
+    try:
+        return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=latch)
+    except StageError as exc:
+        if exc.session_lost and not exc.latch_sent:
+            # the board rebooted (or the session was lost) before the latch left the
+            # host: it holds its previous image; start again from its truth, once
+            log.info("%s: %s before the latch; programming again", device.name, exc)
+        elif not exc.base_mismatch:
+            raise
+        else:
+            log.info("%s: the board's image is not the one this plan started from (%s); "
+                     "writing the whole image", device.name, exc)
+    device.verified_active = None
+    device.staged_clean = False
+    plan = _plan(device, plan.image, chunk)  # a full write, or a read-back and a delta
+    return plan, device.stage(plan.writes, plan.crc, sync=plan.prev is not None, latch=latch)
+
+
+def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> ProgramResult:
+    """Program one board: delta-write staged, check staged CRC, latch, verify active CRC.
+
+    Parameters
+    ----------
+    device : Device
+        An open driver.
+    image : DeviceImage
+        From :func:`rfctl.hal.quantize` for this board's profile. Banks the image leaves
+        out keep their current contents.
+    chunk : int, optional
+        Largest payload per write frame, bytes (default: the driver's).
+
+    Returns
+    -------
+    ProgramResult
+
+    Raises
+    ------
+    HardwareConstraintError
+        The image does not fit the device's layout (nothing was sent).
+    ProgramError
+        Any device failure; ``holds`` says whether the board holds the previous image or
+        (only if it could not be asked within the link's bound) an unknown one. An
+        uncertain latch that the board confirms as taken is a success, not an error.
+    """
+    t0 = time.perf_counter()
+    before = device.stats.copy()
+    plan: _Plan | None = None
+    try:
+        plan = _plan(device, image, chunk)
+        if plan.prev is not None and plan.prev == plan.new:
+            # the host's copy says nothing changes: believe it only if the board agrees
+            crc = device.active_crc() if device.capabilities.staged_buffer else plan.crc
+            if crc == plan.crc:
+                device.verified_active = plan.new  # confirmed by the board just now
+                return ProgramResult(device.name, plan.crc, 0, len(plan.new), 0,
+                                     device.stats.since(before), time.perf_counter() - t0)
+            log.info("%s: the board's active CRC %#010x is not the host's copy; rewriting",
+                     device.name, crc)
+            device.verified_active = None
+            device.staged_clean = False
+            plan = _plan(device, image, chunk)
+        try:
+            plan, active = _stage_with_rebase(device, plan, chunk, latch=True)
+        except StageError as exc:
+            if not (exc.session_lost and exc.latch_sent):
+                raise
+            # the board rebooted or lost the session after the latch request was written
+            # (perhaps into a dead link): ask it; if it kept its previous image, the
+            # attempt never happened for it, so program once more from its truth
+            holds, why = _ask(device, plan)
+            if holds != "previous":
+                raise
+            log.info("%s: %s; the board holds its previous image, programming again",
+                     device.name, exc)
+            _settle(device, plan, holds)
+            plan = _plan(device, image, chunk)
+            plan, active = _stage_with_rebase(device, plan, chunk, latch=True)
+    except StageError as exc:
+        if plan is None or not exc.latch_sent:  # nothing can have latched
+            if plan is not None:
+                _settle(device, plan, "previous")
+            raise ProgramError(f"{device.name}: programming failed: {exc}",
+                               holds={device.name: "previous"}, cause=exc) from exc
+        holds, why = _ask(device, plan)
+        if holds != "new":
+            _settle(device, plan, holds)
+            raise ProgramError(f"{device.name}: programming failed: {exc}"
+                               + (f"; {why}" if why else ""),
+                               holds={device.name: holds}, cause=exc) from exc
+        log.info("%s: latch outcome confirmed by the board's active CRC after: %s",
+                 device.name, exc)
+        active = plan.crc
+    except DeviceError as exc:  # before anything could latch (plan, read-back, no-op check)
+        if plan is not None:
+            _settle(device, plan, "previous")
+        raise ProgramError(f"{device.name}: programming failed before the latch: {exc}",
+                           holds={device.name: "previous"}, cause=exc) from exc
+    if active != plan.crc:
+        holds, why = _ask(device, plan)
+        if holds != "new":
+            _settle(device, plan, holds)
+            raise ProgramError(
+                f"{device.name}: latch did not take: active CRC {active:#010x}, expected "
+                f"{plan.crc:#010x}" + (f"; {why}" if why else ""), holds={device.name: holds})
+    device.verified_active = plan.new
+    device.staged_clean = device.capabilities.staged_buffer
+    res = ProgramResult(device.name, plan.crc, plan.payload, len(plan.new), len(plan.writes),
+                        device.stats.since(before), time.perf_counter() - t0)
+    log.info("%s: programmed %d of %d bytes in %d writes, %.2f ms, %d retries",
+             device.name, res.payload_bytes, len(plan.new), res.writes, res.elapsed_s * 1e3,
+             res.stats.retries)
+    return res
+
+
+def program_many(pairs: Sequence[tuple[Device, DeviceImage]], *, chunk: int | None = None
+                 ) -> list[ProgramResult]:
+    """Program several boards: stage all, then latch all.
+
+    If any board fails to plan or stage, none is latched (all keep their previous
+    images). If a latch fails, the error says which board holds which image.
+
+    Raises
+    ------
+    HardwareConstraintError
+        An image does not fit its device (nothing was sent to any board).
+    ProgramError
+        With ``holds`` for every board.
+    """
+    t0 = time.perf_counter()
+    befores = [d.stats.copy() for d, _ in pairs]
+    plans: list[_Plan] = []
+    names = [d.name for d, _ in pairs]
+    staging = ""
+    try:
+        for d, img in pairs:
+            staging = d.name
+            plans.append(_plan(d, img, chunk))
+        for i, p in enumerate(plans):
+            staging = p.device.name
+            plans[i], _ = _stage_with_rebase(p.device, p, chunk, latch=False)
+    except DeviceError as exc:
+        for q in plans:
+            q.device.staged_clean = False
+        raise ProgramError(f"staging failed on {staging}, nothing latched: {exc}",
+                           holds=dict.fromkeys(names, "previous"), cause=exc) from exc
+    holds: dict[str, str] = {}
+    errors = []
+    for p in plans:
+        try:
+            active = p.device.latch(p.crc)
+            h, why = ("new", "") if active == p.crc else _ask(p.device, p)
+            if h != "new":
+                errors.append(f"{p.device.name}: active CRC {active:#010x} after the latch"
+                              + (f"; {why}" if why else ""))
+        except StageError as exc:
+            h, why = _ask(p.device, p) if exc.latch_sent else ("previous", "")
+            if h != "new":
+                errors.append(f"{p.device.name}: {exc}" + (f"; {why}" if why else ""))
+        except DeviceError as exc:
+            h, why = _ask(p.device, p)
+            if h != "new":
+                errors.append(f"{p.device.name}: {exc}" + (f"; {why}" if why else ""))
+        holds[p.device.name] = h
+        if h == "new":
+            p.device.verified_active = p.new
+            p.device.staged_clean = p.device.capabilities.staged_buffer
+        else:
+            _settle(p.device, p, h)
+    if any(h != "new" for h in holds.values()):
+        raise ProgramError("latch failed on some boards: " + "; ".join(errors), holds=holds)
+    return [ProgramResult(p.device.name, p.crc, p.payload, len(p.new), len(p.writes),
+                          p.device.stats.since(b), time.perf_counter() - t0)
+            for p, b in zip(plans, befores, strict=True)]
+
+
+def _beams(device: Device) -> dict[int, tuple[int, bytes]]:
+    beams = getattr(device, "beams", None)
+    return beams if isinstance(beams, dict) else {}
+
+
+def store_beam(device: Device, slot: int, image: DeviceImage, *, chunk: int | None = None
+               ) -> int:
+    """Stage ``image`` and store it in beam slot ``slot`` (the active image is unchanged).
+
+    Returns
+    -------
+    int
+        CRC-32 of the stored image (verified against the board's).
+
+    Raises
+    ------
+    ProgramError
+        The board has no beam slot ``slot``, or storing failed (``holds`` is "previous":
+        storing never changes the active image).
+    """
+    n = device.capabilities.beam_slots
+    if not 0 <= slot < n:
+        raise ProgramError(f"{device.name}: beam slot {slot} does not exist (the board has "
+                           f"{n} slot(s))", holds={device.name: "previous"})
+    plan: _Plan | None = None
+    try:
+        plan = _plan(device, image, chunk)
+        plan, _ = _stage_with_rebase(device, plan, chunk, latch=False)
+        crc = device.store_beam(slot)
+    except DeviceError as exc:
+        device.staged_clean = False
+        raise ProgramError(f"{device.name}: storing beam {slot} failed: {exc}",
+                           holds={device.name: "previous"}, cause=exc) from exc
+    device.staged_clean = False  # staged now holds the beam, not the active image
+    if crc != plan.crc:
+        raise ProgramError(f"{device.name}: beam slot {slot} CRC {crc:#010x} != "
+                           f"{plan.crc:#010x}", holds={device.name: "previous"})
+    _beams(device)[slot] = (plan.crc, plan.new)
+    return crc
+
+
+def select_beam(device: Device, slot: int, expected_crc: int | None = None) -> int:
+    """Make stored beam ``slot`` active (the fast path), verified by CRC.
+
+    Parameters
+    ----------
+    expected_crc : int, optional
+        CRC-32 of the stored image; defaults to the one recorded by :func:`store_beam`
+        in this session.
+
+    Raises
+    ------
+    ConfigError
+        No CRC is known for the slot.
+    ProgramError
+        The select failed; ``holds`` says which image the board holds.
+    """
+    beams = _beams(device)
+    new = None
+    if expected_crc is None:
+        if slot not in beams:
+            raise ConfigError(f"{device.name}: no image stored in beam slot {slot} by this "
+                              "session; give expected_crc", field="slot", reason="unknown slot")
+        expected_crc, new = beams[slot]
+    n = device.capabilities.beam_slots
+    if not 0 <= slot < n:
+        raise ProgramError(f"{device.name}: beam slot {slot} does not exist (the board has "
+                           f"{n} slot(s))", holds={device.name: "previous"})
+    prev = device.verified_active
+    plan = _Plan(device, DeviceImage("", ""), new or b"", expected_crc, prev)
+    try:
+        active = device.select_beam(slot, expected_crc)
+    except StageError as exc:
+        h, why = _ask(device, plan) if exc.latch_sent else ("previous", "")
+        if h != "new":
+            _settle(device, plan, h)
+            raise ProgramError(f"{device.name}: selecting beam {slot} failed: {exc}"
+                               + (f"; {why}" if why else ""),
+                               holds={device.name: h}, cause=exc) from exc
+        active = expected_crc
+    except DeviceError as exc:
+        h, why = _ask(device, plan)
+        if h != "new":
+            _settle(device, plan, h)
+            raise ProgramError(f"{device.name}: selecting beam {slot} failed: {exc}"
+                               + (f"; {why}" if why else ""),
+                               holds={device.name: h}, cause=exc) from exc
+        active = expected_crc
+    if active != expected_crc:
+        h, why = _ask(device, plan)
+        _settle(device, plan, h)
+        raise ProgramError(f"{device.name}: beam {slot} select: active CRC {active:#010x} "
+                           f"!= {expected_crc:#010x}" + (f"; {why}" if why else ""),
+                           holds={device.name: h})
+    device.verified_active = new
+    device.staged_clean = new is not None and device.capabilities.staged_buffer
+    return active

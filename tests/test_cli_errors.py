@@ -1,0 +1,94 @@
+"""CLI exit codes (issue 14): rfctl errors exit 1 with one line, usage 2, bugs 3 with
+"internal error, please report" (traceback under -v); file and directory arguments that
+cannot be used give a clear rfctl error, not a traceback."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from rfctl import cli
+from rfctl.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv), out=io.StringIO())
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("rfctl: error: ")
+    return lines[0]
+
+
+def test_output_paths_are_clear_errors(tmp_path: Path, capsys) -> None:
+    code, err = run(capsys, "demo", "--no-board", "--out", str(tmp_path))
+    assert code == 1 and "is a directory" in _one_error_line(err)
+    code, err = run(capsys, "demo", "--no-board", "--out", str(tmp_path / "no" / "s.json"))
+    assert code == 1 and "does not exist" in _one_error_line(err)
+    code, err = run(capsys, "--log-wire", str(tmp_path), "validate", "dma-4x8")
+    assert code == 1 and "--log-wire" in _one_error_line(err)
+    code, err = run(capsys, "optimize", "sub6g", "--scenario", "dbraa-14x14",
+                    "--out", str(tmp_path))
+    assert code == 1 and "is a directory" in _one_error_line(err)
+
+
+def test_bad_inputs_exit_1_with_one_line(tmp_path: Path, capsys) -> None:
+    st = tmp_path / "s.json"
+    st.write_bytes(b'{"format": "rfctl-state/1", "phases": [1.0, "\xff"]}')
+    code, err = run(capsys, "quantize", str(st), "--board", "sim-dbraa-14x14")
+    assert code == 1 and "not UTF-8" in _one_error_line(err)
+    bad = tmp_path / "b.toml"
+    bad.write_text('kind = "board"\nname = "b"\n[[banks]]\nname = "ph"\nkind = "phase"\n'
+                   'count = -1\nbits = "3"\n')
+    code, err = run(capsys, "validate", str(bad))
+    line = _one_error_line(err)  # two field errors, joined on one line
+    assert code == 1 and "banks.0.count" in line and "banks.0.bits" in line
+    code, err = run(capsys, "demo", "--scenario", "dma-4x8", "--no-board")
+    assert code == 1 and "DBRAA scenario" in _one_error_line(err)
+    code, err = run(capsys, "demo", "--board", "sim-lab-8x8", "--no-board")
+    assert code == 1 and "needs 196" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--realisation", "-1"],
+    ["demo", "--realisation", "x"],
+    ["optimize", "sub6g", "--scenario", "dbraa-14x14", "--seed", "-3"],
+    ["sim-board", "--drop", "nan"],
+    ["sim-board", "--busy", "1.5"],
+    ["no-such-command"],
+    ["beams", "select", "-1", "--board", "sim-dbraa-14x14", "--crc", "0x1"],
+    ["beams", "select", "1", "--board", "sim-dbraa-14x14", "--crc", "zz"],
+])
+def test_usage_errors_exit_2(argv: list[str], capsys) -> None:
+    code, err = run(capsys, *argv)
+    assert code == 2
+    assert "usage:" in err
+
+
+def test_unexpected_exception_is_exit_3_internal_error(monkeypatch, capsys) -> None:
+    def boom(args, out):
+        raise ZeroDivisionError("division by zero")
+
+    parser = cli.build_parser
+
+    def patched():
+        p = parser()
+        p.set_defaults(func=boom)
+        sub = next(a for a in p._actions if a.dest == "command")
+        for sp in sub.choices.values():
+            sp.set_defaults(func=boom)
+        return p
+
+    monkeypatch.setattr(cli, "build_parser", patched)
+    code, err = run(capsys, "configs")
+    assert code == 3
+    assert "internal error, please report" in err and "ZeroDivisionError" in err
+    assert "Traceback" not in err and "-v" in err
+    code, err = run(capsys, "-v", "configs")
+    assert code == 3 and "Traceback" in err and "ZeroDivisionError" in err
