@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rfctl.config import BoardProfile, PhaseBank
+from rfctl.config import BoardProfile
 from rfctl.geometry import upa_steering
 from rfctl.hal.codebooks import UniformPhaseCodebook
-from rfctl.hal.device import DeviceInfo, layout_from_profile, unpack_image
+from rfctl.hal.device import DeviceInfo, layout_from_profile
+from rfctl.hal.image import unpack_image
 
 from .scpi_instruments import MODELS, SimInstrument
 from .scpi_server import ScpiServer
@@ -91,7 +92,7 @@ class BenchModel:
 
     def __post_init__(self) -> None:
         self._info = DeviceInfo(self.profile.model, "", layout_from_profile(self.profile))
-        ph = next(b for b in self.profile.banks if isinstance(b, PhaseBank))
+        ph = self.profile.bank("phase")
         self._book = UniformPhaseCodebook(ph.bits, ph.count)
         self._phase_name = ph.name
         self._switch_name = next((b.name for b in self.profile.banks

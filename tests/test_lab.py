@@ -211,7 +211,7 @@ def test_interrupted_calibration_restores_the_board(bench) -> None:
     fw, _, _, res = bench
     dev = open_rfctl_board(PROFILE, firmware=fw)
     from rfctl.hal import quantize
-    from rfctl.hal.device import program
+    from rfctl.hal.program import program
 
     program(dev, quantize(steering_state(8, 8, 0.3, 0.0), PROFILE))
     before = bytes(fw.active)

@@ -125,7 +125,7 @@ def test_readings_are_taken_after_the_board_latched(onebit) -> None:
     sa = open_instrument("spectrum-analyzer", res["spectrum-analyzer"], visa_library="@py")
     sa.configure(frequency=model.f0)
     x_best, p_best = model.optimum(model.f0)
-    from rfctl.hal.device import program
+    from rfctl.hal.program import program
     from rfctl.lab import codes_image
 
     worst = 1 - x_best

@@ -54,7 +54,7 @@ def _validate(args: argparse.Namespace) -> None:
 def _lab_setup(args: argparse.Namespace):
     profile = board_profile(args.board)
     if args.calibration:
-        ph = next(b for b in profile.banks if b.kind == "phase")
+        ph = profile.bank("phase")
         banks = [b.model_copy(update={"calibration_file": str(Path(args.calibration).resolve())})
                  if b is ph else b for b in profile.banks]
         profile = profile.model_copy(update={"banks": banks})

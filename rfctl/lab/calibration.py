@@ -48,11 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rfctl.config import BoardProfile, PhaseBank
+from rfctl.config import BoardProfile
 from rfctl.errors import ConfigError, RfctlError
 from rfctl.hal import CompiledBoard, compile_board, quantize
 from rfctl.hal.codebooks import UniformPhaseCodebook
-from rfctl.hal.device import Device, program
+from rfctl.hal.device import Device
+from rfctl.hal.program import program
 from rfctl.lab.blind import MeasurementLog, best_onebit, channel_estimation
 from rfctl.lab.instruments import PowerSensor
 from rfctl.lab.sweeps import has_switch, steering_state
@@ -101,7 +102,7 @@ class CalibrationResult:
 def _with_offsets(profile: BoardProfile, offsets: np.ndarray) -> CompiledBoard:
     """The profile's code books with the phase bank calibrated by ``offsets``."""
     cb = compile_board(profile)
-    ph = next(b for b in profile.banks if isinstance(b, PhaseBank))
+    ph = profile.bank("phase")
     book = cb.codebooks[ph.name]
     if not isinstance(book, UniformPhaseCodebook):
         raise ConfigError("phase calibration needs a uniform phase bank", field="banks",
@@ -140,7 +141,7 @@ def phase_calibration(
     -------
     CalibrationResult
     """
-    ph = next((b for b in profile.banks if isinstance(b, PhaseBank)), None)
+    ph = profile.find_bank("phase")
     if ph is None or ph.bits is None:
         raise ConfigError(f"{profile.name}: phase calibration needs a uniform phase bank",
                           field="banks", reason="no uniform phase bank")
@@ -277,7 +278,7 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
     """
     from rfctl.lab.optimize import codes_image, restore_board
 
-    ph = next((b for b in profile.banks if isinstance(b, PhaseBank)), None)
+    ph = profile.find_bank("phase")
     if ph is None or ph.bits != 1:
         raise ConfigError(f"{profile.name}: onebit_calibration needs a one-bit phase bank",
                           field="banks", reason="not one-bit")

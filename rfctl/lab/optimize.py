@@ -20,8 +20,9 @@ import numpy as np
 
 from rfctl.config import BoardProfile, PhaseBank
 from rfctl.errors import ConfigError, RfctlError
-from rfctl.hal.device import Device, image_from_bytes, program
-from rfctl.hal.image import BankImage, DeviceImage
+from rfctl.hal.device import Device
+from rfctl.hal.image import BankImage, DeviceImage, image_from_bytes, unpack_image
+from rfctl.hal.program import program
 from rfctl.lab.blind import (
     BlindResult,
     MeasurementLog,
@@ -47,7 +48,7 @@ def phase_bank(profile: BoardProfile) -> PhaseBank:
     ConfigError
         No phase bank, or a table bank without a bit width.
     """
-    ph = next((b for b in profile.banks if isinstance(b, PhaseBank)), None)
+    ph = profile.find_bank("phase")
     if ph is None:
         raise ConfigError(f"{profile.name}: the lab routines need a phase bank",
                           field="banks", reason="no phase bank")
@@ -225,6 +226,4 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
 
 
 def _codes_of(image: bytes, device: Device, bank: str) -> np.ndarray:
-    from rfctl.hal.device import unpack_image
-
     return unpack_image(image, device.info())[bank].astype(np.int64)

@@ -17,7 +17,9 @@ import numpy as np
 from rfctl.errors import RfctlError
 from rfctl.geometry import upa_steering
 from rfctl.hal import CompiledBoard, quantize
-from rfctl.hal.device import Device, image_from_bytes, program
+from rfctl.hal.device import Device
+from rfctl.hal.image import image_from_bytes
+from rfctl.hal.program import program
 from rfctl.lab.instruments import PowerSensor, ProbePositioner
 from rfctl.state import ArrayState
 
