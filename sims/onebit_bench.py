@@ -161,7 +161,7 @@ class OneBitBench:
 
 
 def onebit_lab_bench(profile, *, seed: int, noise: float, direct_path: float = 1.0,
-                     baud: int | None = None, f0: float = 5.3e9):
+                     baud: int | None = None, f0: float = 5.3e9, port: int = 0):
     """A simulated OpenSourceRIS board on a loopback socket plus SCPI instruments that
     measure its pattern through a hidden one-bit channel (see :func:`rfctl.sims.sim_bench.
     lab_bench`, which calls this for ``osris`` profiles)."""
@@ -173,6 +173,6 @@ def onebit_lab_bench(profile, *, seed: int, noise: float, direct_path: float = 1
     server = SimServer(fw, baud=baud)
     model = OneBitBench.random(fw, seed=seed, noise=noise, direct_path=direct_path, f0=f0)
     bench = SimBench(model, freq_hz=f0)
-    resources = bench.start()
-    url = server.start_socket()
+    resources = bench.start(port + 1 if port else 0)
+    url = server.start_socket(port=port)
     return LabBench(server, bench, url, resources)

@@ -144,12 +144,14 @@ class SimBench:
         self.servers: dict[str, ScpiServer] = {}
         self._lock = threading.Lock()
 
-    def start(self) -> dict[str, str]:
-        """Start one server per instrument; returns kind → VISA resource."""
-        for kind, handler in self.instruments.items():
+    def start(self, first_port: int = 0) -> dict[str, str]:
+        """Start one server per instrument (on ``first_port``, ``first_port + 1``, … in
+        the order of :data:`MODELS`, or on free ports when 0); returns kind → VISA
+        resource."""
+        for i, (kind, handler) in enumerate(self.instruments.items()):
             srv = ScpiServer(handler)
             srv.lock = self._lock  # one bench: one measurement at a time
-            srv.start()
+            srv.start(first_port + i if first_port else 0)
             self.servers[kind] = srv
         return {k: s.resource for k, s in self.servers.items()}
 
@@ -189,26 +191,30 @@ class LabBench:
 
 def lab_bench(profile: BoardProfile, *, rows: int, cols: int, seed: int, noise: float,
               probe: tuple[float, float] = (0.0, 0.0), baud: int | None = None,
-              direct_path: float = 1.0) -> LabBench:
+              direct_path: float = 1.0, port: int = 0) -> LabBench:
     """Entry point (group ``rfctl.sims``, name ``lab-bench``): start a simulated board of
     ``profile`` on a loopback socket and a bench of instruments that measure its active
     image with hidden per-element offsets drawn from ``seed``.
 
     An ``osris`` profile (one-bit, no switch bank) gets the one-bit bench of
     :mod:`rfctl.sims.onebit_bench` instead (hidden one-bit channel with a direct path
-    ``direct_path``; ``rows``, ``cols`` and ``probe`` do not apply)."""
+    ``direct_path``; ``rows``, ``cols`` and ``probe`` do not apply).
+
+    With ``port`` the board listens on ``socket://127.0.0.1:port`` and the instruments on
+    the next ports (power meter, spectrum analyzer, VNA, positioner); 0 picks free ports.
+    """
     from .simserver import board_server
 
     if profile.driver == "osris":
         from .onebit_bench import onebit_lab_bench
 
         return onebit_lab_bench(profile, seed=seed, noise=noise, direct_path=direct_path,
-                                baud=baud)
+                                baud=baud, port=port)
 
     server = board_server(profile, baud=baud)
     model = BenchModel.random(server.firmware, profile, rows, cols, seed=seed, noise=noise)
     model.probe = probe
     bench = SimBench(model)
-    resources = bench.start()
-    url = server.start_socket()
+    resources = bench.start(port + 1 if port else 0)
+    url = server.start_socket(port=port)
     return LabBench(server, bench, url, resources)

@@ -44,7 +44,7 @@ def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
     profile = board_profile(args.board)
     lab = open_sim("lab-bench", profile, rows=args.rows, cols=args.cols, seed=args.seed,
                    noise=args.noise, probe=(args.probe_theta, args.probe_phi),
-                   baud=args.baud or None, direct_path=args.direct_path)
+                   baud=args.baud or None, direct_path=args.direct_path, port=args.port)
     sys.setswitchinterval(1e-4)
     print(f"simulated board {profile.name} at {lab.url}", file=out)
     for kind, r in lab.resources.items():
@@ -95,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "bench (power meter, spectrum analyzer, VNA, positioner)")
     sbn.add_argument("--board", default="sim-lab-8x8",
                      help="board profile; osris-16x16 serves the one-bit 16x16 bench")
+    sbn.add_argument("--port", type=int_at_least(0, 65530), default=0,
+                     help="board at socket://127.0.0.1:PORT, the instruments on the next "
+                     "ports (power meter, spectrum analyzer, VNA, positioner); 0: free ports")
     sbn.add_argument("--rows", type=int_at_least(1, 256), default=8)
     sbn.add_argument("--cols", type=int_at_least(1, 256), default=8)
     sbn.add_argument("--baud", type=int_at_least(1, 100_000_000), default=921600)
