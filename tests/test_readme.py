@@ -16,8 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCE = re.compile(r"(<!-- readme: skip[^>]*-->\s*\n)?```(python|bash)\n(.*?)```", re.S)
 
@@ -45,7 +43,7 @@ def test_readme_blocks_run_in_order(tmp_path: Path) -> None:
             if skip:
                 continue
             if lang == "python":
-                exec(compile(code, f"README block {i}", "exec"), ns)  # noqa: S102
+                exec(compile(code, f"README block {i}", "exec"), ns)
             else:
                 log = tmp_path / f"block{i}.log"
                 with log.open("w") as fh:  # a file, not a pipe: background jobs keep it open
