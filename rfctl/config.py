@@ -863,7 +863,10 @@ def builtin_names() -> list[str]:
 
 def read_text_file(path: Path, *, source: str, limit: int, what: str = "") -> str:
     """Read a UTF-8 text file, every failure a :class:`ConfigError` naming the file."""
-    where = f"{source}: {what}" if what else f"{source}: "
+    if not what and str(source) == str(path):
+        where = ""  # the file is the source: name it once
+    else:
+        where = f"{source}: {what}" if what else f"{source}: "
     try:
         with open(path, "rb") as fh:
             raw = fh.read(limit + 1)

@@ -171,16 +171,28 @@ class ProgressBar:
         self.width = width
         self.label = label
         self._t0 = time.perf_counter()
+        isatty = getattr(stream, "isatty", None)
+        self._tty = bool(isatty()) if isatty is not None else False
+        self._last = -1
 
     def __call__(self, done: int, total: int) -> None:
+        """Draw ``done`` of ``total``: redrawn in place on a terminal; elsewhere (a log
+        file, a pipe) one line per tenth of the run, so logs stay short."""
+        if not self._tty:
+            step = total // 10 if total >= 10 else 1
+            if done != total and (done % step or done == self._last):
+                return
+            self._last = done
         frac = done / total if total else 1.0
         n = round(frac * self.width)
         el = time.perf_counter() - self._t0
         eta = el / done * (total - done) if done else float("nan")
-        self.stream.write(f"\r{self.label} [{'#' * n}{'.' * (self.width - n)}] "
-                          f"{done}/{total} {el:6.1f}s eta {eta:6.1f}s")
-        if done == total:
-            self.stream.write("\n")
+        line = (f"{self.label} [{'#' * n}{'.' * (self.width - n)}] "
+                f"{done}/{total} {el:6.1f}s eta {eta:6.1f}s")
+        if self._tty:
+            self.stream.write("\r" + line + ("\n" if done == total else ""))
+        else:
+            self.stream.write(line + "\n")
         self.stream.flush()
 
 

@@ -92,3 +92,19 @@ def test_unexpected_exception_is_exit_3_internal_error(monkeypatch, capsys) -> N
     assert "Traceback" not in err and "-v" in err
     code, err = run(capsys, "-v", "configs")
     assert code == 3 and "Traceback" in err and "ZeroDivisionError" in err
+
+
+def test_a_closed_output_pipe_is_not_an_internal_error(capsys) -> None:
+    """`rfctl configs | head -1`: the reader goes away and writing raises BrokenPipeError;
+    rfctl stops quietly with the shell's SIGPIPE status 141, not 'internal error' (3)."""
+    import io
+
+    from rfctl.cli import main
+
+    class HungUp(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    assert main(["configs"], out=HungUp()) == 141
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "Traceback" not in err

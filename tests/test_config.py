@@ -77,7 +77,7 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"bad\.toml: TOML syntax error"):
         load_config(bad)
     missing = tmp_path / "none.toml"
-    with pytest.raises(ConfigError, match=r"none\.toml: cannot read"):
+    with pytest.raises(ConfigError, match=r"cannot read .*none\.toml: No such file"):
         load_config(missing)
     with pytest.raises(ConfigError, match="no built-in config"):
         load_config("no-such-board")

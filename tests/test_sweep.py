@@ -87,3 +87,27 @@ def test_bad_seeds_grids_and_outputs_are_rfctl_errors(tmp_path: Path) -> None:
         res.to_csv(tmp_path)
     with pytest.raises(OutputError, match="does not exist"):
         res.to_json(tmp_path / "missing" / "r.json")
+
+
+def test_progress_bar_off_a_terminal_writes_a_line_per_tenth() -> None:
+    """In a log or a pipe the bar is not redrawn with carriage returns at every point:
+    1538 points give 11 lines (every 153rd point and the last), no '\\r'."""
+    s = io.StringIO()
+    bar = ProgressBar(s, width=10, label="calibrate")
+    for k in range(1, 1539):
+        bar(k, 1538)
+    lines = s.getvalue().splitlines()
+    assert "\r" not in s.getvalue()
+    assert len(lines) == 11 and lines[-1].startswith("calibrate [##########] 1538/1538")
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    s = Tty()
+    bar = ProgressBar(s, width=10)
+    for k in range(1, 4):
+        bar(k, 3)
+    assert s.getvalue().count("\r") == 3 and s.getvalue().endswith("\n")

@@ -82,6 +82,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except KeyboardInterrupt:
         print("rfctl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `rfctl demo | head -1`): not an error
+        # of ours; stop writing quietly, with the shell's SIGPIPE status
+        _silence_stdout()
+        return 141
     except Exception as exc:  # a bug: say so, and show the traceback under -v
         print(f"rfctl: internal error, please report: {type(exc).__name__}: {_one_line(exc)}"
               + ("" if args.verbose else " (run with -v for the traceback)"), file=sys.stderr)
@@ -92,6 +97,17 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         if wire_handler is not None:
             logging.getLogger("rfctl.wire").removeHandler(wire_handler)
             wire_handler.close()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (tests)
+        pass
 
 
 def _one_line(exc: BaseException) -> str:
