@@ -208,6 +208,15 @@ class OsrisBoard:
         return self._info
 
     def info(self) -> DeviceInfo:
+        """Identity and layout; asks the serial number again after a reset.
+
+        Raises
+        ------
+        DeviceError
+            Another board answers after a reset.
+        DeviceTimeoutError
+            No answer within the operation deadline.
+        """
         if self._info is None or self._reset_seen:
             return self.connect()
         return self._info
@@ -219,6 +228,13 @@ class OsrisBoard:
         return bytes.fromhex(_PATTERN_RE.match(reply).group(1))  # type: ignore[union-attr]
 
     def active_crc(self) -> int:
+        """CRC-32 of the pattern read from the board (``?Pattern``), never a cache.
+
+        Raises
+        ------
+        DeviceTimeoutError
+            No valid reply within the operation deadline.
+        """
         return _crc32(self.read_active())
 
     def stage(self, writes: Sequence[tuple[int, int, bytes]], image_crc: int, *,
@@ -263,9 +279,23 @@ class OsrisBoard:
         return _crc32(shown) if shown is not None else 0
 
     def store_beam(self, slot: int) -> int:
+        """Not supported.
+
+        Raises
+        ------
+        DeviceError
+            Always: an OpenSourceRIS board has no beam memory.
+        """
         raise DeviceError(f"{self.name}: OpenSourceRIS boards have no beam memory")
 
     def select_beam(self, slot: int, expected_crc: int) -> int:
+        """Not supported.
+
+        Raises
+        ------
+        DeviceError
+            Always: an OpenSourceRIS board has no beam memory.
+        """
         raise DeviceError(f"{self.name}: OpenSourceRIS boards have no beam memory")
 
     def reset(self) -> None:
@@ -279,6 +309,7 @@ class OsrisBoard:
         return float(reply[1:].split()[0])
 
     def close(self) -> None:
+        """Release the port (the pattern stays applied; never raises)."""
         self.transport.close()
 
 

@@ -166,6 +166,7 @@ class Frame:
 
     @property
     def is_reply(self) -> bool:
+        """True for a reply (bit 7 of the command code set)."""
         return bool(self.cmd & REPLY_FLAG)
 
 
@@ -217,6 +218,20 @@ class FrameSplitter:
         self.overflows = 0
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return the frames they complete.
+
+        Parameters
+        ----------
+        data : bytes
+            Bytes as read from the link (any split).
+
+        Returns
+        -------
+        list of bytes
+            Each complete frame's bytes without its 0x00 delimiter (empty frames are
+            skipped). Undelimited bytes beyond ``limit`` are dropped (``overflows``
+            counts it).
+        """
         self._buf += data
         out = []
         while True:
@@ -233,6 +248,7 @@ class FrameSplitter:
         return out
 
     def clear(self) -> None:
+        """Drop any partial frame."""
         self._buf.clear()
 
 

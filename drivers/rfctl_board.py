@@ -297,6 +297,13 @@ class RfctlBoard:
         return info
 
     def info(self) -> DeviceInfo:
+        """Identity and layout from IDENT (asked once per connection).
+
+        Raises
+        ------
+        DeviceError
+            The board does not answer, or reports another layout than the profile's.
+        """
         if self._info is None:
             return self.connect()
         return self._info
@@ -670,9 +677,33 @@ class RfctlBoard:
             raise
 
     def staged_crc(self) -> int:
+        """CRC-32 of the board's staged image (STAGED_CRC).
+
+        Raises
+        ------
+        StageError
+            A NAK (``latch_sent=False``, the cause a :class:`NakError` with its code).
+        DeviceError
+            No valid reply within the operation deadline.
+        """
         return struct.unpack("<I", self._one(Cmd.STAGED_CRC)[:4])[0]
 
     def status(self) -> dict[str, int]:
+        """The board's STATUS reply.
+
+        Returns
+        -------
+        dict
+            ``staged_equals_active`` (0/1), ``active_crc`` and ``staged_crc`` (CRC-32),
+            ``boot_id`` and ``boot_count`` of the board's current boot.
+
+        Raises
+        ------
+        StageError
+            A NAK (``latch_sent=False``, the cause a :class:`NakError` with its code).
+        DeviceError
+            No valid reply within the operation deadline.
+        """
         clean, a, s = struct.unpack("<BII", self._one(Cmd.STATUS)[:9])
         return {"staged_equals_active": clean, "active_crc": a, "staged_crc": s,
                 "boot_id": self._boot_id or 0, "boot_count": self.boot_count}
@@ -693,9 +724,37 @@ class RfctlBoard:
         return b"".join(d for _, d in replies)
 
     def store_beam(self, slot: int) -> int:
+        """Store the staged image in beam slot ``slot`` (BEAM_STORE).
+
+        Returns
+        -------
+        int
+            CRC-32 of the stored image.
+
+        Raises
+        ------
+        StageError
+            A NAK, e.g. a bad slot (``latch_sent=False``).
+        DeviceError
+            No valid reply within the operation deadline.
+        """
         return struct.unpack("<I", self._one(Cmd.BEAM_STORE, bytes([slot]))[:4])[0]
 
     def select_beam(self, slot: int, expected_crc: int) -> int:
+        """Make beam slot ``slot`` active if its CRC-32 is ``expected_crc``
+        (BEAM_SELECT).
+
+        Returns
+        -------
+        int
+            CRC-32 of the active image after the select.
+
+        Raises
+        ------
+        StageError
+            A NAK, e.g. an empty slot or a CRC mismatch (``latch_sent=False``), or the
+            select's outcome is uncertain (``latch_sent=True``).
+        """
         data = self._one(Cmd.BEAM_SELECT, struct.pack("<BI", slot, expected_crc), latch=True)
         return struct.unpack("<I", data[:4])[0]
 

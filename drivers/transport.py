@@ -26,11 +26,39 @@ class Transport(Protocol):
     synchronous: bool
     """True when every reply is available right after the request was written."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (all of it, in order).
 
-    def read(self, timeout: float) -> bytes: ...
+        Raises
+        ------
+        DeviceError
+            The link is closed or the write failed.
+        """
+        ...
 
-    def close(self) -> None: ...
+    def read(self, timeout: float) -> bytes:
+        """Bytes received so far, waiting at most ``timeout`` s for the first one.
+
+        Parameters
+        ----------
+        timeout : float
+            Longest wait for the first byte, s (a synchronous transport ignores it).
+
+        Returns
+        -------
+        bytes
+            Possibly empty: nothing arrived in time.
+
+        Raises
+        ------
+        DeviceError
+            The read failed.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the link (idempotent; never raises)."""
+        ...
 
 
 class InProcessTransport:
@@ -44,16 +72,26 @@ class InProcessTransport:
         self.closed = False
 
     def write(self, data: bytes) -> None:
+        """Hand ``data`` to the firmware; its reply is queued for :meth:`read`.
+
+        Raises
+        ------
+        DeviceError
+            The transport is closed.
+        """
         if self.closed:
             raise DeviceError("transport is closed")
         self._rx += self.firmware.receive(data)
 
     def read(self, timeout: float) -> bytes:
+        """Everything the firmware replied so far (``timeout`` is ignored: an empty
+        result means nothing will come)."""
         out = bytes(self._rx)
         self._rx.clear()
         return out
 
     def close(self) -> None:
+        """Refuse further writes (the firmware object itself is left alone)."""
         self.closed = True
 
 
@@ -109,6 +147,13 @@ class SerialTransport:
         self._socket_like = url.startswith(("socket://", "rfc2217://")) or "socket://" in url
 
     def write(self, data: bytes) -> None:
+        """Write ``data`` and flush it to the port.
+
+        Raises
+        ------
+        DeviceError
+            pyserial or the OS reports a failure.
+        """
         import serial
 
         try:
@@ -118,6 +163,24 @@ class SerialTransport:
             raise DeviceError(f"{self.url}: write failed: {exc}") from None
 
     def read(self, timeout: float) -> bytes:
+        """Wait up to ``timeout`` s for one byte, then return it with everything else
+        already received.
+
+        Parameters
+        ----------
+        timeout : float
+            Longest wait for the first byte, s.
+
+        Returns
+        -------
+        bytes
+            Empty when nothing arrived in time.
+
+        Raises
+        ------
+        DeviceError
+            pyserial or the OS reports a failure.
+        """
         import serial
 
         try:
@@ -163,4 +226,5 @@ class SerialTransport:
 
 
 def monotonic() -> float:
+    """A monotonic clock, s (``time.perf_counter``; drivers take it injectable)."""
     return time.perf_counter()

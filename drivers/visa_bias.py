@@ -125,6 +125,23 @@ class VisaBiasBoard:
         return np.rint((volts - self.v0) / self.step).astype(np.int64)
 
     def read_volts(self, channels: Sequence[int] | None = None) -> np.ndarray:
+        """Voltages the source holds (``CHn:VOLT?``).
+
+        Parameters
+        ----------
+        channels : sequence of int, optional
+            Zero-based channel indices (default: every channel of the bank).
+
+        Returns
+        -------
+        ndarray, shape (len(channels),)
+            Volts.
+
+        Raises
+        ------
+        DeviceError
+            A channel answers something that is not a number.
+        """
         chs = range(self.bank.count) if channels is None else channels
         out = []
         for k in chs:
@@ -137,6 +154,7 @@ class VisaBiasBoard:
 
     # ---------------------------------------------------------------- Device API
     def info(self) -> DeviceInfo:
+        """Identity and layout (from the profile; ``*IDN?`` was checked at open)."""
         return self._info
 
     def read_active(self) -> bytes:
@@ -152,9 +170,42 @@ class VisaBiasBoard:
         return pack_codes(codes, self.bits)
 
     def active_crc(self) -> int:
+        """CRC-32 of the codes the channels hold now (read, never a cache).
+
+        Raises
+        ------
+        DeviceError
+            A channel holds a voltage that is no code of the tuning table.
+        """
         return _crc32(self.read_active())
 
-    def stage(self, writes, image_crc: int, *, sync: bool, latch: bool) -> int | None:
+    def stage(self, writes: Sequence[tuple[int, int, bytes]], image_crc: int, *,
+              sync: bool, latch: bool) -> int | None:
+        """Build the codes host-side on the source's read state, then :meth:`latch`
+        if ``latch``.
+
+        Parameters
+        ----------
+        writes : sequence of (int, int, bytes)
+            Bank index, byte offset in the bank, packed codes.
+        image_crc : int
+            CRC-32 the staged codes must have.
+        sync : bool
+            Start again from the codes the source holds.
+        latch : bool
+            Set the channels now.
+
+        Returns
+        -------
+        int or None
+            The active CRC-32 after the latch, or None without one.
+
+        Raises
+        ------
+        StageError
+            The staged codes differ from the image (``latch_sent=False``) or the latch
+            failed (see :meth:`latch`).
+        """
         if self._staged is None or sync or not self.staged_clean:
             base = self.verified_active if self.verified_active is not None \
                 else self.read_active()
@@ -198,12 +249,27 @@ class VisaBiasBoard:
             log.error("%s: rollback failed: %s", self.name, exc)
 
     def store_beam(self, slot: int) -> int:
+        """Not supported.
+
+        Raises
+        ------
+        DeviceError
+            Always: a bias source has no beam memory.
+        """
         raise DeviceError(f"{self.name}: a bias source has no beam memory")
 
     def select_beam(self, slot: int, expected_crc: int) -> int:
+        """Not supported.
+
+        Raises
+        ------
+        DeviceError
+            Always: a bias source has no beam memory.
+        """
         raise DeviceError(f"{self.name}: a bias source has no beam memory")
 
     def close(self) -> None:
+        """Close the VISA resource (the voltages stay; never raises)."""
         self.scpi.close()
 
 

@@ -177,6 +177,7 @@ class UpaSpec(_Model):
 
     @property
     def n_elements(self) -> int:
+        """Number of elements, ``rows × cols``."""
         return self.rows * self.cols
 
 
@@ -246,6 +247,7 @@ class DbraaSpec(_Model):
 
     @property
     def mmwave_upa(self) -> UpaSpec:
+        """The whole ``rows × cols`` panel as a UPA at the mmWave carrier ``f_m``."""
         return UpaSpec(rows=self.rows, cols=self.cols, carrier_hz=self.f_m)
 
 
@@ -533,6 +535,7 @@ class SwitchMatrixBank(_BankBase):
 
     @property
     def count(self) -> int:
+        """Switches in the bank: one per (antenna, RF chain), ``antennas × rf_chains``."""
         return self.antennas * self.rf_chains
 
 
@@ -551,6 +554,8 @@ class PinLinkBank(_BankBase):
 
     @property
     def count(self) -> int:
+        """Links in the bank: horizontal ``rows × (cols − 1)`` then vertical
+        ``(rows − 1) × cols``."""
         return self.rows * (self.cols - 1) + (self.rows - 1) * self.cols
 
 
@@ -572,10 +577,12 @@ class FeedMuxBank(_BankBase):
 
     @property
     def count(self) -> int:
+        """Codes in the bank: one per sub-6G RF chain."""
         return self.rf_chains
 
     @property
     def n_inputs(self) -> int:
+        """Antennas each switch can route to, ``(rows − 1) × (cols − 1)``."""
         return (self.rows - 1) * (self.cols - 1)
 
 

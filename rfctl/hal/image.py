@@ -92,14 +92,19 @@ class BankImage:
 
     @property
     def count(self) -> int:
+        """Number of elements (codes) in the bank."""
         return int(self.codes.size)
 
     @property
     def max_error(self) -> float:
+        """Largest ``|realised − target|`` over the bank, in the bank's ``unit`` (0 when
+        empty)."""
         return float(np.max(np.abs(self.error))) if self.error.size else 0.0
 
     @property
     def rms_error(self) -> float:
+        """Root-mean-square ``|realised − target|`` over the bank, in the bank's ``unit``
+        (0 when empty)."""
         return float(np.sqrt(np.mean(np.abs(self.error) ** 2))) if self.error.size else 0.0
 
     @property
@@ -203,16 +208,25 @@ class LayoutLike(Protocol):
     :class:`ImageLayout`, or the ``DeviceInfo`` a device reports)."""
 
     @property
-    def model(self) -> str: ...
+    def model(self) -> str:
+        """Board model name."""
+        ...
 
     @property
-    def banks(self) -> tuple[BankLayout, ...]: ...
+    def banks(self) -> tuple[BankLayout, ...]:
+        """Bank layouts in board order."""
+        ...
 
     @property
-    def offsets(self) -> list[int]: ...
+    def offsets(self) -> list[int]:
+        """Byte offset of each bank in the whole image, then the image size (length
+        ``len(banks) + 1``)."""
+        ...
 
     @property
-    def nbytes(self) -> int: ...
+    def nbytes(self) -> int:
+        """Whole-image size, bytes."""
+        ...
 
 
 # --------------------------------------------------------------------------- packing
