@@ -315,14 +315,57 @@ def pack_image(image: DeviceImage, layout: LayoutLike, base: bytes | None) -> by
 
 
 def unpack_image(data: bytes, layout: LayoutLike) -> dict[str, NDArray[np.int64]]:
-    """Codes per bank (shape (count,) each) from whole-image bytes."""
+    """Codes per bank from whole-image bytes.
+
+    Parameters
+    ----------
+    data : bytes
+        Whole-image bytes, ``layout.nbytes`` long.
+    layout : LayoutLike
+        The board's banks and offsets.
+
+    Returns
+    -------
+    dict of str to ndarray of int, shape (count,) each
+        In board order.
+
+    Raises
+    ------
+    HardwareConstraintError
+        ``data`` is not ``layout.nbytes`` long.
+    """
+    if len(data) != layout.nbytes:
+        raise HardwareConstraintError(
+            f"{len(data)} image bytes for a layout of {layout.nbytes} bytes "
+            f"(model {layout.model!r})")
     return {lay.name: unpack_codes(data[off: off + lay.nbytes], lay.bits, lay.count)
             for lay, off in zip(layout.banks, layout.offsets, strict=True)}
 
 
 def image_from_bytes(data: bytes, layout: LayoutLike, board: str) -> DeviceImage:
     """A DeviceImage holding exactly the codes in ``data`` (e.g. read back from a board),
-    so that it can be programmed again (restoring a board)."""
+    so that it can be programmed again (restoring a board).
+
+    Parameters
+    ----------
+    data : bytes
+        Whole-image bytes, ``layout.nbytes`` long.
+    layout : LayoutLike
+        The board's banks and offsets (a ``DeviceInfo`` is one).
+    board : str
+        Board profile name recorded in the image.
+
+    Returns
+    -------
+    DeviceImage
+        Every bank of the layout; per bank the codes, with target and realised equal to
+        the codes and zero error (the physical values are not known from bytes).
+
+    Raises
+    ------
+    HardwareConstraintError
+        ``data`` is not ``layout.nbytes`` long.
+    """
     banks = {}
     for lay, codes in zip(layout.banks, unpack_image(data, layout).values(), strict=True):
         z = np.zeros(codes.size)
