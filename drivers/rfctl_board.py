@@ -27,7 +27,6 @@ import logging
 import secrets
 import struct
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +34,6 @@ from rfctl.config import BoardProfile
 from rfctl.errors import (
     BusyError,
     ChecksumError,
-    ConfigError,
     DeviceError,
     DeviceTimeoutError,
     HardwareConstraintError,
@@ -49,7 +47,7 @@ from rfctl.hal.device import (
     layout_from_profile,
     operation_deadline,
 )
-from rfctl.hal.image import BankLayout
+from rfctl.hal.image import BankLayout, image_crc
 
 from .protocol import (
     BAD_FRAME_SEQ,
@@ -66,7 +64,7 @@ from .protocol import (
     parse_ident,
     parse_reply,
 )
-from .transport import InProcessTransport, SerialTransport, Transport
+from .transport import Transport, closed_on_error, open_link
 
 __all__ = ["RfctlBoard", "open_rfctl_board", "plan_frames"]
 
@@ -105,10 +103,6 @@ class _SessionLostError(Exception):
         super().__init__(why)
         self.boot = boot
         self.why = why
-
-
-def _crc32(b: bytes) -> int:
-    return zlib.crc32(b) & 0xFFFFFFFF
 
 
 def _write_payload(bank: int, off: int, data: bytes) -> bytes:
@@ -348,7 +342,7 @@ class RfctlBoard:
         if cached is not None:
             (st, data), = self._exchange([(Cmd.ACTIVE_CRC, b"")], deadline=deadline,
                                          recover=False)
-            if st == Nak.ACK and struct.unpack("<I", data[:4])[0] == _crc32(cached):
+            if st == Nak.ACK and struct.unpack("<I", data[:4])[0] == image_crc(cached):
                 self.verified_active = cached
         self.staged_clean = False
 
@@ -699,10 +693,8 @@ class RfctlBoard:
 
         Raises
         ------
-        StageError
-            A NAK (``latch_sent=False``, the cause a :class:`NakError` with its code).
-        DeviceError
-            No valid reply within the operation deadline.
+        StageError, DeviceError
+            As :meth:`staged_crc`.
         """
         clean, a, s = struct.unpack("<BII", self._one(Cmd.STATUS)[:9])
         return {"staged_equals_active": clean, "active_crc": a, "staged_crc": s,
@@ -802,21 +794,6 @@ def open_rfctl_board(profile: BoardProfile, *, url: str | None = None, firmware=
     BusyError
         The port is locked, or the board is in a live session with another host.
     """
-    url = url or profile.link.url
-    reopen = None
-    if firmware is not None:
-        transport: Transport = InProcessTransport(firmware)
-    elif url.startswith("sim://"):
-        raise ConfigError(f"{profile.name}: link.url: {url} needs a simulated firmware "
-                          "(open it with rfctl.hal.discovery.open_device)", field="link.url",
-                          reason="no simulator given")
-    else:
-        transport = SerialTransport(url, profile.link.baud, exclusive=exclusive)
-
-        def reopen() -> Transport:
-            return SerialTransport(url, profile.link.baud, exclusive=exclusive)
-    try:
+    transport, reopen = open_link(profile, url=url, firmware=firmware, exclusive=exclusive)
+    with closed_on_error(transport):
         return RfctlBoard(profile, transport, name=name, reopen=reopen, session=session)
-    except Exception:
-        transport.close()
-        raise

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
-from rfctl.errors import BusyError, DeviceError
+from rfctl.errors import BusyError, ConfigError, DeviceError
 
-__all__ = ["InProcessTransport", "SerialTransport", "Transport"]
+__all__ = ["InProcessTransport", "SerialTransport", "Transport", "closed_on_error",
+           "open_link"]
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +226,61 @@ class SerialTransport:
             self.ser.close()
         except Exception:  # closing must not raise
             log.debug("error while closing %s", self.url, exc_info=True)
+
+
+def open_link(profile: Any, *, url: str | None = None, firmware: Any = None,
+              exclusive: bool = True) -> tuple[Transport, Callable[[], Transport] | None]:
+    """The byte link a board factory talks through.
+
+    Parameters
+    ----------
+    profile : BoardProfile
+        Its ``link`` gives the default URL and the line rate.
+    url : str, optional
+        Port or pyserial URL (default ``profile.link.url``).
+    firmware : object, optional
+        An in-process simulated firmware (``receive(bytes) -> bytes``, supplied by
+        :func:`rfctl.hal.discovery.open_device` for ``sim://`` links); it bypasses the
+        serial port.
+    exclusive : bool
+        Refuse to share the port (see :class:`SerialTransport`).
+
+    Returns
+    -------
+    transport : Transport
+    reopen : callable or None
+        Opens the same port again after a link loss (None for an in-process firmware).
+
+    Raises
+    ------
+    ConfigError
+        A ``sim://`` URL without a firmware.
+    BusyError, DeviceError
+        The port is locked or cannot be opened.
+    """
+    url = url or profile.link.url
+    if firmware is not None:
+        return InProcessTransport(firmware), None
+    if url.startswith("sim://"):
+        raise ConfigError(f"{profile.name}: link.url: {url} needs a simulated firmware "
+                          "(open it with rfctl.hal.discovery.open_device)", field="link.url",
+                          reason="no simulator given")
+
+    def reopen() -> Transport:
+        return SerialTransport(url, profile.link.baud, exclusive=exclusive)
+
+    return reopen(), reopen
+
+
+@contextmanager
+def closed_on_error(transport: Transport) -> Iterator[Transport]:
+    """Close ``transport`` if the block raises (a driver that fails to open must not
+    keep its port), then let the error through."""
+    try:
+        yield transport
+    except BaseException:
+        transport.close()
+        raise
 
 
 def monotonic() -> float:

@@ -19,7 +19,6 @@ because the channels are read before every plan.
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,6 +26,7 @@ import numpy as np
 from rfctl.config import BoardProfile, LorentzianBank
 from rfctl.errors import ConfigError, DeviceError
 from rfctl.hal.device import Capabilities, DeviceInfo, StageError, layout_from_profile
+from rfctl.hal.image import image_crc as crc32
 from rfctl.hal.image import pack_codes, unpack_codes
 
 from .scpi import ScpiInstrument, open_visa
@@ -47,10 +47,6 @@ DIALECT = {
     "command_error": '-100,"Command error"',
 }
 """The SCPI commands of the bias source (channels count from 1)."""
-
-
-def _crc32(b: bytes) -> int:
-    return zlib.crc32(b) & 0xFFFFFFFF
 
 
 class VisaBiasBoard:
@@ -177,7 +173,7 @@ class VisaBiasBoard:
         DeviceError
             A channel holds a voltage that is no code of the tuning table.
         """
-        return _crc32(self.read_active())
+        return crc32(self.read_active())
 
     def stage(self, writes: Sequence[tuple[int, int, bytes]], image_crc: int, *,
               sync: bool, latch: bool) -> int | None:
@@ -212,7 +208,7 @@ class VisaBiasBoard:
             self._staged = bytearray(base)
         for _bank, off, data in writes:
             self._staged[off: off + len(data)] = data
-        if _crc32(bytes(self._staged)) != image_crc:
+        if crc32(bytes(self._staged)) != image_crc:
             raise StageError(f"{self.name}: staged codes differ from the image",
                              latch_sent=False)
         return self.latch(image_crc) if latch else None
@@ -238,7 +234,7 @@ class VisaBiasBoard:
             self._rollback(old, changed)
             raise StageError(f"{exc}; previous voltages restored", latch_sent=True,
                              cause=exc) from exc
-        return _crc32(pack_codes(new, self.bits))
+        return crc32(pack_codes(new, self.bits))
 
     def _rollback(self, old: np.ndarray, changed: np.ndarray) -> None:
         try:

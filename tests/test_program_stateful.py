@@ -93,6 +93,18 @@ class ProgramMachine(RuleBasedStateMachine):
         # from the profile, independently of what the driver currently believes
         return pack_image(img, INFO, None)
 
+    def _judge(self, exc: ProgramError, prev: bytes, new: bytes) -> None:
+        """A failed program or select: the board holds what the error says it holds."""
+        held = exc.holds[self.dev.name]
+        self.outcomes[held] += 1
+        active = bytes(self.fw.active)
+        if held == "previous":
+            assert active == prev, "error says previous, board holds something else"
+        elif held == "new":
+            assert active == new, "error says new, board holds something else"
+        else:
+            assert active in (prev, new), "mixed image after an unknown outcome"
+
     @rule(seed=st.integers(0, 10_000))
     def program(self, seed: int) -> None:
         img = make_image(seed)
@@ -101,15 +113,7 @@ class ProgramMachine(RuleBasedStateMachine):
         try:
             program(self.dev, img)
         except ProgramError as exc:
-            held = exc.holds[self.dev.name]
-            self.outcomes[held] += 1
-            active = bytes(self.fw.active)
-            if held == "previous":
-                assert active == prev, "error says previous, board holds something else"
-            elif held == "new":
-                assert active == new
-            else:
-                assert active in (prev, new), "mixed image after an unknown outcome"
+            self._judge(exc, prev, new)
         else:
             self.outcomes["ok"] += 1
             assert bytes(self.fw.active) == new, "success reported but image differs"
@@ -141,15 +145,7 @@ class ProgramMachine(RuleBasedStateMachine):
             self.outcomes["unknown_slot"] += 1
             return
         except ProgramError as exc:
-            held = exc.holds[self.dev.name]
-            self.outcomes[held] += 1
-            active = bytes(self.fw.active)
-            if held == "previous":
-                assert active == prev, "error says previous, board holds something else"
-            elif held == "new":
-                assert active == self.stored[slot]
-            else:
-                assert active in (prev, self.stored[slot]), "mixed image after a select"
+            self._judge(exc, prev, self.stored[slot])
             return
         assert known
         assert bytes(self.fw.active) == self.stored[slot]

@@ -173,15 +173,15 @@ def readback(volts: list[str]) -> list[tuple[bytes, bytes]]:
 
 ZERO4 = ["0.0000"] * 4
 NEW4 = ["4.0000", "0.0000", "12.0000", "8.0000"]
+SET_NEW = [(b"CH1:VOLT 4.0000\n", b""), (b"CH3:VOLT 12.0000\n", b""),
+           (b"CH4:VOLT 8.0000\n", b"")]  # settings have no reply
 
 
 def test_bias_open_set_channels_check_errors_read_back():
     pairs = [
         *OPEN_BIAS,
         *read_all(ZERO4),                       # plan on the source's truth
-        (b"CH1:VOLT 4.0000\n", b""),           # only the channels that change
-        (b"CH3:VOLT 12.0000\n", b""),
-        (b"CH4:VOLT 8.0000\n", b""),
+        *SET_NEW,                               # only the channels that change
         (b"SYST:ERR?\n", NO_ERROR),
         *readback(NEW4),                        # every channel after the set
         *read_all(NEW4),                        # read back
@@ -202,9 +202,7 @@ def test_bias_error_in_the_queue_rolls_back():
     pairs = [
         *OPEN_BIAS,
         *read_all(ZERO4),
-        (b"CH1:VOLT 4.0000\n", b""),
-        (b"CH3:VOLT 12.0000\n", b""),
-        (b"CH4:VOLT 8.0000\n", b""),
+        *SET_NEW,
         (b"SYST:ERR?\n", b'-222,"Data out of range"\n'),
         (b"SYST:ERR?\n", NO_ERROR),             # the queue is drained
         (b"CH1:VOLT 0.0000\n", b""),            # roll back the changed channels
