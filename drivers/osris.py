@@ -35,6 +35,7 @@ from rfctl.hal.device import (
 )
 from rfctl.hal.image import image_crc as crc32
 
+from .no_beam_memory import NoBeamMemory
 from .transport import Transport, closed_on_error, open_link
 
 __all__ = ["OsrisBoard", "open_osris"]
@@ -46,7 +47,7 @@ PATTERN_BYTES = 32
 _PATTERN_RE = re.compile(r"^#0X([0-9A-F]{64})$", re.IGNORECASE)
 
 
-class OsrisBoard:
+class OsrisBoard(NoBeamMemory):
     """An OpenSourceRIS board as a HAL device.
 
     Staging is host-side (the board has no staged buffer the host could check); the
@@ -66,6 +67,8 @@ class OsrisBoard:
     clock : callable, optional
         Monotonic clock, s (injectable for tests).
     """
+
+    no_beams_reason = "OpenSourceRIS boards have no beam memory"
 
     max_chunk = PATTERN_BYTES
 
@@ -273,26 +276,6 @@ class OsrisBoard:
         except DeviceError as exc:
             raise StageError(str(exc), latch_sent=True, cause=exc) from exc
         return crc32(shown) if shown is not None else 0
-
-    def store_beam(self, slot: int) -> int:
-        """Not supported.
-
-        Raises
-        ------
-        DeviceError
-            Always: an OpenSourceRIS board has no beam memory.
-        """
-        raise DeviceError(f"{self.name}: OpenSourceRIS boards have no beam memory")
-
-    def select_beam(self, slot: int, expected_crc: int) -> int:
-        """Not supported.
-
-        Raises
-        ------
-        DeviceError
-            Always: an OpenSourceRIS board has no beam memory.
-        """
-        raise DeviceError(f"{self.name}: OpenSourceRIS boards have no beam memory")
 
     def reset(self) -> None:
         """``!Reset``: wait for the banner's ``#READY!`` (the pattern returns to zeros)."""

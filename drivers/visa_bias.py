@@ -29,6 +29,7 @@ from rfctl.hal.device import Capabilities, DeviceInfo, StageError, layout_from_p
 from rfctl.hal.image import image_crc as crc32
 from rfctl.hal.image import pack_codes, unpack_codes
 
+from .no_beam_memory import NoBeamMemory
 from .scpi import ScpiInstrument, open_visa
 
 __all__ = ["DIALECT", "VisaBiasBoard", "open_visa_bias"]
@@ -49,8 +50,10 @@ DIALECT = {
 """The SCPI commands of the bias source (channels count from 1)."""
 
 
-class VisaBiasBoard:
+class VisaBiasBoard(NoBeamMemory):
     """A bias source driving one ``lorentzian`` bank, as a HAL device."""
+
+    no_beams_reason = "a bias source has no beam memory"
 
     def __init__(self, profile: BoardProfile, resource, *, name: str | None = None) -> None:
         banks = profile.banks
@@ -243,26 +246,6 @@ class VisaBiasBoard:
             self.check_errors()
         except DeviceError as exc:
             log.error("%s: rollback failed: %s", self.name, exc)
-
-    def store_beam(self, slot: int) -> int:
-        """Not supported.
-
-        Raises
-        ------
-        DeviceError
-            Always: a bias source has no beam memory.
-        """
-        raise DeviceError(f"{self.name}: a bias source has no beam memory")
-
-    def select_beam(self, slot: int, expected_crc: int) -> int:
-        """Not supported.
-
-        Raises
-        ------
-        DeviceError
-            Always: a bias source has no beam memory.
-        """
-        raise DeviceError(f"{self.name}: a bias source has no beam memory")
 
     def close(self) -> None:
         """Close the VISA resource (the voltages stay; never raises)."""

@@ -98,14 +98,15 @@ def sub6_channel(
 def mmwave_channel(
     rng: np.random.Generator, spec: DbraaSpec, users: int, paths: int
 ) -> Channel:
-    """mmWave channels, seed eq. 7.
+    """mmWave channels of every element, seed eq. 7: the multipath draw of
+    :func:`sub6_channel` with half-wavelength UPA steering vectors.
 
     Parameters
     ----------
     rng : numpy.random.Generator
-        Source of randomness.
+        Source of the path gains and angles.
     spec : DbraaSpec
-        The array.
+        The panel (``rows × cols`` elements).
     users, paths : int
         K_m users, L_m paths each.
 

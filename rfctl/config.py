@@ -315,7 +315,18 @@ class SurrogateDirection(_Model):
     phi: Annotated[float, Field(ge=-1.0, le=1.0)]
 
 
-class Sub6Scenario(_Model):
+class _BandTask(_Model):
+    """What the tasks of both bands declare: users, their paths, sensing directions and
+    the receiver noise (the bands' attributes are listed on each subclass)."""
+
+    users: Small
+    paths: Small
+    targets: Annotated[list[SurrogateDirection], Field(max_length=MAX_ITEMS)] = Field(
+        default_factory=list)
+    noise_power: Power = 1.0
+
+
+class Sub6Scenario(_BandTask):
     """Sub-6 GHz ISAC task (DBRAA seed §III-A).
 
     Attributes
@@ -334,18 +345,14 @@ class Sub6Scenario(_Model):
         σ_s², W (seed: 1).
     """
 
-    users: Small
     paths: Small = 5
-    targets: Annotated[list[SurrogateDirection], Field(max_length=MAX_ITEMS)] = Field(
-        default_factory=list)
     sinr_threshold: Ratio = 10.0
     gain_threshold: Gain = 10.0
-    noise_power: Power = 1.0
     power_budget: Power | None = None
     """P_s, W: the sub-6G budget (None: unlimited; the design minimises power anyway)."""
 
 
-class MmwaveScenario(_Model):
+class MmwaveScenario(_BandTask):
     """mmWave ISAC task (DBRAA seed §III-B).
 
     Attributes
@@ -364,13 +371,9 @@ class MmwaveScenario(_Model):
         σ_m², W (seed: 1).
     """
 
-    users: Small
     paths: Small = 3
-    targets: Annotated[list[SurrogateDirection], Field(max_length=MAX_ITEMS)] = Field(
-        default_factory=list)
     gain_threshold: Gain = 11.0
     power: Power = 7.0
-    noise_power: Power = 1.0
 
 
 Direction = Annotated[
