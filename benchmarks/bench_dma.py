@@ -68,7 +68,7 @@ def designs(spec, seeds, **kw):
 def summary(label: str, rows) -> str:
     t = [r[0] for r in rows]
     d = [r[1] for r in rows]
-    conv = sum(x.stop_reason == "converged" for x in d)
+    conv = sum(x.outcome.converged for x in d)
     return (f"{label}: median {med(t):.2f} s (min {min(t):.2f}, max {max(t):.2f}, n = "
             f"{len(t)}); digital {med([x.digital_s for x in d]):.2f} s, analog "
             f"{med([x.analog_s for x in d]):.2f} s; iterations "

@@ -59,7 +59,7 @@ def main() -> None:
             used = dev.stats.since(before)
             per_point = data.elapsed_s / len(angles)
             bound = (used.bytes_tx / len(angles) + LATCH_REPLY) * 10 / BAUD
-            prog = statistics.median(data.column("program_ms")) / 1e3
+            prog = statistics.median(data.column("program_s"))
             runs.append((per_point, bound, prog, used.bytes_tx / len(angles)))
         dev.close()
         pm.close()

@@ -36,10 +36,19 @@ def open_visa(resource: str, *, visa_library: str | None = None, timeout_s: floa
         raise ConfigError(f"cannot load VISA library {visa_library!r}: {exc}; for simulated "
                           "instruments install rfctl[sim]", field="visa_library") from None
     try:
-        return rm.open_resource(resource, read_termination="\n", write_termination="\n",
+        inst = rm.open_resource(resource, read_termination="\n", write_termination="\n",
                                 timeout=max(1, math.ceil(timeout_s * 1000)))
     except Exception as exc:
         raise DeviceError(f"cannot open VISA resource {resource!r}: {exc}") from None
+    if resource.upper().endswith("::SOCKET"):
+        # a reading is one write then one read; NODELAY keeps Nagle from holding the write
+        try:
+            from pyvisa.constants import ResourceAttribute
+
+            inst.set_visa_attribute(ResourceAttribute.tcpip_nodelay, True)
+        except Exception:  # not every backend supports it; the combined write still helps
+            log.debug("TCP_NODELAY not settable on %s", resource, exc_info=True)
+    return inst
 
 
 class ScpiInstrument:
@@ -53,20 +62,32 @@ class ScpiInstrument:
         Used in errors and the traffic log.
     expect_model : str, optional
         The model field of ``*IDN?`` that must match.
+    idn : str, optional
+        The ``*IDN?`` reply if already read (see :meth:`ask_idn`).
     """
 
-    def __init__(self, resource, name: str, expect_model: str | None = None) -> None:
+    def __init__(self, resource, name: str, expect_model: str | None = None, *,
+                 idn: str | None = None) -> None:
         from rfctl.hal.device import LinkStats
 
         self.inst = resource
         self.name = name
         self.stats = LinkStats()
-        self.idn = self.query("*IDN?")
+        self.idn = idn if idn is not None else self.query("*IDN?")
         fields = [f.strip() for f in self.idn.split(",")]
         if expect_model is not None and (len(fields) < 2 or fields[1] != expect_model):
             raise DeviceError(f"{name}: instrument says {self.idn!r}, expected model "
                               f"{expect_model!r}")
         self.check_errors()
+
+    @staticmethod
+    def ask_idn(resource, name: str) -> str:
+        """``*IDN?`` on a freshly opened resource (before a driver class is chosen)."""
+        probe = ScpiInstrument.__new__(ScpiInstrument)
+        from rfctl.hal.device import LinkStats
+
+        probe.inst, probe.name, probe.stats = resource, name, LinkStats()
+        return probe.query("*IDN?")
 
     def write(self, cmd: str) -> None:
         wire_log.debug("tx %s %s", self.name, cmd)

@@ -51,10 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     iters = 15 if a.quick else 100
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from _plot import line_plot
+    from matplotlib.figure import Figure
 
     task = make_task(7)
     d = design_dma(task, rng=np.random.default_rng(7), max_iter=iters)
@@ -68,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, b, B in (("start", d.b0, d.B0), ("after", d.b, d.B)):
         ys = m.spec.r0_siemens + 1j * b
         maps[name] = 10 * np.log10(np.maximum(m.beampattern(ys, B, TH, PH), 1e-12))
-    fig, axs = plt.subplots(1, len(maps), figsize=(6 * len(maps), 4), squeeze=False)
+    fig = Figure(figsize=(6 * len(maps), 4), layout="tight")
+    axs = fig.subplots(1, len(maps), squeeze=False)
     for ax, (name, M) in zip(axs[0], maps.items(), strict=True):
         im = ax.imshow(M, origin="lower", aspect="auto", extent=(0, 360, 0, 90),
                        vmin=M.max() - 40, vmax=M.max())
@@ -77,18 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_ylabel("θ (deg)")
         ax.set_title(f"beampattern {name} (dB)")
         fig.colorbar(im, ax=ax)
-    fig.tight_layout()
     fig.savefig(a.out / "dma_beampattern.png", dpi=110)
-    plt.close(fig)
-    # convergence
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(d.trace, marker=".")
-    ax.set_xlabel(f"accepted step (stop: {d.stop_reason} after {d.iterations} iterations)")
-    ax.set_ylabel("mean beampattern gain (exact)")
-    ax.grid(True, alpha=0.4)
-    fig.tight_layout()
-    fig.savefig(a.out / "dma_convergence.png", dpi=110)
-    plt.close(fig)
+    line_plot(a.out / "dma_convergence.png", range(len(d.trace)),
+              {"mean beampattern gain (exact)": d.trace},
+              xlabel=f"accepted step (stop: {d.stop_reason} after {d.iterations} iterations)",
+              ylabel="mean beampattern gain", title="DMA alternation")
     # trade-off
     offs = [40.0, 25.0] if a.quick else [40.0, 30.0, 25.0, 20.0]
     trade = []
@@ -100,18 +92,15 @@ def main(argv: list[str] | None = None) -> int:
                           "stop_reason": str(r.stop_reason), "iterations": r.iterations})
         except InfeasibleError as exc:
             trade.append({"gamma_below_db": off, "objective": None, "infeasible": str(exc)})
-    fig, ax = plt.subplots(figsize=(6, 4))
-    xs = [-t["gamma_below_db"] for t in trade if t["objective"] is not None]
-    ax.plot(xs, [t["objective"] for t in trade if t["objective"] is not None], marker="o")
-    ax.set_xlabel("SINR target relative to the interference-free SINR (dB)")
-    ax.set_ylabel("mean sensing beampattern gain")
-    ax.grid(True, alpha=0.4)
-    fig.tight_layout()
-    fig.savefig(a.out / "dma_tradeoff.png", dpi=110)
-    plt.close(fig)
+    done = [t for t in trade if t["objective"] is not None]
+    line_plot(a.out / "dma_tradeoff.png", [-t["gamma_below_db"] for t in done],
+              {"feasible designs": [t["objective"] for t in done]},
+              xlabel="SINR target relative to the interference-free SINR (dB)",
+              ylabel="mean sensing beampattern gain", title="sensing/communication trade-off")
     # quantization
     rows = lorentzian_bits_study(d, task, boards=["sim-dma-4x8"])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4), layout="tight")
+    ax = fig.add_subplot()
     q = [r for r in rows if r["bits"] is not None]
     x = [r["bits"] for r in q]
     kept = [r["kept"] for r in q]
@@ -129,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_ylabel("mean beampattern gain")
     ax.legend()
     ax.grid(True, alpha=0.4)
-    fig.tight_layout()
     fig.savefig(a.out / "dma_quantization.png", dpi=110)
-    plt.close(fig)
     data = {"trace": d.trace, "objective": d.objective, "stop_reason": str(d.stop_reason),
             "iterations": d.iterations, "stationarity": d.stationarity, "tradeoff": trade,
             "quantization": [{k: v for k, v in r.items() if k != "kept"}

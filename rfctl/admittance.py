@@ -83,7 +83,24 @@ def thermal_noise_power(bandwidth_hz: float, noise_figure_db: float,
 
 def waveguide_green(x: ArrayLike, xh: ArrayLike, *, kx: float, k: float, a: float, b: float,
                     S: float) -> NDArray[np.float64]:
-    """G_w(x, x̂) of a TE10 guide shorted at 0 and S (on the centre line), real-valued."""
+    """G_w(x, x̂) of a TE10 guide shorted at 0 and S (on the centre line), real-valued.
+
+    Parameters
+    ----------
+    x, xh : array_like, broadcastable
+        Positions along the guide, m.
+    kx, k : float
+        Guide and free-space wavenumbers, rad/m.
+    a, b : float
+        Guide width and height, m.
+    S : float
+        Distance between the shorts, m.
+
+    Returns
+    -------
+    ndarray
+        Broadcast shape of ``x`` and ``xh``, 1/m.
+    """
     x, xh = np.asarray(x, float), np.asarray(xh, float)
     num = np.cos(kx * (xh + x - S)) + np.cos(kx * (S - np.abs(xh - x)))
     return -kx * num / (a * b * k**2 * np.sin(kx * S))
@@ -123,6 +140,21 @@ class DmaModel:
 
     @classmethod
     def from_spec(cls, spec: DmaSpec, origin: ArrayLike = (0.0, 0.0, 0.0)) -> DmaModel:
+        """Build every admittance matrix of a DMA.
+
+        Parameters
+        ----------
+        spec : rfctl.config.DmaSpec
+            Geometry and frequency (SI).
+        origin : array_like, shape (3,)
+            The array's corner, m.
+
+        Returns
+        -------
+        DmaModel
+            With Y_tt (N × N), Y_st (L × N), Y_ss (L × L) and the element positions
+            (L × 3, m); a warning is logged near a cavity resonance.
+        """
         m = cls(spec, np.asarray(origin, float))
         m._build()
         return m
@@ -303,7 +335,25 @@ class DmaModel:
 
     def wireless_channel(self, users: NDArray[np.float64], *, model: str = "los",
                          rng: np.random.Generator | None = None) -> NDArray[np.complex128]:
-        """Y_rs (M × L), the normalised channel (see :meth:`user_channels`)."""
+        """Y_rs, the normalised channel (see :meth:`user_channels`).
+
+        Parameters
+        ----------
+        users : ndarray, shape (M, 3)
+            User positions, m.
+        model : {"los", "rayleigh"}
+        rng : numpy.random.Generator, optional
+            Needed for ``"rayleigh"``.
+
+        Returns
+        -------
+        ndarray, shape (M, L) complex
+
+        Raises
+        ------
+        ConfigError
+            An unknown ``model``, or ``"rayleigh"`` without ``rng``.
+        """
         d = users[:, None, :] - self.positions[None, :, :]
         D = np.linalg.norm(d, axis=2)
         pl = self.lam / (4 * np.pi * D)

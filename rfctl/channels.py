@@ -63,8 +63,24 @@ def _draw_paths(
 
 def _multipath(rng: np.random.Generator, steering, n: int, users: int,
                paths: int) -> Channel:
-    """Seed eqs. 5 and 7: H[:, k] = Σ_l α_kl a(φ_kl, θ_kl) / √L for a steering function
-    ``steering(phi, theta) -> (n, users·paths)``."""
+    """Seed eqs. 5 and 7: H[:, k] = Σ_l α_kl a(φ_kl, θ_kl) / √L.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of the path gains α ~ CN(0, 1) and angles (see :func:`_draw_paths`).
+    steering : callable
+        ``steering(phi, theta) -> ndarray (n, users·paths)``, unit-modulus entries.
+    n : int
+        Rows of H (candidates or elements).
+    users, paths : int
+        K users, L paths each.
+
+    Returns
+    -------
+    Channel
+        ``H`` of shape (n, users), with the gains and surrogate angles drawn.
+    """
     gains, phi, theta = _draw_paths(rng, users, paths)
     A = steering(phi.ravel(), theta.ravel()).reshape(n, users, paths)
     H = np.einsum("nkl,kl->nk", A, gains) / np.sqrt(paths)
@@ -74,21 +90,9 @@ def _multipath(rng: np.random.Generator, steering, n: int, users: int,
 def sub6_channel(
     rng: np.random.Generator, spec: DbraaSpec, users: int, paths: int
 ) -> Channel:
-    """Sub-6G channels of all candidates, seed eq. 5.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-        Source of randomness.
-    spec : DbraaSpec
-        The array.
-    users, paths : int
-        K_s users, L_s paths each.
-
-    Returns
-    -------
-    Channel
-        ``H`` has shape (N_p, K_s), rows in row-major candidate order.
+    """Sub-6G channels of all candidates, seed eq. 5: ``H`` (N_p, K_s), rows in
+    row-major candidate order, for K_s = ``users`` users with L_s = ``paths`` paths each,
+    drawn from ``rng`` on the array ``spec``.
     """
     return _multipath(rng, lambda p, t: sub6_steering(spec.rows, spec.cols, p, t,
                                                       spec.wavelength_ratio),
@@ -98,22 +102,9 @@ def sub6_channel(
 def mmwave_channel(
     rng: np.random.Generator, spec: DbraaSpec, users: int, paths: int
 ) -> Channel:
-    """mmWave channels of every element, seed eq. 7: the multipath draw of
-    :func:`sub6_channel` with half-wavelength UPA steering vectors.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-        Source of the path gains and angles.
-    spec : DbraaSpec
-        The panel (``rows × cols`` elements).
-    users, paths : int
-        K_m users, L_m paths each.
-
-    Returns
-    -------
-    Channel
-        ``H`` has shape (N_m, K_m), rows in row-major element order.
+    """mmWave channels, seed eq. 7: ``H`` (N_m, K_m), rows in row-major element
+    order, for K_m = ``users`` users with L_m = ``paths`` paths each, drawn from ``rng``
+    on the array ``spec``.
     """
     return _multipath(rng, lambda p, t: upa_steering(spec.rows, spec.cols, p, t),
                       spec.n_mmwave, users, paths)

@@ -48,12 +48,23 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
     network quantizes the state through the HAL. The dequantized phases, the switches and
     F_BB are then evaluated with rfctl.metrics on the design's channel.
 
+    Parameters
+    ----------
+    result : MmwaveResult
+        The continuous hybrid design (phases, switches, F_BB).
+    task : MmwaveTask
+        Its channel ``H`` (N × K), steering vectors ``A`` (N × T) and noise power σ², W.
+    bits : iterable of int
+        Phase-shifter widths to quantize to.
+
     Returns
     -------
     list of dict
-        One row per bit width: ``bits``, ``sum_rate``, ``rate_loss`` (bit/s/Hz),
-        ``min_gain_db``, ``gain_loss_db`` (the worst target's loss) and
-        ``max_phase_error_deg``; a first row with ``bits = None`` holds the continuous
+        One row per bit width, SI and linear only (dB and degrees are for the edge):
+        ``bits``, ``sum_rate``, ``rate_loss`` (bit/s/Hz), ``min_gain`` (the weakest
+        target's beam gain, a linear power gain), ``gain_loss_ratio`` (the worst
+        target's continuous-to-quantized gain ratio, linear, 1 = no loss) and
+        ``max_phase_error`` (rad); a first row with ``bits = None`` holds the continuous
         design.
     """
     state = result.state()
@@ -61,9 +72,8 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
     F0 = hybrid_precoder(state.phases, state.switch, state.f_bb)
     g0 = beam_gain(task.A, F0)
     r0 = sum_rate(sinr(task.H, F0, task.sigma2))
-    rows = [{"bits": None, "sum_rate": r0, "rate_loss": 0.0,
-             "min_gain_db": float(10 * np.log10(g0.min())), "gain_loss_db": 0.0,
-             "max_phase_error_deg": 0.0}]
+    rows = [{"bits": None, "sum_rate": r0, "rate_loss": 0.0, "min_gain": float(g0.min()),
+             "gain_loss_ratio": 1.0, "max_phase_error": 0.0}]
     for b in bits:
         prof = parse_config({"kind": "board", "name": f"study-{b}bit", "banks": [
             {"name": "phase", "kind": "phase", "count": N, "bits": b},
@@ -74,9 +84,8 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
         g = beam_gain(task.A, F)
         r = sum_rate(sinr(task.H, F, task.sigma2))
         rows.append({"bits": b, "sum_rate": r, "rate_loss": r0 - r,
-                     "min_gain_db": float(10 * np.log10(g.min())),
-                     "gain_loss_db": float(np.max(10 * np.log10(g0 / g))),
-                     "max_phase_error_deg": float(np.degrees(img.banks["phase"].max_error))})
+                     "min_gain": float(g.min()), "gain_loss_ratio": float(np.max(g0 / g)),
+                     "max_phase_error": float(img.banks["phase"].max_error)})
     return rows
 
 
@@ -93,8 +102,19 @@ def _lorentzian_bank(profile: BoardProfile) -> tuple[str, NDArray[np.complex128]
 
 
 def table_arc(table: NDArray[np.complex128]) -> tuple[float, float]:
-    """The ψ' span (rad; ψ' = 0 at resonance, see
-    :func:`rfctl.optimize.dma.susceptance_bounds`) of a Lorentzian table's entries."""
+    """The ψ' span of a Lorentzian table's entries.
+
+    Parameters
+    ----------
+    table : ndarray, shape (K,) complex
+        Responses q of the table.
+
+    Returns
+    -------
+    (float, float)
+        ψ'_min, ψ'_max, rad (ψ' = 0 at resonance, see
+        :func:`rfctl.optimize.dma.susceptance_bounds`).
+    """
     pp = np.angle(np.exp(1j * (np.angle(2 * np.asarray(table) + 1j) + np.pi / 2)))
     return float(pp.min()), float(pp.max())
 
@@ -120,12 +140,30 @@ def realised_on_board(task: DmaTask, state: ArrayState, board: BoardProfile | st
     lossy, loads of the codes). With ``reoptimise`` the digital beamformer is re-solved
     for those loads (the SDR of P2); otherwise the state's B is kept.
 
+    Parameters
+    ----------
+    task : DmaTask
+    state : ArrayState
+        With ``dma`` (tunings) and ``dma_b`` (B, shape (N, M + N_s)).
+    board : BoardProfile or str
+        A board with one Lorentzian bank.
+    reoptimise : bool
+        Re-solve B for the realised loads (an infeasible SDR is reported in
+        ``report["reoptimise_error"]`` and the kept B's report is used).
+
     Returns
     -------
     dict
         ``report`` (:meth:`DmaTask.report` of the realised design), ``kept`` (the report
         with the state's B), ``state`` (the realised ArrayState: codes' tunings and the
-        B used), ``codes``, ``max_q_error`` and ``out_of_range``.
+        B used), ``codes`` (shape (L,) int), ``max_q_error`` (largest distance |Δq| of
+        an element's response q to its table entry, dimensionless) and
+        ``out_of_range`` (elements outside the table's arc).
+
+    Raises
+    ------
+    ConfigError
+        ``board`` is a scenario, or has no (or several) Lorentzian banks.
     """
     prof = _board(board)
     name, _ = _lorentzian_bank(prof)
@@ -231,6 +269,29 @@ def design_dma_for_board(task: DmaTask, board: BoardProfile | str, *,
 
     The returned state is exactly the checked design: re-checking it with
     :func:`check_dma_state` on the same board gives the same report.
+
+    Parameters
+    ----------
+    task : DmaTask
+    board : BoardProfile or str
+        The board (or its built-in name / TOML path); it needs one Lorentzian bank.
+    rng : numpy.random.Generator
+        Draws the alternation's starting tunings.
+    code_search : bool
+        Run the greedy code search when the nearest codes fail a constraint.
+    **design_kw
+        Passed to :func:`rfctl.optimize.dma.design_dma`.
+
+    Returns
+    -------
+    BoardDesign
+
+    Raises
+    ------
+    ConfigError
+        ``board`` is a scenario, or has no (or several) Lorentzian banks.
+    InfeasibleError
+        The SDR is infeasible at every start, or for the codes found.
     """
     prof = _board(board)
     _, table = _lorentzian_bank(prof)
@@ -248,7 +309,7 @@ def design_dma_for_board(task: DmaTask, board: BoardProfile | str, *,
         fin = realised_on_board(task, st0.replace(dma=tun, dma_b=B), prof)
     state = fin["state"].replace(record=DesignRecord(notes={
         "design": "rfctl.studies.design_dma_for_board", "board": prof.name,
-        "stop_reason": cont.stop_reason, "iterations": cont.iterations}))
+        "stop_reason": str(cont.stop_reason), "iterations": cont.iterations}))
     return BoardDesign(continuous=cont, state=state, report=fin["report"],
                        continuous_report=task.report(task.exact(cont.b, cont.B)),
                        codes=np.asarray(fin["codes"]), psi_range=psi,

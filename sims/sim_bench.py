@@ -19,7 +19,8 @@ The instruments read it as follows:
 - VNA: S21 = y √p_elem (re, im);
 - positioner: moves the probe.
 
-All are served as SCPI on 127.0.0.1 (pyvisa-py) with error queues and range checks.
+All are served as SCPI on 127.0.0.1 (pyvisa-py) with error queues, range checks and
+single/continuous sweeps (:mod:`rfctl.sims.scpi_instruments`).
 """
 
 from __future__ import annotations
@@ -29,19 +30,18 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from rfctl.drivers.instruments import DIALECTS
 
-from rfctl.config import BoardProfile, PhaseBank
+from rfctl.config import BoardProfile
 from rfctl.geometry import upa_steering
 from rfctl.hal.codebooks import UniformPhaseCodebook
-from rfctl.hal.device import DeviceInfo, layout_from_profile, unpack_image
+from rfctl.hal.device import DeviceInfo, layout_from_profile
+from rfctl.hal.image import unpack_image
 
+from .scpi_instruments import MODELS, SimInstrument
 from .scpi_server import ScpiServer
 from .simboard import SimBoardFirmware
 
-__all__ = ["BenchModel", "SimBench"]
-
-K_BOLTZMANN = 1.380649e-23
+__all__ = ["BenchModel", "LabBench", "SimBench", "lab_bench"]
 
 
 @dataclass
@@ -92,7 +92,7 @@ class BenchModel:
 
     def __post_init__(self) -> None:
         self._info = DeviceInfo(self.profile.model, "", layout_from_profile(self.profile))
-        ph = next(b for b in self.profile.banks if isinstance(b, PhaseBank))
+        ph = self.profile.bank("phase")
         self._book = UniformPhaseCodebook(ph.bits, ph.count)
         self._phase_name = ph.name
         self._switch_name = next((b.name for b in self.profile.banks
@@ -110,8 +110,9 @@ class BenchModel:
             s = np.ones(n)
         return s * self.gains * np.exp(1j * (phases + self.offsets))
 
-    def field(self) -> complex:
-        """One noisy measurement of the field at the probe."""
+    def field(self, freq_hz: float | None = None) -> complex:
+        """One noisy measurement of the field at the probe (this bench is flat in
+        frequency: ``freq_hz`` is ignored)."""
         self.measurements += 1
         a = upa_steering(self.rows, self.cols, self.probe[1], self.probe[0])
         y = complex(np.sum(self.element_weights() * np.conj(a)))
@@ -124,83 +125,33 @@ class BenchModel:
         return self.element_power_w * float(np.sum(self.gains)) ** 2
 
 
-class _Instrument:
-    """SCPI handler with an error queue and a model string."""
-
-    def __init__(self, kind: str, bench: BenchModel) -> None:
-        self.kind = kind
-        self.d = DIALECTS[kind]
-        self.bench = bench
-        self.errors: list[str] = []
-        self.values: dict[str, float] = {"freq": 30e9, "center": 30e9, "span": 1e6,
-                                         "rbw": 1e3, "theta": 0.0, "phi": 0.0}
-        self.silent = False  # fault: never answer queries
-
-    def _set(self, key: str, arg: str, lo: float, hi: float) -> None:
-        try:
-            v = float(arg)
-        except ValueError:
-            self.errors.append('-104,"Data type error"')
-            return
-        if not lo <= v <= hi:
-            self.errors.append('-222,"Data out of range"')
-            return
-        self.values[key] = v
-        if self.kind == "positioner":
-            self.bench.probe = (self.values["theta"], self.values["phi"])
-
-    def __call__(self, line: str) -> str | None:
-        if self.silent:
-            return None
-        up = line.upper()
-        if up == "*IDN?":
-            return f"RFCTL,{self.d['model']},0001,1.0"
-        if up == "SYST:ERR?":
-            return self.errors.pop(0) if self.errors else '0,"No error"'
-        head, _, arg = line.partition(" ")
-        limits = {"freq": (1e6, 110e9), "center": (1e6, 110e9), "span": (1.0, 1e10),
-                  "rbw": (1.0, 1e7), "theta": (-1.0, 1.0), "phi": (-1.0, 1.0)}
-        for key, cmd in self.d.items():
-            if key in limits and arg and head.upper() == cmd.split(" ")[0].upper():
-                self._set(key, arg, *limits[key])
-                return None
-            if key.endswith("?") and up == cmd.upper():
-                return f"{self.values[key[:-1]]:.6f}"
-        b = self.bench
-        if self.kind == "power-meter" and up == self.d["power"]:
-            return f"{_dbm(b.element_power_w * abs(b.field()) ** 2):.4f}"
-        if self.kind == "spectrum-analyzer":
-            if up == self.d["peak"]:
-                return None
-            if up == self.d["marker"]:
-                floor = K_BOLTZMANN * 290 * self.values["rbw"] * 10  # NF = 10 dB
-                return f"{_dbm(b.element_power_w * abs(b.field()) ** 2 + floor):.4f}"
-        if self.kind == "vna" and up == self.d["s21"]:
-            y = b.field() * math.sqrt(b.element_power_w)
-            return f"{y.real:.9e},{y.imag:.9e}"
-        self.errors.append('-113,"Undefined header"')
-        return None
-
-
-def _dbm(w: float) -> float:
-    return 10 * math.log10(max(w, 1e-30)) + 30
-
-
 class SimBench:
-    """The bench's instruments as loopback SCPI servers (pyvisa-py TCPIP SOCKET)."""
+    """The bench's instruments as loopback SCPI servers (pyvisa-py TCPIP SOCKET).
 
-    def __init__(self, model: BenchModel) -> None:
+    Parameters
+    ----------
+    model : object
+        A bench model with ``field(freq_hz)``, ``element_power_w`` and ``probe``
+        (:class:`BenchModel`, or the one-bit bench of :mod:`rfctl.sims.onebit_bench`).
+    sweep_time_s : float
+        Sweep period of the instruments in continuous mode, s.
+    """
+
+    def __init__(self, model, *, sweep_time_s: float = 0.02, freq_hz: float = 30e9) -> None:
         self.model = model
-        self.instruments = {k: _Instrument(k, model) for k in DIALECTS}
+        self.instruments = {k: SimInstrument(k, model, sweep_time_s=sweep_time_s,
+                                             freq_hz=freq_hz) for k in MODELS}
         self.servers: dict[str, ScpiServer] = {}
         self._lock = threading.Lock()
 
-    def start(self) -> dict[str, str]:
-        """Start one server per instrument; returns kind → VISA resource."""
-        for kind, handler in self.instruments.items():
+    def start(self, first_port: int = 0) -> dict[str, str]:
+        """Start one server per instrument (on ``first_port``, ``first_port + 1``, … in
+        the order of :data:`MODELS`, or on free ports when 0); returns kind → VISA
+        resource."""
+        for i, (kind, handler) in enumerate(self.instruments.items()):
             srv = ScpiServer(handler)
             srv.lock = self._lock  # one bench: one measurement at a time
-            srv.start()
+            srv.start(first_port + i if first_port else 0)
             self.servers[kind] = srv
         return {k: s.resource for k, s in self.servers.items()}
 
@@ -239,16 +190,31 @@ class LabBench:
 
 
 def lab_bench(profile: BoardProfile, *, rows: int, cols: int, seed: int, noise: float,
-              probe: tuple[float, float] = (0.0, 0.0), baud: int | None = None) -> LabBench:
+              probe: tuple[float, float] = (0.0, 0.0), baud: int | None = None,
+              direct_path: float = 1.0, port: int = 0) -> LabBench:
     """Entry point (group ``rfctl.sims``, name ``lab-bench``): start a simulated board of
     ``profile`` on a loopback socket and a bench of instruments that measure its active
-    image with hidden per-element offsets drawn from ``seed``."""
+    image with hidden per-element offsets drawn from ``seed``.
+
+    An ``osris`` profile (one-bit, no switch bank) gets the one-bit bench of
+    :mod:`rfctl.sims.onebit_bench` instead (hidden one-bit channel with a direct path
+    ``direct_path``; ``rows``, ``cols`` and ``probe`` do not apply).
+
+    With ``port`` the board listens on ``socket://127.0.0.1:port`` and the instruments on
+    the next ports (power meter, spectrum analyzer, VNA, positioner); 0 picks free ports.
+    """
     from .simserver import board_server
+
+    if profile.driver == "osris":
+        from .onebit_bench import onebit_lab_bench
+
+        return onebit_lab_bench(profile, seed=seed, noise=noise, direct_path=direct_path,
+                                baud=baud, port=port)
 
     server = board_server(profile, baud=baud)
     model = BenchModel.random(server.firmware, profile, rows, cols, seed=seed, noise=noise)
     model.probe = probe
     bench = SimBench(model)
-    resources = bench.start()
-    url = server.start_socket()
+    resources = bench.start(port + 1 if port else 0)
+    url = server.start_socket(port=port)
     return LabBench(server, bench, url, resources)

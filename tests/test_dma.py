@@ -11,6 +11,7 @@ from rfctl.admittance import DmaModel
 from rfctl.config import load_config
 from rfctl.optimize.dma import DmaTask, analog_step, design_dma
 from rfctl.optimize.dma_digital import solve_digital
+from rfctl.outcome import StopReason, solved
 
 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
 SPEC = load_config("dma-4x8").dma
@@ -27,9 +28,17 @@ def reference_task(rng, spec=SPEC, users: int = 3, **kw) -> DmaTask:
 def _check_design(task, d) -> None:
     assert all(b >= a * (1 - 1e-9) for a, b in zip(d.trace, d.trace[1:], strict=False))
     assert task.feasible(task.exact(d.b, d.B), tol=1e-6)  # exact model, not the solver
-    assert len(d.residuals) == len(d.trace)
-    assert all(min(r.values()) >= -1e-6 for r in d.residuals)  # every iterate feasible
-    assert d.stop_reason in ("converged", "iteration-cap", "no-progress")
+    assert len(d.margin_trace) == len(d.trace)
+    assert all(min(r.values()) >= -1e-6 for r in d.margin_trace)  # every iterate feasible
+    assert d.stop_reason in (StopReason.CONVERGED, StopReason.ITERATION_CAP,
+                             StopReason.NO_PROGRESS)
+    # one outcome shape: the final margins, the last SDR's status, the same stop reason
+    assert d.outcome.residuals == d.margin_trace[-1]
+    assert set(d.outcome.residuals) == {"sinr_margin_rel", "beta_margin_rel",
+                                        "beta_max_margin_rel", "power_margin_rel"}
+    assert solved(d.outcome.status, accept_inaccurate=True)
+    assert d.outcome.stop_reason is d.stop_reason and d.outcome.iterations == d.iterations
+    assert d.outcome.converged == (d.stop_reason is StopReason.CONVERGED)
 
 
 def test_alternation_converges_on_its_tolerance(rng) -> None:
@@ -42,7 +51,7 @@ def test_alternation_converges_on_its_tolerance(rng) -> None:
         d = design_dma(task, rng=rng, max_iter=100)
         _check_design(task, d)
         assert d.objective > 2 * d.trace[0]  # the analog step is worth it here
-        if d.stop_reason == "converged":
+        if d.stop_reason is StopReason.CONVERGED:
             converged += 1
             assert d.iterations < 100 and d.stationarity <= 1e-4
     assert converged >= 2

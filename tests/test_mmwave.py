@@ -334,7 +334,7 @@ def test_phase_bits_study_loss_shrinks_with_bits() -> None:
     assert losses[0] > losses[-1] and abs(losses[-1]) < 0.05 * rows[0]["sum_rate"]
     # the phase error of b bits is at most half a step, π / 2^b
     for r in rows[1:]:
-        assert r["max_phase_error_deg"] <= 180 / 2 ** r["bits"] + 1e-9
+        assert r["max_phase_error"] <= np.pi / 2 ** r["bits"] + 1e-9
 
 
 def test_mmwave_figures_reproduce_the_paper_orderings(tmp_path, figure_script) -> None:

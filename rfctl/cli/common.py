@@ -11,12 +11,39 @@ from rfctl.config import BoardProfile, load_config
 from rfctl.errors import RfctlError
 from rfctl.hal.image import DeviceImage
 
-__all__ = ["board_profile", "close_quietly", "db", "print_image_report"]
+__all__ = ["board_profile", "close_quietly", "db", "deg", "print_image_report"]
 
 
 def db(x: np.ndarray | float) -> np.ndarray:
-    """10 log10 of a power ratio (floored at 1e-300), for display only."""
+    """10 log10 of a power ratio (floored at 1e-300), for display only.
+
+    Parameters
+    ----------
+    x : float or ndarray
+        Linear power ratio, or a power in W (then the result is dBW).
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``x``, dB.
+    """
     return 10 * np.log10(np.maximum(np.asarray(x, dtype=float), 1e-300))
+
+
+def deg(x: np.ndarray | float) -> np.ndarray:
+    """Radians to degrees, for display only.
+
+    Parameters
+    ----------
+    x : float or ndarray
+        Angle(s), rad.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``x``, degrees.
+    """
+    return np.degrees(np.asarray(x, dtype=float))
 
 
 def board_profile(name: str) -> BoardProfile:
@@ -37,7 +64,7 @@ def close_quietly(*objs: Any) -> None:
 
 def _format_error(row: dict) -> tuple[str, str]:
     if row["unit"] == "rad":
-        return f"{np.degrees(row['max_error']):.3f}°", f"{np.degrees(row['rms_error']):.3f}°"
+        return f"{deg(row['max_error']):.3f}°", f"{deg(row['rms_error']):.3f}°"
     if row["unit"] == "":
         return "exact", "exact"
     return f"{row['max_error']:.4f}", f"{row['rms_error']:.4f}"

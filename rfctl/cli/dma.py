@@ -14,7 +14,7 @@ from rfctl.config import Scenario
 from rfctl.errors import RfctlError
 from rfctl.state import ArrayState, DesignRecord
 
-from .common import board_profile
+from .common import board_profile, db
 
 
 def _row(label: str, r: dict) -> str:
@@ -66,7 +66,7 @@ def optimize_dma(scenario: Scenario, args: argparse.Namespace, out: TextIO) -> i
           f"beampattern gain {res.trace[0]:.4g} → {res.objective:.4g}; {res.iterations} "
           f"iterations, stop: {res.stop_reason} (stationarity {res.stationarity:.1e}); "
           f"digital {res.digital_s:.2f} s, analog {res.analog_s:.2f} s", file=out)
-    print(f"  Γ (dB): {np.round(10 * np.log10(task.gamma), 2).tolist()}; σ² "
+    print(f"  Γ (dB): {np.round(db(task.gamma), 2).tolist()}; σ² "
           f"{task.sigma2:.3g} W; P_max {task.p_max:.4g} W", file=out)
     rows = lorentzian_bits_study(res, task, boards=[board_profile(board)] if board else ())
     table = [("continuous" if r["bits"] is None and r["board"] is None else

@@ -1,4 +1,9 @@
-"""``rfctl lab sweep|calibrate``: measurement routines on a board and a power sensor."""
+"""``rfctl lab sweep|calibrate|optimize|show``: measurement routines on a board and a
+power sensor, and a summary of a recorded run.
+
+Exit codes: 0 success; 130 only when the run was stopped by Ctrl-C (SIGINT); 1 for any
+other failure, after the board was put back on the image it held before the run.
+"""
 
 from __future__ import annotations
 
@@ -9,94 +14,245 @@ from typing import TextIO
 
 import numpy as np
 
+from rfctl.errors import ConfigError
 from rfctl.hal import compile_board
 from rfctl.hal.discovery import open_device, open_instrument
 
-from .common import board_profile, close_quietly
+from .common import board_profile, close_quietly, db
+
+
+def _dbm(w: float) -> float:
+    return float(db(w)) + 30
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Numeric arguments in range (ConfigError naming the option)."""
+    if not args.meter:
+        raise ConfigError(f"rfctl lab {args.action} needs --meter RESOURCE (the sensor's VISA "
+                          "resource)", field="meter", reason="missing")
+    checks = [
+        ("points", args.points >= 2, "≥ 2"), ("settle", args.settle >= 0, "≥ 0"),
+        ("states", args.states is None or args.states >= 2, "≥ 2"),
+        ("passes", args.passes >= 1, "≥ 1"), ("budget", args.budget is None or args.budget >= 1,
+                                              "≥ 1"),
+        ("verify", args.verify >= 1, "≥ 1"), ("rows", args.rows >= 1, "≥ 1"),
+        ("cols", args.cols >= 1, "≥ 1"), ("groups", args.groups >= 1, "≥ 1"),
+    ]
+    for name in ("start", "stop", "phi", "probe_theta", "probe_phi"):
+        v = getattr(args, name)
+        checks.append((name, bool(np.isfinite(v)) and -1 <= v <= 1, "in [−1, 1]"))
+    for name in ("frequency", "span", "rbw"):
+        v = getattr(args, name)
+        checks.append((name, v is None or (np.isfinite(v) and v >= 0), "≥ 0 Hz"))
+    checks.append(("average", args.average is None or args.average >= 1, "≥ 1"))
+    for name, ok, rule in checks:
+        if not ok:
+            raise ConfigError(f"--{name.replace('_', '-')} = {getattr(args, name)} must be "
+                              f"{rule}", field=name, reason="out of range")
 
 
 def _lab_setup(args: argparse.Namespace):
     profile = board_profile(args.board)
     if args.calibration:
-        ph = next(b for b in profile.banks if b.kind == "phase")
+        ph = profile.bank("phase")
         banks = [b.model_copy(update={"calibration_file": str(Path(args.calibration).resolve())})
                  if b is ph else b for b in profile.banks]
         profile = profile.model_copy(update={"banks": banks})
     dev = open_device(profile, **({"url": args.url} if args.url else {}))
     try:
-        meter = open_instrument(args.sensor, args.meter, visa_library=args.visa_library)
+        meter = open_instrument(args.sensor, args.meter, visa_library=args.visa_library,
+                                profile=args.instrument_profile,
+                                strict_model=args.strict_model)
+        settings = {"frequency": args.frequency, "average": args.average}
+        if args.sensor == "spectrum-analyzer":
+            settings.update(span=args.span, rbw=args.rbw)
+        elif args.span is not None or args.rbw is not None:
+            raise ConfigError(f"--span/--rbw apply to a spectrum analyzer, not a {args.sensor}",
+                              field="span", reason="not for this sensor")
+        meter.configure(**{k: v for k, v in settings.items() if v is not None})
     except BaseException:
         close_quietly(dev)
         raise
     return profile, dev, meter
 
 
+def _stopped(exc: BaseException) -> int:
+    """Exit status of an interrupted run: 130 for Ctrl-C only."""
+    return 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
+
+
 def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
-    """Run a beam sweep or a phase calibration and write the run record."""
-    from rfctl.lab import (
-        RunRecord,
-        SweepInterruptedError,
-        beam_sweep,
-        phase_calibration,
-        write_calibration,
-    )
+    """Run a sweep, a calibration or an optimisation and write the run record, or
+    summarise a recorded run (``show``)."""
+    if args.action == "show":
+        return _show(args, out)
+    _validate(args)
+    from rfctl.lab import RunRecord
     from rfctl.sweep import ProgressBar
 
     profile, dev, meter = _lab_setup(args)
     bar = ProgressBar(sys.stderr, label=args.action)
     rec = RunRecord(args.out, args.action)
     params = {k: v for k, v in vars(args).items() if k != "func"}
-    rec.snapshot(profile=profile, device=dev, instruments=[meter], params=params)
+    rec.snapshot(profile=profile, device=dev, instruments=[meter], params=params,
+                 link_url=args.url or profile.link.url)
     try:
-        if args.action == "sweep":
-            th = np.linspace(args.start, args.stop, args.points)
-            angles = [(float(t), args.phi) for t in th]
-            try:
-                data = beam_sweep(dev, compile_board(profile), meter, angles, rows=args.rows,
-                                  cols=args.cols, settle_s=args.settle, progress=bar)
-            except SweepInterruptedError as exc:
-                rec.data(exc.data.rows, {"interrupted": str(exc)})
-                print(f"rfctl: {exc}; partial data in {rec.path}", file=sys.stderr)
-                return 130
-            rec.data(data.rows)
-            rec.plot("sweep", data.column("theta"), {"power (dBm)": data.column("power_dbm")},
-                     "beam θ (surrogate)", "received power (dBm)")
-            k = int(np.argmax(data.column("power_w")))
-            print(f"{args.points}-point sweep in {data.elapsed_s:.2f} s "
-                  f"({data.elapsed_s / args.points * 1e3:.2f} ms per point); peak "
-                  f"{data.rows[k]['power_dbm']:.2f} dBm at θ = {data.rows[k]['theta']:.3f}; "
-                  f"records in {rec.path}", file=out)
-        else:
-            cal = phase_calibration(dev, profile, meter, rows=args.rows, cols=args.cols,
-                                    probe=(args.probe_theta, args.probe_phi),
-                                    states=args.states, passes=args.passes, progress=bar)
-            path = write_calibration(args.write_calibration, cal.offsets)
-            rows = [{"element": k, "phase_offset_rad": float(v),
-                     "phase_offset_deg": float(np.degrees(v))}
-                    for k, v in enumerate(cal.offsets)]
-            rec.data(rows, {"measurements": cal.measurements,
-                            "power_before_w": cal.power_before_w,
-                            "power_after_w": cal.power_after_w})
-            gain = 10 * np.log10(cal.power_after_w / cal.power_before_w)
-            print(f"calibrated {len(cal.offsets)} elements with {cal.measurements} "
-                  f"measurements; beam at the probe {10 * np.log10(cal.power_before_w) + 30:.2f}"
-                  f" → {10 * np.log10(cal.power_after_w) + 30:.2f} dBm ({gain:+.2f} dB); "
-                  f"table written to {path}; records in {rec.path}", file=out)
+        return {"sweep": _sweep, "calibrate": _calibrate, "optimize": _optimize}[args.action](
+            args, out, profile, dev, meter, bar, rec)
+    except KeyboardInterrupt:
+        rec.finish("interrupted (Ctrl-C)")
+        print(f"rfctl: interrupted; records in {rec.path}", file=sys.stderr)
+        return 130
+    except BaseException as exc:
+        rec.finish(f"failed: {type(exc).__name__}: {exc}")
+        raise
     finally:
         close_quietly(dev, meter)
+
+
+def _sweep(args, out, profile, dev, meter, bar, rec) -> int:
+    from rfctl.lab import SweepInterruptedError, beam_sweep, plot_run
+
+    th = np.linspace(args.start, args.stop, args.points)
+    angles = [(float(t), args.phi) for t in th]
+    try:
+        data = beam_sweep(dev, compile_board(profile), meter, angles, rows=args.rows,
+                          cols=args.cols, settle_s=args.settle, progress=bar)
+    except SweepInterruptedError as exc:
+        rec.data(exc.data.rows, {"interrupted": str(exc)})
+        rec.finish(f"stopped: {exc}")
+        plot_run(rec.path)
+        print(f"rfctl: {exc}; partial data and plot in {rec.path}", file=sys.stderr)
+        return _stopped(exc)
+    rec.data(data.rows)
+    rec.finish("completed")
+    plot_run(rec.path)
+    k = int(np.argmax(data.column("power_w")))
+    print(f"{args.points}-point sweep in {data.elapsed_s:.2f} s "
+          f"({data.elapsed_s / args.points * 1e3:.2f} ms per point); peak "
+          f"{_dbm(data.rows[k]['power_w']):.2f} dBm at θ = {data.rows[k]['theta']:.3f}; "
+          f"records in {rec.path}", file=out)
+    return 0
+
+
+def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
+    from rfctl.lab import onebit_calibration, phase_calibration, plot_run, write_calibration
+    from rfctl.lab.optimize import phase_bank
+
+    ph = phase_bank(profile)
+    if ph.bits == 1:
+        ref = args.reference if args.reference == "optimum" else int(args.reference)
+        cal = onebit_calibration(dev, profile, meter, rng=np.random.default_rng(args.seed),
+                                 budget=args.budget, reference=ref, progress=bar)
+    else:
+        cal = phase_calibration(dev, profile, meter, rows=args.rows, cols=args.cols,
+                                probe=(args.probe_theta, args.probe_phi),
+                                states=args.states, passes=args.passes, progress=bar)
+    path = write_calibration(args.write_calibration, cal.offsets)
+    rows = [{"element": k, "phase_offset_rad": float(v),
+             "phase_offset_deg": float(np.degrees(v)),
+             "amplitude": float(cal.amplitudes[k]) if cal.amplitudes is not None else None}
+            for k, v in enumerate(cal.offsets)]
+    rec.data(rows, {"measurements": cal.measurements, "power_before_w": cal.power_before_w,
+                    "power_after_w": cal.power_after_w, "reference": cal.reference,
+                    "passes": cal.passes, "readings": cal.readings,
+                    "table": path.read_text()})
+    rec.finish("completed")
+    plot_run(rec.path)
+    gain = _dbm(cal.power_after_w) - _dbm(cal.power_before_w)
+    print(f"calibrated {len(cal.offsets)} elements with {cal.measurements} measurements "
+          f"(global phase: {cal.reference}); beam at the probe {_dbm(cal.power_before_w):.2f}"
+          f" → {_dbm(cal.power_after_w):.2f} dBm ({gain:+.2f} dB); table written to {path}; "
+          f"records in {rec.path}", file=out)
+    return 0
+
+
+def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
+    from rfctl.lab import OptimizeInterruptedError, optimize_board, plot_run
+    from rfctl.lab.optimize import phase_bank
+
+    budget = args.budget if args.budget is not None else 4 * phase_bank(profile).count
+    try:
+        res = optimize_board(dev, profile, meter, method=args.method, budget=budget,
+                             rng=np.random.default_rng(args.seed), verify=args.verify,
+                             groups=args.groups, settle_s=args.settle, progress=bar)
+    except OptimizeInterruptedError as exc:
+        rec.data(exc.rows, {"interrupted": str(exc)})
+        rec.finish(f"stopped: {exc}")
+        plot_run(rec.path)
+        print(f"rfctl: {exc}; partial data and plot in {rec.path}", file=sys.stderr)
+        return _stopped(exc)
+    rec.data(res.rows, {"codes": res.codes, "verified_w": res.verified_w,
+                        "initial_w": res.initial_w, "method": res.blind.method,
+                        "stop": res.blind.stop, "estimate": res.blind.estimate,
+                        "elapsed_s": res.elapsed_s})
+    rec.finish("completed", image_after=res.image_after)
+    plot_run(rec.path)
+    print(f"optimize ({args.method}): {res.blind.measurements} measurements in "
+          f"{res.elapsed_s:.2f} s (stop: {res.blind.stop}); "
+          f"{_dbm(res.initial_w):.2f} → {_dbm(res.power_w):.2f} dBm verified "
+          f"({_dbm(res.power_w) - _dbm(res.initial_w):+.2f} dB, {args.verify} re-measurements);"
+          f" board left on it; records in {rec.path}", file=out)
+    return 0
+
+
+def _show(args: argparse.Namespace, out: TextIO) -> int:
+    from rfctl.lab import load_run, plot_run
+
+    if args.run_dir is None:
+        raise ConfigError("rfctl lab show needs RUN_DIR", field="run_dir", reason="missing")
+    run = load_run(args.run_dir)
+    s, d = run["snapshot"], run["data"]
+    rows = d.get("rows", [])
+    ident = s.get("board_ident") or {}
+    print(f"run {args.run_dir}: {s.get('kind')} — outcome: {s.get('outcome', '?')}", file=out)
+    print(f"  time     {s.get('start_time', s.get('time', '?'))} → {s.get('end_time', '?')}",
+          file=out)
+    print(f"  board    {(s.get('board_profile') or {}).get('name', '?')} model "
+          f"{ident.get('model', '?')} serial {ident.get('serial', '?')} at "
+          f"{s.get('link_url', '?')}", file=out)
+    for i in s.get("instruments", []):
+        print(f"  sensor   {i.get('name')} — {i.get('idn')} (profile {i.get('profile', '?')}; "
+              f"settings {i.get('settings', {})})", file=out)
+    v = s.get("versions", {})
+    print(f"  versions rfctl {v.get('rfctl')}, git {v.get('git_commit', 'n/a')}", file=out)
+    if s.get("link_stats"):
+        print(f"  link     {s['link_stats']}", file=out)
+    if rows and "power_w" in rows[0]:
+        p = np.array([r["power_w"] for r in rows], float)
+        print(f"  readings {len(rows)}; max {_dbm(p.max()):.2f} dBm, last {_dbm(p[-1]):.2f} dBm",
+              file=out)
+    elif rows:
+        print(f"  rows     {len(rows)}", file=out)
+    if "verified_w" in d:
+        print(f"  result   {_dbm(float(np.mean(d['verified_w']))):.2f} dBm verified "
+              f"(from {_dbm(d['initial_w']):.2f} dBm)", file=out)
+    for path in plot_run(args.run_dir):
+        print(f"  plot     {path}", file=out)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
-    lab = sub.add_parser("lab", help="lab routines: beam sweep, phase calibration")
-    lab.add_argument("action", choices=["sweep", "calibrate"])
+    lab = sub.add_parser("lab", help="lab routines: beam sweep, phase calibration, "
+                         "measurement-driven optimisation, run summaries")
+    lab.add_argument("action", choices=["sweep", "calibrate", "optimize", "show"])
+    lab.add_argument("run_dir", nargs="?", type=Path, help="show: the run folder")
     lab.add_argument("--board", default="sim-lab-8x8")
     lab.add_argument("--url", help="board link URL (e.g. socket://127.0.0.1:PORT)")
-    lab.add_argument("--meter", required=True, help="VISA resource of the power sensor")
+    lab.add_argument("--meter", help="VISA resource of the power sensor")
     lab.add_argument("--sensor", default="power-meter",
                      choices=["power-meter", "spectrum-analyzer", "vna"])
     lab.add_argument("--visa-library", default="@py", help="'@py', 'file.yaml@sim', …")
+    lab.add_argument("--instrument-profile", help="instrument profile (name or TOML file) "
+                     "to use whatever *IDN? says")
+    lab.add_argument("--strict-model", action="store_true",
+                     help="refuse an instrument no profile claims (default: generic SCPI "
+                     "dialect with a warning)")
+    lab.add_argument("--frequency", type=float, help="sensor frequency (centre / CW), Hz")
+    lab.add_argument("--span", type=float, help="spectrum analyzer span, Hz")
+    lab.add_argument("--rbw", type=float, help="spectrum analyzer resolution bandwidth, Hz")
+    lab.add_argument("--average", type=int, help="sensor averaging count")
     lab.add_argument("--rows", type=int, default=8)
     lab.add_argument("--cols", type=int, default=8)
     lab.add_argument("--calibration", help="apply this calibration table to the phase bank")
@@ -105,10 +261,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab.add_argument("--stop", type=float, default=1.0, help="sweep: last θ")
     lab.add_argument("--points", type=int, default=181, help="sweep: number of points")
     lab.add_argument("--phi", type=float, default=0.0, help="sweep: φ of every beam")
-    lab.add_argument("--settle", type=float, default=0.0, help="settle time per point, s")
+    lab.add_argument("--settle", type=float, default=0.0, help="settle time per reading, s")
     lab.add_argument("--probe-theta", type=float, default=0.0, help="calibrate: probe θ")
     lab.add_argument("--probe-phi", type=float, default=0.0, help="calibrate: probe φ")
-    lab.add_argument("--states", type=int, default=8, help="calibrate: phase states")
+    lab.add_argument("--states", type=int, default=None,
+                     help="calibrate: phase states (default min(8, 2^bits))")
     lab.add_argument("--passes", type=int, default=3, help="calibrate: passes")
+    lab.add_argument("--reference", default="optimum",
+                     help="calibrate, one-bit: global phase reference, 'optimum' or an "
+                     "element index")
     lab.add_argument("--write-calibration", type=Path, default=Path("calibration.csv"))
+    lab.add_argument("--method", default="greedy", choices=["greedy", "csm", "estimate"],
+                     help="optimize: coordinate flips, conditional sample mean, or channel "
+                     "estimation + exact one-bit optimum")
+    lab.add_argument("--budget", type=int, default=None,
+                     help="optimize / one-bit calibrate: measurements (default 4N)")
+    lab.add_argument("--groups", type=int, default=4, help="optimize csm: element groups")
+    lab.add_argument("--verify", type=int, default=3,
+                     help="optimize: re-measurements of the final configuration")
+    lab.add_argument("--seed", type=int, default=0, help="random patterns' seed")
     lab.set_defaults(func=cmd_lab)

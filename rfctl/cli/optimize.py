@@ -14,16 +14,18 @@ from rfctl.errors import RfctlError
 from rfctl.state import DesignRecord
 
 from .argtypes import check_output_file, int_at_least
-from .common import db
+from .common import db, deg
 
 
 def _print_bits_table(rows: list[dict], out: TextIO) -> None:
-    print("  phase bits   sum-rate   loss (bit/s/Hz)   min gain (dB)   worst gain loss (dB)",
-          file=out)
+    """The phase-bits study (SI rows) as a table; gains in dB and phase errors in degrees."""
+    print("  phase bits   sum-rate   loss (bit/s/Hz)   min gain (dB)   worst gain loss (dB)"
+          "   max phase error (°)", file=out)
     for r in rows:
         b = "continuous" if r["bits"] is None else f"{r['bits']:>10d}"
         print(f"  {b:>10}   {r['sum_rate']:8.3f}   {r['rate_loss']:15.3f}   "
-              f"{r['min_gain_db']:13.2f}   {r['gain_loss_db']:20.2f}", file=out)
+              f"{db(r['min_gain']):13.2f}   {db(r['gain_loss_ratio']):20.2f}   "
+              f"{deg(r['max_phase_error']):19.2f}", file=out)
 
 
 def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
@@ -33,7 +35,7 @@ def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
     res = design_sub6g(scenario, args.realisation, init=args.init, rng=rng)
     print(f"sub-6G design for {scenario.name}, realisation {args.realisation} (FS-JBAS, "
           f"init {args.init}): power {res.power:.4g} W "
-          f"({10 * np.log10(res.power):.2f} dBW)", file=out)
+          f"({db(res.power):.2f} dBW)", file=out)
     print(f"  antennas (row, col): {', '.join(str(p) for p in res.positions)}", file=out)
     print(f"  SINR (dB): {np.round(db(res.sinr), 2).tolist()}; sensing gains (dB): "
           f"{np.round(db(res.gains), 2).tolist()}", file=out)

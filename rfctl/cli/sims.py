@@ -44,12 +44,13 @@ def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
     profile = board_profile(args.board)
     lab = open_sim("lab-bench", profile, rows=args.rows, cols=args.cols, seed=args.seed,
                    noise=args.noise, probe=(args.probe_theta, args.probe_phi),
-                   baud=args.baud or None)
+                   baud=args.baud or None, direct_path=args.direct_path, port=args.port)
     sys.setswitchinterval(1e-4)
     print(f"simulated board {profile.name} at {lab.url}", file=out)
     for kind, r in lab.resources.items():
         print(f"{kind:18s} {r}", file=out)
-    print(f"(hidden phase offsets seeded {args.seed}; Ctrl-C stops)", file=out, flush=True)
+    what = "one-bit channel" if profile.driver == "osris" else "phase offsets"
+    print(f"(hidden {what} seeded {args.seed}; Ctrl-C stops)", file=out, flush=True)
     lab.serve_forever()
     return 0
 
@@ -92,14 +93,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sbn = sub.add_parser("sim-bench", help="serve a simulated board and its measurement "
                          "bench (power meter, spectrum analyzer, VNA, positioner)")
-    sbn.add_argument("--board", default="sim-lab-8x8")
+    sbn.add_argument("--board", default="sim-lab-8x8",
+                     help="board profile; osris-16x16 serves the one-bit 16x16 bench")
+    sbn.add_argument("--port", type=int_at_least(0, 65530), default=0,
+                     help="board at socket://127.0.0.1:PORT, the instruments on the next "
+                     "ports (power meter, spectrum analyzer, VNA, positioner); 0: free ports")
     sbn.add_argument("--rows", type=int_at_least(1, 256), default=8)
     sbn.add_argument("--cols", type=int_at_least(1, 256), default=8)
     sbn.add_argument("--baud", type=int_at_least(1, 100_000_000), default=921600)
+    sbn.add_argument("--direct-path", type=finite_float(0.0, 1e3), default=1.0,
+                     help="one-bit bench: direct path relative to a random pattern's field")
     sbn.add_argument("--seed", type=int_at_least(0), default=0,
                      help="seed of the hidden phase offsets")
     sbn.add_argument("--noise", type=finite_float(0.0, 1e3), default=0.05,
-                     help="receiver noise σ in units of one element's field")
+                     help="receiver noise σ in units of one element's field (one-bit bench: "
+                     "of its mean amplitude)")
     sbn.add_argument("--probe-theta", type=finite_float(-1.0, 1.0), default=0.0)
     sbn.add_argument("--probe-phi", type=finite_float(-1.0, 1.0), default=0.0)
     sbn.set_defaults(func=cmd_sim_bench)

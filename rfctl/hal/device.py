@@ -291,25 +291,3 @@ def layout_from_profile(profile: BoardProfile, codebook_bits: dict[str, int] | N
             bits = codebook_bits[b.name]
         out.append(BankLayout(b.name, b.kind, int(b.count), int(bits)))
     return tuple(out)
-
-
-# Names that moved to rfctl.hal.image / rfctl.hal.program. rfctl.lab and sims/sim_bench.py
-# (owned elsewhere) still import some of them from here; resolved lazily so that this
-# module imports nothing from program (no circle). New code imports from the new places.
-_MOVED = {
-    "program": "rfctl.hal.program", "program_many": "rfctl.hal.program",
-    "store_beam": "rfctl.hal.program", "select_beam": "rfctl.hal.program",
-    "ProgramResult": "rfctl.hal.program",
-    "image_from_bytes": "rfctl.hal.image", "unpack_image": "rfctl.hal.image",
-    "pack_image": "rfctl.hal.image", "image_crc": "rfctl.hal.image",
-    "BankLayout": "rfctl.hal.image",
-}
-
-
-def __getattr__(name: str) -> Any:
-    mod = _MOVED.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(mod), name)

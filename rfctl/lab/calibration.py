@@ -20,6 +20,23 @@ The tests derive their tolerance from this.
 
 The result is a calibration table (CSV ``element,phase_offset_rad``). A board profile
 points at it (``calibration_file``), and the HAL then quantizes φ − δ̂_n.
+
+**Few-bit banks.** The global phase of the offsets is free for a continuous phase
+shifter but not for a b-bit one: a common rotation α of the table changes every
+element's quantization. After each pass the rotation is chosen that maximises the
+predicted field of the quantized beam (a search over α in one code step), instead of
+removing the circular mean.
+
+**One-bit banks** cannot rotate an element through a circle (M = 2 states give only
+the sign of the cosine). :func:`onebit_calibration` instead estimates every element's
+complex contribution d_n relative to a reference from power readings
+(:func:`rfctl.lab.blind.channel_estimation`) and writes offsets δ̂_n = ∠(−d_n) − θ_ref,
+so that quantizing the zero-phase beam gives x_n = [Re(e^{−jθ_ref} d_n) > 0]. The global
+phase θ_ref, which a one-bit board cannot absorb, is fixed explicitly: ``"optimum"`` (the
+direction of the exact best one-bit configuration for the estimated channel — the
+received field including the direct path is the reference) or an element index (that
+element's contribution is the reference). Too small a budget, or a reference element
+whose contribution is not measurably above the others' noise, is refused.
 """
 
 from __future__ import annotations
@@ -31,15 +48,19 @@ from pathlib import Path
 
 import numpy as np
 
-from rfctl.config import BoardProfile, PhaseBank
-from rfctl.errors import ConfigError
+from rfctl.config import BoardProfile
+from rfctl.errors import ConfigError, RfctlError
 from rfctl.hal import CompiledBoard, compile_board, quantize
 from rfctl.hal.codebooks import UniformPhaseCodebook
-from rfctl.hal.device import Device, program
+from rfctl.hal.device import Device
+from rfctl.hal.program import program
+from rfctl.lab.blind import MeasurementLog, best_onebit, channel_estimation
 from rfctl.lab.instruments import PowerSensor
-from rfctl.lab.sweeps import steering_state
+from rfctl.lab.sweeps import has_switch, steering_state
+from rfctl.state import ArrayState
 
-__all__ = ["CalibrationResult", "phase_calibration", "write_calibration"]
+__all__ = ["CalibrationResult", "onebit_calibration", "phase_calibration",
+           "write_calibration"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +80,13 @@ class CalibrationResult:
     power_before_w, power_after_w : float
         Power at the probe with the plain steering beam, and with the calibrated one.
     amplitudes : ndarray, shape (N,)
-        Fitted cosine amplitudes 2 g_n |R| of the last pass (relative element gains).
+        Fitted cosine amplitudes 2 g_n |R| of the last pass (relative element gains;
+        one-bit: |d_n|, W^½).
+    readings : list of dict
+        Every reading (``n``, ``phase``, ``power_w``; rotating method also ``element``,
+        ``state``).
+    reference : str
+        How the global phase was fixed.
     """
 
     offsets: np.ndarray
@@ -68,12 +95,14 @@ class CalibrationResult:
     power_before_w: float = float("nan")
     power_after_w: float = float("nan")
     amplitudes: np.ndarray | None = None
+    readings: list[dict] = field(default_factory=list)
+    reference: str = "circular mean"
 
 
 def _with_offsets(profile: BoardProfile, offsets: np.ndarray) -> CompiledBoard:
     """The profile's code books with the phase bank calibrated by ``offsets``."""
     cb = compile_board(profile)
-    ph = next(b for b in profile.banks if isinstance(b, PhaseBank))
+    ph = profile.bank("phase")
     book = cb.codebooks[ph.name]
     if not isinstance(book, UniformPhaseCodebook):
         raise ConfigError("phase calibration needs a uniform phase bank", field="banks",
@@ -84,7 +113,7 @@ def _with_offsets(profile: BoardProfile, offsets: np.ndarray) -> CompiledBoard:
 
 def phase_calibration(
     device: Device, profile: BoardProfile, sensor: PowerSensor, *, rows: int, cols: int,
-    probe: tuple[float, float] = (0.0, 0.0), states: int = 8, passes: int = 3,
+    probe: tuple[float, float] = (0.0, 0.0), states: int | None = None, passes: int = 3,
     progress: Callable[[int, int], None] | None = None,
 ) -> CalibrationResult:
     """Estimate every element's phase offset from power measurements at a fixed probe.
@@ -94,14 +123,17 @@ def phase_calibration(
     device : Device
         The board (one RF chain feeds all elements during calibration).
     profile : BoardProfile
-        With a uniform ``phase`` bank and a ``switch_matrix`` bank.
+        With a uniform ``phase`` bank of at least 2 bits (a ``switch_matrix`` bank, if
+        any, closes every element onto RF chain 0). One-bit banks:
+        :func:`onebit_calibration`.
     sensor : PowerSensor
     rows, cols : int
         Array geometry (row-major elements).
     probe : (θ, φ)
         Where the probe is (surrogate angles).
-    states : int
-        Phase states M per element; must divide 2^bits so that each state is exact.
+    states : int, optional
+        Phase states M ≥ 2 per element; must divide 2^bits so that each state is exact
+        (default min(8, 2^bits)).
     passes : int
         Passes over all elements.
 
@@ -109,12 +141,25 @@ def phase_calibration(
     -------
     CalibrationResult
     """
-    ph = next(b for b in profile.banks if isinstance(b, PhaseBank))
-    if ph.bits is None or (1 << ph.bits) % states:
-        raise ConfigError(f"states = {states} must divide 2^bits of the phase bank",
-                          field="states", reason="not representable")
+    ph = profile.find_bank("phase")
+    if ph is None or ph.bits is None:
+        raise ConfigError(f"{profile.name}: phase calibration needs a uniform phase bank",
+                          field="banks", reason="no uniform phase bank")
+    if ph.bits == 1:
+        raise ConfigError(f"{profile.name}: bank {ph.name!r} is one-bit: an element cannot be "
+                          "rotated through a circle; use onebit_calibration (rfctl lab "
+                          "calibrate picks it)", field="banks", reason="one-bit bank")
+    states = min(8, 1 << ph.bits) if states is None else states
+    if states < 2 or (1 << ph.bits) % states:
+        raise ConfigError(f"states = {states} must be ≥ 2 and divide 2^bits = {1 << ph.bits} "
+                          "of the phase bank", field="states", reason="not representable")
+    if passes < 1:
+        raise ConfigError(f"passes = {passes} must be ≥ 1", field="passes", reason="below 1")
     n = rows * cols
-    base = steering_state(rows, cols, *probe)
+    if n != ph.count:
+        raise ConfigError(f"rows × cols = {n} but bank {ph.name!r} has {ph.count} elements",
+                          field="rows", reason="geometry does not match the bank")
+    base = steering_state(rows, cols, *probe, switch=has_switch(profile))
     step = 2 * np.pi / states
     psi = step * np.arange(states)
     est = np.zeros(n)
@@ -123,13 +168,34 @@ def phase_calibration(
     total = passes * n * states
     amps = np.zeros(n)
 
-    def measure(board: CompiledBoard, phases: np.ndarray) -> float:
+    readings: list[dict] = []
+
+    def measure(board: CompiledBoard, phases: np.ndarray, **where: int) -> float:
         nonlocal count
         program(device, quantize(base.replace(phases=phases), board))
         count += 1
         if progress is not None:
             progress(count, total + 2)
-        return sensor.read_power()
+        p = sensor.read_power()
+        readings.append({"n": count, "phase": "rotate" if where else "beam", "power_w": p,
+                         **where})
+        return p
+
+    before = device.read_active() if device.verified_active is None \
+        else device.verified_active
+    try:
+        return _rotate(measure, profile, ph, base, est, psi, passes, n, states, amps,
+                       history, readings, lambda: count)
+    except (KeyboardInterrupt, RfctlError, OSError):
+        from rfctl.lab.optimize import restore_board
+
+        restore_board(device, profile, before)  # the board goes back to its previous image
+        raise
+
+
+def _rotate(measure, profile, ph, base, est, psi, passes, n, states, amps, history,
+            readings, counted) -> CalibrationResult:
+    """The passes of :func:`phase_calibration` (restored by the caller on failure)."""
 
     def base_error(board: CompiledBoard) -> np.ndarray:
         """Quantization error of the base beam per element (realised − wanted), rad."""
@@ -144,17 +210,126 @@ def phase_calibration(
             for k in range(states):
                 phases = base.phases.copy()
                 phases[e] += psi[k]
-                P[k] = measure(board, phases)
+                P[k] = measure(board, phases, element=e, state=k)
             b = 2 / states * np.sum(P * np.cos(psi))
             c = 2 / states * np.sum(P * np.sin(psi))
             # element error relative to the rest (+ ∠R), less its known quantization error
             est[e] += np.arctan2(-c, b) - qerr[e]
             amps[e] = np.hypot(b, c)
-        est = np.angle(np.exp(1j * est) * np.exp(-1j * np.angle(np.mean(np.exp(1j * est)))))
+        est = _best_global_phase(est, amps, compile_board(profile).codebooks[ph.name].step,
+                                 base.phases)
         history.append(est.copy())
-        log.info("calibration pass %d: %d measurements so far", len(history), count)
+        log.info("calibration pass %d: %d measurements so far", len(history), counted())
     power_after = measure(_with_offsets(profile, est), base.phases)
-    return CalibrationResult(est, history, count, power_before, power_after, amps)
+    return CalibrationResult(est, history, counted(), power_before, power_after, amps,
+                             readings, "best quantized global phase")
+
+
+def _best_global_phase(est: np.ndarray, amps: np.ndarray, step: float,
+                       target: np.ndarray) -> np.ndarray:
+    """The common rotation of ``est`` (within one code step) under which the quantized
+    beam's predicted field is largest; the circular mean is removed first."""
+    est = np.angle(np.exp(1j * est) * np.exp(-1j * np.angle(np.mean(np.exp(1j * est)))))
+    w = np.maximum(amps, 0) if np.any(amps > 0) else np.ones_like(est)
+    best, best_v = est, -1.0
+    for a in np.linspace(0, step, 33)[:-1]:
+        cand = est - a
+        rel = np.mod(target - cand, 2 * np.pi)
+        codes = np.rint(rel / step) % round(2 * np.pi / step)
+        v = abs(np.sum(w * np.exp(1j * (codes * step + est - target))))
+        if v > best_v + 1e-12:
+            best, best_v = cand, v
+    return np.angle(np.exp(1j * best))
+
+
+def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSensor, *,
+                       rng: np.random.Generator, budget: int | None = None,
+                       reference: str | int = "optimum",
+                       progress: Callable[[int, int], None] | None = None
+                       ) -> CalibrationResult:
+    """Calibrate a one-bit phase bank from power readings (see the module docstring).
+
+    Parameters
+    ----------
+    device, profile, sensor
+        A board whose phase bank has ``bits = 1``.
+    rng : numpy.random.Generator
+        Reference patterns of the estimation.
+    budget : int, optional
+        Readings for the estimation (default 4N; at least 3(N + 1) + 1).
+    reference : "optimum" or int
+        What fixes the global phase: the direction of the best configuration for the
+        estimated channel (the whole received field, direct path included), or the
+        contribution of element ``reference``.
+    progress : callable, optional
+
+    Returns
+    -------
+    CalibrationResult
+        ``offsets`` such that the zero-phase beam quantizes to the estimated best
+        configuration (``reference="optimum"``); ``amplitudes`` = |d_n|, W^½.
+
+    Raises
+    ------
+    ConfigError
+        Not a one-bit bank, a budget below 3(N + 1) + 1, an element index out of range,
+        or a reference element whose estimated contribution is below a tenth of the
+        median (its phase is not identifiable).
+    """
+    from rfctl.lab.optimize import codes_image, restore_board
+
+    ph = profile.find_bank("phase")
+    if ph is None or ph.bits != 1:
+        raise ConfigError(f"{profile.name}: onebit_calibration needs a one-bit phase bank",
+                          field="banks", reason="not one-bit")
+    n = ph.count
+    budget = 4 * n if budget is None else budget
+    if isinstance(reference, int) and not 0 <= reference < n:
+        raise ConfigError(f"reference element {reference} is outside 0 … {n - 1}",
+                          field="reference", reason="out of range")
+    before = device.read_active()
+    device.verified_active = before
+
+    def measure(codes: np.ndarray) -> float:
+        program(device, codes_image(profile, codes))
+        return sensor.read_power()
+
+    meas = MeasurementLog(measure, budget + 1,
+                          (lambda d, t: progress(d, budget + 2)) if progress else None)
+    try:
+        p_before = meas(np.zeros(n, np.int64), "uncalibrated")
+        res = channel_estimation(meas, n, budget=budget, rng=rng)
+        d = res.estimate["d"]
+        if reference == "optimum":
+            _, _, theta = best_onebit(res.estimate["gamma"], d)
+            how = "optimum direction (whole received field, direct path included)"
+        else:
+            mags = np.abs(d)
+            if mags[reference] < 0.1 * np.median(mags):
+                raise ConfigError(
+                    f"reference element {reference}: estimated contribution "
+                    f"{mags[reference]:.3g} is below a tenth of the median {np.median(mags):.3g}"
+                    "; its phase is not identifiable, choose another element or 'optimum'",
+                    field="reference", reason="not identifiable")
+            theta = float(np.angle(-d[reference]))
+            how = f"element {reference}"
+        offsets = np.angle(np.exp(1j * (np.angle(-d) - theta)))
+        if reference == "optimum":
+            # where the re-measured flips overruled the estimate, follow the flips: the
+            # zero-phase beam is then the best configuration found
+            zero = quantize(ArrayState(phases=np.zeros(n)),
+                            _with_offsets(profile, offsets)).banks[ph.name].codes
+            offsets = np.angle(np.exp(1j * (offsets + np.pi * (zero != res.codes))))
+        cal = _with_offsets(profile, offsets)
+        zero = quantize(ArrayState(phases=np.zeros(n)), cal).banks[ph.name].codes
+        meas.budget += 1  # the check of the calibrated beam
+        p_after = meas(zero, "calibrated")
+    except (KeyboardInterrupt, RfctlError, OSError):
+        restore_board(device, profile, before)
+        raise
+    return CalibrationResult(offsets, [offsets.copy()], meas.used, p_before, p_after,
+                             np.abs(d), meas.rows, how)
+
 
 
 def write_calibration(path: str | Path, offsets: np.ndarray) -> Path:

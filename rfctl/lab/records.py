@@ -1,9 +1,13 @@
 """Run records: every lab run writes a snapshot and its data (and plots) to a folder.
 
 The snapshot holds what is needed to reproduce or audit a run: the board profile, the
-board's IDENT, the instruments' identities, the versions of rfctl, Python, numpy and
-pyvisa, and the run's parameters. The data go to CSV and JSON; the applied codes are
-recorded per point.
+board's IDENT and serial number, the link URL actually used, the calibration table's
+contents, the instruments' identities, profiles and settings read back, the versions of
+rfctl, Python, numpy, scipy and pyvisa and the git commit (when run from a checkout),
+the command line, the run's parameters, and — written by :meth:`RunRecord.finish` — the
+end time, the outcome, the board image before and after, and the link statistics. The
+readings go to CSV and JSON in SI units. Plots use matplotlib's object-oriented API (a
+``Figure`` with an Agg canvas); the global backend is never changed.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import csv
 import json
 import platform
+import subprocess
+import sys
 import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -18,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RunRecord"]
+__all__ = ["RunRecord", "load_run", "plot_run", "save_plot"]
 
 
 def _jsonable(v: Any) -> Any:
@@ -55,32 +61,63 @@ class RunRecord:
         self.kind = kind
 
     def snapshot(self, *, profile: Any = None, device: Any = None,
-                 instruments: list[Any] = (), params: dict | None = None) -> None:
-        """Write ``snapshot.json``."""
-        import pyvisa
-
-        import rfctl
-
+                 instruments: list[Any] = (), params: dict | None = None,
+                 link_url: str | None = None, argv: list[str] | None = None) -> None:
+        """Write ``snapshot.json`` (at the start of a run)."""
         info = None
+        image_before = None
         if device is not None:
             try:
                 i = device.info()
                 info = {"model": i.model, "firmware": i.firmware, "boot_id": i.boot_id,
+                        "serial": getattr(device, "serial_no", None),
                         "banks": [asdict(b) for b in i.banks]}
+                image_before = device.read_active().hex()
             except Exception as exc:  # the snapshot must not fail the run
                 info = {"error": str(exc)}
-        snap = {
+        self._device = device
+        self._stats0 = getattr(device, "stats", None)
+        self._stats0 = self._stats0.copy() if self._stats0 is not None else None
+        self.snap = {
             "kind": self.kind,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": {"rfctl": rfctl.__version__, "python": platform.python_version(),
-                         "numpy": np.__version__, "pyvisa": pyvisa.__version__},
+            "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": _versions(),
+            "argv": list(sys.argv if argv is None else argv),
+            "link_url": link_url or (profile.link.url if profile is not None else None),
             "board_profile": profile.model_dump(mode="json") if profile is not None else None,
+            "calibration": _calibration_contents(profile),
             "board_ident": info,
-            "instruments": [{"name": getattr(i, "name", "?"), "idn": getattr(i, "idn", "?")}
-                            for i in instruments],
+            "image_before": image_before,
+            "instruments": [_describe(i) for i in instruments],
             "params": params or {},
+            "outcome": "running",
         }
-        (self.path / "snapshot.json").write_text(json.dumps(snap, indent=1, default=_jsonable))
+        self._write_snapshot()
+
+    def finish(self, outcome: str, *, image_after: bytes | None = None,
+               extra: dict | None = None) -> None:
+        """Complete ``snapshot.json``: end time, outcome, image after, link statistics."""
+        snap = getattr(self, "snap", {"kind": self.kind})
+        snap["end_time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        snap["outcome"] = outcome
+        dev = getattr(self, "_device", None)
+        if image_after is None and dev is not None:
+            try:
+                image_after = dev.read_active()
+            except Exception as exc:
+                snap["image_after_error"] = str(exc)
+        snap["image_after"] = image_after.hex() if image_after is not None else None
+        stats = getattr(dev, "stats", None)
+        if stats is not None:
+            snap["link_stats"] = (stats.since(self._stats0) if self._stats0 is not None
+                                  else stats).__dict__
+        snap.update(extra or {})
+        self.snap = snap
+        self._write_snapshot()
+
+    def _write_snapshot(self) -> None:
+        (self.path / "snapshot.json").write_text(json.dumps(self.snap, indent=1,
+                                                            default=_jsonable))
 
     def data(self, rows: list[dict], extra: dict | None = None) -> None:
         """Write ``data.csv`` (scalar columns) and ``data.json`` (everything)."""
@@ -93,23 +130,157 @@ class RunRecord:
             for r in rows:
                 w.writerow({k: r[k] for k in cols})
 
-    def plot(self, name: str, x, ys: dict[str, Any], xlabel: str, ylabel: str) -> Path:
-        """A line plot ``<name>.png`` (needs matplotlib: ``pip install rfctl[plot]``)."""
-        import matplotlib
+    def plot(self, name: str, x, ys: dict[str, Any], xlabel: str, ylabel: str, *,
+             kind: str = "line") -> Path:
+        """A plot ``<name>.png`` (needs matplotlib: ``pip install rfctl[plot]``).
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        ``kind`` is ``line`` or ``bar``; ``ys`` maps a label to values (NaN gaps allowed).
+        """
+        return save_plot(self.path / f"{name}.png", x, ys, xlabel, ylabel, kind=kind)
 
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for label, y in ys.items():
-            ax.plot(x, y, marker=".", label=label)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=0.4)
-        if len(ys) > 1:
-            ax.legend()
-        fig.tight_layout()
-        path = self.path / f"{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+
+def save_plot(path: Path, x, ys: dict[str, Any], xlabel: str, ylabel: str, *,
+              kind: str = "line", title: str | None = None) -> Path:
+    """Write a line or bar plot with matplotlib's object-oriented API (no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, y in ys.items():
+        if kind == "bar":
+            ax.bar(x, y, label=label)
+        else:
+            ax.plot(x, y, marker="." if len(x) < 400 else None, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.4)
+    if len(ys) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def _versions() -> dict:
+    import numpy
+    import pyvisa
+    import scipy
+
+    import rfctl
+
+    v = {"rfctl": rfctl.__version__, "python": platform.python_version(),
+         "numpy": numpy.__version__, "scipy": scipy.__version__, "pyvisa": pyvisa.__version__}
+    try:
+        import pyvisa_py
+
+        v["pyvisa-py"] = getattr(pyvisa_py, "__version__", "?")
+    except ImportError:
+        pass
+    try:
+        root = Path(rfctl.__file__).resolve().parents[1]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        if out.returncode == 0:
+            v["git_commit"] = out.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-uno"],
+                                   capture_output=True, text=True, timeout=5)
+            v["git_dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return v
+
+
+def _calibration_contents(profile: Any) -> dict | None:
+    """Each phase bank's calibration table: path and the offsets themselves."""
+    if profile is None:
+        return None
+    out = {}
+    for b in profile.banks:
+        f = getattr(b, "calibration_file", None)
+        if f:
+            try:
+                text = profile.resolve(f).read_text(encoding="utf-8")
+            except (OSError, AttributeError) as exc:
+                out[b.name] = {"file": f, "error": str(exc)}
+                continue
+            out[b.name] = {"file": f, "contents": text}
+    return out or None
+
+
+def _describe(inst: Any) -> dict:
+    d = getattr(inst, "describe", None)
+    if d is not None:
+        try:
+            return d()
+        except Exception as exc:  # the record must not fail the run
+            return {"name": getattr(inst, "name", "?"), "idn": getattr(inst, "idn", "?"),
+                    "error": str(exc)}
+    return {"name": getattr(inst, "name", "?"), "idn": getattr(inst, "idn", "?")}
+
+
+def _dbm(w: Any) -> np.ndarray:
+    return 10 * np.log10(np.maximum(np.asarray(w, dtype=float), 1e-30)) + 30
+
+
+def load_run(path: str | Path) -> dict:
+    """A run folder's snapshot and data: ``{"snapshot": …, "data": …}``.
+
+    Raises
+    ------
+    rfctl.errors.ConfigError
+        The folder has no readable ``snapshot.json``.
+    """
+    from rfctl.errors import ConfigError
+
+    path = Path(path)
+    try:
+        snap = json.loads((path / "snapshot.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a run folder (snapshot.json: {exc})", field="run_dir",
+                          reason="no snapshot") from None
+    try:
+        data = json.loads((path / "data.json").read_text())
+    except (OSError, ValueError):
+        data = {"rows": []}
+    return {"snapshot": snap, "data": data}
+
+
+def plot_run(path: str | Path) -> list[Path]:
+    """(Re)draw a run's plots from its records (partial runs too); returns the files.
+
+    sweep/beampattern: power against θ; optimize: every reading and the incumbent's
+    estimate against the measurement count; calibration: per-element offsets and the
+    readings against the measurement count. Powers in dBm, angles in degrees (plot edge).
+    """
+    path = Path(path)
+    run = load_run(path)
+    kind = run["snapshot"].get("kind", "")
+    rows = run["data"].get("rows", [])
+    out: list[Path] = []
+    if not rows:
+        return out
+    if kind in ("sweep", "beampattern"):
+        out.append(save_plot(path / f"{kind}.png", [r["theta"] for r in rows],
+                             {"power (dBm)": _dbm([r["power_w"] for r in rows])},
+                             "θ (surrogate)", "received power (dBm)"))
+    elif kind == "optimize":
+        n = [r["n"] for r in rows]
+        out.append(save_plot(path / "objective.png", n, {
+            "reading": _dbm([r["power_w"] for r in rows]),
+            "incumbent (estimate)": _dbm([r["incumbent_w"] if r["incumbent_w"] is not None
+                                          else np.nan for r in rows])},
+            "measurements", "received power (dBm)"))
+    elif kind in ("calibrate", "calibration"):
+        readings = run["data"].get("readings", [])
+        out.append(save_plot(path / "offsets.png", [r["element"] for r in rows],
+                             {"offset (deg)": [r["phase_offset_deg"] for r in rows]},
+                             "element", "phase offset (deg)", kind="bar"))
+        if readings:
+            out.append(save_plot(path / "readings.png", [r["n"] for r in readings],
+                                 {"reading": _dbm([r["power_w"] for r in readings])},
+                                 "measurements", "received power (dBm)"))
+    return out

@@ -17,26 +17,37 @@ import numpy as np
 from rfctl.errors import RfctlError
 from rfctl.geometry import upa_steering
 from rfctl.hal import CompiledBoard, quantize
-from rfctl.hal.device import Device, image_from_bytes, program
+from rfctl.hal.device import Device
+from rfctl.hal.image import image_from_bytes
+from rfctl.hal.program import program
 from rfctl.lab.instruments import PowerSensor, ProbePositioner
 from rfctl.state import ArrayState
 
-__all__ = ["SweepData", "SweepInterruptedError", "beam_sweep", "beampattern", "steering_state"]
+__all__ = ["SweepData", "SweepInterruptedError", "beam_sweep", "beampattern", "has_switch",
+           "steering_state"]
 
 log = logging.getLogger(__name__)
 
 
 def steering_state(rows: int, cols: int, theta: float, phi: float, *, n_rf: int = 1,
-                   calibration_free: bool = True) -> ArrayState:
-    """Every element on RF chain 0, phases steering the beam at (θ, φ).
+                   switch: bool = True) -> ArrayState:
+    """Phases steering the beam at (θ, φ) and, with ``switch``, every element on RF
+    chain 0 (leave ``switch`` False for boards without a switch bank).
 
     The phase of element n is ∠a_n(φ, θ), so that the field Σ_n e^{jφ_n} conj(a_n) adds
     in phase in that direction. Calibration offsets are applied by the HAL, not here.
     """
     a = upa_steering(rows, cols, phi, theta)
+    if not switch:
+        return ArrayState(phases=np.angle(a))
     S = np.zeros((rows * cols, n_rf), dtype=bool)
     S[:, 0] = True
     return ArrayState(phases=np.angle(a), switch=S)
+
+
+def has_switch(profile) -> bool:
+    """Whether a board profile has a switch-matrix bank."""
+    return any(b.kind == "switch_matrix" for b in profile.banks)
 
 
 @dataclass
@@ -46,8 +57,8 @@ class SweepData:
     Attributes
     ----------
     rows : list of dict
-        One per point: the parameters, ``power_w``, ``power_dbm``, ``t_s`` (time
-        since start), ``program_ms`` and, per bank, the applied codes.
+        One per point (SI): the parameters, ``power_w``, ``t_s`` (time since start),
+        ``program_s`` (programming time) and, per bank, the applied codes.
     elapsed_s : float
     """
 
@@ -68,10 +79,6 @@ class SweepInterruptedError(RfctlError):
         self.restored = restored
 
 
-def _dbm(w: float) -> float:
-    return 10 * np.log10(max(w, 1e-30)) + 30
-
-
 def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device,
          board: CompiledBoard, sensor: PowerSensor, state_of: Callable[[dict], ArrayState],
          settle_s: float, progress: Callable[[int, int], None] | None,
@@ -79,6 +86,12 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
     data = SweepData()
     initial = device.read_active() if device.verified_active is None else device.verified_active
     info = device.info()
+    # quantize every distinct state before the first point: the loop only programs
+    images: dict[int, object] = {}
+    for pt in points:
+        st = state_of(pt)
+        if id(st) not in images:
+            images[id(st)] = quantize(st, board)
     t0 = time.perf_counter()
     last_state = None
     try:
@@ -86,22 +99,22 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
             prepare(pt)
             st = state_of(pt)
             t1 = time.perf_counter()
+            img = images[id(st)]
             if st is not last_state:
-                img = quantize(st, board)
                 program(device, img)
                 last_state = st
             t2 = time.perf_counter()
             if settle_s:
                 time.sleep(settle_s)
             p = sensor.read_power()
-            row = {**pt, "power_w": p, "power_dbm": _dbm(p), "t_s": time.perf_counter() - t0,
-                   "program_ms": (t2 - t1) * 1e3}
+            row = {**pt, "power_w": p, "t_s": time.perf_counter() - t0,
+                   "program_s": t2 - t1}
             if keep_codes:
                 row["codes"] = {k: b.codes.tolist() for k, b in img.banks.items()}
             data.rows.append(row)
             if progress is not None:
                 progress(i + 1, len(points))
-    except (KeyboardInterrupt, RfctlError) as exc:
+    except (KeyboardInterrupt, RfctlError, OSError) as exc:
         data.elapsed_s = time.perf_counter() - t0
         restored = False
         try:
@@ -134,7 +147,9 @@ def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
     SweepInterruptedError
         On Ctrl-C or an instrument/device error; the board is restored.
     """
-    states = {i: steering_state(rows, cols, th, ph) for i, (th, ph) in enumerate(angles)}
+    sw = has_switch(board.profile)
+    states = {i: steering_state(rows, cols, th, ph, switch=sw)
+              for i, (th, ph) in enumerate(angles)}
     points = [{"index": i, "theta": th, "phi": ph} for i, (th, ph) in enumerate(angles)]
     return _run(points, lambda pt: None, device, board, sensor,
                 lambda pt: states[pt["index"]], settle_s, progress, keep_codes)

@@ -57,8 +57,8 @@ from numpy.typing import NDArray
 
 from rfctl.admittance import DmaModel
 from rfctl.errors import ConfigError, InfeasibleError
-from rfctl.optimize.dma_digital import DigitalProblem, feasible_b, solve_digital
-from rfctl.outcome import StopReason
+from rfctl.optimize.dma_digital import DigitalProblem, feasible_b, meets_bounds, solve_digital
+from rfctl.outcome import Outcome, SolverStatus, StopReason, from_clarabel, from_cvxpy, solved
 
 __all__ = [
     "DmaDesign",
@@ -154,14 +154,36 @@ class DmaTask:
                               self.p_max, int(self.n_sensing))
 
     def exact(self, b: NDArray, B: NDArray, *, loads: NDArray | None = None) -> dict:
-        """Objective and constraint values of (b, B), exactly (or of complete ``loads``)."""
+        """Objective and constraint values of (b, B) with the exact model.
+
+        Parameters
+        ----------
+        b : ndarray, shape (L,), or None
+            Im Y_s per element, S (ignored when ``loads`` is given).
+        B : ndarray, shape (N, M + N_s)
+            Digital beamformer (unit-power symbols).
+        loads : ndarray, shape (L,) complex, optional
+            Complete element loads Y_s, S (e.g. a quantized, lossy tuning).
+
+        Returns
+        -------
+        dict
+            ``objective`` (mean P_d), ``beampattern`` (P_d, shape (D,)), ``sinr``
+            (linear, shape (M,)) and ``power`` (P_t, W).
+        """
         p = self.problem(b, loads=loads)
         bp = p.beampattern(B)
         return {"objective": float(np.mean(bp)), "beampattern": bp, "sinr": p.sinr(B),
                 "power": p.power(B)}
 
     def record(self):
-        """The task as a :class:`rfctl.state.DmaTaskRecord` (targets resolved)."""
+        """The task as a :class:`rfctl.state.DmaTaskRecord` (targets resolved).
+
+        Raises
+        ------
+        ConfigError
+            Γ, β or β_max is still unset (call :meth:`problem` or design first).
+        """
         from rfctl.state import DmaTaskRecord
 
         if self.gamma is None or self.beta is None or self.beta_max is None:
@@ -178,7 +200,13 @@ class DmaTask:
 
     @classmethod
     def from_record(cls, rec) -> DmaTask:
-        """The task a :class:`rfctl.state.DmaTaskRecord` describes (model rebuilt)."""
+        """The task a :class:`rfctl.state.DmaTaskRecord` describes (model rebuilt).
+
+        Raises
+        ------
+        pydantic.ValidationError
+            The record's DMA spec is not a valid :class:`rfctl.config.DmaSpec`.
+        """
         from rfctl.config import DmaSpec
 
         model = DmaModel.from_spec(DmaSpec.model_validate(rec.spec), origin=rec.origin)
@@ -226,10 +254,20 @@ class DmaTask:
                 "violations": viol}
 
     def feasible(self, ex: dict, tol: float = 1e-6) -> bool:
-        return bool(np.all(ex["sinr"] >= self.gamma * (1 - tol))
-                    and np.all(ex["beampattern"] >= self.beta * (1 - tol))
-                    and np.all(ex["beampattern"] <= self.beta_max * (1 + tol))
-                    and ex["power"] <= self.p_max * (1 + tol))
+        """Every constraint of P1 holds for exact values ``ex`` (from :meth:`exact`).
+
+        Parameters
+        ----------
+        ex : dict
+            ``sinr`` (M,), ``beampattern`` (D,) and ``power`` (W).
+        tol : float
+            Relative tolerance on every bound.
+
+        Returns
+        -------
+        bool
+        """
+        return meets_bounds(self, ex["sinr"], ex["beampattern"], ex["power"], tol)
 
 
 # --------------------------------------------------------------------------- analog
@@ -374,6 +412,19 @@ def _p4_data(task: DmaTask, u, J, g, K, pt, dpt, box: tuple[NDArray, NDArray],
     return -c, np.vstack(rows), np.concatenate(b), cones
 
 
+def _accept_p4(status: SolverStatus) -> bool:
+    """A P4 / box-QP solve gives a usable candidate step: optimal or optimal-inaccurate.
+
+    Inaccurate solves are accepted because the step is never taken on the model's word:
+    the candidate's SDR is solved and every constraint checked with the exact model, and
+    the step is rejected (trust region cut) if it does not improve the exact objective.
+    """
+    ok = solved(status, accept_inaccurate=True)
+    if not ok:
+        log.debug("analog step: solver ended %s; no step", status.value)
+    return ok
+
+
 def _solve_p4_clarabel(task, u, J, g, K, pt, dpt, box, radius=np.inf, curvature=None):
     """P4 by Clarabel directly; ``curvature`` P ⪰ 0 (L × L) adds −½ zᵀ P z to the
     maximised model. Returns (z, the model's predicted gain)."""
@@ -387,7 +438,9 @@ def _solve_p4_clarabel(task, u, J, g, K, pt, dpt, box, radius=np.inf, curvature=
     st.verbose = False
     st.max_threads = 1  # see rfctl.optimize.dma_clarabel.solve_sdp_clarabel
     sol = clarabel.DefaultSolver(P, q, sp.csc_matrix(A), b, cones, st).solve()
-    if "Solved" not in str(sol.status):
+    # AlmostSolved is accepted: the step is only a candidate, re-solved (SDR) and checked
+    # with the exact model before it is taken; the cvxpy reference accepts the same
+    if not _accept_p4(from_clarabel(sol.status)):
         return None, float("nan")
     z = np.asarray(sol.x)
     quad = 0.0 if curvature is None else 0.5 * float(z @ curvature @ z)
@@ -424,8 +477,9 @@ def _solve_p4_cvxpy(task, u, J, g, K, pt, dpt, box, radius=np.inf, curvature=Non
     try:
         prob.solve(solver=cp.CLARABEL)
     except cp.SolverError:
+        log.debug("P4 (cvxpy): Clarabel raised; no step")
         return None, float("nan")
-    if prob.status not in ("optimal", "optimal_inaccurate") or z.value is None:
+    if not _accept_p4(from_cvxpy(prob.status)) or z.value is None:
         return None, float("nan")
     const = float(np.mean([np.sum(np.abs(u[d]) ** 2) for d in range(u.shape[0])]))
     return np.asarray(z.value), float(prob.value) - const
@@ -509,8 +563,13 @@ class DmaDesign:
         Exact objective after every digital and every accepted analog step.
     sinr, beampattern : ndarray
     power : float
-    stop_reason : str
-    iterations : int
+        Transmit power P_t, W.
+    outcome : rfctl.outcome.Outcome
+        How the alternation ended: ``stop_reason`` (:class:`rfctl.outcome.StopReason`),
+        ``iterations`` (analog model solves), ``status`` (the SDR solve that gave the
+        returned B) and ``residuals``, the final exact constraint margins (the last entry
+        of ``margin_trace``). ``stop_reason`` and ``iterations`` are also properties of
+        the design.
     digital_s, analog_s : float
         Time spent in each step.
     start_correlation : float
@@ -519,10 +578,11 @@ class DmaDesign:
         The starting tuning.
     B0 : ndarray or None
         The digital beamformer of the first digital step (at b0).
-    residuals : list of dict
-        For every trace entry, the exact constraint margins: ``sinr`` = min SINR/Γ − 1,
-        ``beta`` = min P_d/β_d − 1, ``beta_max`` = 1 − max P_d/β_max and
-        ``power`` = 1 − P_t/P_max. All are ≥ 0 (to tolerance) for a feasible design.
+    margin_trace : list of dict of str to float
+        For every trace entry, the exact relative constraint margins (dimensionless):
+        ``sinr_margin_rel`` = min SINR/Γ − 1, ``beta_margin_rel`` = min P_d/β_d − 1,
+        ``beta_max_margin_rel`` = 1 − max P_d/β_max and ``power_margin_rel`` =
+        1 − P_t/P_max. All are ≥ 0 (to tolerance) for a feasible design.
     stationarity : float
         First-order criticality at the last iterate: for ``method="reduced"``
         χ = max ∇Fᵀz / F over the Neumann box |z_l| ≤ δ_N (∩ the realisable set), the
@@ -543,30 +603,68 @@ class DmaDesign:
     sinr: NDArray[np.float64] | None = None
     beampattern: NDArray[np.float64] | None = None
     power: float = 0.0
-    stop_reason: str = ""
-    iterations: int = 0
+    outcome: Outcome = field(default_factory=lambda: Outcome(StopReason.ITERATION_CAP, 0))
     digital_s: float = 0.0
     analog_s: float = 0.0
     start_correlation: float = 1.0
     b0: NDArray[np.float64] | None = None
     B0: NDArray[np.complex128] | None = None
-    residuals: list[dict] = field(default_factory=list)
+    margin_trace: list[dict[str, float]] = field(default_factory=list)
     stationarity: float = float("nan")
     accepted: int = 0
     deltas: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     method: str = "reduced"
 
+    @property
+    def stop_reason(self) -> StopReason:
+        """Why the alternation stopped (``outcome.stop_reason``)."""
+        return self.outcome.stop_reason
 
-def _margins(task: DmaTask, ex: dict) -> dict:
-    return {"sinr": float(np.min(ex["sinr"] / task.gamma) - 1),
-            "beta": float(np.min(ex["beampattern"] / task.beta) - 1),
-            "beta_max": float(1 - np.max(ex["beampattern"]) / task.beta_max),
-            "power": float(1 - ex["power"] / task.p_max)}
+    @property
+    def iterations(self) -> int:
+        """Analog model solves run (``outcome.iterations``)."""
+        return self.outcome.iterations
+
+
+def _margins(task: DmaTask, ex: dict) -> dict[str, float]:
+    """Relative constraint margins (dimensionless, ≥ 0 when met) of exact metrics ``ex``."""
+    return {"sinr_margin_rel": float(np.min(ex["sinr"] / task.gamma) - 1),
+            "beta_margin_rel": float(np.min(ex["beampattern"] / task.beta) - 1),
+            "beta_max_margin_rel": float(1 - np.max(ex["beampattern"]) / task.beta_max),
+            "power_margin_rel": float(1 - ex["power"] / task.p_max)}
+
+
+def _record_step(task: DmaTask, ex: dict, trace: list[float],
+                 margins: list[dict[str, float]]) -> tuple[float, float]:
+    """Append an accepted iterate's objective and margins; return its relative change of
+    the objective and largest change of a margin."""
+    trace.append(ex["objective"])
+    margins.append(_margins(task, ex))
+    d_obj = abs(trace[-1] - trace[-2]) / max(abs(trace[-2]), 1e-300)
+    d_con = max(abs(margins[-1][k] - margins[-2][k]) for k in margins[-1])
+    return d_obj, d_con
+
+
+def _shrink(radius: float, cap: float) -> tuple[float, StopReason | None]:
+    """A rejected step's trust radius, with ``no-progress`` once it collapsed (< 1e-9 cap)."""
+    return radius, (StopReason.NO_PROGRESS if radius < 1e-9 * cap else None)
 
 
 def tuning_state(task: DmaTask, design: DmaDesign):
-    """The design's element tunings, B and task as an ArrayState for the HAL."""
+    """The design's element tunings, B and task as an ArrayState for the HAL.
+
+    Returns
+    -------
+    rfctl.state.ArrayState
+        ``dma`` (tunings b, S, with R0 and the self admittances), ``dma_b`` (B, shape
+        (N, M + N_s)) and ``dma_task`` (:meth:`DmaTask.record`).
+
+    Raises
+    ------
+    ConfigError
+        The task's targets are unset (see :meth:`DmaTask.record`).
+    """
     from rfctl.state import ArrayState, DmaTuning
 
     m = task.model
@@ -593,7 +691,7 @@ def _box_qp(g: NDArray, Hk: NDArray, lo: NDArray, hi: NDArray) -> NDArray | None
     sol = clarabel.DefaultSolver(sp.csc_matrix(np.triu(Hk)), -g, A,
                                  np.concatenate([hi, -lo]),
                                  [clarabel.NonnegativeConeT(2 * L)], st).solve()
-    if "Solved" not in str(sol.status):
+    if not _accept_p4(from_clarabel(sol.status)):  # the step is clipped and checked exactly
         return None
     return np.clip(np.asarray(sol.x), lo, hi)
 
@@ -624,9 +722,9 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
     g = reduced_gradient(task, b, B, dig.multipliers, dig.margin)
     Hk = None
     radius = None
-    reason = StopReason.ITERATION_CAP
+    reason: StopReason | None = None
     it = 0
-    while it < max_iter:
+    while reason is None and it < max_iter:
         it += 1
         f = state["trace"][-1]
         t1 = time.perf_counter()
@@ -639,10 +737,7 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
         state["t_ana"] += time.perf_counter() - t1
         state["deltas"].append(radius)
         if z is None:
-            radius /= 4
-            if radius < 1e-9 * d_max:
-                reason = StopReason.NO_PROGRESS
-                break
+            radius, reason = _shrink(radius / 4, d_max)
             continue
         pred = float(g @ z - 0.5 * z @ Hk @ z)
         step = float(np.max(np.abs(z)))
@@ -680,10 +775,7 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
                 # can be judged better at the SDR's accuracy
                 reason = StopReason.NO_PROGRESS
                 break
-            radius = 0.25 * step
-            if radius < 1e-9 * d_max:
-                reason = StopReason.NO_PROGRESS
-                break
+            radius, reason = _shrink(0.25 * step, d_max)
             continue
         if rho >= rho_grow and not interior:
             radius = min(2 * radius, d_max)
@@ -691,29 +783,33 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
             radius = 0.25 * step
         b, B, g = bn, dn.B, gn
         state["accepted"] += 1
-        ex = task.exact(b, B)
-        tr, rs = state["trace"], state["residuals"]
-        tr.append(ex["objective"])
-        rs.append(_margins(task, ex))
-        d_obj = abs(tr[-1] - tr[-2]) / max(abs(tr[-2]), 1e-300)
-        d_con = max(abs(rs[-1][k] - rs[-2][k]) for k in rs[-1])
+        state["status"] = dn.status
+        d_obj, d_con = _record_step(task, task.exact(b, B), state["trace"], state["margins"])
         if d_obj <= tol_obj and d_con <= tol_con and (interior or radius >= d_max):
             reason = StopReason.CONVERGED
-            break
-    state.update(b=b, B=B, iterations=it, reason=reason)
+    state.update(b=b, B=B, iterations=it, reason=reason or StopReason.ITERATION_CAP)
 
 
 def describe_violations(report: dict) -> str:
-    """One line naming every failed constraint and by how much (``"all constraints met"``
-    otherwise), e.g. ``"SINR user 2 >= Gamma: 0.13 of the bound; P_t <= P_max: 1.43 W
-    vs 1 W (+43 %)"``."""
+    """One line naming every failed constraint and by how much.
+
+    Parameters
+    ----------
+    report : dict
+        :meth:`DmaTask.report` (its ``violations``).
+
+    Returns
+    -------
+    str
+        ``"all constraints met"``, or e.g. ``"SINR user 2 >= Gamma: 0.13 of the bound;
+        P_t <= P_max: 1.43 W vs 1 W (+43.00 %)"`` (linear ratios; dB is for the edge).
+    """
     if not report["violations"]:
         return "all constraints met"
     parts = []
     for v in report["violations"]:
         if v["constraint"].startswith("SINR"):
-            parts.append(f"{v['constraint']}: {v['value'] / v['bound']:.3g} of the bound "
-                         f"({10 * np.log10(max(v['value'], 1e-300) / v['bound']):+.2f} dB)")
+            parts.append(f"{v['constraint']}: {v['value'] / v['bound']:.3g} of the bound")
         else:
             unit = " W" if v["constraint"].startswith("P_t") else ""
             parts.append(f"{v['constraint']}: {v['value']:.4g}{unit} vs {v['bound']:.4g}"
@@ -886,12 +982,13 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
     B0 = B.copy()
     ex = task.exact(b, B)
     trace = [ex["objective"]]
-    residuals = [_margins(task, ex)]
+    margins = [_margins(task, ex)]
     deltas: list[float] = []
     t_ana = 0.0
+    status = dig.status
     if method == "reduced":
-        st = {"trace": trace, "residuals": residuals, "deltas": deltas, "t_ana": 0.0,
-              "t_dig": t_dig, "accepted": 0, "stationarity": float("nan")}
+        st = {"trace": trace, "margins": margins, "deltas": deltas, "t_ana": 0.0,
+              "t_dig": t_dig, "accepted": 0, "stationarity": float("nan"), "status": status}
         _reduced_loop(task, b, dig, max_iter=max_iter, tol_obj=tol_obj, tol_con=tol_con,
                       neumann_bound=neumann_bound, delta0=delta0, b_bounds=b_bounds,
                       digital_backend=digital_backend, rho_grow=rho_grow,
@@ -900,10 +997,11 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         ex = task.exact(b, B)
         return DmaDesign(b=b, B=B, objective=ex["objective"], trace=trace, sinr=ex["sinr"],
                          beampattern=ex["beampattern"], power=ex["power"],
-                         stop_reason=st["reason"], iterations=st["iterations"],
+                         outcome=Outcome(st["reason"], st["iterations"], st["status"],
+                                         dict(margins[-1])),
                          digital_s=st["t_dig"], analog_s=st["t_ana"],
                          start_correlation=float(min(corr)), b0=b0, B0=B0,
-                         residuals=residuals, stationarity=st["stationarity"],
+                         margin_trace=margins, stationarity=st["stationarity"],
                          accepted=st["accepted"], deltas=deltas,
                          elapsed_s=time.perf_counter() - t_start, method=method)
     if method != "p4":
@@ -911,11 +1009,11 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
                           reason="expected 'reduced' or 'p4'")
     L = task.model.L
     radius = None
-    reason = StopReason.ITERATION_CAP
+    reason: StopReason | None = None
     stationarity = float("nan")
     it = 0
     n_accepted = 0
-    while it < max_iter:
+    while reason is None and it < max_iter:
         it += 1
         f = trace[-1]
         t1 = time.perf_counter()
@@ -932,10 +1030,7 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         t_ana += time.perf_counter() - t1
         deltas.append(radius)
         if z is None:
-            radius /= 4
-            if radius < 1e-9 * r_max:
-                reason = StopReason.NO_PROGRESS
-                break
+            radius, reason = _shrink(radius / 4, r_max)
             continue
         step = float(np.linalg.norm(z, 2 if trust_norm == "2" else np.inf))
         stationarity = pred / max(abs(f), 1e-300)
@@ -950,11 +1045,12 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         p = task.problem(bn)
         ok_B, f_B = _step_is_feasible(task, p, B)
         Bn, fn = (B, f_B) if ok_B else (None, -np.inf)
+        st_n = status  # B kept: the status of the SDR that gave it
         try:
             dn = solve_digital(p, backend=digital_backend)
             ok_d, f_d = _step_is_feasible(task, p, dn.B)
             if ok_d and f_d > fn:
-                Bn, fn = dn.B, f_d
+                Bn, fn, st_n = dn.B, f_d, dn.status
         except InfeasibleError:
             pass
         t_dig += time.perf_counter() - t1
@@ -962,30 +1058,23 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         log.debug("it %d: radius %.3g (max %.3g) step %.3g pred %.3g rho %.3g", it, radius,
                   r_max, step, pred, rho)
         if Bn is None or fn <= f:
-            radius = 0.25 * step
-            if radius < 1e-9 * r_max:
-                reason = StopReason.NO_PROGRESS
-                break
+            radius, reason = _shrink(0.25 * step, r_max)
             continue
         interior = step < 0.99 * radius
         if rho >= rho_grow and not interior:
             radius = min(2 * radius, r_max)
         elif rho < rho_shrink:
             radius = 0.25 * step
-        b, B = bn, Bn
+        b, B, status = bn, Bn, st_n
         n_accepted += 1
-        ex = task.exact(b, B)
-        trace.append(ex["objective"])
-        residuals.append(_margins(task, ex))
-        d_obj = abs(trace[-1] - trace[-2]) / max(abs(trace[-2]), 1e-300)
-        d_con = max(abs(residuals[-1][k] - residuals[-2][k]) for k in residuals[-1])
+        d_obj, d_con = _record_step(task, task.exact(b, B), trace, margins)
         if d_obj <= tol_obj and d_con <= tol_con and (interior or step >= 0.99 * r_max):
             reason = StopReason.CONVERGED
-            break
     ex = task.exact(b, B)
+    outcome = Outcome(reason or StopReason.ITERATION_CAP, it, status, dict(margins[-1]))
     return DmaDesign(b=b, B=B, objective=ex["objective"], trace=trace, sinr=ex["sinr"],
-                     beampattern=ex["beampattern"], power=ex["power"], stop_reason=reason,
-                     iterations=it, digital_s=t_dig, analog_s=t_ana,
-                     start_correlation=float(min(corr)), b0=b0, B0=B0, residuals=residuals,
+                     beampattern=ex["beampattern"], power=ex["power"], outcome=outcome,
+                     digital_s=t_dig, analog_s=t_ana,
+                     start_correlation=float(min(corr)), b0=b0, B0=B0, margin_trace=margins,
                      stationarity=stationarity, accepted=n_accepted, deltas=deltas,
                      elapsed_s=time.perf_counter() - t_start, method=method)

@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 
 from rfctl.outcome import SolverStatus, from_clarabel, solved
 
-__all__ = ["HermitianLayout", "solve_sdp_clarabel"]
+__all__ = ["HermitianLayout", "row_duals", "solve_sdp_clarabel"]
 
 
 class HermitianLayout:
@@ -98,6 +98,40 @@ class HermitianLayout:
         Xi = np.zeros((n, n))
         Xi[self.iu1] = x[n_r:]
         return X + 1j * (Xi - Xi.T)
+
+
+def row_duals(mu: NDArray, n_dirs: int, n_users: int, *, pattern: bool = True,
+              sinr: bool = True) -> dict[str, NDArray]:
+    """Split the multipliers of P2's linear rows by constraint, in the one row order
+    both backends build: per direction the β_max row then the β_d row (if ``pattern``),
+    one SINR row per user (if ``sinr``), then the power row.
+
+    Parameters
+    ----------
+    mu : ndarray, shape (R,)
+        Multipliers μ ≥ 0 of the rows, in that order (R ≥ 2D + M + 1 as enabled).
+    n_dirs, n_users : int
+        D and M.
+    pattern, sinr : bool
+        Whether the beampattern and SINR rows are present.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``beta_max`` and ``beta`` (shape (D,) each, if ``pattern``), ``sinr`` (shape
+        (M,), if ``sinr``; rows in noise units) and ``power`` (shape (1,)).
+    """
+    mu = np.asarray(mu, float)
+    duals: dict[str, NDArray] = {}
+    k = 0
+    if pattern:
+        duals["beta_max"], duals["beta"] = mu[k:k + 2 * n_dirs:2], mu[k + 1:k + 2 * n_dirs:2]
+        k += 2 * n_dirs
+    if sinr:
+        duals["sinr"] = mu[k:k + n_users]
+        k += n_users
+    duals["power"] = mu[k:k + 1]
+    return duals
 
 
 @lru_cache(maxsize=8)
@@ -231,7 +265,10 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
     st.max_threads = max_threads
     sol = clarabel.DefaultSolver(sp.csc_matrix((ntot, ntot)), q, A, b, cones, st).solve()
     status = from_clarabel(sol.status)
-    ok = solved(status, accept_inaccurate=True)  # callers re-check B with the model
+    # AlmostSolved accepted: every B recovered from this solve is re-checked with the
+    # model's exact metrics, and the multipliers only steer the analog step (whose
+    # candidates are checked exactly too)
+    ok = solved(status, accept_inaccurate=True)
     x = np.asarray(sol.x) * tau
     mats = [T @ lay.matrix(x[k * nv:(k + 1) * nv]) @ T.conj().T for k in range(nmat)]
     value = float("nan")
@@ -242,13 +279,5 @@ def solve_sdp_clarabel(V: NDArray, Hn: NDArray, A_P: NDArray, gamma: NDArray,
                                                    for k in range(nmat))) for d in range(D)]))
     # multipliers of the original rows (maximisation of the mean gain): μ = κ z / scale
     mu = kappa * np.asarray(sol.z)[:nl] / scale
-    duals: dict[str, NDArray] = {}
-    k = 0
-    if pattern:
-        duals["beta_max"], duals["beta"] = mu[k:k + 2 * D:2], mu[k + 1:k + 2 * D:2]
-        k += 2 * D
-    if sinr:
-        duals["sinr"] = mu[k:k + M]  # rows in noise units
-        k += M
-    duals["power"] = mu[k:k + 1]
+    duals = row_duals(mu, D, M, pattern=pattern, sinr=sinr)
     return status, value, mats[:M], mats[M], duals

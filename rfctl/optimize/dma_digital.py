@@ -32,10 +32,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rfctl.errors import ConfigError, InfeasibleError
-from rfctl.outcome import SolverStatus, from_cvxpy, solved
+from rfctl.outcome import SolverStatus, from_cvxpy, log_fallback, solved
 
-__all__ = ["DigitalProblem", "DigitalResult", "feasible_b", "infeasibility", "solve_digital",
-           "tightened"]
+__all__ = ["DigitalProblem", "DigitalResult", "feasible_b", "infeasibility", "meets_bounds",
+           "solve_digital", "tightened"]
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +76,19 @@ class DigitalProblem:
 
     # ---------------------------------------------------------------- metrics of a B
     def beampattern(self, B: NDArray) -> NDArray[np.float64]:
+        """P_d = Σ_m |v_dᴴ b_m|² for B (N × (M + N_s)): shape (D,), in the units of β."""
         return np.sum(np.abs(self.V.conj().T @ B) ** 2, axis=1)
 
     def sinr(self, B: NDArray) -> NDArray[np.float64]:
-        """SINR of every user; the interference comes from every other column of B,
-        sensing streams included (seed eq. 1)."""
+        """SINR of every user for B (N × (M + N_s)), linear, shape (M,); the interference
+        comes from every other column of B, sensing streams included (seed eq. 1)."""
         M = self.H.shape[0]
         G = np.abs(self.H @ B) ** 2  # (M, M + N_s)
         sig = G[np.arange(M), np.arange(M)]
         return sig / (G.sum(1) - sig + self.sigma2)
 
     def power(self, B: NDArray) -> float:
+        """Transmit power P_t = tr(A_P B Bᴴ) for B (N × (M + N_s)), W."""
         return float(np.real(np.trace(self.A_P @ B @ B.conj().T)))
 
 
@@ -107,7 +109,9 @@ class DigitalResult:
     rank_loss : float
         Beampattern objective lost because N_s < rank of the residual covariance
         (0 when the recovery is exact).
-    status : str
+    status : rfctl.outcome.SolverStatus
+        Status of the SDR solve (``optimal-inaccurate`` is accepted: B is re-checked
+        with the model's metrics); the bounds' tightening is ``margin``.
     multipliers : dict or None
         Multipliers of P2's rows (Clarabel backend; see
         :func:`rfctl.optimize.dma_clarabel.solve_sdp_clarabel`; the cvxpy backend
@@ -123,7 +127,7 @@ class DigitalResult:
     beampattern: NDArray[np.float64]
     power: float
     rank_loss: float
-    status: str
+    status: SolverStatus
     multipliers: dict | None = None
     margin: float = 0.0
 
@@ -158,12 +162,17 @@ def _solve_sdp(p: DigitalProblem, *, sinr: bool = True, pattern: bool = True,
     try:
         prob.solve(solver=cp.CLARABEL)
     except cp.SolverError:
+        log_fallback("DMA digital SDR (cvxpy)", "Clarabel", SolverStatus.NUMERICAL_ERROR,
+                     "SCS")
         prob.solve(solver=cp.SCS, eps=1e-8, max_iters=100_000)
     return prob, Bm, Rs
 
 
 def _ok(status: SolverStatus) -> bool:
-    """Solved, accurately or not: every B is re-checked with the model's metrics."""
+    """Solved, accurately or not. Inaccurate is acceptable at every site here: a
+    recovered B is re-checked with the model's exact metrics (:func:`feasible_b`), the
+    feasibility sub-problems of :func:`_cause` only name a cause in an error message,
+    and :func:`infeasibility` only grades infeasible tunings against each other."""
     return solved(status, accept_inaccurate=True)
 
 
@@ -180,21 +189,18 @@ def _solve(p: DigitalProblem, backend: str, **flags: bool
                           reason="expected 'clarabel' or 'cvxpy'")
     prob, Bm, Rs = _solve_sdp(p, **flags)
     status = from_cvxpy(prob.status)
-    ok = solved(status, accept_inaccurate=True)  # B is re-checked with the model
+    ok = _ok(status)
     duals = None
-    if ok:  # multipliers in the order _solve_sdp adds the rows
-        cons = prob.constraints[len(Bm) + 1:]
-        lam = [float(np.real(np.sum(c.dual_value))) for c in cons]
-        duals, k = {}, 0
-        D, M = p.V.shape[1], p.H.shape[0]
-        if flags.get("pattern", True):
-            duals["beta"] = np.array(lam[k:k + 2 * D:2])
-            duals["beta_max"] = np.array(lam[k + 1:k + 2 * D:2])
-            k += 2 * D
-        if flags.get("sinr", True):
-            duals["sinr"] = np.array(lam[k:k + M])
-            k += M
-        duals["power"] = np.array(lam[k:k + 1])
+    if ok:  # multipliers in the order _solve_sdp adds the rows (after the PSD cones)
+        from rfctl.optimize.dma_clarabel import row_duals
+
+        rows = prob.constraints[len(Bm) + 1:]
+        if flags.get("pattern", True):  # (β_d, β_max) pairs to row_duals' (β_max, β_d)
+            D2 = 2 * p.V.shape[1]
+            rows = [rows[i ^ 1] for i in range(D2)] + rows[D2:]
+        lam = [float(np.real(np.sum(c.dual_value))) for c in rows]
+        duals = row_duals(np.array(lam), p.V.shape[1], p.H.shape[0],
+                          pattern=flags.get("pattern", True), sinr=flags.get("sinr", True))
     return (status, float(prob.value) if ok else float("nan"),
             [np.asarray(X.value) for X in Bm] if ok else [],
             np.asarray(Rs.value) if ok else None, duals)
@@ -221,11 +227,38 @@ def infeasibility(p: DigitalProblem) -> float:
     return value if _ok(status) else float("inf")
 
 
+def meets_bounds(bounds: object, sinr: NDArray, beampattern: NDArray, power: float,
+                 tol: float = 1e-6) -> bool:
+    """Every constraint of P1 for given metric values: SINR ≥ Γ, β ≤ P_d ≤ β_max and
+    P_t ≤ P_max, each within the relative ``tol``.
+
+    Parameters
+    ----------
+    bounds : DigitalProblem or rfctl.optimize.dma.DmaTask
+        Anything with ``gamma`` (M,), ``beta`` (D,), ``beta_max`` and ``p_max`` (W).
+    sinr : ndarray, shape (M,)
+        Linear SINRs.
+    beampattern : ndarray, shape (D,)
+        P_d, in the units of β.
+    power : float
+        P_t, W.
+    tol : float
+        Relative tolerance.
+
+    Returns
+    -------
+    bool
+    """
+    return bool(np.all(sinr >= bounds.gamma * (1 - tol))
+                and np.all(beampattern >= bounds.beta * (1 - tol))
+                and np.all(beampattern <= bounds.beta_max * (1 + tol))
+                and power <= bounds.p_max * (1 + tol))
+
+
 def feasible_b(p: DigitalProblem, B: NDArray, tol: float = 1e-6) -> bool:
-    """Every constraint of P1 holds for B (relative tolerance ``tol``, exact metrics)."""
-    bp = p.beampattern(B)
-    return bool(np.all(p.sinr(B) >= p.gamma * (1 - tol)) and np.all(bp >= p.beta * (1 - tol))
-                and np.all(bp <= p.beta_max * (1 + tol)) and p.power(B) <= p.p_max * (1 + tol))
+    """Every constraint of P1 holds for B (N × (M + N_s)) with the model's exact metrics,
+    within the relative ``tol`` (:func:`meets_bounds`)."""
+    return meets_bounds(p, p.sinr(B), p.beampattern(B), p.power(B), tol)
 
 
 def tightened(p: DigitalProblem, margin: float) -> DigitalProblem:
@@ -245,7 +278,7 @@ def solve_digital(p: DigitalProblem, *, backend: str = "clarabel",
     1e-4, :func:`tightened`) and the recovered B is checked against the original bounds
     with the model's metrics at 1e-6; if that check fails the margin grows ×10 (up to
     1e-2), and if the tightened problem is infeasible the untightened one is solved.
-    ``status`` then says so.
+    ``margin`` then says so (0).
 
     Parameters
     ----------
@@ -273,7 +306,6 @@ def solve_digital(p: DigitalProblem, *, backend: str = "clarabel",
         if m == 0 or feasible_b(p, res.B) or m >= 1e-2:
             break
         m *= 10
-    res.status = f"{res.status} (margin {m:g})"
     res.margin = m
     return res
 
@@ -312,4 +344,4 @@ def _solve_recover(p: DigitalProblem, backend: str) -> DigitalResult:
     bp = p.beampattern(B)
     return DigitalResult(B=B, sdp_objective=value, objective=float(np.mean(bp)),
                          sinr=p.sinr(B), beampattern=bp, power=p.power(B),
-                         rank_loss=rank_loss, status=str(status), multipliers=duals)
+                         rank_loss=rank_loss, status=status, multipliers=duals)

@@ -1,0 +1,126 @@
+"""Benchmark of measurement-driven configuration on the simulated one-bit 16 × 16 bench
+(issue 13): dB from the true optimum against the measurement budget, per method, over
+hidden-channel draws, with a weak and a strong direct path; and the loopback round trip
+of one synchronised reading.
+
+The readings here call the bench model directly (no sockets), so that many draws fit in
+a few minutes; the end-to-end path (osris driver + SCPI analyzer) is exercised by the
+tests and timed at the end.
+
+Run: ``python benchmarks/bench_lab_onebit.py [draws]``
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+from rfctl.drivers.instruments import open_instrument
+from rfctl.sims.onebit_bench import OneBitBench
+from rfctl.sims.sim_bench import SimBench
+
+from rfctl.lab import channel_estimation, conditional_sample_mean, greedy_flips
+
+N = 256
+METHODS = {
+    "greedy": lambda m, b, r: greedy_flips(m, N, budget=b, rng=r),
+    "csm": lambda m, b, r: conditional_sample_mean(m, N, budget=b, rng=r, groups=1),
+    "csm-4groups": lambda m, b, r: conditional_sample_mean(m, N, budget=b, rng=r, groups=4),
+    "estimate": lambda m, b, r: channel_estimation(m, N, budget=b, rng=r),
+}
+
+
+def gap(seed: int, dp: float, method: str, budget: int, noise: float) -> float:
+    b = OneBitBench.random(None, seed=seed, direct_path=dp, noise=noise)
+    g, d = b.affine()
+    nr = np.random.default_rng(seed + 1000)
+
+    def meas(x):
+        return abs(g + x @ d + noise * (nr.standard_normal() + 1j * nr.standard_normal())
+                   / np.sqrt(2)) ** 2
+
+    if method == "estimate" and budget < 3 * (N + 1) + 1:
+        return float("nan")
+    return b.gap_db(METHODS[method](meas, budget, np.random.default_rng(seed + 2000)).codes)
+
+
+def main() -> None:
+    draws = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    noise = 1.0
+    print(f"one-bit bench N = {N}, receiver noise σ = {noise} (mean element amplitude 1), "
+          f"{draws} hidden-channel draws (seeds 0..{draws - 1}); dB below the optimum, "
+          "mean [max]")
+    for dp in (0.3, 3.0):
+        print(f"direct path {dp} x the RMS field of a random pattern")
+        for method in METHODS:
+            cells = []
+            for mult in (1, 2, 4, 8):
+                t0 = time.perf_counter()
+                gs = [gap(s, dp, method, mult * N, noise) for s in range(draws)]
+                dt = (time.perf_counter() - t0) / draws
+                cells.append(f"{mult}N: {np.mean(gs):5.2f} [{np.max(gs):5.2f}] ({dt:.2f} s)")
+            print(f"  {method:12s} " + "  ".join(cells))
+    # synchronised reading round trip over loopback (pyvisa-py, one line per reading)
+    from rfctl.sims.osris_firmware import OsrisFirmwareSim
+
+    model = OneBitBench.random(OsrisFirmwareSim(), seed=0)
+    with SimBench(model, freq_hz=model.f0) as bench:
+        res = bench.start()
+        for kind in ("power-meter", "spectrum-analyzer"):
+            inst = open_instrument(kind, res[kind], visa_library="@py")
+            inst.read_power()
+            t = []
+            for _ in range(200):
+                t0 = time.perf_counter()
+                inst.read_power()
+                t.append(time.perf_counter() - t0)
+            print(f"{kind}: synchronised reading (INIT;*OPC?;:read in one line) median "
+                  f"{statistics.median(t) * 1e3:.3f} ms, p90 "
+                  f"{sorted(t)[int(0.9 * len(t))] * 1e3:.3f} ms over loopback")
+            inst.close()
+    sweep_point()
+
+
+def sweep_point() -> None:
+    """A 41-point beam sweep on the one-bit board behind 115200-baud UART timing (the
+    OpenSourceRIS line rate) with a spectrum analyzer: time per point against the line
+    time of the bytes each point exchanges (the ASCII protocol waits for each reply, so
+    both directions count)."""
+    from rfctl.drivers.osris import open_osris
+    from rfctl.sims.osris_firmware import OsrisFirmwareSim
+    from rfctl.sims.simserver import SimServer
+
+    from rfctl.config import load_config
+    from rfctl.hal import compile_board
+    from rfctl.lab import beam_sweep
+
+    sys.setswitchinterval(1e-4)
+    prof = load_config("osris-16x16")
+    fw = OsrisFirmwareSim()
+    model = OneBitBench.random(fw, seed=0)
+    baud = 115200
+    with SimBench(model, freq_hz=model.f0) as bench, SimServer(fw, baud=baud) as srv:
+        res = bench.start()
+        dev = open_osris(prof, url=srv.start_socket())
+        sa = open_instrument("spectrum-analyzer", res["spectrum-analyzer"], visa_library="@py")
+        angles = [(float(t), 0.0) for t in np.linspace(-1, 1, 41)]
+        runs = []
+        for _ in range(3):
+            before = dev.stats.copy()
+            data = beam_sweep(dev, compile_board(prof), sa, angles, rows=16, cols=16)
+            used = dev.stats.since(before)
+            per = data.elapsed_s / len(angles)
+            bound = (used.bytes_tx + used.bytes_rx) / len(angles) * 10 / baud
+            runs.append((per / bound, per, bound))
+        dev.close()
+        sa.close()
+    ratio, per, bound = min(runs)
+    print(f"one-bit 16x16 sweep at {baud} baud + spectrum analyzer: {per * 1e3:.2f} ms per "
+          f"point; line-rate bound {bound * 1e3:.2f} ms; ratio {ratio:.3f}x (best of 3: "
+          f"{sorted(round(r[0], 3) for r in runs)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""Lab loop on a one-bit board and third-party-style SCPI instruments: instrument
+profiles, synchronised readings, blind optimisation, one-bit calibration, CLI exit codes
+and records. Draws here (seeds 101…) differ from the benchmark's (seeds 0…)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rfctl.drivers.instrument_profiles import load_instrument_profile
+from rfctl.drivers.instruments import open_instrument
+from rfctl.drivers.osris import open_osris
+from rfctl.sims.onebit_bench import OneBitBench, best_onebit_pattern
+from rfctl.sims.osris_firmware import OsrisFirmwareSim
+from rfctl.sims.sim_bench import SimBench
+
+from rfctl.cli import main
+from rfctl.config import load_config
+from rfctl.errors import ConfigError, DeviceError
+from rfctl.lab import (
+    OptimizeInterruptedError,
+    best_onebit,
+    channel_estimation,
+    greedy_flips,
+    onebit_calibration,
+    optimize_board,
+)
+
+OSRIS = load_config("osris-16x16")
+
+
+@pytest.fixture
+def onebit():
+    fw = OsrisFirmwareSim()
+    model = OneBitBench.random(fw, seed=101, noise=1.0, direct_path=1.0)
+    with SimBench(model, freq_hz=model.f0) as b:
+        res = b.start()
+        yield fw, model, b, res
+
+
+def test_exact_onebit_optimum_matches_brute_force() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(1, 10))
+        d = rng.normal(size=n) + 1j * rng.normal(size=n)
+        g = complex(rng.normal(), rng.normal()) * rng.uniform(0, 3)
+        X = np.array(list(itertools.product([0, 1], repeat=n)))
+        brute = np.abs(g + X @ d).max()
+        x, v, _ = best_onebit(g, d)
+        assert abs(v - brute) <= 1e-9 * max(1, brute)
+        assert abs(abs(g + x @ d) - brute) <= 1e-9 * max(1, brute)
+        assert abs(best_onebit_pattern(g, d)[1] - brute) <= 1e-9 * max(1, brute)
+
+
+@pytest.mark.slow
+def test_channel_estimation_is_exact_without_noise() -> None:
+    for seed in (111, 112):
+        b = OneBitBench.random(None, seed=seed, noise=0.0, direct_path=1.0)
+        g, d = b.affine()
+        res = channel_estimation(lambda x, g=g, d=d: abs(g + x @ d) ** 2, 256,
+                                 budget=3 * 257 + 1, rng=np.random.default_rng(seed))
+        assert b.gap_db(res.codes) < 0.05
+    with pytest.raises(ConfigError, match="at least 3"):
+        channel_estimation(lambda x: 1.0, 256, budget=500, rng=np.random.default_rng(0))
+
+
+def test_greedy_reaches_within_1db_at_4n_on_held_out_draws() -> None:
+    gaps = []
+    for seed in range(120, 126):
+        b = OneBitBench.random(None, seed=seed, noise=1.0, direct_path=1.0)
+        g, d = b.affine()
+        nr = np.random.default_rng(seed + 50)
+
+        def meas(x, g=g, d=d, nr=nr):
+            return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
+                       / np.sqrt(2)) ** 2
+
+        r = greedy_flips(meas, 256, budget=4 * 256, rng=np.random.default_rng(seed))
+        assert r.measurements <= 4 * 256
+        gaps.append(b.gap_db(r.codes))
+    # the target is on the mean over draws; single draws can stop in a local optimum
+    assert np.mean(gaps) < 1.0 and max(gaps) < 2.5, gaps
+
+
+def test_profiles_pick_dialect_warn_on_unknown_and_strict_refuses(onebit, caplog) -> None:
+    _, _, _, res = onebit
+    sa = open_instrument("spectrum-analyzer", res["spectrum-analyzer"], visa_library="@py")
+    assert sa.profile.name == "rfctl-sim-spectrum-analyzer"
+    got = sa.configure(frequency=5.3e9, span=2e6, rbw=3e3, average=2)
+    assert got == {"frequency": 5.3e9, "span": 2e6, "rbw": 3e3, "average": 2}
+    with pytest.raises(ConfigError, match="rbw = 1e\\+09 above the maximum"):
+        sa.configure(rbw=1e9)
+    # a power meter's IDN is unknown to the VNA profiles: accepted with a warning …
+    with caplog.at_level(logging.WARNING):
+        v = open_instrument("vna", res["power-meter"], visa_library="@py")
+    assert v.profile.name == "generic-vna" and "not in any instrument profile" in caplog.text
+    v.close()  # the simulated server takes one client at a time
+    # … or refused
+    with pytest.raises(DeviceError, match="strict-model"):
+        open_instrument("vna", res["power-meter"], visa_library="@py", strict_model=True)
+
+
+def test_profile_errors_name_file_field_and_reason(tmp_path: Path) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text('kind = "instrument"\nname = "x"\ninstrument = "vna"\nbogus = 1\n'
+                 '[dialect]\nmeasure = "X?"\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml: bogus: Extra inputs") as ei:
+        load_instrument_profile(p)
+    assert ei.value.field == "bogus"
+    p.write_text('kind = "instrument"\nname = "x"\ninstrument = "vna"\n[dialect]\n'
+                 'measure = "X?"\n[dialect.settings.f]\nset = "F"\n')
+    with pytest.raises(ConfigError, match=r"dialect\.settings\.f"):
+        load_instrument_profile(p)
+
+
+def test_readings_are_taken_after_the_board_latched(onebit) -> None:
+    fw, model, bench, res = onebit
+    dev = open_osris(OSRIS, firmware=fw)
+    sa = open_instrument("spectrum-analyzer", res["spectrum-analyzer"], visa_library="@py")
+    sa.configure(frequency=model.f0)
+    x_best, p_best = model.optimum(model.f0)
+    from rfctl.hal.program import program
+    from rfctl.lab import codes_image
+
+    worst = 1 - x_best
+    bench.instruments["spectrum-analyzer"].sweep_time_s = 10.0  # continuous sweeps are slow
+    for x in (worst, x_best, worst, x_best):
+        program(dev, codes_image(OSRIS, x))
+        p = sa.read_power()  # INIT;*OPC?;:CALC:MARK:MAX;:CALC:MARK:Y?
+        assert abs(10 * np.log10(p / model.power_w(x, model.f0))) < 0.5
+    # the same query without INIT in continuous mode returns the stale trace
+    sim = bench.instruments["spectrum-analyzer"]
+    sim.continuous = True
+    program(dev, codes_image(OSRIS, worst))
+    stale = float(sa.query("CALC:MARK:Y?"))
+    assert abs(stale - (10 * np.log10(p_best) + 30)) < 0.5  # still the best pattern's
+
+
+def test_reading_round_trip_on_loopback_is_under_2_ms(onebit) -> None:
+    _, _, _, res = onebit
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    pm.read_power()
+    runs = []
+    for _ in range(3):
+        t = []
+        for _ in range(40):
+            t0 = time.perf_counter()
+            pm.read_power()
+            t.append(time.perf_counter() - t0)
+        runs.append(statistics.median(t))
+    assert min(runs) <= 2e-3, runs
+
+
+def test_optimize_board_leaves_the_best_verified_and_restores_on_failure(onebit) -> None:
+    fw, model, _, res = onebit
+    dev = open_osris(OSRIS, firmware=fw)
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    pm.configure(frequency=model.f0)
+    r = optimize_board(dev, OSRIS, pm, method="greedy", budget=4 * 256,
+                       rng=np.random.default_rng(3), verify=3)
+    assert np.array_equal(model.pattern(), r.codes.astype(bool))
+    assert model.gap_db(r.codes, model.f0) < 1.5
+    assert len(r.verified_w) == 3 and r.rows[-1]["phase"] == "verify"
+    assert abs(10 * np.log10(r.power_w / model.power_w(r.codes, model.f0))) < 0.3
+    # a failure mid-run: the board goes back to what it held before the run
+    before = bytes(fw.pattern)
+    calls = []
+
+    def stop(done: int, total: int) -> None:
+        calls.append(done)
+        if done == 50:
+            raise KeyboardInterrupt
+
+    with pytest.raises(OptimizeInterruptedError, match="stopped after") as ei:
+        optimize_board(dev, OSRIS, pm, method="csm", budget=500,
+                       rng=np.random.default_rng(4), progress=stop)
+    assert ei.value.restored and bytes(fw.pattern) == before and len(ei.value.rows) == 50
+
+
+@pytest.mark.slow
+def test_onebit_calibration_fixes_the_global_phase(onebit) -> None:
+    fw, model, _, res = onebit
+    model.noise = 0.3
+    dev = open_osris(OSRIS, firmware=fw)
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    pm.configure(frequency=model.f0)
+    cal = onebit_calibration(dev, OSRIS, pm, rng=np.random.default_rng(5), budget=8 * 256)
+    assert cal.reference.startswith("optimum")
+    # the calibrated zero-phase beam is the best configuration found, near the optimum
+    assert 10 * np.log10(cal.power_after_w / model.optimum(model.f0)[1]) > -1.0
+    assert cal.power_after_w > 10 * cal.power_before_w
+    with pytest.raises(ConfigError, match="needs a budget"):
+        onebit_calibration(dev, OSRIS, pm, rng=np.random.default_rng(5), budget=100)
+
+
+def _bench_args(tmp_path: Path, res: dict, url: str) -> list[str]:
+    return ["lab", "--board", "osris-16x16", "--url", url, "--sensor", "spectrum-analyzer",
+            "--meter", res["spectrum-analyzer"], "--out", str(tmp_path)]
+
+
+@pytest.fixture
+def served(tmp_path):
+    from rfctl.hal.discovery import open_sim
+
+    lab = open_sim("lab-bench", OSRIS, rows=16, cols=16, seed=131, noise=1.0)
+    yield lab
+    lab.stop()
+
+
+def test_cli_optimize_records_and_show(served, tmp_path: Path, capsys) -> None:
+    args = _bench_args(tmp_path, served.resources, served.url)
+    assert main(["lab", "optimize", *args[1:], "--frequency", "5.3e9", "--span", "1e6",
+                 "--rbw", "1e3", "--budget", "300", "--method", "greedy"]) == 0
+    (run,) = tmp_path.glob("optimize-*")
+    snap = json.loads((run / "snapshot.json").read_text())
+    assert snap["outcome"] == "completed" and snap["link_url"] == served.url
+    assert snap["board_ident"]["serial"] == "12"
+    assert snap["instruments"][0]["settings"]["rbw"] == 1e3
+    assert snap["image_before"] != snap["image_after"] and snap["end_time"]
+    assert snap["versions"]["numpy"] and snap["argv"] is not None
+    assert (run / "objective.png").stat().st_size > 5000
+    assert main(["lab", "show", str(run)]) == 0
+    assert "outcome: completed" in capsys.readouterr().out
+
+
+def test_cli_sweep_on_onebit_board_and_exit_codes(served, tmp_path: Path, capsys) -> None:
+    args = _bench_args(tmp_path, served.resources, served.url)
+    assert main(["lab", "sweep", *args[1:], "--rows", "16", "--cols", "16",
+                 "--points", "5"]) == 0
+    # invalid numbers are refused with the option's name
+    assert main(["lab", "sweep", *args[1:], "--points", "0"]) == 1
+    assert "--points = 0 must be ≥ 2" in capsys.readouterr().err
+    assert main(["lab", "sweep", *args[1:], "--start", "5"]) == 1
+    assert main(["lab", "optimize", *args[1:], "--budget", "0"]) == 1
+    # an instrument failure mid-run: exit 1 (not 130), board restored, partial plot
+    served.bench.instruments["spectrum-analyzer"].silent = True
+    before = bytes(served.server.firmware.pattern)
+    assert main(["lab", "sweep", *args[1:], "--rows", "16", "--cols", "16",
+                 "--points", "5"]) in (1,)
+    assert bytes(served.server.firmware.pattern) == before
+
+
+def test_records_never_switch_the_matplotlib_backend() -> None:
+    src = (Path(__file__).resolve().parents[1] / "rfctl/lab/records.py").read_text()
+    assert "matplotlib.use" not in src and "pyplot" not in src
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("direct_path", "bound_db"), [(0.3, 1.0), (3.0, 0.5)])
+def test_estimation_at_8n_on_held_out_draws(direct_path: float, bound_db: float) -> None:
+    # strong direct path: within the 0.5 dB target; weak: 0.61 dB mean on these draws
+    # (0.53 on the benchmark's), so the target is not met there (see BENCHMARKS.md)
+    gaps = []
+    for seed in range(140, 144):
+        b = OneBitBench.random(None, seed=seed, noise=1.0, direct_path=direct_path)
+        g, d = b.affine()
+        nr = np.random.default_rng(seed + 50)
+
+        def meas(x, g=g, d=d, nr=nr):
+            return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
+                       / np.sqrt(2)) ** 2
+
+        r = channel_estimation(meas, 256, budget=8 * 256, rng=np.random.default_rng(seed))
+        assert r.measurements <= 8 * 256 and r.estimate["references"] == 5
+        gaps.append(b.gap_db(r.codes))
+    assert np.mean(gaps) < bound_db, gaps
+
+
+def test_cli_onebit_calibrate_writes_table_plots_and_record(served, tmp_path: Path) -> None:
+    args = _bench_args(tmp_path, served.resources, served.url)
+    table = tmp_path / "cal.csv"
+    assert main(["lab", "calibrate", *args[1:], "--budget", "100",
+                 "--write-calibration", str(table)]) == 1  # not identifiable: refused
+    assert main(["lab", "calibrate", *args[1:], "--budget", str(3 * 257 + 1),
+                 "--write-calibration", str(table)]) == 0
+    run = sorted(tmp_path.glob("calibrate-*"))[-1]
+    data = json.loads((run / "data.json").read_text())
+    assert data["table"] == table.read_text() and len(data["rows"]) == 256
+    assert data["reference"].startswith("optimum") and len(data["readings"]) > 700
+    assert (run / "offsets.png").stat().st_size > 5000
+    assert (run / "readings.png").stat().st_size > 5000
+
+
+def test_cli_partial_sweep_is_recorded_and_plotted(served, tmp_path: Path) -> None:
+    sim = served.bench.instruments["spectrum-analyzer"]
+    real = sim._sweep
+
+    def failing() -> None:
+        if sim.sweeps >= 4:
+            sim.silent = True
+        real()
+
+    sim._sweep = failing
+    args = _bench_args(tmp_path, served.resources, served.url)
+    assert main(["lab", "sweep", *args[1:], "--rows", "16", "--cols", "16",
+                 "--points", "9"]) == 1
+    (run,) = tmp_path.glob("sweep-*")
+    snap = json.loads((run / "snapshot.json").read_text())
+    assert snap["outcome"].startswith("stopped") and "restored" in snap["outcome"]
+    assert 1 <= len(json.loads((run / "data.json").read_text())["rows"]) < 9
+    assert (run / "sweep.png").stat().st_size > 3000
