@@ -210,7 +210,14 @@ def decode_frame(wire: bytes) -> Frame:
 
 
 class FrameSplitter:
-    """Accumulates received bytes and yields complete frames' raw bytes (0x00-delimited)."""
+    """Accumulates received bytes and yields complete frames' raw bytes (0x00-delimited).
+
+    Parameters
+    ----------
+    limit : int
+        Bytes without a delimiter kept at most, bytes; beyond it they are dropped as
+        garbage (``overflows`` counts how often).
+    """
 
     def __init__(self, limit: int = 1 << 16) -> None:
         self._buf = bytearray()

@@ -65,7 +65,13 @@ class Transport(Protocol):
 
 
 class InProcessTransport:
-    """Talk to a firmware object in this process (``receive(bytes) -> bytes``)."""
+    """Talk to a firmware object in this process.
+
+    Parameters
+    ----------
+    firmware : object
+        Has ``receive(data: bytes) -> bytes``: the bytes the board sends back.
+    """
 
     synchronous = True
 

@@ -51,7 +51,26 @@ DIALECT = {
 
 
 class VisaBiasBoard(NoBeamMemory):
-    """A bias source driving one ``lorentzian`` bank, as a HAL device."""
+    """A bias source driving one ``lorentzian`` bank, as a HAL device.
+
+    Parameters
+    ----------
+    profile : BoardProfile
+        Must hold exactly one ``lorentzian`` bank (one channel per element, its
+        ``bias_v`` the voltages of the first and last code, V).
+    resource : pyvisa resource
+        Opened with ``"\\n"`` terminations (see :func:`open_visa_bias`).
+    name : str, optional
+        Used in errors and logs (default: the profile's name).
+
+    Raises
+    ------
+    ConfigError
+        The profile is not one lorentzian bank.
+    DeviceError
+        ``*IDN?`` names another model, the error queue holds an error, or ``*ESR?``
+        answers something that is not a number.
+    """
 
     no_beams_reason = "a bias source has no beam memory"
 
