@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import zlib
 from collections.abc import Callable, Sequence
 
 from rfctl.config import BoardProfile, PhaseBank
@@ -34,8 +33,10 @@ from rfctl.hal.device import (
     layout_from_profile,
     operation_deadline,
 )
+from rfctl.hal.image import image_crc as crc32
 
-from .transport import InProcessTransport, SerialTransport, Transport
+from .no_beam_memory import NoBeamMemory
+from .transport import Transport, closed_on_error, open_link
 
 __all__ = ["OsrisBoard", "open_osris"]
 
@@ -46,11 +47,7 @@ PATTERN_BYTES = 32
 _PATTERN_RE = re.compile(r"^#0X([0-9A-F]{64})$", re.IGNORECASE)
 
 
-def _crc32(b: bytes) -> int:
-    return zlib.crc32(b) & 0xFFFFFFFF
-
-
-class OsrisBoard:
+class OsrisBoard(NoBeamMemory):
     """An OpenSourceRIS board as a HAL device.
 
     Staging is host-side (the board has no staged buffer the host could check); the
@@ -70,6 +67,8 @@ class OsrisBoard:
     clock : callable, optional
         Monotonic clock, s (injectable for tests).
     """
+
+    no_beams_reason = "OpenSourceRIS boards have no beam memory"
 
     max_chunk = PATTERN_BYTES
 
@@ -208,6 +207,15 @@ class OsrisBoard:
         return self._info
 
     def info(self) -> DeviceInfo:
+        """Identity and layout; asks the serial number again after a reset.
+
+        Raises
+        ------
+        DeviceError
+            Another board answers after a reset.
+        DeviceTimeoutError
+            No answer within the operation deadline.
+        """
         if self._info is None or self._reset_seen:
             return self.connect()
         return self._info
@@ -219,7 +227,14 @@ class OsrisBoard:
         return bytes.fromhex(_PATTERN_RE.match(reply).group(1))  # type: ignore[union-attr]
 
     def active_crc(self) -> int:
-        return _crc32(self.read_active())
+        """CRC-32 of the pattern read from the board (``?Pattern``), never a cache.
+
+        Raises
+        ------
+        DeviceTimeoutError
+            No valid reply within the operation deadline.
+        """
+        return crc32(self.read_active())
 
     def stage(self, writes: Sequence[tuple[int, int, bytes]], image_crc: int, *,
               sync: bool, latch: bool) -> int | None:
@@ -228,7 +243,7 @@ class OsrisBoard:
             self._staged = bytearray(self.verified_active or bytes(PATTERN_BYTES))
         for _bank, off, data in writes:
             self._staged[off: off + len(data)] = data
-        if _crc32(bytes(self._staged)) != image_crc:
+        if crc32(bytes(self._staged)) != image_crc:
             raise StageError(f"{self.name}: staged pattern CRC differs from the image's "
                              "(the base pattern is not the board's)", base_mismatch=True)
         self.staged_clean = True
@@ -253,20 +268,14 @@ class OsrisBoard:
                           deadline=deadline)
                 shown = self.read_active()
                 if shown == pattern:
-                    return _crc32(shown)
+                    return crc32(shown)
                 log.warning("%s: the board shows another pattern after #OK%s; setting "
                             "it again", self.name, " (it reset)" if self._reset_seen else "")
                 if self._now() >= deadline:
                     break
         except DeviceError as exc:
             raise StageError(str(exc), latch_sent=True, cause=exc) from exc
-        return _crc32(shown) if shown is not None else 0
-
-    def store_beam(self, slot: int) -> int:
-        raise DeviceError(f"{self.name}: OpenSourceRIS boards have no beam memory")
-
-    def select_beam(self, slot: int, expected_crc: int) -> int:
-        raise DeviceError(f"{self.name}: OpenSourceRIS boards have no beam memory")
+        return crc32(shown) if shown is not None else 0
 
     def reset(self) -> None:
         """``!Reset``: wait for the banner's ``#READY!`` (the pattern returns to zeros)."""
@@ -279,6 +288,7 @@ class OsrisBoard:
         return float(reply[1:].split()[0])
 
     def close(self) -> None:
+        """Release the port (the pattern stays applied; never raises)."""
         self.transport.close()
 
 
@@ -290,17 +300,6 @@ def open_osris(profile: BoardProfile, *, url: str | None = None, firmware=None,
     :func:`rfctl.hal.discovery.open_device` for ``sim://`` links) bypasses the serial port;
     anything else goes through pyserial's ``serial_for_url``.
     """
-    url = url or profile.link.url
-    if firmware is not None:
-        transport: Transport = InProcessTransport(firmware)
-    elif url.startswith("sim://"):
-        raise ConfigError(f"{profile.name}: link.url: {url} needs a simulated firmware "
-                          "(open it with rfctl.hal.discovery.open_device)", field="link.url",
-                          reason="no simulator given")
-    else:
-        transport = SerialTransport(url, profile.link.baud, exclusive=exclusive)
-    try:
+    transport, _ = open_link(profile, url=url, firmware=firmware, exclusive=exclusive)
+    with closed_on_error(transport):
         return OsrisBoard(profile, transport)
-    except Exception:
-        transport.close()
-        raise

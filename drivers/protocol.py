@@ -166,6 +166,7 @@ class Frame:
 
     @property
     def is_reply(self) -> bool:
+        """True for a reply (bit 7 of the command code set)."""
         return bool(self.cmd & REPLY_FLAG)
 
 
@@ -209,7 +210,14 @@ def decode_frame(wire: bytes) -> Frame:
 
 
 class FrameSplitter:
-    """Accumulates received bytes and yields complete frames' raw bytes (0x00-delimited)."""
+    """Accumulates received bytes and yields complete frames' raw bytes (0x00-delimited).
+
+    Parameters
+    ----------
+    limit : int
+        Bytes without a delimiter kept at most, bytes; beyond it they are dropped as
+        garbage (``overflows`` counts how often).
+    """
 
     def __init__(self, limit: int = 1 << 16) -> None:
         self._buf = bytearray()
@@ -217,6 +225,20 @@ class FrameSplitter:
         self.overflows = 0
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return the frames they complete.
+
+        Parameters
+        ----------
+        data : bytes
+            Bytes as read from the link (any split).
+
+        Returns
+        -------
+        list of bytes
+            Each complete frame's bytes without its 0x00 delimiter (empty frames are
+            skipped). Undelimited bytes beyond ``limit`` are dropped (``overflows``
+            counts it).
+        """
         self._buf += data
         out = []
         while True:
@@ -233,6 +255,7 @@ class FrameSplitter:
         return out
 
     def clear(self) -> None:
+        """Drop any partial frame."""
         self._buf.clear()
 
 

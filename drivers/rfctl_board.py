@@ -27,7 +27,6 @@ import logging
 import secrets
 import struct
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +34,6 @@ from rfctl.config import BoardProfile
 from rfctl.errors import (
     BusyError,
     ChecksumError,
-    ConfigError,
     DeviceError,
     DeviceTimeoutError,
     HardwareConstraintError,
@@ -49,7 +47,7 @@ from rfctl.hal.device import (
     layout_from_profile,
     operation_deadline,
 )
-from rfctl.hal.image import BankLayout
+from rfctl.hal.image import BankLayout, image_crc
 
 from .protocol import (
     BAD_FRAME_SEQ,
@@ -66,7 +64,7 @@ from .protocol import (
     parse_ident,
     parse_reply,
 )
-from .transport import InProcessTransport, SerialTransport, Transport
+from .transport import Transport, closed_on_error, open_link
 
 __all__ = ["RfctlBoard", "open_rfctl_board", "plan_frames"]
 
@@ -105,10 +103,6 @@ class _SessionLostError(Exception):
         super().__init__(why)
         self.boot = boot
         self.why = why
-
-
-def _crc32(b: bytes) -> int:
-    return zlib.crc32(b) & 0xFFFFFFFF
 
 
 def _write_payload(bank: int, off: int, data: bytes) -> bytes:
@@ -297,6 +291,13 @@ class RfctlBoard:
         return info
 
     def info(self) -> DeviceInfo:
+        """Identity and layout from IDENT (asked once per connection).
+
+        Raises
+        ------
+        DeviceError
+            The board does not answer, or reports another layout than the profile's.
+        """
         if self._info is None:
             return self.connect()
         return self._info
@@ -341,7 +342,7 @@ class RfctlBoard:
         if cached is not None:
             (st, data), = self._exchange([(Cmd.ACTIVE_CRC, b"")], deadline=deadline,
                                          recover=False)
-            if st == Nak.ACK and struct.unpack("<I", data[:4])[0] == _crc32(cached):
+            if st == Nak.ACK and struct.unpack("<I", data[:4])[0] == image_crc(cached):
                 self.verified_active = cached
         self.staged_clean = False
 
@@ -670,9 +671,31 @@ class RfctlBoard:
             raise
 
     def staged_crc(self) -> int:
+        """CRC-32 of the board's staged image (STAGED_CRC).
+
+        Raises
+        ------
+        StageError
+            A NAK (``latch_sent=False``, the cause a :class:`NakError` with its code).
+        DeviceError
+            No valid reply within the operation deadline.
+        """
         return struct.unpack("<I", self._one(Cmd.STAGED_CRC)[:4])[0]
 
     def status(self) -> dict[str, int]:
+        """The board's STATUS reply.
+
+        Returns
+        -------
+        dict
+            ``staged_equals_active`` (0/1), ``active_crc`` and ``staged_crc`` (CRC-32),
+            ``boot_id`` and ``boot_count`` of the board's current boot.
+
+        Raises
+        ------
+        StageError, DeviceError
+            As :meth:`staged_crc`.
+        """
         clean, a, s = struct.unpack("<BII", self._one(Cmd.STATUS)[:9])
         return {"staged_equals_active": clean, "active_crc": a, "staged_crc": s,
                 "boot_id": self._boot_id or 0, "boot_count": self.boot_count}
@@ -693,9 +716,37 @@ class RfctlBoard:
         return b"".join(d for _, d in replies)
 
     def store_beam(self, slot: int) -> int:
+        """Store the staged image in beam slot ``slot`` (BEAM_STORE).
+
+        Returns
+        -------
+        int
+            CRC-32 of the stored image.
+
+        Raises
+        ------
+        StageError
+            A NAK, e.g. a bad slot (``latch_sent=False``).
+        DeviceError
+            No valid reply within the operation deadline.
+        """
         return struct.unpack("<I", self._one(Cmd.BEAM_STORE, bytes([slot]))[:4])[0]
 
     def select_beam(self, slot: int, expected_crc: int) -> int:
+        """Make beam slot ``slot`` active if its CRC-32 is ``expected_crc``
+        (BEAM_SELECT).
+
+        Returns
+        -------
+        int
+            CRC-32 of the active image after the select.
+
+        Raises
+        ------
+        StageError
+            A NAK, e.g. an empty slot or a CRC mismatch (``latch_sent=False``), or the
+            select's outcome is uncertain (``latch_sent=True``).
+        """
         data = self._one(Cmd.BEAM_SELECT, struct.pack("<BI", slot, expected_crc), latch=True)
         return struct.unpack("<I", data[:4])[0]
 
@@ -743,21 +794,6 @@ def open_rfctl_board(profile: BoardProfile, *, url: str | None = None, firmware=
     BusyError
         The port is locked, or the board is in a live session with another host.
     """
-    url = url or profile.link.url
-    reopen = None
-    if firmware is not None:
-        transport: Transport = InProcessTransport(firmware)
-    elif url.startswith("sim://"):
-        raise ConfigError(f"{profile.name}: link.url: {url} needs a simulated firmware "
-                          "(open it with rfctl.hal.discovery.open_device)", field="link.url",
-                          reason="no simulator given")
-    else:
-        transport = SerialTransport(url, profile.link.baud, exclusive=exclusive)
-
-        def reopen() -> Transport:
-            return SerialTransport(url, profile.link.baud, exclusive=exclusive)
-    try:
+    transport, reopen = open_link(profile, url=url, firmware=firmware, exclusive=exclusive)
+    with closed_on_error(transport):
         return RfctlBoard(profile, transport, name=name, reopen=reopen, session=session)
-    except Exception:
-        transport.close()
-        raise

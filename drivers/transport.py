@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
-from rfctl.errors import BusyError, DeviceError
+from rfctl.errors import BusyError, ConfigError, DeviceError
 
-__all__ = ["InProcessTransport", "SerialTransport", "Transport"]
+__all__ = ["InProcessTransport", "SerialTransport", "Transport", "closed_on_error",
+           "open_link"]
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +29,49 @@ class Transport(Protocol):
     synchronous: bool
     """True when every reply is available right after the request was written."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (all of it, in order).
 
-    def read(self, timeout: float) -> bytes: ...
+        Raises
+        ------
+        DeviceError
+            The link is closed or the write failed.
+        """
+        ...
 
-    def close(self) -> None: ...
+    def read(self, timeout: float) -> bytes:
+        """Bytes received so far, waiting at most ``timeout`` s for the first one.
+
+        Parameters
+        ----------
+        timeout : float
+            Longest wait for the first byte, s (a synchronous transport ignores it).
+
+        Returns
+        -------
+        bytes
+            Possibly empty: nothing arrived in time.
+
+        Raises
+        ------
+        DeviceError
+            The read failed.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the link (idempotent; never raises)."""
+        ...
 
 
 class InProcessTransport:
-    """Talk to a firmware object in this process (``receive(bytes) -> bytes``)."""
+    """Talk to a firmware object in this process.
+
+    Parameters
+    ----------
+    firmware : object
+        Has ``receive(data: bytes) -> bytes``: the bytes the board sends back.
+    """
 
     synchronous = True
 
@@ -44,16 +81,26 @@ class InProcessTransport:
         self.closed = False
 
     def write(self, data: bytes) -> None:
+        """Hand ``data`` to the firmware; its reply is queued for :meth:`read`.
+
+        Raises
+        ------
+        DeviceError
+            The transport is closed.
+        """
         if self.closed:
             raise DeviceError("transport is closed")
         self._rx += self.firmware.receive(data)
 
     def read(self, timeout: float) -> bytes:
+        """Everything the firmware replied so far (``timeout`` is ignored: an empty
+        result means nothing will come)."""
         out = bytes(self._rx)
         self._rx.clear()
         return out
 
     def close(self) -> None:
+        """Refuse further writes (the firmware object itself is left alone)."""
         self.closed = True
 
 
@@ -109,6 +156,13 @@ class SerialTransport:
         self._socket_like = url.startswith(("socket://", "rfc2217://")) or "socket://" in url
 
     def write(self, data: bytes) -> None:
+        """Write ``data`` and flush it to the port.
+
+        Raises
+        ------
+        DeviceError
+            pyserial or the OS reports a failure.
+        """
         import serial
 
         try:
@@ -118,6 +172,24 @@ class SerialTransport:
             raise DeviceError(f"{self.url}: write failed: {exc}") from None
 
     def read(self, timeout: float) -> bytes:
+        """Wait up to ``timeout`` s for one byte, then return it with everything else
+        already received.
+
+        Parameters
+        ----------
+        timeout : float
+            Longest wait for the first byte, s.
+
+        Returns
+        -------
+        bytes
+            Empty when nothing arrived in time.
+
+        Raises
+        ------
+        DeviceError
+            pyserial or the OS reports a failure.
+        """
         import serial
 
         try:
@@ -162,5 +234,61 @@ class SerialTransport:
             log.debug("error while closing %s", self.url, exc_info=True)
 
 
+def open_link(profile: Any, *, url: str | None = None, firmware: Any = None,
+              exclusive: bool = True) -> tuple[Transport, Callable[[], Transport] | None]:
+    """The byte link a board factory talks through.
+
+    Parameters
+    ----------
+    profile : BoardProfile
+        Its ``link`` gives the default URL and the line rate.
+    url : str, optional
+        Port or pyserial URL (default ``profile.link.url``).
+    firmware : object, optional
+        An in-process simulated firmware (``receive(bytes) -> bytes``, supplied by
+        :func:`rfctl.hal.discovery.open_device` for ``sim://`` links); it bypasses the
+        serial port.
+    exclusive : bool
+        Refuse to share the port (see :class:`SerialTransport`).
+
+    Returns
+    -------
+    transport : Transport
+    reopen : callable or None
+        Opens the same port again after a link loss (None for an in-process firmware).
+
+    Raises
+    ------
+    ConfigError
+        A ``sim://`` URL without a firmware.
+    BusyError, DeviceError
+        The port is locked or cannot be opened.
+    """
+    url = url or profile.link.url
+    if firmware is not None:
+        return InProcessTransport(firmware), None
+    if url.startswith("sim://"):
+        raise ConfigError(f"{profile.name}: link.url: {url} needs a simulated firmware "
+                          "(open it with rfctl.hal.discovery.open_device)", field="link.url",
+                          reason="no simulator given")
+
+    def reopen() -> Transport:
+        return SerialTransport(url, profile.link.baud, exclusive=exclusive)
+
+    return reopen(), reopen
+
+
+@contextmanager
+def closed_on_error(transport: Transport) -> Iterator[Transport]:
+    """Close ``transport`` if the block raises (a driver that fails to open must not
+    keep its port), then let the error through."""
+    try:
+        yield transport
+    except BaseException:
+        transport.close()
+        raise
+
+
 def monotonic() -> float:
+    """A monotonic clock, s (``time.perf_counter``; drivers take it injectable)."""
     return time.perf_counter()

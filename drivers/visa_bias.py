@@ -19,7 +19,6 @@ because the channels are read before every plan.
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,8 +26,10 @@ import numpy as np
 from rfctl.config import BoardProfile, LorentzianBank
 from rfctl.errors import ConfigError, DeviceError
 from rfctl.hal.device import Capabilities, DeviceInfo, StageError, layout_from_profile
+from rfctl.hal.image import image_crc as crc32
 from rfctl.hal.image import pack_codes, unpack_codes
 
+from .no_beam_memory import NoBeamMemory
 from .scpi import ScpiInstrument, open_visa
 
 __all__ = ["DIALECT", "VisaBiasBoard", "open_visa_bias"]
@@ -49,12 +50,29 @@ DIALECT = {
 """The SCPI commands of the bias source (channels count from 1)."""
 
 
-def _crc32(b: bytes) -> int:
-    return zlib.crc32(b) & 0xFFFFFFFF
+class VisaBiasBoard(NoBeamMemory):
+    """A bias source driving one ``lorentzian`` bank, as a HAL device.
 
+    Parameters
+    ----------
+    profile : BoardProfile
+        Must hold exactly one ``lorentzian`` bank (one channel per element, its
+        ``bias_v`` the voltages of the first and last code, V).
+    resource : pyvisa resource
+        Opened with ``"\\n"`` terminations (see :func:`open_visa_bias`).
+    name : str, optional
+        Used in errors and logs (default: the profile's name).
 
-class VisaBiasBoard:
-    """A bias source driving one ``lorentzian`` bank, as a HAL device."""
+    Raises
+    ------
+    ConfigError
+        The profile is not one lorentzian bank.
+    DeviceError
+        ``*IDN?`` names another model, the error queue holds an error, or ``*ESR?``
+        answers something that is not a number.
+    """
+
+    no_beams_reason = "a bias source has no beam memory"
 
     def __init__(self, profile: BoardProfile, resource, *, name: str | None = None) -> None:
         banks = profile.banks
@@ -125,6 +143,23 @@ class VisaBiasBoard:
         return np.rint((volts - self.v0) / self.step).astype(np.int64)
 
     def read_volts(self, channels: Sequence[int] | None = None) -> np.ndarray:
+        """Voltages the source holds (``CHn:VOLT?``).
+
+        Parameters
+        ----------
+        channels : sequence of int, optional
+            Zero-based channel indices (default: every channel of the bank).
+
+        Returns
+        -------
+        ndarray, shape (len(channels),)
+            Volts.
+
+        Raises
+        ------
+        DeviceError
+            A channel answers something that is not a number.
+        """
         chs = range(self.bank.count) if channels is None else channels
         out = []
         for k in chs:
@@ -137,6 +172,7 @@ class VisaBiasBoard:
 
     # ---------------------------------------------------------------- Device API
     def info(self) -> DeviceInfo:
+        """Identity and layout (from the profile; ``*IDN?`` was checked at open)."""
         return self._info
 
     def read_active(self) -> bytes:
@@ -152,16 +188,49 @@ class VisaBiasBoard:
         return pack_codes(codes, self.bits)
 
     def active_crc(self) -> int:
-        return _crc32(self.read_active())
+        """CRC-32 of the codes the channels hold now (read, never a cache).
 
-    def stage(self, writes, image_crc: int, *, sync: bool, latch: bool) -> int | None:
+        Raises
+        ------
+        DeviceError
+            A channel holds a voltage that is no code of the tuning table.
+        """
+        return crc32(self.read_active())
+
+    def stage(self, writes: Sequence[tuple[int, int, bytes]], image_crc: int, *,
+              sync: bool, latch: bool) -> int | None:
+        """Build the codes host-side on the source's read state, then :meth:`latch`
+        if ``latch``.
+
+        Parameters
+        ----------
+        writes : sequence of (int, int, bytes)
+            Bank index, byte offset in the bank, packed codes.
+        image_crc : int
+            CRC-32 the staged codes must have.
+        sync : bool
+            Start again from the codes the source holds.
+        latch : bool
+            Set the channels now.
+
+        Returns
+        -------
+        int or None
+            The active CRC-32 after the latch, or None without one.
+
+        Raises
+        ------
+        StageError
+            The staged codes differ from the image (``latch_sent=False``) or the latch
+            failed (see :meth:`latch`).
+        """
         if self._staged is None or sync or not self.staged_clean:
             base = self.verified_active if self.verified_active is not None \
                 else self.read_active()
             self._staged = bytearray(base)
         for _bank, off, data in writes:
             self._staged[off: off + len(data)] = data
-        if _crc32(bytes(self._staged)) != image_crc:
+        if crc32(bytes(self._staged)) != image_crc:
             raise StageError(f"{self.name}: staged codes differ from the image",
                              latch_sent=False)
         return self.latch(image_crc) if latch else None
@@ -187,7 +256,7 @@ class VisaBiasBoard:
             self._rollback(old, changed)
             raise StageError(f"{exc}; previous voltages restored", latch_sent=True,
                              cause=exc) from exc
-        return _crc32(pack_codes(new, self.bits))
+        return crc32(pack_codes(new, self.bits))
 
     def _rollback(self, old: np.ndarray, changed: np.ndarray) -> None:
         try:
@@ -197,13 +266,8 @@ class VisaBiasBoard:
         except DeviceError as exc:
             log.error("%s: rollback failed: %s", self.name, exc)
 
-    def store_beam(self, slot: int) -> int:
-        raise DeviceError(f"{self.name}: a bias source has no beam memory")
-
-    def select_beam(self, slot: int, expected_crc: int) -> int:
-        raise DeviceError(f"{self.name}: a bias source has no beam memory")
-
     def close(self) -> None:
+        """Close the VISA resource (the voltages stay; never raises)."""
         self.scpi.close()
 
 

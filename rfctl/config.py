@@ -177,6 +177,7 @@ class UpaSpec(_Model):
 
     @property
     def n_elements(self) -> int:
+        """Number of elements, ``rows × cols``."""
         return self.rows * self.cols
 
 
@@ -246,6 +247,7 @@ class DbraaSpec(_Model):
 
     @property
     def mmwave_upa(self) -> UpaSpec:
+        """The whole ``rows × cols`` panel as a UPA at the mmWave carrier ``f_m``."""
         return UpaSpec(rows=self.rows, cols=self.cols, carrier_hz=self.f_m)
 
 
@@ -313,7 +315,18 @@ class SurrogateDirection(_Model):
     phi: Annotated[float, Field(ge=-1.0, le=1.0)]
 
 
-class Sub6Scenario(_Model):
+class _BandTask(_Model):
+    """What the tasks of both bands declare: users, their paths, sensing directions and
+    the receiver noise (the bands' attributes are listed on each subclass)."""
+
+    users: Small
+    paths: Small
+    targets: Annotated[list[SurrogateDirection], Field(max_length=MAX_ITEMS)] = Field(
+        default_factory=list)
+    noise_power: Power = 1.0
+
+
+class Sub6Scenario(_BandTask):
     """Sub-6 GHz ISAC task (DBRAA seed §III-A).
 
     Attributes
@@ -332,18 +345,14 @@ class Sub6Scenario(_Model):
         σ_s², W (seed: 1).
     """
 
-    users: Small
     paths: Small = 5
-    targets: Annotated[list[SurrogateDirection], Field(max_length=MAX_ITEMS)] = Field(
-        default_factory=list)
     sinr_threshold: Ratio = 10.0
     gain_threshold: Gain = 10.0
-    noise_power: Power = 1.0
     power_budget: Power | None = None
     """P_s, W: the sub-6G budget (None: unlimited; the design minimises power anyway)."""
 
 
-class MmwaveScenario(_Model):
+class MmwaveScenario(_BandTask):
     """mmWave ISAC task (DBRAA seed §III-B).
 
     Attributes
@@ -362,13 +371,9 @@ class MmwaveScenario(_Model):
         σ_m², W (seed: 1).
     """
 
-    users: Small
     paths: Small = 3
-    targets: Annotated[list[SurrogateDirection], Field(max_length=MAX_ITEMS)] = Field(
-        default_factory=list)
     gain_threshold: Gain = 11.0
     power: Power = 7.0
-    noise_power: Power = 1.0
 
 
 Direction = Annotated[
@@ -533,6 +538,7 @@ class SwitchMatrixBank(_BankBase):
 
     @property
     def count(self) -> int:
+        """Switches in the bank: one per (antenna, RF chain), ``antennas × rf_chains``."""
         return self.antennas * self.rf_chains
 
 
@@ -551,6 +557,8 @@ class PinLinkBank(_BankBase):
 
     @property
     def count(self) -> int:
+        """Links in the bank: horizontal ``rows × (cols − 1)`` then vertical
+        ``(rows − 1) × cols``."""
         return self.rows * (self.cols - 1) + (self.rows - 1) * self.cols
 
 
@@ -572,10 +580,12 @@ class FeedMuxBank(_BankBase):
 
     @property
     def count(self) -> int:
+        """Codes in the bank: one per sub-6G RF chain."""
         return self.rf_chains
 
     @property
     def n_inputs(self) -> int:
+        """Antennas each switch can route to, ``(rows − 1) × (cols − 1)``."""
         return (self.rows - 1) * (self.cols - 1)
 
 

@@ -289,6 +289,7 @@ class DmaTaskRecord:
     _ARRAYS = ("origin", "users", "theta", "phi", "gamma", "beta")
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (arrays encoded as in :meth:`ArrayState.to_dict`)."""
         out: dict[str, Any] = {"spec": self.spec}
         for k in self._ARRAYS:
             out[k] = _encode_array(np.asarray(getattr(self, k), float))
@@ -299,6 +300,20 @@ class DmaTaskRecord:
 
     @classmethod
     def from_dict(cls, d: Any, source: str) -> DmaTaskRecord:
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : object
+            The decoded ``dma_task`` value.
+        source : str
+            File or label named in errors.
+
+        Raises
+        ------
+        ConfigError
+            Not an object, an unknown or missing field, or a malformed array.
+        """
         where = f"{source}: dma_task"
         if not isinstance(d, dict):
             raise ConfigError(f"{where}: must be an object", source=source, field="dma_task",
@@ -356,6 +371,8 @@ class DmaTaskRecord:
         return rec
 
     def same(self, other: DmaTaskRecord) -> bool:
+        """True if both records describe the same task: equal specs, scalars and
+        arrays (same shape, dtype and values)."""
         return (self.spec == other.spec and all(
             _same(np.asarray(getattr(self, k)), np.asarray(getattr(other, k)))
             for k in self._ARRAYS) and (self.beta_max, self.p_max, self.sigma2,

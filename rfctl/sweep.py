@@ -107,6 +107,7 @@ class SweepResult:
         return [r for r in self.records if "error" in r]
 
     def column(self, name: str) -> list[Any]:
+        """Field ``name`` of every record, in order (None where a record lacks it)."""
         return [r.get(name) for r in self.records]
 
     def to_json(self, path: str | Path) -> None:

@@ -106,6 +106,19 @@ class BiasSourceSim:
         self._server: ScpiServer | None = None
 
     def handle(self, line: str) -> str | None:
+        """Execute one command line.
+
+        Parameters
+        ----------
+        line : str
+            One SCPI command, terminator optional.
+
+        Returns
+        -------
+        str or None
+            The reply of a query; None for a setting (errors go to the queue that
+            ``SYST:ERR?`` drains).
+        """
         line = line.strip()
         if line.upper() == DIALECT["idn"]:
             return f"RFCTL,{self.model},0001,1.0"
@@ -143,5 +156,6 @@ class BiasSourceSim:
         return self._server.start()
 
     def stop(self) -> None:
+        """Stop the loopback server, if one was started."""
         if self._server is not None:
             self._server.stop()

@@ -65,6 +65,8 @@ class OsrisFirmwareSim:
             self._pending += self.BANNER
 
     def receive(self, data: bytes) -> bytes:
+        """Feed bytes from the host; return the bytes the board sends back (replies,
+        and a queued reset banner). Invalid commands get no reply."""
         self._buf += data
         out = bytearray(self._pending)
         self._pending.clear()

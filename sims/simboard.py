@@ -311,10 +311,12 @@ class SimBoardFirmware:
     # ---------------------------------------------------------------- state
     @property
     def slots(self) -> dict[int, bytes]:
+        """Beam slots held in NVM: slot number → image bytes."""
         return self.nvm_slots
 
     @property
     def nvm(self) -> bytes:
+        """The active image as saved in NVM (what survives a reboot)."""
         return self.nvm_active
 
     def _crc(self, data: bytes | bytearray) -> int:
@@ -371,6 +373,8 @@ class SimBoardFirmware:
                 for i, b in enumerate(self.banks)}
 
     def ident_document(self) -> bytes:
+        """The IDENT reply document: compact UTF-8 JSON of protocol version, model,
+        firmware, serial, boot count, banks, slots and buffer sizes."""
         banks = [{"name": b.name, "kind": b.kind, "count": b.count, "bits": b.bits}
                  for b in self.banks]
         return json.dumps({"protocol": VERSION, "model": self.model,

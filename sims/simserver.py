@@ -91,6 +91,7 @@ class SimServer:
         return self.address
 
     def stop(self) -> None:
+        """Stop serving: join the threads, close the socket or pseudo-terminal."""
         self._stop.set()
         for t in self._threads:
             t.join(timeout=2)

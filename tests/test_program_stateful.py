@@ -14,11 +14,12 @@ import numpy as np
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from rfctl.drivers.rfctl_board import open_rfctl_board
+from rfctl.drivers.rfctl_board import RfctlBoard
+from rfctl.drivers.transport import InProcessTransport
 from rfctl.sims.simboard import Faults, SimBoardFirmware
 
 from rfctl.config import parse_config
-from rfctl.errors import DeviceError, ProgramError
+from rfctl.errors import ConfigError, ProgramError
 from rfctl.hal.device import DeviceInfo, layout_from_profile
 from rfctl.hal.image import BankImage, DeviceImage, pack_image
 from rfctl.hal.program import program, select_beam, store_beam
@@ -34,6 +35,23 @@ PROFILE = parse_config({
 
 
 INFO = DeviceInfo(model="rfctl-sim", firmware="", banks=layout_from_profile(PROFILE))
+
+
+class TickClock:
+    """The host's clock: 10 µs per reading, so that an operation's deadline is a bound on
+    the driver's work, not on how busy the machine is (the results replay exactly)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        self.t += 1e-5
+        return self.t
+
+
+def open_board(profile, fw: SimBoardFirmware, session: int) -> RfctlBoard:
+    """The driver on the in-process link with a :class:`TickClock`."""
+    return RfctlBoard(profile, InProcessTransport(fw), session=session, clock=TickClock())
 
 
 def make_image(seed: int) -> DeviceImage:
@@ -64,14 +82,28 @@ class ProgramMachine(RuleBasedStateMachine):
                                                 clock=lambda: self.now[0])
         clean = Faults()
         self.fw.faults = clean  # connect on a clean link, then switch faults on
-        self.dev = open_rfctl_board(PROFILE, firmware=self.fw)
+        self.sessions = 1
+        self.dev = open_board(PROFILE, self.fw, self.sessions)
         self.fw.faults = self.faults
         self.stored: dict[int, bytes] = {}
-        self.outcomes = {"ok": 0, "previous": 0, "new": 0, "unknown": 0}
+        self.outcomes = {"ok": 0, "previous": 0, "new": 0, "unknown": 0,
+                         "store_failed": 0, "unknown_slot": 0}
 
     def _bytes(self, img: DeviceImage) -> bytes:
         # from the profile, independently of what the driver currently believes
         return pack_image(img, INFO, None)
+
+    def _judge(self, exc: ProgramError, prev: bytes, new: bytes) -> None:
+        """A failed program or select: the board holds what the error says it holds."""
+        held = exc.holds[self.dev.name]
+        self.outcomes[held] += 1
+        active = bytes(self.fw.active)
+        if held == "previous":
+            assert active == prev, "error says previous, board holds something else"
+        elif held == "new":
+            assert active == new, "error says new, board holds something else"
+        else:
+            assert active in (prev, new), "mixed image after an unknown outcome"
 
     @rule(seed=st.integers(0, 10_000))
     def program(self, seed: int) -> None:
@@ -81,15 +113,7 @@ class ProgramMachine(RuleBasedStateMachine):
         try:
             program(self.dev, img)
         except ProgramError as exc:
-            held = exc.holds[self.dev.name]
-            self.outcomes[held] += 1
-            active = bytes(self.fw.active)
-            if held == "previous":
-                assert active == prev, "error says previous, board holds something else"
-            elif held == "new":
-                assert active == new
-            else:
-                assert active in (prev, new), "mixed image after an unknown outcome"
+            self._judge(exc, prev, new)
         else:
             self.outcomes["ok"] += 1
             assert bytes(self.fw.active) == new, "success reported but image differs"
@@ -101,22 +125,29 @@ class ProgramMachine(RuleBasedStateMachine):
         prev = bytes(self.fw.active)
         try:
             store_beam(self.dev, slot, img)
+        except ProgramError as exc:
+            # the slot may hold the old or the new beam: the host keeps the old CRC,
+            # which the board checks on select
+            assert exc.holds == {self.dev.name: "previous"}
+            self.outcomes["store_failed"] += 1
+        else:
             self.stored[slot] = self._bytes(img)
-        except DeviceError:
-            pass
         assert bytes(self.fw.active) == prev  # storing never touches the active image
 
     @rule(slot=st.integers(0, 3))
     def select(self, slot: int) -> None:
         prev = bytes(self.fw.active)
+        known = slot in self.dev.beams
         try:
             select_beam(self.dev, slot)
-        except (ProgramError, DeviceError):
-            assert bytes(self.fw.active) in (prev, self.stored.get(slot, prev))
+        except ConfigError as exc:  # no CRC known for this slot in this session
+            assert not known and exc.field == "slot", exc
+            self.outcomes["unknown_slot"] += 1
             return
-        except Exception as exc:  # no CRC known for this slot: a ConfigError
-            assert slot not in self.dev.beams, exc
+        except ProgramError as exc:
+            self._judge(exc, prev, self.stored[slot])
             return
+        assert known
         assert bytes(self.fw.active) == self.stored[slot]
 
     @rule()
@@ -126,7 +157,8 @@ class ProgramMachine(RuleBasedStateMachine):
         self.dev.close()  # its BYE may be lost: then the lease must run out first
         self.now[0] += self.fw.lease_s + 1
         self.fw.faults = Faults()
-        self.dev = open_rfctl_board(PROFILE, firmware=self.fw)
+        self.sessions += 1
+        self.dev = open_board(PROFILE, self.fw, self.sessions)
         self.fw.faults = self.faults
         assert self.dev.verified_active is None  # a new session trusts nothing
 
@@ -154,7 +186,7 @@ def test_thousand_programs_with_one_percent_corruption() -> None:
     prof = PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
         update={"retries": 6, "chunk": 16})})
     fw = SimBoardFirmware.from_profile(prof)
-    dev = open_rfctl_board(prof, firmware=fw)
+    dev = open_board(prof, fw, 1)
     fw.faults = Faults(corrupt_rx=0.01, corrupt_tx=0.01, seed=11)
     fw.rng = np.random.default_rng(11)
     tally = {"ok": 0, "previous": 0, "new": 0, "unknown": 0}

@@ -195,6 +195,13 @@ class LorentzianCodebook:
         self.psi_range = (float(pp[0]) - margin, float(pp[-1]) + margin)
 
     def values(self, codes: ArrayLike) -> NDArray[np.complex128]:
+        """Complex responses of ``codes`` (any shape; the result has that shape).
+
+        Raises
+        ------
+        IndexError
+            A code outside ``[0, n_codes)``.
+        """
         return self.table[np.asarray(codes)]
 
     def out_of_range(self, q: NDArray[np.complex128]) -> NDArray[np.bool_]:

@@ -144,9 +144,11 @@ class LinkStats:
     resets_seen: int = 0
 
     def copy(self) -> LinkStats:
+        """An independent snapshot of the counters."""
         return LinkStats(**self.__dict__)
 
     def since(self, before: LinkStats) -> LinkStats:
+        """Counter differences ``self − before`` (what happened since a :meth:`copy`)."""
         return LinkStats(**{k: getattr(self, k) - getattr(before, k) for k in self.__dict__})
 
 

@@ -92,14 +92,19 @@ class BankImage:
 
     @property
     def count(self) -> int:
+        """Number of elements (codes) in the bank."""
         return int(self.codes.size)
 
     @property
     def max_error(self) -> float:
+        """Largest ``|realised − target|`` over the bank, in the bank's ``unit`` (0 when
+        empty)."""
         return float(np.max(np.abs(self.error))) if self.error.size else 0.0
 
     @property
     def rms_error(self) -> float:
+        """Root-mean-square ``|realised − target|`` over the bank, in the bank's ``unit``
+        (0 when empty)."""
         return float(np.sqrt(np.mean(np.abs(self.error) ** 2))) if self.error.size else 0.0
 
     @property
@@ -203,16 +208,25 @@ class LayoutLike(Protocol):
     :class:`ImageLayout`, or the ``DeviceInfo`` a device reports)."""
 
     @property
-    def model(self) -> str: ...
+    def model(self) -> str:
+        """Board model name."""
+        ...
 
     @property
-    def banks(self) -> tuple[BankLayout, ...]: ...
+    def banks(self) -> tuple[BankLayout, ...]:
+        """Bank layouts in board order."""
+        ...
 
     @property
-    def offsets(self) -> list[int]: ...
+    def offsets(self) -> list[int]:
+        """Byte offset of each bank in the whole image, then the image size (length
+        ``len(banks) + 1``)."""
+        ...
 
     @property
-    def nbytes(self) -> int: ...
+    def nbytes(self) -> int:
+        """Whole-image size, bytes."""
+        ...
 
 
 # --------------------------------------------------------------------------- packing
@@ -301,14 +315,57 @@ def pack_image(image: DeviceImage, layout: LayoutLike, base: bytes | None) -> by
 
 
 def unpack_image(data: bytes, layout: LayoutLike) -> dict[str, NDArray[np.int64]]:
-    """Codes per bank (shape (count,) each) from whole-image bytes."""
+    """Codes per bank from whole-image bytes.
+
+    Parameters
+    ----------
+    data : bytes
+        Whole-image bytes, ``layout.nbytes`` long.
+    layout : LayoutLike
+        The board's banks and offsets.
+
+    Returns
+    -------
+    dict of str to ndarray of int, shape (count,) each
+        In board order.
+
+    Raises
+    ------
+    HardwareConstraintError
+        ``data`` is not ``layout.nbytes`` long.
+    """
+    if len(data) != layout.nbytes:
+        raise HardwareConstraintError(
+            f"{len(data)} image bytes for a layout of {layout.nbytes} bytes "
+            f"(model {layout.model!r})")
     return {lay.name: unpack_codes(data[off: off + lay.nbytes], lay.bits, lay.count)
             for lay, off in zip(layout.banks, layout.offsets, strict=True)}
 
 
 def image_from_bytes(data: bytes, layout: LayoutLike, board: str) -> DeviceImage:
     """A DeviceImage holding exactly the codes in ``data`` (e.g. read back from a board),
-    so that it can be programmed again (restoring a board)."""
+    so that it can be programmed again (restoring a board).
+
+    Parameters
+    ----------
+    data : bytes
+        Whole-image bytes, ``layout.nbytes`` long.
+    layout : LayoutLike
+        The board's banks and offsets (a ``DeviceInfo`` is one).
+    board : str
+        Board profile name recorded in the image.
+
+    Returns
+    -------
+    DeviceImage
+        Every bank of the layout; per bank the codes, with target and realised equal to
+        the codes and zero error (the physical values are not known from bytes).
+
+    Raises
+    ------
+    HardwareConstraintError
+        ``data`` is not ``layout.nbytes`` long.
+    """
     banks = {}
     for lay, codes in zip(layout.banks, unpack_image(data, layout).values(), strict=True):
         z = np.zeros(codes.size)

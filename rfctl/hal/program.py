@@ -119,6 +119,19 @@ def _ask(device: Device, plan: _Plan) -> tuple[str, str]:
                        "image (a reset may have cleared it)")
 
 
+def _confirm_new(device: Device, plan: _Plan, exc: DeviceError, what: str, *,
+                 ask: bool = True) -> None:
+    """After a failed latch or select: return if the board shows the new image (asked
+    only if ``ask``; otherwise it holds the previous one); else settle the host's copy and
+    raise a ProgramError naming what the board holds."""
+    holds, why = _ask(device, plan) if ask else ("previous", "")
+    if holds == "new":
+        return
+    _settle(device, plan, holds)
+    raise ProgramError(f"{device.name}: {what} failed: {exc}" + (f"; {why}" if why else ""),
+                       holds={device.name: holds}, cause=exc) from exc
+
+
 def _settle(device: Device, plan: _Plan, holds: str) -> None:
     device.staged_clean = False
     if holds == "new":
@@ -215,12 +228,7 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
                 _settle(device, plan, "previous")
             raise ProgramError(f"{device.name}: programming failed: {exc}",
                                holds={device.name: "previous"}, cause=exc) from exc
-        holds, why = _ask(device, plan)
-        if holds != "new":
-            _settle(device, plan, holds)
-            raise ProgramError(f"{device.name}: programming failed: {exc}"
-                               + (f"; {why}" if why else ""),
-                               holds={device.name: holds}, cause=exc) from exc
+        _confirm_new(device, plan, exc, "programming")
         log.info("%s: latch outcome confirmed by the board's active CRC after: %s",
                  device.name, exc)
         active = plan.crc
@@ -379,21 +387,10 @@ def select_beam(device: Device, slot: int, expected_crc: int | None = None) -> i
     plan = _Plan(device, DeviceImage("", ""), new or b"", expected_crc, prev)
     try:
         active = device.select_beam(slot, expected_crc)
-    except StageError as exc:
-        h, why = _ask(device, plan) if exc.latch_sent else ("previous", "")
-        if h != "new":
-            _settle(device, plan, h)
-            raise ProgramError(f"{device.name}: selecting beam {slot} failed: {exc}"
-                               + (f"; {why}" if why else ""),
-                               holds={device.name: h}, cause=exc) from exc
-        active = expected_crc
     except DeviceError as exc:
-        h, why = _ask(device, plan)
-        if h != "new":
-            _settle(device, plan, h)
-            raise ProgramError(f"{device.name}: selecting beam {slot} failed: {exc}"
-                               + (f"; {why}" if why else ""),
-                               holds={device.name: h}, cause=exc) from exc
+        # a StageError that says nothing was sent leaves the previous image; otherwise ask
+        sent = not isinstance(exc, StageError) or exc.latch_sent
+        _confirm_new(device, plan, exc, f"selecting beam {slot}", ask=sent)
         active = expected_crc
     if active != expected_crc:
         h, why = _ask(device, plan)

@@ -133,13 +133,26 @@ class Sub6Task:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """Candidate grid shape ``(rows − 1, cols − 1)``."""
         return self.spec.candidate_shape
 
     def rows(self, pos: list[Pos]) -> NDArray[np.int64]:
+        """Row-major candidate indices of the selected positions, sorted.
+
+        Parameters
+        ----------
+        pos : list of (int, int)
+            Selected candidate positions (row, column).
+
+        Returns
+        -------
+        ndarray of int, shape (len(pos),)
+        """
         c = self.shape[1]
         return np.array(sorted(r * c + q for r, q in pos), dtype=np.int64)
 
     def selection_map(self, pos: list[Pos]) -> NDArray[np.bool_]:
+        """Boolean map of the selected positions, shape :attr:`shape`."""
         P = np.zeros(self.shape, dtype=bool)
         for r, c in pos:
             P[r, c] = True
