@@ -148,6 +148,7 @@ def load_instrument_profile(name_or_path: str | Path) -> InstrumentProfile:
 
 
 def builtin_names() -> list[str]:
+    """Names of the built-in instrument profiles (``instrument_profiles/*.toml``)."""
     return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
 
 

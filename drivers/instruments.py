@@ -157,6 +157,7 @@ class PowerMeter(Instrument):
     kind = "power-meter"
 
     def set_frequency(self, hz: float) -> None:
+        """Set the measurement frequency, Hz (checked against the profile's limits, read back)."""
         self.configure(frequency=hz)
 
 
@@ -172,9 +173,11 @@ class Vna(Instrument):
     kind = "vna"
 
     def set_frequency(self, hz: float) -> None:
+        """Set the CW frequency of S21, Hz (checked against the profile's limits)."""
         self.configure(frequency=hz)
 
     def s21(self) -> complex:
+        """One S21 reading from a sweep started after the board latched (complex)."""
         return _complex(self.name, self._measure())
 
 
@@ -184,9 +187,11 @@ class Positioner(Instrument):
     kind = "positioner"
 
     def move(self, theta: float, phi: float) -> None:
+        """Move the probe to the surrogate angles (θ, φ), each in [−1, 1]; waits until settled."""
         self.configure(theta=theta, phi=phi)
 
     def position(self) -> tuple[float, float]:
+        """The probe's surrogate angles (θ, φ) as the positioner reports them."""
         s = self.settings()
         return s["theta"], s["phi"]
 

@@ -90,6 +90,7 @@ class ScpiInstrument:
         return probe.query("*IDN?")
 
     def write(self, cmd: str) -> None:
+        """Send one SCPI line (logged on ``rfctl.wire``); DeviceError on a link failure."""
         wire_log.debug("tx %s %s", self.name, cmd)
         self.stats.bytes_tx += len(cmd) + 1
         self.stats.frames_tx += 1
@@ -99,6 +100,7 @@ class ScpiInstrument:
             raise DeviceError(f"{self.name}: write {cmd!r} failed: {exc}") from None
 
     def query(self, cmd: str) -> str:
+        """Send a query and return its reply line; DeviceTimeoutError if none arrives in time."""
         self.write(cmd)
         try:
             reply = self.inst.read().strip()
@@ -114,6 +116,7 @@ class ScpiInstrument:
         return reply
 
     def query_float(self, cmd: str) -> float:
+        """A query whose reply is one number; DeviceError if it does not parse as a finite float."""
         r = self.query(cmd)
         try:
             return float(r)
@@ -147,6 +150,7 @@ class ScpiInstrument:
         self.check_errors()
 
     def close(self) -> None:
+        """Close the VISA resource (never raises)."""
         try:
             self.inst.close()
         except Exception:  # closing must not raise

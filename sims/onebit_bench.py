@@ -120,6 +120,7 @@ class OneBitBench:
 
     @property
     def n(self) -> int:
+        """Number of one-bit elements, N."""
         return int(self.a.size)
 
     def affine(self, freq_hz: float | None = None) -> tuple[complex, np.ndarray]:

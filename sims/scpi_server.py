@@ -22,6 +22,7 @@ class ScpiServer:
         self.port = 0
 
     def start(self, port: int = 0) -> int:
+        """Listen on 127.0.0.1:``port`` (0: any free port) in a thread; returns the port."""
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
@@ -35,6 +36,7 @@ class ScpiServer:
 
     @property
     def resource(self) -> str:
+        """The pyvisa-py resource string of this server, ``TCPIP::127.0.0.1::PORT::SOCKET``."""
         return f"TCPIP::127.0.0.1::{self.port}::SOCKET"
 
     def _serve(self) -> None:
@@ -68,6 +70,7 @@ class ScpiServer:
                             conn.sendall(reply.encode() + b"\n")
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)

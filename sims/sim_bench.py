@@ -156,6 +156,7 @@ class SimBench:
         return {k: s.resource for k, s in self.servers.items()}
 
     def stop(self) -> None:
+        """Stop every instrument server."""
         for s in self.servers.values():
             s.stop()
 
@@ -185,6 +186,7 @@ class LabBench:
             self.stop()
 
     def stop(self) -> None:
+        """Stop the instruments and the board server."""
         self.bench.stop()
         self.server.stop()
 

@@ -49,6 +49,7 @@ def finite_float(lo: float = -math.inf, hi: float = math.inf):
 
 
 probability = finite_float(0.0, 1.0)
+probability.__doc__ = "argparse type: a finite probability in [0, 1]."
 
 
 def crc32_value(text: str) -> int:

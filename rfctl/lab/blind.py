@@ -94,10 +94,12 @@ class MeasurementLog:
 
     @property
     def used(self) -> int:
+        """Readings taken so far."""
         return len(self.rows)
 
     @property
     def remaining(self) -> int:
+        """Readings left in the budget."""
         return self.budget - len(self.rows)
 
     def __call__(self, codes: np.ndarray, phase: str) -> float:

@@ -27,4 +27,6 @@ class ProbePositioner(Protocol):
     name: str
     idn: str
 
-    def move(self, theta: float, phi: float) -> None: ...
+    def move(self, theta: float, phi: float) -> None:
+        """Move the probe to surrogate angles θ, φ ∈ [−1, 1] and wait until it settles."""
+        ...

@@ -66,6 +66,7 @@ class SweepData:
     elapsed_s: float = 0.0
 
     def column(self, key: str) -> np.ndarray:
+        """One field of every row as an array, shape (points,)."""
         return np.array([r[key] for r in self.rows])
 
 
