@@ -7,6 +7,8 @@ import socket
 import threading
 from collections.abc import Callable
 
+from .loopback import accepted, listen
+
 __all__ = ["ScpiServer"]
 
 
@@ -23,11 +25,7 @@ class ScpiServer:
 
     def start(self, port: int = 0) -> int:
         """Listen on 127.0.0.1:``port`` (0: any free port) in a thread; returns the port."""
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        s.listen(2)
-        s.settimeout(0.1)
+        s = listen("127.0.0.1", port, backlog=2)
         self._sock = s
         self.port = s.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True, name="rfctl-scpi")
@@ -41,14 +39,7 @@ class ScpiServer:
 
     def _serve(self) -> None:
         assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for conn in accepted(self._sock, self._stop):
             conn.settimeout(0.1)
             buf = b""
             with conn:
