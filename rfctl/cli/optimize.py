@@ -4,6 +4,7 @@ the designed state."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -95,6 +96,10 @@ def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
 
 def cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
     """Run an optimizer on a scenario and save the designed state."""
+    if args.board and args.problem != "dma":
+        print(f"rfctl optimize: error: --board applies to dma only (not {args.problem}; "
+              "quantize a DBRAA state with rfctl quantize --board)", file=sys.stderr)
+        return 2
     scenario = load_config(args.scenario)
     if not isinstance(scenario, Scenario):
         raise RfctlError(f"{args.scenario}: is a board profile; --scenario needs a scenario")
@@ -128,7 +133,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="mmWave hybrid structure")
     op.add_argument("--board", help="dma: design for this board's Lorentzian codes "
                     "(within its arc, quantized, B re-optimised, checked)")
-    op.add_argument("--out", type=Path, default=Path("state.json"))
+    op.add_argument("--out", type=Path, required=True, help="STATE.json to write")
     op.set_defaults(func=cmd_optimize)
     from .dma import register_check
 
