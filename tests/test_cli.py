@@ -194,3 +194,21 @@ def test_optimize_needs_out_and_board_is_dma_only(tmp_path: Path, capsys) -> Non
     assert code == 2
     assert "--board applies to dma only" in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()
+
+
+def test_sub6g_power_against_total_budget(tmp_path: Path) -> None:
+    # realisation 13 needs ~28 W > total_power 17 W: flagged, not "feasible" alone
+    code, text = run("optimize", "sub6g", "--scenario", "dbraa-14x14", "--realisation", "13",
+                     "--out", str(tmp_path / "s.json"))
+    assert code == 0
+    line = next(ln for ln in text.splitlines() if "total budget" in ln)
+    assert "17 W" in line and "EXCEEDS" in line and "NOT feasible" in line
+
+
+def test_demo_names_the_constraints_its_baseline_misses(tmp_path: Path) -> None:
+    code, text = run("demo", "--no-board")
+    assert code == 0
+    assert "≥ 10.41 (Υ_m)" in text
+    miss = next(ln for ln in text.splitlines() if ln.startswith("continuous:"))
+    assert "does NOT meet" in miss and "mmWave sensing gain" in miss and "Υ_m" in miss
+    assert "total budget 17 W" in miss

@@ -21,12 +21,14 @@ from .common import db, deg
 def _print_bits_table(rows: list[dict], out: TextIO) -> None:
     """The phase-bits study (SI rows) as a table; gains in dB and phase errors in degrees."""
     print("  phase bits   sum-rate   loss (bit/s/Hz)   min gain (dB)   worst gain loss (dB)"
-          "   max phase error (°)", file=out)
+          "   max phase error (°)   gain/Υ   power/P   feasible", file=out)
     for r in rows:
         b = "continuous" if r["bits"] is None else f"{r['bits']:>10d}"
         print(f"  {b:>10}   {r['sum_rate']:8.3f}   {r['rate_loss']:15.3f}   "
               f"{db(r['min_gain']):13.2f}   {db(r['gain_loss_ratio']):20.2f}   "
-              f"{deg(r['max_phase_error']):19.2f}", file=out)
+              f"{deg(r['max_phase_error']):19.2f}   {r['sensing_margin']:6.4f}   "
+              f"{r['power_margin']:7.4f}   "
+              f"{'yes' if r['feasible'] else 'NO: ' + r['fails']}", file=out)
 
 
 def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
@@ -46,6 +48,14 @@ def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
     margins = res.outcome.residuals
     print(_feasibility(res.feasible, {"SINR": margins["sinr_margin_rel"],
                                       "gain": margins["gain_margin_rel"]}), file=out)
+    if scenario.total_power is not None:
+        over = res.power > scenario.total_power * (1 + 1e-6)
+        print(f"  power {res.power:.4g} W vs the scenario's total budget "
+              f"{scenario.total_power:.4g} W: "
+              + ("EXCEEDS it — NOT feasible for the dual-band budget (nothing left for "
+                 "mmWave)" if over else
+                 f"within it ({scenario.total_power - res.power:.4g} W left for mmWave)"),
+              file=out)
     return res.state()
 
 
