@@ -34,6 +34,7 @@ __all__ = [
     "check_dma_state",
     "design_dma_for_board",
     "lorentzian_bits_study",
+    "mmwave_state_report",
     "phase_bits_study",
     "realised_on_board",
     "table_arc",
@@ -108,6 +109,52 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
                      "max_phase_error": float(img.banks["phase"].max_error),
                      **_mmwave_constraints(task, g, F, tol)})
     return rows
+
+
+def mmwave_state_report(state: ArrayState, board: BoardProfile | str,
+                        tol: float = 1e-6) -> dict | None:
+    """A saved hybrid (mmWave / dual-band) design before and after a board's quantization.
+
+    The task comes from the state's record: its scenario and realisation
+    (:func:`rfctl.optimize.mmwave.task_from_scenario`; P_m from the dual-band notes when
+    present) with the recorded mmWave channel ``H`` in place of a regenerated one.
+
+    Returns
+    -------
+    dict or None
+        None for a state without phases, switches, F_BB or a scenario record; else
+        ``before`` / ``after``: ``sum_rate`` (bit/s/Hz), ``min_sinr`` (linear),
+        ``min_gain`` (linear) and the keys of the constraint check (``power`` W,
+        ``sensing_margin``, ``power_margin``, ``feasible``, ``fails``), plus
+        ``upsilon`` (linear, per target) and ``p_max`` (W).
+    """
+    from rfctl.optimize.mmwave import task_from_scenario
+
+    rec = state.record
+    if (state.phases is None or state.switch is None or state.f_bb is None or rec is None
+            or rec.scenario is None):
+        return None
+    scenario = parse_config(rec.scenario)
+    if getattr(scenario, "mmwave", None) is None:
+        return None
+    power = rec.notes.get("mmwave_power_w") if rec.notes else None
+    task = task_from_scenario(scenario, rec.realisation,
+                              power=None if power is None else float(power))
+    H = rec.channels.get("mmwave")
+    if H is not None and np.shape(H) == task.H.shape:
+        task.H = np.asarray(H)
+    prof = _board(board)
+    q = dequantize(quantize(state, prof), state)
+
+    def metrics(st: ArrayState) -> dict:
+        F = hybrid_precoder(st.phases, st.switch, st.f_bb)
+        g = beam_gain(task.A, F)
+        sn = sinr(task.H, F, task.sigma2)
+        return {"sum_rate": sum_rate(sn), "min_sinr": float(sn.min()),
+                "min_gain": float(g.min()), **_mmwave_constraints(task, g, F, tol)}
+
+    return {"before": metrics(state), "after": metrics(q),
+            "upsilon": np.asarray(task.upsilon, float), "p_max": float(task.power)}
 
 
 def _lorentzian_bank(profile: BoardProfile) -> tuple[str, NDArray[np.complex128]]:

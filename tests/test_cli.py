@@ -212,3 +212,22 @@ def test_demo_names_the_constraints_its_baseline_misses(tmp_path: Path) -> None:
     miss = next(ln for ln in text.splitlines() if ln.startswith("continuous:"))
     assert "does NOT meet" in miss and "mmWave sensing gain" in miss and "Υ_m" in miss
     assert "total budget 17 W" in miss
+
+
+def test_quantize_dbraa_reports_constraints_before_and_after(tmp_path: Path) -> None:
+    s = tmp_path / "m.json"
+    code, opt = run("optimize", "mmwave", "--scenario", "dbraa-14x14", "--out", str(s))
+    assert code == 0 and "gain/Υ" in opt and "feasible" in opt
+    code, text = run("quantize", str(s), "--board", "sim-dbraa-14x14")
+    assert code == 0
+    assert "Υ 10.41 dB, P_m 7 W" in text
+    rows = {ln.split()[0]: ln.split() for ln in text.splitlines()
+            if ln.strip().startswith(("before", "after"))}
+    assert set(rows) == {"before", "after"}
+    # before = the continuous design, after = its 6-bit phases (the board's phase bank):
+    # the same numbers as optimize's phase-bits table
+    bits = {ln.split()[0]: ln.split() for ln in opt.splitlines()
+            if ln.strip().startswith(("continuous", "6 "))}
+    assert rows["before"][1] == bits["continuous"][1]
+    assert rows["after"][1] == bits["6"][1]
+    assert rows["after"][6] == bits["6"][8]  # yes / NO:

@@ -37,7 +37,27 @@ def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print_image_report(image, out)
         quantize_report(state, board, out)
+        _print_mmwave_quantize(state, board, out)
     return 0
+
+
+def _print_mmwave_quantize(state: ArrayState, board: BoardProfile, out: TextIO) -> None:
+    """The mmWave constraints of a hybrid state before and after quantization."""
+    from rfctl.studies import mmwave_state_report
+
+    rep = mmwave_state_report(state, board)
+    if rep is None:
+        return
+    print(f"\nmmWave design before and after quantization (recorded channel; Υ "
+          f"{db(rep['upsilon'].min()):.2f} dB, P_m {rep['p_max']:.4g} W):", file=out)
+    print("             sum-rate   min SINR (dB)   min gain (dB)   gain/Υ   power (W)"
+          "   feasible", file=out)
+    for label in ("before", "after"):
+        r = rep[label]
+        print(f"  {label:>9}   {r['sum_rate']:8.3f}   {db(r['min_sinr']):13.2f}   "
+              f"{db(r['min_gain']):13.2f}   {r['sensing_margin']:6.4f}   "
+              f"{r['power']:9.4g}   {'yes' if r['feasible'] else 'NO: ' + r['fails']}",
+              file=out)
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
