@@ -34,14 +34,29 @@ __all__ = [
     "check_dma_state",
     "design_dma_for_board",
     "lorentzian_bits_study",
+    "mmwave_state_report",
     "phase_bits_study",
     "realised_on_board",
     "table_arc",
 ]
 
 
+def _mmwave_constraints(task: MmwaveTask, g: NDArray, F: NDArray, tol: float) -> dict:
+    """Sensing (gain ≥ Υ per target) and power (‖F‖² ≤ P) of a precoder, SI/linear."""
+    ups = np.broadcast_to(np.asarray(task.upsilon, float), g.shape)
+    ratio = g / ups
+    power = float(np.linalg.norm(F) ** 2)
+    fails = [f"sensing gain target {int(t)} >= Υ: {ratio[t]:.4g} of the bound"
+             for t in np.flatnonzero(ratio < 1 - tol)]
+    if power > task.power * (1 + tol):
+        fails.append(f"power <= P: {power:.4g} W vs {task.power:.4g} W")
+    return {"power": power, "sensing_margin": float(ratio.min()),
+            "power_margin": power / task.power, "feasible": not fails,
+            "fails": "; ".join(fails)}
+
+
 def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
-                     bits: Iterable[int] = range(1, 9)) -> list[dict]:
+                     bits: Iterable[int] = range(1, 9), tol: float = 1e-6) -> list[dict]:
     """Sum-rate and sensing gains of a hybrid design after b-bit phase quantization.
 
     For each bit width, a board with uniform b-bit phase shifters and the design's switch
@@ -56,6 +71,8 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
         Its channel ``H`` (N × K), steering vectors ``A`` (N × T) and noise power σ², W.
     bits : iterable of int
         Phase-shifter widths to quantize to.
+    tol : float
+        Relative tolerance of the feasibility check.
 
     Returns
     -------
@@ -64,8 +81,11 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
         ``bits``, ``sum_rate``, ``rate_loss`` (bit/s/Hz), ``min_gain`` (the weakest
         target's beam gain, a linear power gain), ``gain_loss_ratio`` (the worst
         target's continuous-to-quantized gain ratio, linear, 1 = no loss) and
-        ``max_phase_error`` (rad); a first row with ``bits = None`` holds the continuous
-        design.
+        ``max_phase_error`` (rad); the constraints: ``power`` (‖F‖²_F, W),
+        ``sensing_margin`` (min over targets of gain/Υ, ≥ 1 meets), ``power_margin``
+        (power / P, ≤ 1 meets), ``feasible`` (both, to ``tol`` relative) and ``fails``
+        (the failed constraints named, "" when feasible). A first row with
+        ``bits = None`` holds the continuous design.
     """
     state = result.state()
     N, nrf = state.switch.shape
@@ -73,7 +93,8 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
     g0 = beam_gain(task.A, F0)
     r0 = sum_rate(sinr(task.H, F0, task.sigma2))
     rows = [{"bits": None, "sum_rate": r0, "rate_loss": 0.0, "min_gain": float(g0.min()),
-             "gain_loss_ratio": 1.0, "max_phase_error": 0.0}]
+             "gain_loss_ratio": 1.0, "max_phase_error": 0.0,
+             **_mmwave_constraints(task, g0, F0, tol)}]
     for b in bits:
         prof = parse_config({"kind": "board", "name": f"study-{b}bit", "banks": [
             {"name": "phase", "kind": "phase", "count": N, "bits": b},
@@ -85,8 +106,55 @@ def phase_bits_study(result: MmwaveResult, task: MmwaveTask,
         r = sum_rate(sinr(task.H, F, task.sigma2))
         rows.append({"bits": b, "sum_rate": r, "rate_loss": r0 - r,
                      "min_gain": float(g.min()), "gain_loss_ratio": float(np.max(g0 / g)),
-                     "max_phase_error": float(img.banks["phase"].max_error)})
+                     "max_phase_error": float(img.banks["phase"].max_error),
+                     **_mmwave_constraints(task, g, F, tol)})
     return rows
+
+
+def mmwave_state_report(state: ArrayState, board: BoardProfile | str,
+                        tol: float = 1e-6) -> dict | None:
+    """A saved hybrid (mmWave / dual-band) design before and after a board's quantization.
+
+    The task comes from the state's record: its scenario and realisation
+    (:func:`rfctl.optimize.mmwave.task_from_scenario`; P_m from the dual-band notes when
+    present) with the recorded mmWave channel ``H`` in place of a regenerated one.
+
+    Returns
+    -------
+    dict or None
+        None for a state without phases, switches, F_BB or a scenario record; else
+        ``before`` / ``after``: ``sum_rate`` (bit/s/Hz), ``min_sinr`` (linear),
+        ``min_gain`` (linear) and the keys of the constraint check (``power`` W,
+        ``sensing_margin``, ``power_margin``, ``feasible``, ``fails``), plus
+        ``upsilon`` (linear, per target) and ``p_max`` (W).
+    """
+    from rfctl.optimize.mmwave import task_from_scenario
+
+    rec = state.record
+    if (state.phases is None or state.switch is None or state.f_bb is None or rec is None
+            or rec.scenario is None):
+        return None
+    scenario = parse_config(rec.scenario)
+    if getattr(scenario, "mmwave", None) is None:
+        return None
+    power = rec.notes.get("mmwave_power_w") if rec.notes else None
+    task = task_from_scenario(scenario, rec.realisation,
+                              power=None if power is None else float(power))
+    H = rec.channels.get("mmwave")
+    if H is not None and np.shape(H) == task.H.shape:
+        task.H = np.asarray(H)
+    prof = _board(board)
+    q = dequantize(quantize(state, prof), state)
+
+    def metrics(st: ArrayState) -> dict:
+        F = hybrid_precoder(st.phases, st.switch, st.f_bb)
+        g = beam_gain(task.A, F)
+        sn = sinr(task.H, F, task.sigma2)
+        return {"sum_rate": sum_rate(sn), "min_sinr": float(sn.min()),
+                "min_gain": float(g.min()), **_mmwave_constraints(task, g, F, tol)}
+
+    return {"before": metrics(state), "after": metrics(q),
+            "upsilon": np.asarray(task.upsilon, float), "p_max": float(task.power)}
 
 
 def _lorentzian_bank(profile: BoardProfile) -> tuple[str, NDArray[np.complex128]]:

@@ -110,3 +110,124 @@ def test_lab_commands_against_the_simulated_bench(tmp_path: Path) -> None:
         assert code == 0 and "21-point sweep" in text and "θ = 0.000" in text
     runs = sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir())
     assert runs == ["calibrate", "sweep"]
+
+
+# ---------------------------------------------------------------- issue 12 follow-ups (fixC)
+import pytest  # noqa: E402
+
+from rfctl.state import ArrayState  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dma_states(tmp_path_factory) -> dict:
+    """rfctl optimize dma on dma-4x8: realisations 0, 1, 2 continuous, 1 with the board."""
+    d = tmp_path_factory.mktemp("dma")
+    res = {}
+    for r in (0, 1, 2):
+        res[r] = (*run("optimize", "dma", "--scenario", "dma-4x8", "--realisation", str(r),
+                       "--out", str(d / f"c{r}.json")), d / f"c{r}.json")
+    res["board"] = (*run("optimize", "dma", "--scenario", "dma-4x8", "--realisation", "1",
+                         "--board", "sim-dma-4x8", "--out", str(d / "b1.json")),
+                    d / "b1.json")
+    return res
+
+
+def test_optimize_dma_default_converges(dma_states: dict) -> None:
+    # realisation 0 used to stop at the 100-iteration cap (stationarity 1.8e-2)
+    for r in (0, 1, 2):
+        code, text, _ = dma_states[r]
+        assert code == 0, text
+        assert "stop: converged" in text, text.splitlines()[0]
+
+
+def test_optimize_dma_board_solves_the_same_task(dma_states: dict) -> None:
+    code, text, path = dma_states["board"]
+    assert code == 0, text
+    board = ArrayState.load(path).dma_task
+    cont = ArrayState.load(dma_states[1][2]).dma_task
+    assert board is not None and cont is not None
+    np.testing.assert_allclose(board.gamma, cont.gamma, rtol=1e-12)
+    np.testing.assert_allclose(board.beta, cont.beta, rtol=1e-12)
+    assert board.beta_max == pytest.approx(cont.beta_max, rel=1e-12)
+    assert board.p_max == cont.p_max and board.sigma2 == cont.sigma2
+    assert "continuous (in the board's arc)" in text
+
+
+def test_optimize_dma_board_infeasible_task_is_reported(tmp_path: Path) -> None:
+    # realisation 0's task (Γ from the continuous design) cannot be met in the board's arc
+    out = tmp_path / "b0.json"
+    code, text = run("optimize", "dma", "--scenario", "dma-4x8", "--board", "sim-dma-4x8",
+                     "--out", str(out))
+    assert code == 1
+    assert "board sim-dma-4x8 cannot meet the task" in text and "no state written" in text
+    assert not out.exists()
+
+
+def test_program_refuses_dma_state_infeasible_on_codes(dma_states: dict) -> None:
+    path = str(dma_states[0][2])
+    code, text = run("program", "--board", "sim-dma-4x8", "--state", path, "--dry-run")
+    assert code == 1
+    assert "INFEASIBLE on sim-dma-4x8's codes" in text and "refusing to program" in text
+    assert "P_t <= P_max" in text or "SINR" in text
+    assert "dry run" not in text
+    code, text = run("program", "--board", "sim-dma-4x8", "--state", path, "--dry-run",
+                     "--allow-infeasible")
+    assert code == 0 and "dry run" in text
+    # the design made for the board passes the gate
+    code, text = run("program", "--board", "sim-dma-4x8", "--state",
+                     str(dma_states["board"][2]), "--dry-run")
+    assert code == 0 and "all met" in text, text
+
+
+def test_quantize_dma_says_infeasible_on_codes(dma_states: dict) -> None:
+    code, text = run("quantize", str(dma_states[0][2]), "--board", "sim-dma-4x8")
+    assert code == 0
+    assert "INFEASIBLE on the board's codes" in text
+
+
+def test_optimize_needs_out_and_board_is_dma_only(tmp_path: Path, capsys) -> None:
+    code, _ = run("optimize", "sub6g", "--scenario", "dbraa-14x14")
+    assert code == 2
+    assert "--out" in capsys.readouterr().err
+    code, _ = run("optimize", "sub6g", "--scenario", "dbraa-14x14", "--board",
+                  "sim-dbraa-14x14", "--out", str(tmp_path / "s.json"))
+    assert code == 2
+    assert "--board applies to dma only" in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_sub6g_power_against_total_budget(tmp_path: Path) -> None:
+    # realisation 13 needs ~28 W > total_power 17 W: flagged, not "feasible" alone
+    code, text = run("optimize", "sub6g", "--scenario", "dbraa-14x14", "--realisation", "13",
+                     "--out", str(tmp_path / "s.json"))
+    assert code == 0
+    line = next(ln for ln in text.splitlines() if "total budget" in ln)
+    assert "17 W" in line and "EXCEEDS" in line and "NOT feasible" in line
+
+
+def test_demo_names_the_constraints_its_baseline_misses(tmp_path: Path) -> None:
+    code, text = run("demo", "--no-board")
+    assert code == 0
+    assert "≥ 10.41 (Υ_m)" in text
+    miss = next(ln for ln in text.splitlines() if ln.startswith("continuous:"))
+    assert "does NOT meet" in miss and "mmWave sensing gain" in miss and "Υ_m" in miss
+    assert "total budget 17 W" in miss
+
+
+def test_quantize_dbraa_reports_constraints_before_and_after(tmp_path: Path) -> None:
+    s = tmp_path / "m.json"
+    code, opt = run("optimize", "mmwave", "--scenario", "dbraa-14x14", "--out", str(s))
+    assert code == 0 and "gain/Υ" in opt and "feasible" in opt
+    code, text = run("quantize", str(s), "--board", "sim-dbraa-14x14")
+    assert code == 0
+    assert "Υ 10.41 dB, P_m 7 W" in text
+    rows = {ln.split()[0]: ln.split() for ln in text.splitlines()
+            if ln.strip().startswith(("before", "after"))}
+    assert set(rows) == {"before", "after"}
+    # before = the continuous design, after = its 6-bit phases (the board's phase bank):
+    # the same numbers as optimize's phase-bits table
+    bits = {ln.split()[0]: ln.split() for ln in opt.splitlines()
+            if ln.strip().startswith(("continuous", "6 "))}
+    assert rows["before"][1] == bits["continuous"][1]
+    assert rows["after"][1] == bits["6"][1]
+    assert rows["after"][6] == bits["6"][8]  # yes / NO:

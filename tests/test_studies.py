@@ -91,3 +91,22 @@ def test_lorentzian_bits_study_is_si_and_one_row_per_width(dma_design) -> None:
         assert r["feasible"] == (not r["violations"])
         assert (r["why"] == "all constraints met") == r["feasible"]
         assert "dB" not in r["why"]
+
+
+def test_phase_bits_study_flags_infeasible_rows() -> None:
+    task = small_mmwave(3)
+    res = admm_hybrid(task, "RHB")
+    rows = phase_bits_study(res, task, bits=[1, 2, 8])
+    ups = np.broadcast_to(np.asarray(task.upsilon, float), (task.A.shape[1],))
+    for r in rows:
+        assert r["sensing_margin"] == pytest.approx(r["min_gain"] / ups.max(), rel=1e-9) \
+            or r["sensing_margin"] <= r["min_gain"] / ups.min() * (1 + 1e-12)
+        assert r["power_margin"] == pytest.approx(r["power"] / task.power, rel=1e-12)
+        ok = r["sensing_margin"] >= 1 - 1e-6 and r["power_margin"] <= 1 + 1e-6
+        assert r["feasible"] == ok
+        assert (r["fails"] == "") == ok
+        if r["sensing_margin"] < 1 - 1e-6:
+            assert "sensing gain target" in r["fails"] and "Υ" in r["fails"]
+    assert rows[0]["feasible"] == res.feasible
+    # 1-bit phases lose sensing gain below Υ: flagged, not silent
+    assert not rows[1]["feasible"] and "sensing gain" in rows[1]["fails"]

@@ -29,6 +29,11 @@ def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
     state = ArrayState.load(args.state)
     image = quantize(state, board)
     print_image_report(image, out)
+    # a DMA state is checked on the board's codes first (issue 12)
+    from .dma import program_gate
+
+    if not program_gate(state, profile, args.allow_infeasible, out):
+        return 1
     if args.dry_run:
         info = DeviceInfo(model=profile.model, firmware="(dry run)",
                           banks=layout_from_profile(profile))
@@ -94,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--url", help="override the profile's link URL")
     pr.add_argument("--dry-run", action="store_true",
                     help="print codes, frames and byte counts; open no port")
+    pr.add_argument("--allow-infeasible", action="store_true",
+                    help="program a DMA design even if it fails its constraints on the "
+                    "board's codes")
     pr.set_defaults(func=cmd_program)
 
     bm = sub.add_parser("beams", help="store a beam in a board slot, or select one")

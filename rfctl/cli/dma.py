@@ -11,7 +11,7 @@ from typing import TextIO
 import numpy as np
 
 from rfctl.config import Scenario
-from rfctl.errors import RfctlError
+from rfctl.errors import InfeasibleError
 from rfctl.state import ArrayState, DesignRecord
 
 from .common import board_profile, db
@@ -40,24 +40,23 @@ def print_dma_rows(rows: list[tuple[str, dict]], out: TextIO) -> None:
 
 def optimize_dma(scenario: Scenario, args: argparse.Namespace, out: TextIO) -> int:
     """Design a DMA (continuous, or for a board's codes with ``--board``), save the state."""
-    from rfctl.admittance import DmaModel
-    from rfctl.optimize.dma import DmaTask, design_dma, tuning_state
+    from rfctl.optimize.dma import design_dma, task_from_scenario, tuning_state
     from rfctl.studies import design_dma_for_board, lorentzian_bits_study
 
-    if scenario.dma is None or scenario.dma_task is None:
-        raise RfctlError(f"{scenario.name}: needs [dma] and [dma_task] tables")
-    t = scenario.dma_task
-    rng = np.random.default_rng([scenario.seed, args.realisation])
-    model = DmaModel.from_spec(scenario.dma, origin=(0.0, 0.0, 10.0))
-    x0, x1, y0, y1, z = t.user_region_m
-    users = np.column_stack([rng.uniform(x0, x1, t.users), rng.uniform(y0, y1, t.users),
-                             np.full(t.users, z)])
-    d = np.asarray(t.directions, float).reshape(-1, 2)
-    task = DmaTask(model, users, d[:, 0], d[:, 1], t.noise_power, t.max_power,
-                   n_sensing=max(t.sensing_streams, 1))
+    # Γ, β, β_max fixed here, the same with and without --board (the board's design
+    # solves the continuous design's task)
+    task, rng = task_from_scenario(scenario, args.realisation)
     board = getattr(args, "board", None)
     if board:
-        bd = design_dma_for_board(task, board_profile(board), rng=rng)
+        try:
+            bd = design_dma_for_board(task, board_profile(board), rng=rng)
+        except InfeasibleError as exc:
+            print(f"board {board} cannot meet the task of {scenario.name} realisation "
+                  f"{args.realisation} (Γ (dB) {np.round(db(task.gamma), 2).tolist()}, "
+                  f"β {np.min(task.beta):.4g}, β_max {task.beta_max:.4g}, P_max "
+                  f"{task.p_max:.4g} W; the same task as without --board): {exc}; "
+                  "no state written", file=out)
+            return 1
         res, state = bd.continuous, bd.state
     else:
         res = design_dma(task, rng=rng)
@@ -69,7 +68,8 @@ def optimize_dma(scenario: Scenario, args: argparse.Namespace, out: TextIO) -> i
     print(f"  Γ (dB): {np.round(db(task.gamma), 2).tolist()}; σ² "
           f"{task.sigma2:.3g} W; P_max {task.p_max:.4g} W", file=out)
     rows = lorentzian_bits_study(res, task, boards=[board_profile(board)] if board else ())
-    table = [("continuous" if r["bits"] is None and r["board"] is None else
+    cont = "continuous (in the board's arc)" if board else "continuous"
+    table = [(cont if r["bits"] is None and r["board"] is None else
               f"{r['bits']} bit" if r["bits"] is not None else r["board"], r)
              for r in rows]
     if board:
@@ -109,7 +109,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 def quantize_report(state: ArrayState, board, out: TextIO | None) -> dict | None:
     """The DMA part of ``rfctl quantize``: every constraint after quantization (B kept
     and B re-optimised); None for a state without a DMA task."""
-    from rfctl.optimize.dma import DmaTask
+    from rfctl.optimize.dma import DmaTask, describe_violations
     from rfctl.studies import realised_on_board
 
     if state.dma is None or state.dma_b is None or state.dma_task is None:
@@ -121,7 +121,34 @@ def quantize_report(state: ArrayState, board, out: TextIO | None) -> dict | None
         print_dma_rows([("as saved", task.report(task.exact(None, state.dma_b,
                                                            loads=state.dma.load))),
                         ("B kept", r["kept"]), ("B re-opt.", r["report"])], out)
+        if not r["kept"]["feasible"]:
+            print(f"INFEASIBLE on the board's codes (as saved, B kept): "
+                  f"{describe_violations(r['kept'])} (rfctl check --board gates; "
+                  "rfctl program refuses it)", file=out)
     return {"kept": _json_report(r["kept"]), "reoptimised": _json_report(r["report"])}
+
+
+def program_gate(state: ArrayState, board, allow_infeasible: bool, out: TextIO) -> bool:
+    """Before ``rfctl program``: a state that records its DMA task is checked on the
+    board's codes (B kept: what programming realises). True to go on; False (after
+    naming the failed constraints) when it fails and ``allow_infeasible`` is not set."""
+    from rfctl.optimize.dma import describe_violations
+    from rfctl.studies import check_dma_state
+
+    if state.dma is None or state.dma_b is None or state.dma_task is None:
+        return True
+    rep = check_dma_state(state, board)
+    if rep["feasible"]:
+        print(f"DMA constraints on {board.name}'s codes: all met", file=out)
+        return True
+    print(f"DMA design INFEASIBLE on {board.name}'s codes: {describe_violations(rep)}",
+          file=out)
+    if allow_infeasible:
+        print("programming anyway (--allow-infeasible)", file=out)
+        return True
+    print("refusing to program (pass --allow-infeasible to program it anyway; "
+          "design for the board with rfctl optimize dma --board)", file=out)
+    return False
 
 
 def _json_report(r: dict) -> dict:

@@ -4,6 +4,7 @@ the designed state."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -20,12 +21,14 @@ from .common import db, deg
 def _print_bits_table(rows: list[dict], out: TextIO) -> None:
     """The phase-bits study (SI rows) as a table; gains in dB and phase errors in degrees."""
     print("  phase bits   sum-rate   loss (bit/s/Hz)   min gain (dB)   worst gain loss (dB)"
-          "   max phase error (°)", file=out)
+          "   max phase error (°)   gain/Υ   power/P   feasible", file=out)
     for r in rows:
         b = "continuous" if r["bits"] is None else f"{r['bits']:>10d}"
         print(f"  {b:>10}   {r['sum_rate']:8.3f}   {r['rate_loss']:15.3f}   "
               f"{db(r['min_gain']):13.2f}   {db(r['gain_loss_ratio']):20.2f}   "
-              f"{deg(r['max_phase_error']):19.2f}", file=out)
+              f"{deg(r['max_phase_error']):19.2f}   {r['sensing_margin']:6.4f}   "
+              f"{r['power_margin']:7.4f}   "
+              f"{'yes' if r['feasible'] else 'NO: ' + r['fails']}", file=out)
 
 
 def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
@@ -45,6 +48,14 @@ def _optimize_sub6g(scenario: Scenario, args: argparse.Namespace, out: TextIO):
     margins = res.outcome.residuals
     print(_feasibility(res.feasible, {"SINR": margins["sinr_margin_rel"],
                                       "gain": margins["gain_margin_rel"]}), file=out)
+    if scenario.total_power is not None:
+        over = res.power > scenario.total_power * (1 + 1e-6)
+        print(f"  power {res.power:.4g} W vs the scenario's total budget "
+              f"{scenario.total_power:.4g} W: "
+              + ("EXCEEDS it — NOT feasible for the dual-band budget (nothing left for "
+                 "mmWave)" if over else
+                 f"within it ({scenario.total_power - res.power:.4g} W left for mmWave)"),
+              file=out)
     return res.state()
 
 
@@ -95,6 +106,10 @@ def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
 
 def cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
     """Run an optimizer on a scenario and save the designed state."""
+    if args.board and args.problem != "dma":
+        print(f"rfctl optimize: error: --board applies to dma only (not {args.problem}; "
+              "quantize a DBRAA state with rfctl quantize --board)", file=sys.stderr)
+        return 2
     scenario = load_config(args.scenario)
     if not isinstance(scenario, Scenario):
         raise RfctlError(f"{args.scenario}: is a board profile; --scenario needs a scenario")
@@ -128,7 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="mmWave hybrid structure")
     op.add_argument("--board", help="dma: design for this board's Lorentzian codes "
                     "(within its arc, quantized, B re-optimised, checked)")
-    op.add_argument("--out", type=Path, default=Path("state.json"))
+    op.add_argument("--out", type=Path, required=True, help="STATE.json to write")
     op.set_defaults(func=cmd_optimize)
     from .dma import register_check
 

@@ -897,7 +897,7 @@ def _step_is_feasible(task: DmaTask, p: DigitalProblem, B: NDArray) -> tuple[boo
 
 def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
                n_tries: int = 5,
-               max_iter: int = 100, tol_obj: float = 1e-4, tol_con: float = 1e-4,
+               max_iter: int = 400, tol_obj: float = 1e-4, tol_con: float = 1e-4,
                neumann_bound: float = 1.0, delta0: float = 0.25,
                b_bounds: tuple[NDArray, NDArray] | None = None,
                digital_backend: str = "clarabel", analog_solver: str = "clarabel",
@@ -935,6 +935,10 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         Random starting tunings; the one with the least pairwise user correlation whose
         SDR is feasible is used (the ``n_tries`` least correlated are tried in turn).
     max_iter : int
+        Iteration cap. 400: most draws converge in 10–90 iterations, but some
+        (``rfctl optimize dma --scenario dma-4x8`` realisations 0, 3 and 4) creep with
+        the step held at the Neumann radius δ_N (about +0.01–0.05 % per iteration after
+        iteration 100) and converge only after ~300.
     tol_obj, tol_con : float
         Stopping tolerances (see above).
     neumann_bound : float
@@ -1078,3 +1082,78 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
                      start_correlation=float(min(corr)), b0=b0, B0=B0, margin_trace=margins,
                      stationarity=stationarity, accepted=n_accepted, deltas=deltas,
                      elapsed_s=time.perf_counter() - t_start, method=method)
+
+
+def resolve_default_targets(task: DmaTask, rng: np.random.Generator,
+                            n_starts: int = 100) -> DmaTask:
+    """Fix the task's unset targets (Γ, β, β_max) where an unbounded design would.
+
+    :meth:`DmaTask.problem` computes unset targets at the first tuning it sees, which for
+    :func:`design_dma` is its least-correlated start; with ``b_bounds`` (a board's arc)
+    that start differs, so the task would differ. This evaluates the defaults at the
+    least-correlated of ``n_starts`` unbounded starts drawn from ``rng`` — the same start
+    :func:`design_dma` without bounds tries first when given a generator in the same
+    state — so a board design and a continuous design solve the same task.
+
+    Parameters
+    ----------
+    task : DmaTask
+        Modified in place (only targets that are None are set).
+    rng : numpy.random.Generator
+        Pass a copy of the generator the continuous design would use.
+    n_starts : int
+
+    Returns
+    -------
+    DmaTask
+        ``task``.
+    """
+    if task.gamma is not None and task.beta is not None and task.beta_max is not None:
+        return task
+    r0 = task.model.spec.r0_siemens
+    starts = _starts(task, rng, n_starts, None)
+    corr = [_max_correlation_loads(task, r0 + 1j * x) for x in starts]
+    task.problem(starts[int(np.argmin(corr))])
+    return task
+
+
+def task_from_scenario(scenario, realisation: int = 0) -> tuple[DmaTask, np.random.Generator]:
+    """The DMA task of a scenario's realisation, with its targets resolved.
+
+    Users are drawn uniformly in ``dma_task.user_region_m`` from
+    ``default_rng([scenario.seed, realisation])``; the same generator then fixes the
+    default targets (:func:`resolve_default_targets`, on a copy) and is returned for the
+    design's starts, so ``design_dma(task, rng=rng)`` reproduces ``rfctl optimize dma``.
+
+    Parameters
+    ----------
+    scenario : rfctl.config.Scenario
+        Needs ``dma`` and ``dma_task``.
+    realisation : int
+
+    Returns
+    -------
+    task : DmaTask
+    rng : numpy.random.Generator
+
+    Raises
+    ------
+    ConfigError
+        The scenario has no ``dma`` / ``dma_task`` table.
+    """
+    import copy
+
+    if scenario.dma is None or scenario.dma_task is None:
+        raise ConfigError(f"{scenario.name}: needs [dma] and [dma_task] tables",
+                          field="dma_task", reason="missing")
+    t = scenario.dma_task
+    rng = np.random.default_rng([scenario.seed, realisation])
+    model = DmaModel.from_spec(scenario.dma, origin=(0.0, 0.0, 10.0))
+    x0, x1, y0, y1, z = t.user_region_m
+    users = np.column_stack([rng.uniform(x0, x1, t.users), rng.uniform(y0, y1, t.users),
+                             np.full(t.users, z)])
+    d = np.asarray(t.directions, float).reshape(-1, 2)
+    task = DmaTask(model, users, d[:, 0], d[:, 1], t.noise_power, t.max_power,
+                   n_sensing=max(t.sensing_streams, 1))
+    resolve_default_targets(task, copy.deepcopy(rng))
+    return task, rng
