@@ -189,6 +189,7 @@ class RfctlBoard:
         self.verified_active: bytes | None = None
         self.staged_clean = False
         self.beams: dict[int, tuple[int, bytes]] = {}
+        self.url = ""  # the link it was opened on (set by open_rfctl_board)
         self.session = session or (secrets.randbits(32) or 1)
         self._reopen = reopen
         self._clock = clock
@@ -757,7 +758,9 @@ def open_rfctl_board(profile: BoardProfile, *, url: str | None = None, firmware=
         def reopen() -> Transport:
             return SerialTransport(url, profile.link.baud, exclusive=exclusive)
     try:
-        return RfctlBoard(profile, transport, name=name, reopen=reopen, session=session)
+        board = RfctlBoard(profile, transport, name=name, reopen=reopen, session=session)
+        board.url = url
+        return board
     except Exception:
         transport.close()
         raise

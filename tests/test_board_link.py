@@ -183,8 +183,9 @@ def test_wire_log_records_every_frame(caplog) -> None:
     with caplog.at_level(logging.DEBUG, logger="rfctl.wire"):
         program(dev, IMAGES[0])
     lines = [r.getMessage() for r in caplog.records if r.name == "rfctl.wire"]
-    assert sum(m.startswith("tx ") for m in lines) == 4  # 3 writes, WRITE_LATCH
-    assert sum(m.startswith("rx ") for m in lines) == 4
+    # ACTIVE_CRC (a new session: is the image already active?), 3 writes, WRITE_LATCH
+    assert sum(m.startswith("tx ") for m in lines) == 5
+    assert sum(m.startswith("rx ") for m in lines) == 5
     assert any("WRITE_LATCH" in m and "seq=" in m for m in lines)
 
 
@@ -421,8 +422,9 @@ def test_a_latch_refused_before_a_lost_write_is_executed_afresh() -> None:
     dev.transport = DropFirstWrite(fw)
     res = program(dev, IMAGES[0])
     assert bytes(fw.active) == pack_image(IMAGES[0], dev.info(), None)
-    # the lost write sent once more, the latch once more under a new sequence number
-    assert res.stats.retries == 1 and res.stats.frames_tx == res.writes + 2
+    # the lost write sent once more, the latch once more under a new sequence number,
+    # and the ACTIVE_CRC that asks a new session's board whether the image is active
+    assert res.stats.retries == 1 and res.stats.frames_tx == res.writes + 3
     assert fw.counters.replays == 0
 
 
