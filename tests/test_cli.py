@@ -110,3 +110,16 @@ def test_lab_commands_against_the_simulated_bench(tmp_path: Path) -> None:
         assert code == 0 and "21-point sweep" in text and "θ = 0.000" in text
     runs = sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir())
     assert runs == ["calibrate", "sweep"]
+
+
+def test_beams_without_crc_or_state_are_usage_errors(capsys) -> None:
+    """Were exit 1 after opening the board; now argparse usage errors (exit 2), before
+    any port is opened (the URL below does not exist)."""
+    url = "socket://127.0.0.1:1"
+    code, _ = run("beams", "select", "1", "--board", "sim-dbraa-14x14", "--url", url)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "usage: rfctl beams" in err and "beams select needs --crc" in err
+    code, _ = run("beams", "store", "1", "--board", "sim-dbraa-14x14", "--url", url)
+    assert code == 2
+    assert "beams store needs --state" in capsys.readouterr().err
