@@ -182,7 +182,9 @@ def test_lab_sweep_twice_changes_the_board_in_both_runs(tmp_path: Path) -> None:
             rc = main(["lab", "sweep", "--url", url, "--meter", res["power-meter"], "--out",
                        str(tmp_path / str(k)), "--points", "11"], out=out)
             assert rc == 0, out.getvalue()
-            assert fw.counters.latches - before >= 11  # every point really latched
+            # every point really latched — except a point whose image the board already
+            # showed (its active CRC, asked in this session: nothing to write)
+            assert fw.counters.latches - before >= 10
     assert fw.counters.sessions == 2
 
 

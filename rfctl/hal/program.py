@@ -122,6 +122,18 @@ def _ask(device: Device, plan: _Plan) -> tuple[str, str]:
                        "image (a reset may have cleared it)")
 
 
+def _vs_call(plan: _Plan, holds: str, why: str, orig_crc: int | None) -> tuple[str, str]:
+    """``holds`` relative to the whole call: after a re-plan, "previous" means the image
+    the last attempt started from; if that is not the image the board held when the call
+    began (a reset changed it), the board holds neither."""
+    if holds == "previous" and orig_crc is not None and plan.prev is not None:
+        crc = image_crc(plan.prev)
+        if crc != orig_crc:
+            return "unknown", (f"the board shows CRC {crc:#010x}, neither the previous nor "
+                               "the new image (a reset may have cleared it)")
+    return holds, why
+
+
 def _settle(device: Device, plan: _Plan, holds: str) -> None:
     device.staged_clean = False
     if holds == "new":
@@ -222,8 +234,10 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
     before = device.stats.copy()
     budget = _Budget(device)
     plan: _Plan | None = None
+    orig_crc: int | None = None  # CRC of the image the board held when the call began
     try:
         plan = _plan(device, image, chunk)
+        orig_crc = None if plan.prev is None else image_crc(plan.prev)
         if plan.prev is not None and plan.prev == plan.new:
             # the host's copy says nothing changes: believe it only if the board agrees
             crc = device.active_crc() if device.capabilities.staged_buffer else plan.crc
@@ -240,7 +254,8 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
             # nothing confirmed in this session: if the board already shows the image's
             # CRC, nothing needs writing (asked now, never from the host's memory)
             try:
-                if device.active_crc() == plan.crc:
+                orig_crc = device.active_crc()
+                if orig_crc == plan.crc:
                     device.verified_active = plan.new
                     return ProgramResult(device.name, plan.crc, 0, len(plan.new), 0,
                                          device.stats.since(before),
@@ -273,6 +288,7 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
                 break
             if holds != "previous" or not budget.again():
                 _settle(device, plan, holds)
+                holds, why = _vs_call(plan, holds, why, orig_crc)
                 raise ProgramError(
                     f"{device.name}: latch did not take: active CRC {active:#010x}, expected "
                     f"{plan.crc:#010x} (after {budget.attempts} attempt(s))"
@@ -281,15 +297,21 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
                      device.name, active)
             _settle(device, plan, holds)
             plan = _plan(device, image, chunk)
+    except ProgramError:
+        raise  # already says what the board holds
     except StageError as exc:
         if plan is None or not exc.latch_sent:  # nothing can have latched
+            holds, why = "previous", ""
             if plan is not None:
                 _settle(device, plan, "previous")
-            raise ProgramError(f"{device.name}: programming failed: {exc}",
-                               holds={device.name: "previous"}, cause=exc) from exc
+                holds, why = _vs_call(plan, holds, why, orig_crc)
+            raise ProgramError(f"{device.name}: programming failed: {exc}"
+                               + (f"; {why}" if why else ""),
+                               holds={device.name: holds}, cause=exc) from exc
         holds, why = _ask(device, plan)
         if holds != "new":
             _settle(device, plan, holds)
+            holds, why = _vs_call(plan, holds, why, orig_crc)
             raise ProgramError(f"{device.name}: programming failed: {exc}"
                                + (f"; {why}" if why else ""),
                                holds={device.name: holds}, cause=exc) from exc
@@ -297,10 +319,13 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
                  device.name, exc)
         active = plan.crc
     except DeviceError as exc:  # before anything could latch (plan, read-back, no-op check)
+        holds, why = "previous", ""
         if plan is not None:
             _settle(device, plan, "previous")
-        raise ProgramError(f"{device.name}: programming failed before the latch: {exc}",
-                           holds={device.name: "previous"}, cause=exc) from exc
+            holds, why = _vs_call(plan, holds, why, orig_crc)
+        raise ProgramError(f"{device.name}: programming failed before the latch: {exc}"
+                           + (f"; {why}" if why else ""),
+                           holds={device.name: holds}, cause=exc) from exc
     device.verified_active = plan.new
     device.staged_clean = device.capabilities.staged_buffer
     res = ProgramResult(device.name, plan.crc, plan.payload, len(plan.new), len(plan.writes),
