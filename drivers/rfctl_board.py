@@ -183,6 +183,7 @@ class RfctlBoard:
         self.verified_active: bytes | None = None
         self.staged_clean = False
         self.beams: dict[int, tuple[int, bytes]] = {}
+        self.url = ""  # the link it was opened on (set by open_rfctl_board)
         self.session = session or (secrets.randbits(32) or 1)
         self._reopen = reopen
         self._clock = clock
@@ -796,4 +797,6 @@ def open_rfctl_board(profile: BoardProfile, *, url: str | None = None, firmware=
     """
     transport, reopen = open_link(profile, url=url, firmware=firmware, exclusive=exclusive)
     with closed_on_error(transport):
-        return RfctlBoard(profile, transport, name=name, reopen=reopen, session=session)
+        board = RfctlBoard(profile, transport, name=name, reopen=reopen, session=session)
+        board.url = url or profile.link.url
+        return board

@@ -67,9 +67,13 @@ class SimServer:
     def start_socket(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on host:port (0 = any free port); returns ``socket://host:port``."""
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((host, port))
-        s.listen(4)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+            s.listen(4)
+        except BaseException:
+            s.close()  # the port stays free for the caller's next try
+            raise
         s.settimeout(0.1)
         self._sock = s
         self.address = f"socket://{host}:{s.getsockname()[1]}"

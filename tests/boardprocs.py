@@ -33,8 +33,9 @@ class BoardProcess:
     """``rfctl sim-board --nvm FILE`` in its own process on a fixed loopback port."""
 
     def __init__(self, nvm: Path, *, board: str = "sim-dbraa-14x14", port: int | None = None,
-                 baud: int = 0, lease_s: float = 1.0) -> None:
+                 baud: int = 0, lease_s: float = 1.0, extra: tuple[str, ...] = ()) -> None:
         self.nvm, self.board, self.baud, self.lease_s = Path(nvm), board, baud, lease_s
+        self.extra = tuple(extra)  # more sim-board arguments (faults, seed)
         self.port = port or free_port()
         self.url = f"socket://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -44,6 +45,7 @@ class BoardProcess:
                self.url, "--nvm", str(self.nvm), "--lease", str(self.lease_s)]
         if self.baud:
             cmd += ["--baud", str(self.baud)]
+        cmd += list(self.extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()  # printed once the socket listens
         if " at " not in line:

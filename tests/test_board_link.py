@@ -29,7 +29,14 @@ from rfctl.errors import (
 )
 from rfctl.hal import quantize
 from rfctl.hal.image import delta_writes, image_crc, pack_image
-from rfctl.hal.program import program, program_many, select_beam, store_beam
+from rfctl.hal.program import (
+    MAX_ATTEMPTS,
+    board_key,
+    program,
+    program_many,
+    select_beam,
+    store_beam,
+)
 from rfctl.optimize.steering import steering_design
 from rfctl.state import ArrayState
 
@@ -183,8 +190,9 @@ def test_wire_log_records_every_frame(caplog) -> None:
     with caplog.at_level(logging.DEBUG, logger="rfctl.wire"):
         program(dev, IMAGES[0])
     lines = [r.getMessage() for r in caplog.records if r.name == "rfctl.wire"]
-    assert sum(m.startswith("tx ") for m in lines) == 4  # 3 writes, WRITE_LATCH
-    assert sum(m.startswith("rx ") for m in lines) == 4
+    # ACTIVE_CRC (a new session: is the image already active?), 3 writes, WRITE_LATCH
+    assert sum(m.startswith("tx ") for m in lines) == 5
+    assert sum(m.startswith("rx ") for m in lines) == 5
     assert any("WRITE_LATCH" in m and "seq=" in m for m in lines)
 
 
@@ -421,8 +429,9 @@ def test_a_latch_refused_before_a_lost_write_is_executed_afresh() -> None:
     dev.transport = DropFirstWrite(fw)
     res = program(dev, IMAGES[0])
     assert bytes(fw.active) == pack_image(IMAGES[0], dev.info(), None)
-    # the lost write sent once more, the latch once more under a new sequence number
-    assert res.stats.retries == 1 and res.stats.frames_tx == res.writes + 2
+    # the lost write sent once more, the latch once more under a new sequence number,
+    # and the ACTIVE_CRC that asks a new session's board whether the image is active
+    assert res.stats.retries == 1 and res.stats.frames_tx == res.writes + 3
     assert fw.counters.replays == 0
 
 
@@ -518,3 +527,71 @@ def test_plans_are_checked_against_the_board_not_the_hosts_memory() -> None:
     res = program(dev, IMAGES[1])  # a phase-only delta against a base that is not there
     assert bytes(fw.active) == pack_image(IMAGES[1], dev.info(), None)
     assert res.payload_bytes == 295  # refused by CRC, then the whole image
+
+
+# ------------------------------------------------- issue 10, round 2 (a new user's report)
+def test_program_many_reports_every_board_of_the_same_profile() -> None:
+    """Two boards of one profile, the second's latch never takes: `holds` had one entry
+    ({'sim-dbraa-14x14': 'previous'}) while the first board held the new image."""
+    (a, fa), (b, fb) = board(), board()
+    program_many([(a, IMAGES[0]), (b, IMAGES[0])])
+    prev_b = bytes(fb.active)
+    fb.faults.latch_fails = 1.0
+    with pytest.raises(ProgramError, match="mixed outcome") as ei:
+        program_many([(a, IMAGES[1]), (b, IMAGES[1])])
+    assert ei.value.holds == {"sim-dbraa-14x14#0": "new", "sim-dbraa-14x14#1": "previous"}
+    assert bytes(fa.active) == pack_image(IMAGES[1], a.info(), None)  # true for board 0
+    assert bytes(fb.active) == prev_b  # and for board 1
+    fb.faults.latch_fails = 0.0
+    fb.faults.reset_mid_transfer = 1.0  # staging fails: every board keeps its image
+    with pytest.raises(ProgramError, match="nothing latched") as ei:
+        program_many([(a, IMAGES[2]), (b, IMAGES[2])])
+    assert ei.value.holds == {"sim-dbraa-14x14#0": "previous", "sim-dbraa-14x14#1": "previous"}
+
+
+def test_program_many_keys_boards_of_one_name_by_url() -> None:
+    (a, _), (b, _) = board(), board()
+    a.url, b.url = "socket://127.0.0.1:1", "socket://127.0.0.1:2"
+    assert [board_key(d, i, [a, b]) for i, d in enumerate([a, b])] == [
+        "sim-dbraa-14x14@socket://127.0.0.1:1", "sim-dbraa-14x14@socket://127.0.0.1:2"]
+    a.name = "left"
+    assert board_key(a, 0, [a, b]) == "left"
+
+
+def test_untaken_latches_and_reboots_are_retried_until_the_deadline() -> None:
+    """A latch that did not take, and a reboot during a write, failed the call after one
+    retry; now they are re-planned from the board's truth until the operation deadline
+    (bounded by MAX_ATTEMPTS), then fail with the true holding."""
+    for faults in (Faults(latch_fails=0.5, seed=3), Faults(reset_mid_transfer=0.15, seed=3)):
+        dev, fw = board(faults, chunk=64)
+        for img in IMAGES:
+            program(dev, img)
+            assert bytes(fw.active) == pack_image(img, dev.info(), None)
+    dev, fw = board()
+    program(dev, IMAGES[0])
+    prev = bytes(fw.active)
+    fw.faults.latch_fails = 1.0
+    before = fw.counters.latches
+    with pytest.raises(ProgramError, match=f"after {MAX_ATTEMPTS} attempt") as ei:
+        program(dev, IMAGES[1])
+    assert ei.value.holds == {dev.name: "previous"} and bytes(fw.active) == prev
+    assert fw.counters.latches - before == MAX_ATTEMPTS
+
+
+def test_cli_program_names_the_board_it_programmed(tmp_path: Path) -> None:
+    """Without --url (the profile's sim:// link) success named no target."""
+    steering_design(SCENARIO).state.save(tmp_path / "s.json")
+    out = io.StringIO()
+    assert main(["program", "--board", "sim-dbraa-14x14", "--state",
+                 str(tmp_path / "s.json")], out=out) == 0
+    text = out.getvalue()
+    assert f"at {PROFILE.link.url} (in-process simulated board)" in text, text
+
+
+def test_one_write_is_singular(tmp_path: Path) -> None:
+    """A 56-byte image fits one write frame: "in 1 write", not "in 1 writes"."""
+    ArrayState(phases=np.full(64, 0.5)).save(tmp_path / "s.json")
+    out = io.StringIO()
+    assert main(["program", "--board", "sim-lab-8x8", "--state", str(tmp_path / "s.json")],
+                out=out) == 0
+    assert " in 1 write, " in out.getvalue(), out.getvalue()

@@ -231,3 +231,16 @@ def test_quantize_dbraa_reports_constraints_before_and_after(tmp_path: Path) -> 
     assert rows["before"][1] == bits["continuous"][1]
     assert rows["after"][1] == bits["6"][1]
     assert rows["after"][6] == bits["6"][8]  # yes / NO:
+
+
+def test_beams_without_crc_or_state_are_usage_errors(capsys) -> None:
+    """Were exit 1 after opening the board; now argparse usage errors (exit 2), before
+    any port is opened (the URL below does not exist)."""
+    url = "socket://127.0.0.1:1"
+    code, _ = run("beams", "select", "1", "--board", "sim-dbraa-14x14", "--url", url)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "usage: rfctl beams" in err and "beams select needs --crc" in err
+    code, _ = run("beams", "store", "1", "--board", "sim-dbraa-14x14", "--url", url)
+    assert code == 2
+    assert "beams store needs --state" in capsys.readouterr().err

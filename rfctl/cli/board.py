@@ -9,9 +9,9 @@ from typing import TextIO
 from rfctl.errors import RfctlError
 from rfctl.hal import compile_board, quantize
 from rfctl.hal.device import DeviceInfo, layout_from_profile
-from rfctl.hal.discovery import load_entry_point, open_device
+from rfctl.hal.discovery import load_entry_point
 from rfctl.hal.image import delta_writes, image_crc, pack_image, unpack_image
-from rfctl.hal.program import program, select_beam, store_beam
+from rfctl.hal.program import open_for_program, program, select_beam, store_beam
 from rfctl.state import ArrayState
 
 from .argtypes import crc32_value, int_at_least
@@ -19,7 +19,38 @@ from .common import board_profile, close_quietly, print_image_report
 
 
 def _open(profile, url: str | None):
-    return open_device(profile, **({"url": url} if url else {}))
+    return open_for_program(profile, url)
+
+
+def _target(profile, url: str | None) -> str:
+    """The link programmed, for the report (sim:// is an in-process simulated board)."""
+    where = url or profile.link.url
+    return where + (" (in-process simulated board)" if where.startswith("sim://") else "")
+
+
+def _boot_note(dev, stats) -> str:
+    """What the driver knows about the board's boots: its boot counter, and resets it
+    saw during this call."""
+    try:
+        info = dev.info()
+    except RfctlError:
+        return ""
+    parts = []
+    if info.boot_count:
+        parts.append(f"board boot counter {info.boot_count}"
+                     + (f" (boot id {info.boot_id:#010x})" if info.boot_id else ""))
+    if stats.resets_seen:
+        parts.append(f"board restarted {stats.resets_seen} time(s) during this program")
+    return "; ".join(parts)
+
+
+def _usage(args: argparse.Namespace, message: str) -> int:
+    """A usage error of this command: argparse's message and exit status 2."""
+    try:
+        args.parser_.error(message)
+    except SystemExit as exc:
+        return int(exc.code if exc.code is not None else 2)
+    return 2
 
 
 def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
@@ -56,34 +87,45 @@ def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
                   f"({total * 10 / profile.link.baud * 1e3:.2f} ms at {profile.link.baud} baud)",
                   file=out)
         return 0
+    target = _target(profile, args.url)
     dev = _open(profile, args.url)
     try:
         res = program(dev, image)
         back = dev.read_active()
+        boots = _boot_note(dev, res.stats)
     finally:
         close_quietly(dev)
     ok = back == dev.verified_active
-    print(f"\nprogrammed {res.device}: {res.payload_bytes} of {res.full_bytes} image bytes in "
-          f"{res.writes} writes, {res.stats.bytes_tx} bytes sent, {res.stats.retries} "
-          f"retries, {res.elapsed_s * 1e3:.2f} ms; active CRC {res.crc:#010x}; "
-          f"read-back {'matches' if ok else 'DIFFERS'}", file=out)
+    check = f"read-back {'matches' if ok else 'DIFFERS'}"
+    if res.writes == 0:
+        print(f"\n{res.device} at {target}: image already active (board reports CRC "
+              f"{res.crc:#010x}); nothing written, {res.stats.bytes_tx} bytes sent; {check}",
+              file=out)
+    else:
+        print(f"\nprogrammed {res.device} at {target}: {res.payload_bytes} of "
+              f"{res.full_bytes} image bytes in {res.writes} "
+              f"write{'' if res.writes == 1 else 's'}, {res.stats.bytes_tx} bytes sent, "
+              f"{res.stats.retries} retries, {res.elapsed_s * 1e3:.2f} ms; active CRC "
+              f"{res.crc:#010x}; {check}", file=out)
+    if boots:
+        print(boots, file=out)
     return 0 if ok else 1
 
 
 def cmd_beams(args: argparse.Namespace, out: TextIO) -> int:
     """Store a quantized state in a beam slot, or select a stored beam."""
+    if args.action == "store" and not args.state:
+        return _usage(args, "beams store needs --state STATE.json")
+    if args.action == "select" and args.crc is None:
+        return _usage(args, "beams select needs --crc (printed by beams store)")
     profile = board_profile(args.board)
     dev = _open(profile, args.url)
     try:
         if args.action == "store":
-            if not args.state:
-                raise RfctlError("beams store needs --state STATE.json")
             image = quantize(ArrayState.load(args.state), compile_board(profile))
             crc = store_beam(dev, args.slot, image)
             print(f"stored beam {args.slot}: CRC-32 {crc:#010x}", file=out)
         else:
-            if args.crc is None:
-                raise RfctlError("beams select needs --crc (printed by beams store)")
             crc = select_beam(dev, args.slot, args.crc)
             print(f"selected beam {args.slot}: active CRC-32 {crc:#010x}", file=out)
     finally:
@@ -112,4 +154,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     bm.add_argument("--crc", type=crc32_value,
                     help="CRC-32 of the stored beam (select), e.g. 0x1234abcd")
     bm.add_argument("--url", help="override the profile's link URL")
-    bm.set_defaults(func=cmd_beams)
+    bm.set_defaults(func=cmd_beams, parser_=bm)

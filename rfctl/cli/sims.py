@@ -7,10 +7,29 @@ import argparse
 import sys
 from typing import TextIO
 
+from rfctl.errors import ConfigError
 from rfctl.hal.discovery import open_sim
 
-from .argtypes import finite_float, int_at_least, probability
+from .argtypes import check_output_file, finite_float, int_at_least, probability
 from .common import board_profile
+
+
+def listen_url(text: str) -> tuple[str, int]:
+    """An argparse type: ``socket://HOST:PORT`` (PORT in [0, 65535]; 0: a free port)
+    → (host, port)."""
+    if not text.startswith("socket://"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected socket://HOST:PORT")
+    host, sep, port = text.removeprefix("socket://").rpartition(":")
+    if not sep or not host or not port:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected socket://HOST:PORT (a host "
+                                         "and a port are needed)")
+    try:
+        n = int(port, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not an integer") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: port {n} is outside [0, 65535]")
+    return host.strip("[]"), n
 
 
 def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
@@ -22,15 +41,25 @@ def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
                   reply_delay_s=args.delay, silent=args.silent, seed=args.seed)
     # this process only serves the board: hand the interpreter lock between its receive
     # and transmit threads every 0.1 ms (default 5 ms) so replies leave on time
+    check_output_file(args.nvm, "--nvm")
     sys.setswitchinterval(1e-4)
-    server = open_sim("board-server", profile, faults=faults, baud=args.baud or None,
-                      nvm_path=args.nvm, lease_s=args.lease)
+    try:
+        server = open_sim("board-server", profile, faults=faults, baud=args.baud or None,
+                          nvm_path=args.nvm, lease_s=args.lease)
+    except OSError as exc:
+        raise ConfigError(f"--nvm {args.nvm}: cannot use the memory file: "
+                          f"{exc.strerror or exc}", field="--nvm",
+                          reason=str(exc.strerror or exc)) from None
     if args.pty:
         where = server.start_pty()
     else:
-        url = args.listen or "socket://127.0.0.1:0"
-        host, _, port = url.removeprefix("socket://").rpartition(":")
-        where = server.start_socket(host or "127.0.0.1", int(port or 0))
+        host, port = args.listen or ("127.0.0.1", 0)
+        try:
+            where = server.start_socket(host, port)
+        except OSError as exc:
+            raise ConfigError(f"--listen socket://{host}:{port}: cannot listen: "
+                              f"{exc.strerror or exc}", field="--listen",
+                              reason=str(exc.strerror or exc)) from None
     memory = f"memory in {args.nvm}" if args.nvm else "memory lost on exit (no --nvm)"
     print(f"simulated board {profile.name} ({profile.model}) at {where}"
           + (f", {args.baud} baud" if args.baud else "") + f"; {memory}; Ctrl-C stops",
@@ -65,7 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "latched image. Without --nvm the memory is lost when this process exits.")
     sb.add_argument("--board", default="sim-dbraa-14x14", help="board profile it emulates")
     g = sb.add_mutually_exclusive_group()
-    g.add_argument("--listen", help="socket://HOST:PORT (default socket://127.0.0.1:0)")
+    g.add_argument("--listen", type=listen_url,
+                   help="socket://HOST:PORT (default socket://127.0.0.1:0; port 0: a free one)")
     g.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
     sb.add_argument("--baud", type=int_at_least(0, 100_000_000), default=0,
                     help="simulated line rate (0: unpaced)")

@@ -23,13 +23,16 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from rfctl.config import BoardProfile
 from rfctl.errors import ConfigError, DeviceError, ProgramError, RfctlError
-from rfctl.hal.device import Device, LinkStats, StageError
+from rfctl.hal.device import Device, LinkStats, StageError, operation_deadline
+from rfctl.hal.discovery import open_device
 from rfctl.hal.image import DeviceImage, check_layout, delta_writes, image_crc, pack_image
 
-__all__ = ["ProgramError", "ProgramResult", "program", "program_many", "select_beam",
-           "store_beam"]
+__all__ = ["ProgramError", "ProgramResult", "board_key", "open_for_program", "program",
+           "program_many", "select_beam", "store_beam"]
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +122,16 @@ def _ask(device: Device, plan: _Plan) -> tuple[str, str]:
                        "image (a reset may have cleared it)")
 
 
-def _confirm_new(device: Device, plan: _Plan, exc: DeviceError, what: str, *,
-                 ask: bool = True) -> None:
-    """After a failed latch or select: return if the board shows the new image (asked
-    only if ``ask``; otherwise it holds the previous one); else settle the host's copy and
-    raise a ProgramError naming what the board holds."""
-    holds, why = _ask(device, plan) if ask else ("previous", "")
-    if holds == "new":
-        return
-    _settle(device, plan, holds)
-    raise ProgramError(f"{device.name}: {what} failed: {exc}" + (f"; {why}" if why else ""),
-                       holds={device.name: holds}, cause=exc) from exc
+def _vs_call(plan: _Plan, holds: str, why: str, orig_crc: int | None) -> tuple[str, str]:
+    """``holds`` relative to the whole call: after a re-plan, "previous" means the image
+    the last attempt started from; if that is not the image the board held when the call
+    began (a reset changed it), the board holds neither."""
+    if holds == "previous" and orig_crc is not None and plan.prev is not None:
+        crc = image_crc(plan.prev)
+        if crc != orig_crc:
+            return "unknown", (f"the board shows CRC {crc:#010x}, neither the previous nor "
+                               "the new image (a reset may have cleared it)")
+    return holds, why
 
 
 def _settle(device: Device, plan: _Plan, holds: str) -> None:
@@ -140,31 +142,70 @@ def _settle(device: Device, plan: _Plan, holds: str) -> None:
         device.verified_active = None
 
 
+#: Most attempts one program call makes after a reboot or a latch that did not take
+#: (the operation deadline bounds them too).
+MAX_ATTEMPTS = 8
+
+
+def _op_deadline(device: Device) -> float:
+    """The operation deadline of ``device``, s (its ``deadline_s``, else from its
+    profile's link settings, else 2 s)."""
+    d = getattr(device, "deadline_s", None)
+    if isinstance(d, int | float) and d > 0:
+        return float(d)
+    link = getattr(getattr(device, "profile", None), "link", None)
+    return operation_deadline(link) if link is not None else 2.0
+
+
+class _Budget:
+    """Retries by deadline: a reboot or a latch that did not take is retried (re-planned
+    from the board's truth) until the operation deadline, at most ``MAX_ATTEMPTS`` times."""
+
+    def __init__(self, device: Device) -> None:
+        self.deadline = time.perf_counter() + _op_deadline(device)
+        self.attempts = 1
+
+    def again(self) -> bool:
+        if self.attempts >= MAX_ATTEMPTS or time.perf_counter() >= self.deadline:
+            return False
+        self.attempts += 1
+        return True
+
+
 def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
-                       latch: bool) -> tuple[_Plan, int | None]:
-    """Stage (and latch); if the board refuses the base, re-plan from the board's image
-    and try once more."""
-    sync = not device.staged_clean and plan.prev is not None
-    try:
-        return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=latch)
-    except StageError as exc:
-        if exc.session_lost and not exc.latch_sent:
-            # the board rebooted (or the session was lost) before the latch left the
-            # host: it holds its previous image; start again from its truth, once
-            log.info("%s: %s before the latch; programming again", device.name, exc)
-        elif not exc.base_mismatch:
-            raise
-        else:
-            log.info("%s: the board's image is not the one this plan started from (%s); "
-                     "writing the whole image", device.name, exc)
-    device.verified_active = None
-    device.staged_clean = False
-    plan = _plan(device, plan.image, chunk)  # a full write, or a read-back and a delta
-    return plan, device.stage(plan.writes, plan.crc, sync=plan.prev is not None, latch=latch)
+                       latch: bool, budget: _Budget | None = None) -> tuple[_Plan, int | None]:
+    """Stage (and latch); if the board refuses the base, or reboots (or loses the session)
+    before the latch left the host, re-plan from the board's image and try again, until
+    the operation deadline (``budget``; without one: once more)."""
+    budget = budget or _Budget(device)
+    while True:
+        sync = not device.staged_clean and plan.prev is not None
+        try:
+            return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=latch)
+        except StageError as exc:
+            if exc.session_lost and not exc.latch_sent:
+                # the board rebooted (or the session was lost) before the latch left the
+                # host: it holds its previous image; start again from its truth
+                log.info("%s: %s before the latch; programming again", device.name, exc)
+            elif not exc.base_mismatch:
+                raise
+            else:
+                log.info("%s: the board's image is not the one this plan started from "
+                         "(%s); writing the whole image", device.name, exc)
+            if not budget.again():
+                raise
+        device.verified_active = None
+        device.staged_clean = False
+        plan = _plan(device, plan.image, chunk)  # a full write, or a read-back and a delta
 
 
 def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> ProgramResult:
     """Program one board: delta-write staged, check staged CRC, latch, verify active CRC.
+
+    A reboot of the board before the latch, and a latch the board reports as not taken
+    (it kept its previous image), are retried from the board's truth until the operation
+    deadline (the link's ``timeout_s × (retries + 1)``), at most ``MAX_ATTEMPTS`` times;
+    then the call fails with the board's true holding.
 
     Parameters
     ----------
@@ -191,9 +232,12 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
     """
     t0 = time.perf_counter()
     before = device.stats.copy()
+    budget = _Budget(device)
     plan: _Plan | None = None
+    orig_crc: int | None = None  # CRC of the image the board held when the call began
     try:
         plan = _plan(device, image, chunk)
+        orig_crc = None if plan.prev is None else image_crc(plan.prev)
         if plan.prev is not None and plan.prev == plan.new:
             # the host's copy says nothing changes: believe it only if the board agrees
             crc = device.active_crc() if device.capabilities.staged_buffer else plan.crc
@@ -206,52 +250,116 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
             device.verified_active = None
             device.staged_clean = False
             plan = _plan(device, image, chunk)
-        try:
-            plan, active = _stage_with_rebase(device, plan, chunk, latch=True)
-        except StageError as exc:
-            if not (exc.session_lost and exc.latch_sent):
-                raise
-            # the board rebooted or lost the session after the latch request was written
-            # (perhaps into a dead link): ask it; if it kept its previous image, the
-            # attempt never happened for it, so program once more from its truth
+        elif plan.prev is None and device.capabilities.staged_buffer:
+            # nothing confirmed in this session: if the board already shows the image's
+            # CRC, nothing needs writing (asked now, never from the host's memory)
+            try:
+                orig_crc = device.active_crc()
+                if orig_crc == plan.crc:
+                    device.verified_active = plan.new
+                    return ProgramResult(device.name, plan.crc, 0, len(plan.new), 0,
+                                         device.stats.since(before),
+                                         time.perf_counter() - t0)
+            except StageError:
+                pass  # cannot tell: write the image
+        while True:
+            try:
+                plan, active = _stage_with_rebase(device, plan, chunk, latch=True,
+                                                  budget=budget)
+            except StageError as exc:
+                if not (exc.session_lost and exc.latch_sent):
+                    raise
+                # the board rebooted or lost the session after the latch request was
+                # written (perhaps into a dead link): ask it; if it kept its previous
+                # image, the attempt never happened for it, so program again from its truth
+                holds, why = _ask(device, plan)
+                if holds != "previous" or not budget.again():
+                    raise
+                log.info("%s: %s; the board holds its previous image, programming again",
+                         device.name, exc)
+                _settle(device, plan, holds)
+                plan = _plan(device, image, chunk)
+                continue
+            if active == plan.crc:
+                break
             holds, why = _ask(device, plan)
-            if holds != "previous":
-                raise
-            log.info("%s: %s; the board holds its previous image, programming again",
-                     device.name, exc)
+            if holds == "new":
+                active = plan.crc
+                break
+            if holds != "previous" or not budget.again():
+                _settle(device, plan, holds)
+                holds, why = _vs_call(plan, holds, why, orig_crc)
+                raise ProgramError(
+                    f"{device.name}: latch did not take: active CRC {active:#010x}, expected "
+                    f"{plan.crc:#010x} (after {budget.attempts} attempt(s))"
+                    + (f"; {why}" if why else ""), holds={device.name: holds})
+            log.info("%s: latch did not take (active CRC %#010x); programming again",
+                     device.name, active)
             _settle(device, plan, holds)
             plan = _plan(device, image, chunk)
-            plan, active = _stage_with_rebase(device, plan, chunk, latch=True)
+    except ProgramError:
+        raise  # already says what the board holds
     except StageError as exc:
         if plan is None or not exc.latch_sent:  # nothing can have latched
+            holds, why = "previous", ""
             if plan is not None:
                 _settle(device, plan, "previous")
-            raise ProgramError(f"{device.name}: programming failed: {exc}",
-                               holds={device.name: "previous"}, cause=exc) from exc
-        _confirm_new(device, plan, exc, "programming")
+                holds, why = _vs_call(plan, holds, why, orig_crc)
+            raise ProgramError(f"{device.name}: programming failed: {exc}"
+                               + (f"; {why}" if why else ""),
+                               holds={device.name: holds}, cause=exc) from exc
+        holds, why = _ask(device, plan)
+        if holds != "new":
+            _settle(device, plan, holds)
+            holds, why = _vs_call(plan, holds, why, orig_crc)
+            raise ProgramError(f"{device.name}: programming failed: {exc}"
+                               + (f"; {why}" if why else ""),
+                               holds={device.name: holds}, cause=exc) from exc
         log.info("%s: latch outcome confirmed by the board's active CRC after: %s",
                  device.name, exc)
         active = plan.crc
     except DeviceError as exc:  # before anything could latch (plan, read-back, no-op check)
+        holds, why = "previous", ""
         if plan is not None:
             _settle(device, plan, "previous")
-        raise ProgramError(f"{device.name}: programming failed before the latch: {exc}",
-                           holds={device.name: "previous"}, cause=exc) from exc
-    if active != plan.crc:
-        holds, why = _ask(device, plan)
-        if holds != "new":
-            _settle(device, plan, holds)
-            raise ProgramError(
-                f"{device.name}: latch did not take: active CRC {active:#010x}, expected "
-                f"{plan.crc:#010x}" + (f"; {why}" if why else ""), holds={device.name: holds})
+            holds, why = _vs_call(plan, holds, why, orig_crc)
+        raise ProgramError(f"{device.name}: programming failed before the latch: {exc}"
+                           + (f"; {why}" if why else ""),
+                           holds={device.name: holds}, cause=exc) from exc
     device.verified_active = plan.new
     device.staged_clean = device.capabilities.staged_buffer
     res = ProgramResult(device.name, plan.crc, plan.payload, len(plan.new), len(plan.writes),
                         device.stats.since(before), time.perf_counter() - t0)
-    log.info("%s: programmed %d of %d bytes in %d writes, %.2f ms, %d retries",
-             device.name, res.payload_bytes, len(plan.new), res.writes, res.elapsed_s * 1e3,
-             res.stats.retries)
+    log.info("%s: programmed %d of %d bytes in %d write%s, %.2f ms, %d retries",
+             device.name, res.payload_bytes, len(plan.new), res.writes,
+             "" if res.writes == 1 else "s", res.elapsed_s * 1e3, res.stats.retries)
     return res
+
+
+def board_key(device: Device, index: int, devices: Sequence[Device]) -> str:
+    """The key of ``device`` in :attr:`ProgramError.holds` from :func:`program_many`.
+
+    ``device.name`` when it is unique among ``devices``; otherwise
+    ``"{name}@{url}"`` (the driver's ``url`` or serial number) when that is unique, else
+    ``"{name}#{index}"`` (its position in the pairs given). Every board gets its own entry.
+    """
+    names = [d.name for d in devices]
+    if names.count(device.name) == 1:
+        return device.name
+
+    def where(d: Device) -> str:
+        url = getattr(d, "url", None)
+        if not url:
+            try:
+                url = d.info().serial
+            except RfctlError:
+                url = ""
+        return f"{d.name}@{url}" if url else ""
+
+    key = where(device)
+    if key and [where(d) for d in devices].count(key) == 1:
+        return key
+    return f"{device.name}#{index}"
 
 
 def program_many(pairs: Sequence[tuple[Device, DeviceImage]], *, chunk: int | None = None
@@ -259,7 +367,10 @@ def program_many(pairs: Sequence[tuple[Device, DeviceImage]], *, chunk: int | No
     """Program several boards: stage all, then latch all.
 
     If any board fails to plan or stage, none is latched (all keep their previous
-    images). If a latch fails, the error says which board holds which image.
+    images). If a latch fails, the error says which board holds which image: ``holds``
+    has one entry per board, keyed by :func:`board_key` (the device name, or
+    ``name@url`` / ``name#index`` when several boards share a name), so a mixed outcome
+    is reported as mixed.
 
     Raises
     ------
@@ -270,49 +381,93 @@ def program_many(pairs: Sequence[tuple[Device, DeviceImage]], *, chunk: int | No
     """
     t0 = time.perf_counter()
     befores = [d.stats.copy() for d, _ in pairs]
+    devices = [d for d, _ in pairs]
+    keys = [board_key(d, i, devices) for i, d in enumerate(devices)]
     plans: list[_Plan] = []
-    names = [d.name for d, _ in pairs]
     staging = ""
     try:
-        for d, img in pairs:
-            staging = d.name
+        for k, (d, img) in zip(keys, pairs, strict=True):
+            staging = k
             plans.append(_plan(d, img, chunk))
         for i, p in enumerate(plans):
-            staging = p.device.name
+            staging = keys[i]
             plans[i], _ = _stage_with_rebase(p.device, p, chunk, latch=False)
     except DeviceError as exc:
         for q in plans:
             q.device.staged_clean = False
         raise ProgramError(f"staging failed on {staging}, nothing latched: {exc}",
-                           holds=dict.fromkeys(names, "previous"), cause=exc) from exc
+                           holds=dict.fromkeys(keys, "previous"), cause=exc) from exc
     holds: dict[str, str] = {}
     errors = []
-    for p in plans:
+    for key, p in zip(keys, plans, strict=True):
         try:
             active = p.device.latch(p.crc)
             h, why = ("new", "") if active == p.crc else _ask(p.device, p)
             if h != "new":
-                errors.append(f"{p.device.name}: active CRC {active:#010x} after the latch"
+                errors.append(f"{key}: active CRC {active:#010x} after the latch"
                               + (f"; {why}" if why else ""))
         except StageError as exc:
             h, why = _ask(p.device, p) if exc.latch_sent else ("previous", "")
             if h != "new":
-                errors.append(f"{p.device.name}: {exc}" + (f"; {why}" if why else ""))
+                errors.append(f"{key}: {exc}" + (f"; {why}" if why else ""))
         except DeviceError as exc:
             h, why = _ask(p.device, p)
             if h != "new":
-                errors.append(f"{p.device.name}: {exc}" + (f"; {why}" if why else ""))
-        holds[p.device.name] = h
+                errors.append(f"{key}: {exc}" + (f"; {why}" if why else ""))
+        holds[key] = h
         if h == "new":
             p.device.verified_active = p.new
             p.device.staged_clean = p.device.capabilities.staged_buffer
         else:
             _settle(p.device, p, h)
     if any(h != "new" for h in holds.values()):
-        raise ProgramError("latch failed on some boards: " + "; ".join(errors), holds=holds)
+        mixed = len(set(holds.values())) > 1
+        raise ProgramError(("mixed outcome: " if mixed else "")
+                           + "latch failed on some boards: " + "; ".join(errors), holds=holds)
     return [ProgramResult(p.device.name, p.crc, p.payload, len(p.new), len(p.writes),
                           p.device.stats.since(b), time.perf_counter() - t0)
             for p, b in zip(plans, befores, strict=True)]
+
+
+def open_for_program(profile: BoardProfile, url: str | None = None, **kwargs: Any) -> Any:
+    """Open the board a profile names (:func:`rfctl.hal.discovery.open_device`) for
+    programming; a failure to open says what the board holds.
+
+    Opening sends only HELLO and IDENT, which never change the board's images, so a
+    board that is busy, does not answer or cannot be reached keeps its previous image.
+
+    Parameters
+    ----------
+    profile : BoardProfile
+    url : str, optional
+        Overrides ``profile.link.url``.
+
+    Returns
+    -------
+    Device
+        Open; its ``url`` attribute is the link it was opened on.
+
+    Raises
+    ------
+    ProgramError
+        The board could not be opened (``holds`` is "previous": nothing was sent).
+    ConfigError, HardwareConstraintError
+        The profile names no usable driver, or the board's layout differs (nothing
+        programming was sent).
+    """
+    where = url or profile.link.url
+    try:
+        dev = open_device(profile, **({"url": url} if url else {}), **kwargs)
+    except DeviceError as exc:
+        raise ProgramError(f"{profile.name}: opening {where} failed: {exc}; the board keeps "
+                           "its previous image (nothing was sent)",
+                           holds={profile.name: "previous"}, cause=exc) from exc
+    if not getattr(dev, "url", None):
+        try:
+            dev.url = where
+        except AttributeError:  # a driver with fixed attributes
+            pass
+    return dev
 
 
 def _beams(device: Device) -> dict[int, tuple[int, bytes]]:
@@ -387,10 +542,21 @@ def select_beam(device: Device, slot: int, expected_crc: int | None = None) -> i
     plan = _Plan(device, DeviceImage("", ""), new or b"", expected_crc, prev)
     try:
         active = device.select_beam(slot, expected_crc)
+    except StageError as exc:
+        h, why = _ask(device, plan) if exc.latch_sent else ("previous", "")
+        if h != "new":
+            _settle(device, plan, h)
+            raise ProgramError(f"{device.name}: selecting beam {slot} failed: {exc}"
+                               + (f"; {why}" if why else ""),
+                               holds={device.name: h}, cause=exc) from exc
+        active = expected_crc
     except DeviceError as exc:
-        # a StageError that says nothing was sent leaves the previous image; otherwise ask
-        sent = not isinstance(exc, StageError) or exc.latch_sent
-        _confirm_new(device, plan, exc, f"selecting beam {slot}", ask=sent)
+        h, why = _ask(device, plan)
+        if h != "new":
+            _settle(device, plan, h)
+            raise ProgramError(f"{device.name}: selecting beam {slot} failed: {exc}"
+                               + (f"; {why}" if why else ""),
+                               holds={device.name: h}, cause=exc) from exc
         active = expected_crc
     if active != expected_crc:
         h, why = _ask(device, plan)
