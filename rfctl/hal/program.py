@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from rfctl.config import BoardProfile
 from rfctl.errors import ConfigError, DeviceError, ProgramError, RfctlError
@@ -132,6 +132,17 @@ def _vs_call(plan: _Plan, holds: str, why: str, orig_crc: int | None) -> tuple[s
             return "unknown", (f"the board shows CRC {crc:#010x}, neither the previous nor "
                                "the new image (a reset may have cleared it)")
     return holds, why
+
+
+def _fail(device: Device, plan: _Plan | None, exc: DeviceError, orig_crc: int | None,
+          what: str, holds: str = "previous", why: str = "") -> NoReturn:
+    """Settle the host's copy to what the board holds (judged against the whole call)
+    and raise the ProgramError that says so."""
+    if plan is not None:
+        _settle(device, plan, holds)
+        holds, why = _vs_call(plan, holds, why, orig_crc)
+    raise ProgramError(f"{device.name}: {what}: {exc}" + (f"; {why}" if why else ""),
+                       holds={device.name: holds}, cause=exc) from exc
 
 
 def _settle(device: Device, plan: _Plan, holds: str) -> None:
@@ -301,31 +312,15 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
         raise  # already says what the board holds
     except StageError as exc:
         if plan is None or not exc.latch_sent:  # nothing can have latched
-            holds, why = "previous", ""
-            if plan is not None:
-                _settle(device, plan, "previous")
-                holds, why = _vs_call(plan, holds, why, orig_crc)
-            raise ProgramError(f"{device.name}: programming failed: {exc}"
-                               + (f"; {why}" if why else ""),
-                               holds={device.name: holds}, cause=exc) from exc
+            _fail(device, plan, exc, orig_crc, "programming failed")
         holds, why = _ask(device, plan)
         if holds != "new":
-            _settle(device, plan, holds)
-            holds, why = _vs_call(plan, holds, why, orig_crc)
-            raise ProgramError(f"{device.name}: programming failed: {exc}"
-                               + (f"; {why}" if why else ""),
-                               holds={device.name: holds}, cause=exc) from exc
+            _fail(device, plan, exc, orig_crc, "programming failed", holds, why)
         log.info("%s: latch outcome confirmed by the board's active CRC after: %s",
                  device.name, exc)
         active = plan.crc
     except DeviceError as exc:  # before anything could latch (plan, read-back, no-op check)
-        holds, why = "previous", ""
-        if plan is not None:
-            _settle(device, plan, "previous")
-            holds, why = _vs_call(plan, holds, why, orig_crc)
-        raise ProgramError(f"{device.name}: programming failed before the latch: {exc}"
-                           + (f"; {why}" if why else ""),
-                           holds={device.name: holds}, cause=exc) from exc
+        _fail(device, plan, exc, orig_crc, "programming failed before the latch")
     device.verified_active = plan.new
     device.staged_clean = device.capabilities.staged_buffer
     res = ProgramResult(device.name, plan.crc, plan.payload, len(plan.new), len(plan.writes),
