@@ -96,20 +96,18 @@ def sinr_only_min_power(
     """
     single = H.ndim == 2
     Hb = H[None] if single else H
-    B, _, K = Hb.shape
+    B, N, K = Hb.shape
     g = (1.0 + 1.0 / np.asarray(gamma, float))[None, :]
     lam = np.zeros((B, K))
-    eyeK = np.eye(K)
+    eye = np.eye(N)
     ok = np.ones(B, bool)
     active = np.ones(B, bool)
-    # (I + H Λ Hᴴ)⁻¹ H = H (I + Λ G)⁻¹ with the Gram matrix G = Hᴴ H (push-through
-    # identity): every iteration is K × K algebra instead of an N × N solve
-    Gram = np.einsum("bnk,bni->bki", Hb.conj(), Hb)
-    # (the loop is dispatch-bound at K = 4: array methods, one errstate, no einsum)
+    # (the loop is dispatch-bound at N = K = 4: one errstate, array methods)
     with np.errstate(divide="ignore", over="ignore"):
         for _ in range(max_iter):
-            Y = np.linalg.inv(eyeK + lam[:, :, None] * Gram)  # (I + Λ G)⁻¹
-            q = (Gram * Y.swapaxes(1, 2)).sum(axis=2).real  # h_kᴴ M⁻¹ h_k = [G Y]_kk
+            M = eye + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hb.conj())
+            X = np.linalg.solve(M, Hb)  # (B, N, K): M^{-1} h_k
+            q = np.einsum("bnk,bnk->bk", Hb.conj(), X).real
             new = 1.0 / (g * q)
             tot = new.sum(1)
             ok &= np.isfinite(tot) & (tot <= 1e15)  # not diverged
@@ -124,7 +122,8 @@ def sinr_only_min_power(
     W = None
     if beams:
         # downlink powers for these directions: SINR equalities, a K × K linear system
-        Wd = Hb @ np.linalg.inv(eyeK + lam[:, :, None] * Gram)  # M⁻¹ H
+        M = eye + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hb.conj())
+        Wd = np.linalg.solve(M, Hb)
         Wd /= np.linalg.norm(Wd, axis=1, keepdims=True)
         G = np.abs(np.einsum("bnk,bni->bki", Hb.conj(), Wd)) ** 2  # |h_kᴴ w_i|²
         gam = np.asarray(gamma, float)
