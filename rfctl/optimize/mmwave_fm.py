@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.linalg import qr as _qr
+from scipy.linalg.lapack import dgesv as _dgesv
 
 from rfctl.outcome import SolverStatus, from_cvxpy, solved
 
@@ -79,6 +81,14 @@ class FmProblem:
         return val
 
 
+def _solve_sym(M: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """M⁻¹v by LAPACK dgesv (what np.linalg.solve calls), least squares if M is singular."""
+    _, _, x, info = _dgesv(M, v)
+    if info != 0:
+        return np.linalg.lstsq(M, v, rcond=None)[0]
+    return x
+
+
 def nonneg_qp(A: NDArray[np.float64], b: NDArray[np.float64], tol: float = 1e-12,
               max_iter: int = 100, guess: NDArray[np.bool_] | None = None
               ) -> NDArray[np.float64]:
@@ -92,25 +102,24 @@ def nonneg_qp(A: NDArray[np.float64], b: NDArray[np.float64], tol: float = 1e-12
     n = b.size
     if n == 0:
         return np.zeros(0)
-    scale = max(1.0, float(np.max(np.abs(b))))
+    # (array methods and LAPACK's gesv directly: the same arithmetic as np.max /
+    # np.linalg.solve without their dispatch layers, which dominate at T ≤ 10)
+    scale = max(1.0, float(np.abs(b).max()))
     mu = np.zeros(n)
     free = np.zeros(n, bool)
     if guess is not None:
         if not guess.any():
-            if float(np.max(b)) <= tol * scale:  # μ = 0 is optimal
+            if float(b.max()) <= tol * scale:  # μ = 0 is optimal
                 return np.zeros(n)
         else:
             idx = np.flatnonzero(guess)
-            try:
-                zi = np.linalg.solve(A[idx][:, idx], b[idx])
-            except np.linalg.LinAlgError:
-                zi = np.linalg.lstsq(A[idx][:, idx], b[idx], rcond=None)[0]
-            if float(np.min(zi)) > 0:
+            zi = _solve_sym(A[idx][:, idx], b[idx])
+            if float(zi.min()) > 0:
                 z = np.zeros(n)
                 z[idx] = zi
                 g = b - A @ z
                 g[idx] = -np.inf
-                if float(np.max(g)) <= tol * scale:
+                if float(g.max()) <= tol * scale:
                     return z
                 # a valid Lawson–Hanson state (μ > 0 and optimal on its free set):
                 # continue from it instead of from scratch
@@ -125,13 +134,9 @@ def nonneg_qp(A: NDArray[np.float64], b: NDArray[np.float64], tol: float = 1e-12
         for _ in range(max_iter):
             z = np.zeros(n)
             idx = np.flatnonzero(free)
-            sub = A[idx][:, idx]
-            try:
-                zi = np.linalg.solve(sub, b[idx])
-            except np.linalg.LinAlgError:
-                zi = np.linalg.lstsq(sub, b[idx], rcond=None)[0]
+            zi = _solve_sym(A[idx][:, idx], b[idx])
             z[idx] = zi
-            if float(np.min(zi)) > 0:
+            if float(zi.min()) > 0:
                 mu = z
                 break
             neg = idx[z[idx] <= 0]
@@ -154,11 +159,17 @@ class _Structured:
     def __init__(self, p: FmProblem, Hw: NDArray, B0: NDArray) -> None:
         self.p = p
         K, T = Hw.shape[1], p.A.shape[1]
-        W, R = np.linalg.qr(np.hstack([Hw, p.A, B0]))
+        M = np.hstack([Hw, p.A, B0])
+        if M.shape[0] <= M.shape[1]:
+            # the span is the whole space (as in the reduced problems of the final
+            # F_BB step and of the fully digital design): W = I, no factorisation
+            W, R = None, M
+        else:
+            W, R = _qr(M, mode="economic", check_finite=False)
         Rh, Ra, Rb = R[:, :K], R[:, K:K + T], R[:, K + T:]
         self.e, U = np.linalg.eigh(Rh @ Rh.conj().T)
         self.e = np.maximum(self.e, 0.0)
-        self.WU = W @ U                          # N×r, orthonormal columns
+        self.WU = U if W is None else W @ U     # N×r, orthonormal columns
         self.UA = U.conj().T @ Ra               # r×T
         self.UB = U.conj().T @ Rb               # r×K
         self.UAh = self.UA.conj().T
@@ -172,15 +183,15 @@ class _Structured:
         d = 1.0 / (self.e + lam)
         if self.UA.shape[1]:
             AKd = self.UAh * d[None, :]
-            Amat = np.real((AKd @ self.UA) * self.GGt)          # Re(a_tᴴK a_s ḡ_sᴴḡ_t)
+            Amat = ((AKd @ self.UA) * self.GGt).real             # Re(a_tᴴK a_s ḡ_sᴴḡ_t)
             Amat = (Amat + Amat.T) / 2
-            r = np.real(np.sum((AKd @ self.UB) * p.gbar, axis=1))  # Re(a_tᴴ K B₀ ḡ_t)
+            r = ((AKd @ self.UB) * p.gbar).sum(axis=1).real       # Re(a_tᴴ K B₀ ḡ_t)
             mu = nonneg_qp(Amat, self.cvec - r, guess=guess)
             Z = d[:, None] * (self.UB + self.UA @ (mu[:, None] * p.gbar.conj()))
         else:
             mu = np.zeros(0)
             Z = d[:, None] * self.UB
-        return Z, mu, float(np.sum(Z.real ** 2 + Z.imag ** 2))
+        return Z, mu, float((Z.real ** 2 + Z.imag ** 2).sum())
 
     def lift(self, Z: NDArray) -> NDArray:
         return self.WU @ Z

@@ -24,6 +24,7 @@ two agree.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,20 +102,22 @@ def sinr_only_min_power(
     eye = np.eye(N)
     ok = np.ones(B, bool)
     active = np.ones(B, bool)
-    for _ in range(max_iter):
-        M = eye + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hb.conj())
-        X = np.linalg.solve(M, Hb)  # (B, N, K): M^{-1} h_k
-        q = np.real(np.einsum("bnk,bnk->bk", Hb.conj(), X))
-        with np.errstate(divide="ignore", over="ignore"):
+    # (the loop is dispatch-bound at N = K = 4: one errstate, array methods)
+    with np.errstate(divide="ignore", over="ignore"):
+        for _ in range(max_iter):
+            M = eye + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hb.conj())
+            X = np.linalg.solve(M, Hb)  # (B, N, K): M^{-1} h_k
+            q = np.einsum("bnk,bnk->bk", Hb.conj(), X).real
             new = 1.0 / (g * q)
-        diverged = ~np.isfinite(new).all(1) | (new.sum(1) > 1e15)
-        ok &= ~diverged
-        new[~ok] = lam[~ok]
-        rel = np.max(np.abs(new - lam) / np.maximum(new, 1e-300), axis=1)
-        lam = np.where(active[:, None], new, lam)
-        active &= ok & (rel >= tol)
-        if not active.any():
-            break
+            tot = new.sum(1)
+            ok &= np.isfinite(tot) & (tot <= 1e15)  # not diverged
+            if not ok.all():
+                new[~ok] = lam[~ok]
+            rel = (np.abs(new - lam) / np.maximum(new, 1e-300)).max(axis=1)
+            lam = np.where(active[:, None], new, lam)
+            active &= ok & (rel >= tol)
+            if not active.any():
+                break
     bound = np.where(ok, sigma2 * lam.sum(1), np.inf)
     W = None
     if beams:
@@ -229,6 +232,12 @@ def solve_subproblem_clarabel(
     return F, status
 
 
+@functools.lru_cache(maxsize=16)
+def _twice_identity(n: int) -> sp.csc_matrix:
+    """2 I_n in CSC form (the objective ‖x‖² of every SCA subproblem; Clarabel copies it)."""
+    return sp.diags(np.full(n, 2.0), format="csc")
+
+
 class ClarabelSca:
     """The SCA subproblems of one selection on one persistent Clarabel solver.
 
@@ -249,14 +258,18 @@ class ClarabelSca:
         self.T = Bt.shape[1]
         self.solver = None
         self._mask: NDArray | None = None
+        self._idx: tuple[NDArray, NDArray, NDArray] = (np.zeros(0, int),) * 3
 
     def _csc(self, A: NDArray) -> sp.csc_matrix:
         if self._mask is None:
             mask = A != 0
             mask[: self.T] = True  # sensing rows change: keep them dense
             self._mask = mask
-        rows, cols = np.nonzero(self._mask.T)  # column-major order
-        return sp.csc_matrix((A[cols, rows], (cols, rows)), shape=A.shape)
+            # the CSC structure of the fixed pattern, once (column-major order)
+            col, row = np.nonzero(mask.T)
+            self._idx = (row, col, np.concatenate([[0], np.cumsum(mask.sum(axis=0))]))
+        row, col, indptr = self._idx
+        return sp.csc_matrix((A[row, col], row, indptr), shape=A.shape)
 
     rebuilds = 0
     """Class-wide count of updated solves that failed and were redone from scratch."""
@@ -265,8 +278,8 @@ class ClarabelSca:
         n = 2 * self.N * self.K
         settings = clarabel.DefaultSettings()
         settings.verbose = False
-        return clarabel.DefaultSolver(sp.diags(np.full(n, 2.0), format="csc"),
-                                      np.zeros(n), Acsc, b, cones, settings)
+        return clarabel.DefaultSolver(_twice_identity(n), np.zeros(n), Acsc, b, cones,
+                                      settings)
 
     def __call__(self, H, Bt, gamma, upsilon, sigma2, Fbar):
         A, b, cones = _socp_data(H, Bt, gamma, upsilon, sigma2, Fbar)
