@@ -73,7 +73,8 @@ def summary(label: str, rows) -> str:
             f"{len(t)}); digital {med([x.digital_s for x in d]):.2f} s, analog "
             f"{med([x.analog_s for x in d]):.2f} s; iterations "
             f"{[x.iterations for x in d]}; converged {conv}/{len(d)}; objective gain "
-            f"median {med([x.objective / x.trace[0] for x in d]):.2f}x; all feasible "
+            f"median {med([x.objective / x.trace[0] for x in d]):.2f}x; objectives "
+            f"{[round(x.objective, 4) for x in d]}; all feasible "
             f"{all(task.feasible(task.exact(x.b, x.B)) for _, x, task in rows)}")
 
 
@@ -91,6 +92,8 @@ def main() -> None:
     seeds = range(a.draws)
     fast = designs(base, seeds)
     print(summary("L = 32 (4 x 8), native SDR   ", fast))
+    prev = designs(base, seeds, curvature_relax=1.0)
+    print(summary("L = 32, plain BFGS (before)  ", prev))
     ref = designs(base, range(a.ref_draws), digital_backend="cvxpy")
     print(summary("L = 32 (4 x 8), cvxpy SDR ref", ref))
     ratio = med([r[0] for r in ref]) / med([f[0] for f in fast[:a.ref_draws]])
@@ -139,6 +142,9 @@ def main() -> None:
         spec = base.model_copy(update={"n_waveguides": N, "elements_per_waveguide": Lm})
         rows = designs(spec, range(a.big_draws))
         print(summary(f"L = 128 ({N} x {Lm})", rows))
+        if N == 8:
+            rows = designs(spec, range(a.big_draws), curvature_relax=1.0)
+            print(summary(f"L = 128 ({N} x {Lm}), plain BFGS (before)", rows))
     # the board design
     from rfctl.studies import check_dma_state, design_dma_for_board
 

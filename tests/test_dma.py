@@ -389,3 +389,33 @@ def test_state_task_record_rejects_malformed_entries(rng) -> None:
     shape = {**data, "dma_task": {**data["dma_task"], "users": [[0.0, 1.0]]}}
     with pytest.raises(ConfigError, match="shapes disagree"):
         ArrayState.from_dict(shape)
+
+
+def _cli_task(realisation: int):
+    from rfctl.optimize.dma import task_from_scenario
+
+    return task_from_scenario(load_config("dma-4x8"), realisation)
+
+
+def test_converged_means_stationary_on_a_creeping_draw() -> None:
+    """Realisation 27 (a judging draw) with plain BFGS: the old small-change test stopped
+    it as ``converged`` at 227 iterations with χ = 5e-2; now converged implies χ ≤ tol."""
+    task, rng = _cli_task(27)
+    d = design_dma(task, rng=rng, max_iter=250, curvature_relax=1.0)
+    _check_design(task, d)
+    assert d.stop_reason is not StopReason.CONVERGED or d.stationarity <= 1e-4
+
+
+@pytest.mark.slow
+def test_cli_draws_0_3_4_converge_within_the_documented_bound() -> None:
+    """The CLI's slow draws (``rfctl optimize dma --scenario dma-4x8 --realisation R``):
+    converged (χ ≤ 1e-4) within 200 iterations (measured 183, 139, 179; before the
+    curvature relaxation 305, 318 and the 400 cap), at objectives at least the old
+    converged ones (1.5451, 1.4808)."""
+    floor = {0: 1.5451427, 3: 1.4808495 * (1 - 1e-7), 4: 1.4884210}
+    for r in (0, 3, 4):
+        task, rng = _cli_task(r)
+        d = design_dma(task, rng=rng, max_iter=200)
+        _check_design(task, d)
+        assert d.stop_reason is StopReason.CONVERGED and d.stationarity <= 1e-4
+        assert d.objective >= floor[r]
