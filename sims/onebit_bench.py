@@ -175,5 +175,9 @@ def onebit_lab_bench(profile, *, seed: int, noise: float, direct_path: float = 1
     model = OneBitBench.random(fw, seed=seed, noise=noise, direct_path=direct_path, f0=f0)
     bench = SimBench(model, freq_hz=f0)
     resources = bench.start(port + 1 if port else 0)
-    url = server.start_socket(port=port)
+    try:
+        url = server.start_socket(port=port)
+    except OSError:
+        bench.stop()  # nothing left listening when the board's port is taken
+        raise
     return LabBench(server, bench, url, resources)

@@ -151,7 +151,11 @@ class SimBench:
         for i, (kind, handler) in enumerate(self.instruments.items()):
             srv = ScpiServer(handler)
             srv.lock = self._lock  # one bench: one measurement at a time
-            srv.start(first_port + i if first_port else 0)
+            try:
+                srv.start(first_port + i if first_port else 0)
+            except OSError:
+                self.stop()  # the ones already listening
+                raise
             self.servers[kind] = srv
         return {k: s.resource for k, s in self.servers.items()}
 
@@ -218,5 +222,9 @@ def lab_bench(profile: BoardProfile, *, rows: int, cols: int, seed: int, noise: 
     model.probe = probe
     bench = SimBench(model)
     resources = bench.start(port + 1 if port else 0)
-    url = server.start_socket(port=port)
+    try:
+        url = server.start_socket(port=port)
+    except OSError:
+        bench.stop()  # nothing left listening when the board's port is taken
+        raise
     return LabBench(server, bench, url, resources)

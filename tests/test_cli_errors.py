@@ -108,3 +108,21 @@ def test_a_closed_output_pipe_is_not_an_internal_error(capsys) -> None:
     assert main(["configs"], out=HungUp()) == 141
     err = capsys.readouterr().err
     assert "internal error" not in err and "Traceback" not in err
+
+
+def test_sim_bench_on_a_port_in_use_is_one_line_exit_1(capsys) -> None:
+    """A taken --port is a refusal (exit 1, one line), not an internal error (exit 3)."""
+    import socket
+
+    from rfctl.cli import main
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    try:
+        port = s.getsockname()[1]
+        assert main(["sim-bench", "--port", str(port)]) == 1
+    finally:
+        s.close()
+    err = capsys.readouterr().err
+    assert f"--port {port}: cannot listen" in err and "internal error" not in err

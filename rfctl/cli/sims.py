@@ -71,9 +71,14 @@ def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
     """A simulated board and its measurement bench in one process."""
     profile = board_profile(args.board)
-    lab = open_sim("lab-bench", profile, rows=args.rows, cols=args.cols, seed=args.seed,
-                   noise=args.noise, probe=(args.probe_theta, args.probe_phi),
-                   baud=args.baud or None, direct_path=args.direct_path, port=args.port)
+    try:
+        lab = open_sim("lab-bench", profile, rows=args.rows, cols=args.cols, seed=args.seed,
+                       noise=args.noise, probe=(args.probe_theta, args.probe_phi),
+                       baud=args.baud or None, direct_path=args.direct_path, port=args.port)
+    except OSError as exc:  # a port in use (the board's or an instrument's)
+        raise ConfigError(f"--port {args.port}: cannot listen on 127.0.0.1 ports "
+                          f"{args.port}..{args.port + 4}: {exc.strerror or exc}",
+                          field="port", reason="cannot listen") from None
     sys.setswitchinterval(1e-4)
     print(f"simulated board {profile.name} at {lab.url}", file=out)
     for kind, r in lab.resources.items():
