@@ -167,17 +167,11 @@ def onebit_lab_bench(profile, *, seed: int, noise: float, direct_path: float = 1
     measure its pattern through a hidden one-bit channel (see :func:`rfctl.sims.sim_bench.
     lab_bench`, which calls this for ``osris`` profiles)."""
     from .osris_firmware import firmware_for
-    from .sim_bench import LabBench, SimBench
+    from .sim_bench import SimBench, serve_bench
     from .simserver import SimServer
 
     fw = firmware_for(profile)
     server = SimServer(fw, baud=baud)
     model = OneBitBench.random(fw, seed=seed, noise=noise, direct_path=direct_path, f0=f0)
     bench = SimBench(model, freq_hz=f0)
-    resources = bench.start(port + 1 if port else 0)
-    try:
-        url = server.start_socket(port=port)
-    except OSError:
-        bench.stop()  # nothing left listening when the board's port is taken
-        raise
-    return LabBench(server, bench, url, resources)
+    return serve_bench(server, bench, port)

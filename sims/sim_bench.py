@@ -221,10 +221,22 @@ def lab_bench(profile: BoardProfile, *, rows: int, cols: int, seed: int, noise: 
     model = BenchModel.random(server.firmware, profile, rows, cols, seed=seed, noise=noise)
     model.probe = probe
     bench = SimBench(model)
+    return serve_bench(server, bench, port)
+
+
+def serve_bench(server, bench: SimBench, port: int = 0) -> LabBench:
+    """Start the instruments (on ``port + 1``, … or free ports) and the board server (on
+    ``port`` or a free one); if a port is taken, nothing is left listening.
+
+    Raises
+    ------
+    OSError
+        A port cannot be bound.
+    """
     resources = bench.start(port + 1 if port else 0)
     try:
         url = server.start_socket(port=port)
     except OSError:
-        bench.stop()  # nothing left listening when the board's port is taken
+        bench.stop()
         raise
     return LabBench(server, bench, url, resources)

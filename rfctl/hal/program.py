@@ -537,16 +537,9 @@ def select_beam(device: Device, slot: int, expected_crc: int | None = None) -> i
     plan = _Plan(device, DeviceImage("", ""), new or b"", expected_crc, prev)
     try:
         active = device.select_beam(slot, expected_crc)
-    except StageError as exc:
-        h, why = _ask(device, plan) if exc.latch_sent else ("previous", "")
-        if h != "new":
-            _settle(device, plan, h)
-            raise ProgramError(f"{device.name}: selecting beam {slot} failed: {exc}"
-                               + (f"; {why}" if why else ""),
-                               holds={device.name: h}, cause=exc) from exc
-        active = expected_crc
-    except DeviceError as exc:
-        h, why = _ask(device, plan)
+    except DeviceError as exc:  # a StageError before anything was sent cannot have taken
+        sent = not isinstance(exc, StageError) or exc.latch_sent
+        h, why = _ask(device, plan) if sent else ("previous", "")
         if h != "new":
             _settle(device, plan, h)
             raise ProgramError(f"{device.name}: selecting beam {slot} failed: {exc}"
