@@ -87,7 +87,7 @@ def test_a_second_host_is_refused_while_a_session_is_live(board) -> None:
     dev = open_rfctl_board(PROFILE, url=board.url)
     try:
         with pytest.raises(BusyError):
-            open_rfctl_board(link_profile(timeout_s=0.2, retries=1), url=board.url)
+            open_rfctl_board(link_profile(timeout_s=1.0, retries=1), url=board.url)
     finally:
         dev.close()
     open_rfctl_board(PROFILE, url=board.url).close()  # after BYE: free at once
