@@ -156,3 +156,20 @@ def test_every_configurable_bank_kind_has_exactly_one_handler() -> None:
     fields = {f.name for f in dataclasses.fields(ArrayState)}
     for kind, h in registry().items():
         assert h.kind == kind and h.state_part in fields
+
+
+def test_a_handler_missing_part_of_the_interface_is_refused_at_registration() -> None:
+    import pytest
+
+    from rfctl.hal.banks import BankHandler, register, registry
+
+    class Half(BankHandler):
+        kind = "half-made"
+        state_part = "phases"
+
+        def bits(self, bank, codebook=None) -> int:
+            return 1
+
+    with pytest.raises(TypeError, match="abstract"):
+        register(Half)
+    assert "half-made" not in registry()

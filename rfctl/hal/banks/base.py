@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,7 +18,7 @@ __all__ = ["BankHandler", "binary_image", "check_count", "check_finite", "load_c
 _REGISTRY: dict[str, BankHandler] = {}
 
 
-class BankHandler:
+class BankHandler(ABC):
     """What the HAL needs to know about one kind of actuator bank.
 
     Class attributes
@@ -44,10 +45,11 @@ class BankHandler:
         """
         return None
 
+    @abstractmethod
     def bits(self, bank: Any, codebook: Any = None) -> int:
         """Bits per code; ``-1`` when only a compiled code book knows (tables)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def quantize(self, bank: Any, state: ArrayState, codebook: Any) -> BankImage:
         """The codes for ``getattr(state, self.state_part)`` (not ``None``).
 
@@ -56,16 +58,16 @@ class BankHandler:
         HardwareConstraintError
             Wrong sizes, non-finite values or anything else the board would refuse.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def dequantize(self, image: BankImage, state: ArrayState) -> dict[str, Any]:
         """The state part(s) the codes realise, as ``{attribute: value}`` changes to
         ``state`` (empty when the realised value is already implied by another bank)."""
-        raise NotImplementedError
 
 
 def register(cls: type[BankHandler]) -> type[BankHandler]:
-    """Class decorator: register one instance of a handler under its ``kind``."""
+    """Class decorator: register one instance of a handler under its ``kind`` (a handler
+    that leaves a method of the interface out fails here, at import, with TypeError)."""
     if cls.kind in _REGISTRY:
         raise TypeError(f"bank kind {cls.kind!r} registered twice")
     _REGISTRY[cls.kind] = cls()
