@@ -31,7 +31,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"rfctl lab {args.action} needs --meter RESOURCE (the sensor's VISA "
                           "resource)", field="meter", reason="missing")
     checks = [
-        ("points", args.points >= 2, "≥ 2"), ("settle", args.settle >= 0, "≥ 0"),
+        ("points", args.points >= 2, "≥ 2"),
+        ("settle", bool(np.isfinite(args.settle)) and 0 <= args.settle <= 3600, "in [0, 3600] s"),
         ("states", args.states is None or args.states >= 2, "≥ 2"),
         ("passes", args.passes >= 1, "≥ 1"), ("budget", args.budget is None or args.budget >= 1,
                                               "≥ 1"),
