@@ -49,9 +49,10 @@ from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.metrics import beam_gain, sinr, sub6_precoder, transmit_power
 from rfctl.optimize.dbraa_scenario import band_problem, check_parseval
 from rfctl.optimize.sub6g_problem import (
+    DualIterate,
     SelectionSolution,
+    duality_iterate,
     sca_power_min,
-    sinr_only_min_power,
 )
 from rfctl.outcome import Outcome, StopReason, from_clarabel, from_cvxpy, solved
 from rfctl.state import ArrayState, DesignRecord
@@ -77,6 +78,10 @@ FEAS_TOL = 1e-9
 """Relative tolerance of Sub6Result.feasible on the SINR and gain margins."""
 RESCALE_MAX = 1e-6
 """Largest power increase (relative) the final exact-feasibility scaling may make."""
+BOUND_ITER = 25
+"""Duality iterations of a pruning bound (any number gives a valid lower bound)."""
+START_ITER = 60
+"""Duality iterations of the SCA's starting point (it continues the bound's iterate)."""
 
 
 # --------------------------------------------------------------------------- task
@@ -112,6 +117,7 @@ class Sub6Task:
     power_budget: float | None = None
     solver: str = "clarabel"
     cache: dict[frozenset, SelectionSolution] = field(default_factory=dict)
+    duals: dict[frozenset, DualIterate] = field(default_factory=dict)
     n_exact: int = 0
     n_pruned: int = 0
 
@@ -159,26 +165,106 @@ class Sub6Task:
         return P
 
     def solve(self, pos: list[Pos]) -> SelectionSolution:
-        """Exact per-selection power minimisation (cached)."""
+        """Exact per-selection power minimisation (cached).
+
+        The SCA's starting point continues the selection's pruning-bound iterate when
+        there is one (:meth:`lower_bounds`, :meth:`refine`): the same start, bit for
+        bit, as from λ = 0.
+        """
         key = frozenset(pos)
         hit = self.cache.get(key)
         if hit is not None:
             return hit
         rows = self.rows(pos)
         sol = sca_power_min(self.H[rows], self.A[rows], self.gamma, self.upsilon,
-                            self.sigma2, solver=self.solver)
+                            self.sigma2, solver=self.solver, start_iter=START_ITER,
+                            dual=self.duals.pop(key, None))
         self.n_exact += 1
         self.cache[key] = sol
         return sol
 
-    def lower_bounds(self, sels: list[list[Pos]], iters: int = 25) -> NDArray[np.float64]:
-        """SINR-only lower bounds on the power of several selections (batched)."""
-        if not sels:
-            return np.zeros(0)
-        Hb = np.stack([self.H[self.rows(p)] for p in sels])
-        lb, _ = sinr_only_min_power(Hb, self.gamma, self.sigma2, max_iter=iters,
-                                    beams=False)
+    def lower_bounds(self, sels: list[list[Pos]], iters: int = BOUND_ITER
+                     ) -> NDArray[np.float64]:
+        """SINR-only lower bounds on the power of several selections (batched).
+
+        A selection with a stored iterate (from an earlier sweep) takes its bound from
+        it; the others are iterated ``iters`` times in one batch, and their iterates are
+        kept for :meth:`refine` and :meth:`solve`.
+        """
+        lb = np.empty(len(sels))
+        new = []
+        for j, p in enumerate(sels):
+            it = self.duals.get(frozenset(p))
+            if it is None:
+                new.append(j)
+            else:
+                lb[j] = it.bound(self.sigma2)[0]
+        if new:
+            Hb = np.stack([self.H[self.rows(sels[j])] for j in new])
+            it = duality_iterate(Hb, self.gamma, iters)
+            lb[new] = it.bound(self.sigma2)
+            for b, j in enumerate(new):
+                self.duals[frozenset(sels[j])] = it.row(b)
         return lb
+
+    def refine(self, sels: list[list[Pos]]) -> NDArray[np.float64]:
+        """Carry the stored iterates of ``sels`` on to the SCA start's START_ITER
+        iterations, in one batch; returns their (tighter, still valid) bounds.
+
+        Every selection must have an iterate (:meth:`lower_bounds`) and no exact solution.
+        """
+        its = [self.duals[frozenset(p)] for p in sels]
+        todo = [b for b, it in enumerate(its) if it.steps < START_ITER]
+        for steps in {its[b].steps for b in todo}:  # stacked per step count (one, in use)
+            grp = [b for b in todo if its[b].steps == steps]
+            done = duality_iterate(None, self.gamma, START_ITER,
+                                   start=DualIterate.stack([its[b] for b in grp]))
+            for i, b in enumerate(grp):
+                its[b] = done.row(i)
+                self.duals[frozenset(sels[b])] = its[b]
+        return np.array([it.bound(self.sigma2)[0] for it in its])
+
+    def search(self, sels: list[list[Pos]], threshold: float = np.inf
+               ) -> tuple[int | None, float]:
+        """The selection of ``sels`` with the least power below ``threshold``, pruned.
+
+        Solved selections come first (from the cache); the others are visited in order
+        of their SINR-only bound and skipped once the bound reaches the incumbent (a
+        valid bound: the SCA's power is at least the optimum, which is at least the
+        bound, so a skipped selection cannot win). Before the first exact solve among
+        the unsolved, the iterates of all those still below the incumbent are carried
+        on to the SCA start in one batch, and their tighter bounds are used.
+
+        Returns
+        -------
+        best : int or None
+            Index into ``sels`` (ties: the lowest index), None if none beats
+            ``threshold``.
+        power : float
+            Its power (``threshold`` if None).
+        """
+        keys = [frozenset(p) for p in sels]
+        todo = [j for j, k in enumerate(keys) if k not in self.cache]
+        lbs = np.full(len(sels), -np.inf)
+        lbs[todo] = self.lower_bounds([sels[j] for j in todo])
+        order = np.argsort(lbs, kind="stable")
+        best, best_power = None, threshold
+        for n, j in enumerate(order):
+            if lbs[j] >= best_power:
+                self.n_pruned += 1
+                continue
+            if keys[j] not in self.cache and self.duals[keys[j]].steps < START_ITER:
+                more = [int(i) for i in order[n:] if lbs[i] < best_power
+                        and keys[i] not in self.cache
+                        and self.duals[keys[i]].steps < START_ITER]
+                lbs[more] = self.refine([sels[i] for i in more])
+                if lbs[j] >= best_power:
+                    self.n_pruned += 1
+                    continue
+            p = self.solve(sels[j]).power
+            if p < best_power or (p == best_power and best is not None and j < best):
+                best, best_power = int(j), p
+        return best, best_power
 
 
 def check_feasibility(task: Sub6Task) -> None:
@@ -580,16 +666,7 @@ def fs_jbas(
         sels = [[*others[:pb], c, *others[pb:]] for c in cands]
         best, best_power = None, threshold
         if prune:
-            todo = [j for j, sel in enumerate(sels) if frozenset(sel) not in task.cache]
-            lbs = np.full(len(sels), -np.inf)
-            lbs[todo] = task.lower_bounds([sels[j] for j in todo])
-            for j in np.argsort(lbs, kind="stable"):
-                if lbs[j] >= best_power:
-                    task.n_pruned += 1
-                    continue
-                p = task.solve(sels[j]).power
-                if p < best_power or (p == best_power and best is not None and j < best):
-                    best, best_power = int(j), p
+            best, best_power = task.search(sels, threshold)
         else:
             for j, sel in enumerate(sels):
                 p = task.solve(sel).power
@@ -645,15 +722,7 @@ def _best_subset(task: Sub6Task, pool: list[Pos]) -> tuple[list[Pos], float]:
         raise InfeasibleError(f"the pool holds only {len(pool)} antennas, N_s = {ns}",
                               bound="grid C size", value=float(len(pool)))
     sels = [list(c) for c in combinations(pool, ns)]
-    lbs = task.lower_bounds(sels)
-    best, best_p = None, np.inf
-    for j in np.argsort(lbs, kind="stable"):
-        if lbs[j] >= best_p:
-            task.n_pruned += 1
-            continue
-        p = task.solve(sels[j]).power
-        if p < best_p:
-            best, best_p = j, p
+    best, best_p = task.search(sels)
     if best is None:
         raise InfeasibleError("no subset of the pool meets the SINR targets",
                               bound="SINR targets", value=float(np.max(task.gamma)))
