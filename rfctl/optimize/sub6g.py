@@ -420,6 +420,14 @@ def _result(task: Sub6Task, pos: list[Pos], sol: SelectionSolution, trace: list[
 
 
 # --------------------------------------------------------------------------- ABAS
+def _dense_csc(A: NDArray[np.float64]) -> sp.csc_matrix:
+    """``sp.csc_matrix(A)`` (the nonzeros of A, column-major) without its conversions."""
+    nz = A.T != 0
+    row = np.nonzero(nz)[1]
+    indptr = np.concatenate([[0], np.cumsum(nz.sum(axis=1))])
+    return sp.csc_matrix((A.T[nz], row, indptr), shape=A.shape)
+
+
 def _p_step(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, mu: float
             ) -> NDArray | None:
     """SOCP 46 over the relaxed selection q on grid C (Clarabel, directly)."""
@@ -429,7 +437,7 @@ def _p_step(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, mu: flo
     T = Bc.shape[1]
     ns = task.spec.n_sub6
     c = np.sum(np.abs(Fbar) ** 2, axis=1) + 1e-12  # ‖F̄_n‖²
-    P = sp.diags(2 * c, format="csc")
+    P = sp.csc_matrix((2 * c, np.arange(M), np.arange(M + 1)), shape=(M, M))  # diagonal
     q = -2 * mu * qbar
     blocks, bs, cones = [np.ones((1, M))], [np.array([float(ns)])], [clarabel.ZeroConeT(1)]
     blocks += [-np.eye(M), np.eye(M)]
@@ -445,21 +453,22 @@ def _p_step(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, mu: flo
         blocks.append(np.vstack(lin_rows))
         bs.append(np.asarray(lin_b))
         cones.append(clarabel.NonnegativeConeT(T))
-    for k in range(K):
-        Mk = Fbar.conj().T * Hc[:, k][None, :]  # (K, M): F̄ᴴ diag(h_k)
-        a = np.sqrt(1 + 1 / task.gamma[k])
-        rows_k = [-a * Mk[k].real]
-        for i in range(K):
-            rows_k += [-Mk[i].real, -Mk[i].imag]
-        rows_k.append(np.zeros(M))
-        blocks.append(np.vstack(rows_k))
-        b = np.zeros(2 * K + 2)
-        b[-1] = np.sqrt(task.sigma2)
-        bs.append(b)
-        cones.append(clarabel.SecondOrderConeT(2 * K + 2))
+    # one second-order cone per user k: rows −a_k Re(f̄_kᴴ diag(h_k)), then −Re and −Im
+    # of F̄ᴴ diag(h_k) row by row, then 0 (b: √σ² last)
+    Mk = Fbar.conj().T[None, :, :] * Hc.T[:, None, :]  # (K, K, M): [k] = F̄ᴴ diag(h_k)
+    a = np.sqrt(1 + 1 / task.gamma)
+    soc = np.zeros((K, 2 * K + 2, M))
+    soc[:, 0] = -a[:, None] * Mk[np.arange(K), np.arange(K)].real
+    soc[:, 1:2 * K + 1:2] = -Mk.real
+    soc[:, 2:2 * K + 2:2] = -Mk.imag
+    blocks.append(soc.reshape(-1, M))
+    b = np.zeros((K, 2 * K + 2))
+    b[:, -1] = np.sqrt(task.sigma2)
+    bs.append(b.ravel())
+    cones += [clarabel.SecondOrderConeT(2 * K + 2)] * K
     settings = clarabel.DefaultSettings()
     settings.verbose = False
-    solver = clarabel.DefaultSolver(P, q, sp.csc_matrix(np.vstack(blocks)),
+    solver = clarabel.DefaultSolver(P, q, _dense_csc(np.vstack(blocks)),
                                     np.concatenate(bs), cones, settings)
     sol = solver.solve()
     # an inaccurate relaxed selection is accepted: it only guides the rounding, and

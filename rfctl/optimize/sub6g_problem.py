@@ -367,7 +367,8 @@ class ClarabelSca:
         self._mask: NDArray | None = None
         self._idx: tuple[NDArray, NDArray, NDArray] = (np.zeros(0, int),) * 3
 
-    def _csc(self, A: NDArray) -> sp.csc_matrix:
+    def _values(self, A: NDArray) -> NDArray:
+        """The entries of A on the fixed pattern, in CSC (column-major) order."""
         if self._mask is None:
             mask = A != 0
             mask[: self.T] = True  # sensing rows change: keep them dense
@@ -375,8 +376,12 @@ class ClarabelSca:
             # the CSC structure of the fixed pattern, once (column-major order)
             col, row = np.nonzero(mask.T)
             self._idx = (row, col, np.concatenate([[0], np.cumsum(mask.sum(axis=0))]))
-        row, col, indptr = self._idx
-        return sp.csc_matrix((A[row, col], row, indptr), shape=A.shape)
+        row, col, _ = self._idx
+        return A[row, col]
+
+    def _csc(self, values: NDArray, shape: tuple[int, int]) -> sp.csc_matrix:
+        row, _, indptr = self._idx
+        return sp.csc_matrix((values, row, indptr), shape=shape)
 
     rebuilds = 0
     """Class-wide count of updated solves that failed and were redone from scratch."""
@@ -390,12 +395,13 @@ class ClarabelSca:
 
     def __call__(self, H, Bt, gamma, upsilon, sigma2, Fbar):
         A, b, cones = _socp_data(H, Bt, gamma, upsilon, sigma2, Fbar)
-        Acsc = self._csc(A)
+        values = self._values(A)
         if self.solver is None:
-            self.solver = self._new_solver(Acsc, b, cones)
+            self.solver = self._new_solver(self._csc(values, A.shape), b, cones)
             sol = self.solver.solve()
         else:
-            self.solver.update(A=Acsc, b=b)
+            # the pattern is fixed: the new values alone (no CSC matrix to build)
+            self.solver.update(A=values, b=b)
             sol = self.solver.solve()
             status = from_clarabel(sol.status)
             if not solved(status, accept_inaccurate=not self.retry_inaccurate):
@@ -403,7 +409,7 @@ class ClarabelSca:
                 log_fallback("sub-6G SCA subproblem", "the updated Clarabel solver", status,
                              "a fresh Clarabel solver")
                 ClarabelSca.rebuilds += 1
-                self.solver = self._new_solver(Acsc, b, cones)
+                self.solver = self._new_solver(self._csc(values, A.shape), b, cones)
                 sol = self.solver.solve()
         status = from_clarabel(sol.status)
         if not solved(status, accept_inaccurate=True):  # the caller judges an inaccurate one
