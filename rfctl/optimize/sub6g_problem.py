@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from numpy.linalg import _umath_linalg
 from numpy.typing import NDArray
 
+from rfctl.errors import ConfigError
 from rfctl.metrics import beam_gain, sinr
 from rfctl.outcome import (
     Outcome,
@@ -102,7 +103,8 @@ class DualIterate:
         """Batches of one with the same ``steps``, stacked into one batch."""
         steps = {r.steps for r in rows}
         if len(steps) != 1:
-            raise ValueError(f"cannot stack duality iterates at different steps {steps}")
+            raise ConfigError(f"cannot stack duality iterates at different iteration counts "
+                              f"{sorted(steps)}", field="rows", reason="different steps")
         return DualIterate(np.concatenate([r.H for r in rows]),
                            np.concatenate([r.lam for r in rows]),
                            np.concatenate([r.ok for r in rows]),
@@ -110,7 +112,7 @@ class DualIterate:
 
 
 def duality_iterate(
-    H: NDArray[np.complex128], gamma: NDArray[np.float64], steps: int, *,
+    H: NDArray[np.complex128] | None, gamma: NDArray[np.float64], steps: int, *,
     tol: float = 1e-10, start: DualIterate | None = None,
 ) -> DualIterate:
     """Run the duality fixed-point iteration to ``steps`` iterations in all.
@@ -124,7 +126,7 @@ def duality_iterate(
     Parameters
     ----------
     H : ndarray, shape (B, N, K) complex
-        Channels (ignored when ``start`` is given: its own are used).
+        Channels (None or ignored when ``start`` is given: its own are used).
     gamma : ndarray, shape (K,)
         SINR targets Γ_k, linear.
     steps : int
@@ -139,6 +141,9 @@ def duality_iterate(
     DualIterate
     """
     if start is None:
+        if H is None:
+            raise ConfigError("duality_iterate needs the channels H or an iterate to "
+                              "continue", field="H", reason="missing")
         B, N, K = H.shape
         start = DualIterate(H, np.zeros((B, K)), np.ones(B, bool), np.ones(B, bool), 0)
     Hb = start.H
@@ -150,7 +155,6 @@ def duality_iterate(
     g = (1.0 + 1.0 / np.asarray(gamma, float))[None, :]
     eye = np.eye(N)
     Hc = Hb.conj()
-    done = start.steps
     # (the loop is dispatch-bound at N = K = 4: one errstate, array methods, and the
     # gufunc behind np.linalg.solve called directly; M = I + Σ λ h hᴴ is never singular)
     with np.errstate(divide="ignore", over="ignore"):
@@ -166,11 +170,10 @@ def duality_iterate(
             rel = (np.abs(new - lam) / np.maximum(new, 1e-300)).max(axis=1)
             lam = np.where(active[:, None], new, lam)
             active &= ok & (rel >= tol)
-            done += 1
             if not active.any():
                 break
-    # a batch stopped early (every row inactive) is frozen: it stands for ``steps``
-    return DualIterate(Hb, lam, ok, active, steps if not active.any() else done)
+    # (a batch that stopped early, every row inactive, is frozen: it stands for ``steps``)
+    return DualIterate(Hb, lam, ok, active, steps)
 
 
 def _beams(it: DualIterate, gamma: NDArray[np.float64], sigma2: float
@@ -544,9 +547,11 @@ def sca_power_min(
         continue to ``start_iter`` iterations instead of starting from λ = 0: the same
         start, bit for bit, for fewer iterations. Unused when ``F0`` is given.
     """
-    # with a given start only the (still valid, looser) bound is needed: one iteration
+    # with a given start only the (still valid, looser) bound is needed: one iteration;
+    # a duality iterate is carried on only if it has not gone past start_iter
+    carry = dual if F0 is None and dual is not None and dual.steps <= start_iter else None
     lb, W = sinr_only_min_power(H, gamma, sigma2, max_iter=start_iter if F0 is None else 1,
-                                beams=F0 is None, start=dual if F0 is None else None)
+                                beams=F0 is None, start=carry)
     lb = float(lb)
     if F0 is None:
         if not np.isfinite(lb) or W is None or np.isnan(W).any():
