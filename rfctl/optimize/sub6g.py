@@ -254,9 +254,11 @@ class Sub6Task:
                 self.n_pruned += 1
                 continue
             if keys[j] not in self.cache and self.duals[keys[j]].steps < START_ITER:
+                # (with no incumbent yet nothing can be pruned: this one alone)
                 more = [int(i) for i in order[n:] if lbs[i] < best_power
                         and keys[i] not in self.cache
-                        and self.duals[keys[i]].steps < START_ITER]
+                        and self.duals[keys[i]].steps < START_ITER] \
+                    if np.isfinite(best_power) else [int(j)]
                 lbs[more] = self.refine([sels[i] for i in more])
                 if lbs[j] >= best_power:
                     self.n_pruned += 1
