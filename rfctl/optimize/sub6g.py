@@ -10,7 +10,10 @@ gains ‖F_sᴴ diag(p) β_t‖² ≥ Υ_t.
   eq. 53, stop rules (i)–(iii). It is made fast without changing its answer: each
   candidate's power is bounded below by the SINR-only minimum power (a valid bound,
   since the sensing constraints can only raise it), only candidates that could beat the
-  incumbent are solved exactly, and selections already solved are cached.
+  incumbent are solved exactly, and selections already solved are cached. The bound's
+  duality iterates are kept and carried on (batched) to the SCA's starting point, which
+  they reach bit for bit as from λ = 0, and their tighter bounds prune again
+  (:meth:`Sub6Task.search`).
 - Baselines: :func:`cas` (selection among the half-wavelength grid C only, i.e. P1-S),
   :func:`fixed_array`, :func:`random_selection`.
 

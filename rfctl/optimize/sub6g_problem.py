@@ -14,7 +14,10 @@ stops when the power falls by less than ``tol`` (relative) in one iteration, or 
 ``max_iter`` iterations.
 
 **Lower bound.** The SINR-only minimum power (duality fixed point) is a valid lower bound
-for the problem with sensing constraints, which can only raise it. FS-JBAS prunes on it.
+for the problem with sensing constraints, which can only raise it; so is σ² Σ λ after any
+number of iterations from λ = 0 (:class:`DualIterate`). FS-JBAS prunes on it, and carries
+a bound's iterate on to the SCA start (:func:`duality_iterate`: bit for bit the start
+from λ = 0).
 
 **Solvers.** :func:`solve_subproblem_clarabel` builds the conic data and calls Clarabel
 directly (the fast path). :func:`solve_subproblem_cvxpy` writes the same subproblem
