@@ -21,6 +21,7 @@ for Remark 5, the ABAS rounding and the Fig. 12 starts on 20 realisations.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import warnings
 
@@ -48,7 +49,7 @@ def main() -> None:
     a = ap.parse_args()
     sc = load_config("dbraa-14x14")
     print(f"{machine()}; scenario {sc.name}: 14x14, N_s = 4, K_s = 4, "
-          f"T_s = 2, Γ = Υ = 10")
+          f"T_s = 2, Γ = Υ = 10; load average {os.getloadavg()[0]:.2f}")
     fast, res = [], []
     for r in range(a.realisations):
         t, x = run(sc, r)
@@ -59,7 +60,8 @@ def main() -> None:
           f"{med(CPU[:len(fast)]):.3f} s CPU per realisation "
           f"(min {min(fast):.3f}, max {max(fast):.3f}, n = {len(fast)}); "
           f"mean {np.mean([x.n_exact for x in res]):.0f} selections solved, "
-          f"{np.mean([x.n_pruned for x in res]):.0f} pruned  [target median <= 0.25 s]")
+          f"{np.mean([x.n_pruned for x in res]):.0f} pruned  [target median <= 0.25 s]; "
+          f"load average {os.getloadavg()[0]:.2f}")
     unpruned = [run(sc, r, prune=False) for r in range(min(3, a.realisations))]
     same = all(u[1].positions == res[i].positions for i, u in enumerate(unpruned))
     print(f"same search without pruning: median {med([u[0] for u in unpruned]):.3f} s "

@@ -10,7 +10,10 @@ gains ‖F_sᴴ diag(p) β_t‖² ≥ Υ_t.
   eq. 53, stop rules (i)–(iii). It is made fast without changing its answer: each
   candidate's power is bounded below by the SINR-only minimum power (a valid bound,
   since the sensing constraints can only raise it), only candidates that could beat the
-  incumbent are solved exactly, and selections already solved are cached.
+  incumbent are solved exactly, and selections already solved are cached. The bound's
+  duality iterates are kept and carried on (batched) to the SCA's starting point, which
+  they reach bit for bit as from λ = 0, and their tighter bounds prune again
+  (:meth:`Sub6Task.search`).
 - Baselines: :func:`cas` (selection among the half-wavelength grid C only, i.e. P1-S),
   :func:`fixed_array`, :func:`random_selection`.
 
@@ -49,9 +52,10 @@ from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.metrics import beam_gain, sinr, sub6_precoder, transmit_power
 from rfctl.optimize.dbraa_scenario import band_problem, check_parseval
 from rfctl.optimize.sub6g_problem import (
+    DualIterate,
     SelectionSolution,
+    duality_iterate,
     sca_power_min,
-    sinr_only_min_power,
 )
 from rfctl.outcome import Outcome, StopReason, from_clarabel, from_cvxpy, solved
 from rfctl.state import ArrayState, DesignRecord
@@ -77,6 +81,10 @@ FEAS_TOL = 1e-9
 """Relative tolerance of Sub6Result.feasible on the SINR and gain margins."""
 RESCALE_MAX = 1e-6
 """Largest power increase (relative) the final exact-feasibility scaling may make."""
+BOUND_ITER = 25
+"""Duality iterations of a pruning bound (any number gives a valid lower bound)."""
+START_ITER = 60
+"""Duality iterations of the SCA's starting point (it continues the bound's iterate)."""
 
 
 # --------------------------------------------------------------------------- task
@@ -112,6 +120,7 @@ class Sub6Task:
     power_budget: float | None = None
     solver: str = "clarabel"
     cache: dict[frozenset, SelectionSolution] = field(default_factory=dict)
+    duals: dict[frozenset, DualIterate] = field(default_factory=dict)
     n_exact: int = 0
     n_pruned: int = 0
 
@@ -159,26 +168,108 @@ class Sub6Task:
         return P
 
     def solve(self, pos: list[Pos]) -> SelectionSolution:
-        """Exact per-selection power minimisation (cached)."""
+        """Exact per-selection power minimisation (cached).
+
+        The SCA's starting point continues the selection's pruning-bound iterate when
+        there is one (:meth:`lower_bounds`, :meth:`refine`): the same start, bit for
+        bit, as from λ = 0.
+        """
         key = frozenset(pos)
         hit = self.cache.get(key)
         if hit is not None:
             return hit
         rows = self.rows(pos)
         sol = sca_power_min(self.H[rows], self.A[rows], self.gamma, self.upsilon,
-                            self.sigma2, solver=self.solver)
+                            self.sigma2, solver=self.solver, start_iter=START_ITER,
+                            dual=self.duals.pop(key, None))
         self.n_exact += 1
         self.cache[key] = sol
         return sol
 
-    def lower_bounds(self, sels: list[list[Pos]], iters: int = 25) -> NDArray[np.float64]:
-        """SINR-only lower bounds on the power of several selections (batched)."""
-        if not sels:
-            return np.zeros(0)
-        Hb = np.stack([self.H[self.rows(p)] for p in sels])
-        lb, _ = sinr_only_min_power(Hb, self.gamma, self.sigma2, max_iter=iters,
-                                    beams=False)
+    def lower_bounds(self, sels: list[list[Pos]], iters: int = BOUND_ITER
+                     ) -> NDArray[np.float64]:
+        """SINR-only lower bounds on the power of several selections (batched).
+
+        A selection with a stored iterate (from an earlier sweep) takes its bound from
+        it; the others are iterated ``iters`` times in one batch, and their iterates are
+        kept for :meth:`refine` and :meth:`solve`.
+        """
+        lb = np.empty(len(sels))
+        new = []
+        for j, p in enumerate(sels):
+            it = self.duals.get(frozenset(p))
+            if it is None:
+                new.append(j)
+            else:
+                lb[j] = it.bound(self.sigma2)[0]
+        if new:
+            Hb = np.stack([self.H[self.rows(sels[j])] for j in new])
+            it = duality_iterate(Hb, self.gamma, iters)
+            lb[new] = it.bound(self.sigma2)
+            for b, j in enumerate(new):
+                self.duals[frozenset(sels[j])] = it.row(b)
         return lb
+
+    def refine(self, sels: list[list[Pos]]) -> NDArray[np.float64]:
+        """Carry the stored iterates of ``sels`` on to the SCA start's START_ITER
+        iterations, in one batch; returns their (tighter, still valid) bounds.
+
+        Every selection must have an iterate (:meth:`lower_bounds`) and no exact solution.
+        """
+        its = [self.duals[frozenset(p)] for p in sels]
+        todo = [b for b, it in enumerate(its) if it.steps < START_ITER]
+        for steps in {its[b].steps for b in todo}:  # stacked per step count (one, in use)
+            grp = [b for b in todo if its[b].steps == steps]
+            done = duality_iterate(None, self.gamma, START_ITER,
+                                   start=DualIterate.stack([its[b] for b in grp]))
+            for i, b in enumerate(grp):
+                its[b] = done.row(i)
+                self.duals[frozenset(sels[b])] = its[b]
+        return np.array([it.bound(self.sigma2)[0] for it in its])
+
+    def search(self, sels: list[list[Pos]], threshold: float = np.inf
+               ) -> tuple[int | None, float]:
+        """The selection of ``sels`` with the least power below ``threshold``, pruned.
+
+        Solved selections come first (from the cache); the others are visited in order
+        of their SINR-only bound and skipped once the bound reaches the incumbent (a
+        valid bound: the SCA's power is at least the optimum, which is at least the
+        bound, so a skipped selection cannot win). Before the first exact solve among
+        the unsolved, the iterates of all those still below the incumbent are carried
+        on to the SCA start in one batch, and their tighter bounds are used.
+
+        Returns
+        -------
+        best : int or None
+            Index into ``sels`` (ties: the lowest index), None if none beats
+            ``threshold``.
+        power : float
+            Its power (``threshold`` if None).
+        """
+        keys = [frozenset(p) for p in sels]
+        todo = [j for j, k in enumerate(keys) if k not in self.cache]
+        lbs = np.full(len(sels), -np.inf)
+        lbs[todo] = self.lower_bounds([sels[j] for j in todo])
+        order = np.argsort(lbs, kind="stable")
+        best, best_power = None, threshold
+        for n, j in enumerate(order):
+            if lbs[j] >= best_power:
+                self.n_pruned += 1
+                continue
+            if keys[j] not in self.cache and self.duals[keys[j]].steps < START_ITER:
+                # (with no incumbent yet nothing can be pruned: this one alone)
+                more = [int(i) for i in order[n:] if lbs[i] < best_power
+                        and keys[i] not in self.cache
+                        and self.duals[keys[i]].steps < START_ITER] \
+                    if np.isfinite(best_power) else [int(j)]
+                lbs[more] = self.refine([sels[i] for i in more])
+                if lbs[j] >= best_power:
+                    self.n_pruned += 1
+                    continue
+            p = self.solve(sels[j]).power
+            if p < best_power or (p == best_power and best is not None and j < best):
+                best, best_power = int(j), p
+        return best, best_power
 
 
 def check_feasibility(task: Sub6Task) -> None:
@@ -334,6 +425,14 @@ def _result(task: Sub6Task, pos: list[Pos], sol: SelectionSolution, trace: list[
 
 
 # --------------------------------------------------------------------------- ABAS
+def _dense_csc(A: NDArray[np.float64]) -> sp.csc_matrix:
+    """``sp.csc_matrix(A)`` (the nonzeros of A, column-major) without its conversions."""
+    nz = A.T != 0
+    row = np.nonzero(nz)[1]
+    indptr = np.concatenate([[0], np.cumsum(nz.sum(axis=1))])
+    return sp.csc_matrix((A.T[nz], row, indptr), shape=A.shape)
+
+
 def _p_step(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, mu: float
             ) -> NDArray | None:
     """SOCP 46 over the relaxed selection q on grid C (Clarabel, directly)."""
@@ -343,7 +442,7 @@ def _p_step(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, mu: flo
     T = Bc.shape[1]
     ns = task.spec.n_sub6
     c = np.sum(np.abs(Fbar) ** 2, axis=1) + 1e-12  # ‖F̄_n‖²
-    P = sp.diags(2 * c, format="csc")
+    P = sp.csc_matrix((2 * c, np.arange(M), np.arange(M + 1)), shape=(M, M))  # diagonal
     q = -2 * mu * qbar
     blocks, bs, cones = [np.ones((1, M))], [np.array([float(ns)])], [clarabel.ZeroConeT(1)]
     blocks += [-np.eye(M), np.eye(M)]
@@ -359,21 +458,22 @@ def _p_step(task: Sub6Task, Fbar: NDArray, rows: NDArray, qbar: NDArray, mu: flo
         blocks.append(np.vstack(lin_rows))
         bs.append(np.asarray(lin_b))
         cones.append(clarabel.NonnegativeConeT(T))
-    for k in range(K):
-        Mk = Fbar.conj().T * Hc[:, k][None, :]  # (K, M): F̄ᴴ diag(h_k)
-        a = np.sqrt(1 + 1 / task.gamma[k])
-        rows_k = [-a * Mk[k].real]
-        for i in range(K):
-            rows_k += [-Mk[i].real, -Mk[i].imag]
-        rows_k.append(np.zeros(M))
-        blocks.append(np.vstack(rows_k))
-        b = np.zeros(2 * K + 2)
-        b[-1] = np.sqrt(task.sigma2)
-        bs.append(b)
-        cones.append(clarabel.SecondOrderConeT(2 * K + 2))
+    # one second-order cone per user k: rows −a_k Re(f̄_kᴴ diag(h_k)), then −Re and −Im
+    # of F̄ᴴ diag(h_k) row by row, then 0 (b: √σ² last)
+    Mk = Fbar.conj().T[None, :, :] * Hc.T[:, None, :]  # (K, K, M): [k] = F̄ᴴ diag(h_k)
+    a = np.sqrt(1 + 1 / task.gamma)
+    soc = np.zeros((K, 2 * K + 2, M))
+    soc[:, 0] = -a[:, None] * Mk[np.arange(K), np.arange(K)].real
+    soc[:, 1:2 * K + 1:2] = -Mk.real
+    soc[:, 2:2 * K + 2:2] = -Mk.imag
+    blocks.append(soc.reshape(-1, M))
+    b = np.zeros((K, 2 * K + 2))
+    b[:, -1] = np.sqrt(task.sigma2)
+    bs.append(b.ravel())
+    cones += [clarabel.SecondOrderConeT(2 * K + 2)] * K
     settings = clarabel.DefaultSettings()
     settings.verbose = False
-    solver = clarabel.DefaultSolver(P, q, sp.csc_matrix(np.vstack(blocks)),
+    solver = clarabel.DefaultSolver(P, q, _dense_csc(np.vstack(blocks)),
                                     np.concatenate(bs), cones, settings)
     sol = solver.solve()
     # an inaccurate relaxed selection is accepted: it only guides the rounding, and
@@ -580,16 +680,7 @@ def fs_jbas(
         sels = [[*others[:pb], c, *others[pb:]] for c in cands]
         best, best_power = None, threshold
         if prune:
-            todo = [j for j, sel in enumerate(sels) if frozenset(sel) not in task.cache]
-            lbs = np.full(len(sels), -np.inf)
-            lbs[todo] = task.lower_bounds([sels[j] for j in todo])
-            for j in np.argsort(lbs, kind="stable"):
-                if lbs[j] >= best_power:
-                    task.n_pruned += 1
-                    continue
-                p = task.solve(sels[j]).power
-                if p < best_power or (p == best_power and best is not None and j < best):
-                    best, best_power = int(j), p
+            best, best_power = task.search(sels, threshold)
         else:
             for j, sel in enumerate(sels):
                 p = task.solve(sel).power
@@ -645,15 +736,7 @@ def _best_subset(task: Sub6Task, pool: list[Pos]) -> tuple[list[Pos], float]:
         raise InfeasibleError(f"the pool holds only {len(pool)} antennas, N_s = {ns}",
                               bound="grid C size", value=float(len(pool)))
     sels = [list(c) for c in combinations(pool, ns)]
-    lbs = task.lower_bounds(sels)
-    best, best_p = None, np.inf
-    for j in np.argsort(lbs, kind="stable"):
-        if lbs[j] >= best_p:
-            task.n_pruned += 1
-            continue
-        p = task.solve(sels[j]).power
-        if p < best_p:
-            best, best_p = j, p
+    best, best_p = task.search(sels)
     if best is None:
         raise InfeasibleError("no subset of the pool meets the SINR targets",
                               bound="SINR targets", value=float(np.max(task.gamma)))

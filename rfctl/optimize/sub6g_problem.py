@@ -14,7 +14,10 @@ stops when the power falls by less than ``tol`` (relative) in one iteration, or 
 ``max_iter`` iterations.
 
 **Lower bound.** The SINR-only minimum power (duality fixed point) is a valid lower bound
-for the problem with sensing constraints, which can only raise it. FS-JBAS prunes on it.
+for the problem with sensing constraints, which can only raise it; so is σ² Σ λ after any
+number of iterations from λ = 0 (:class:`DualIterate`). FS-JBAS prunes on it, and carries
+a bound's iterate on to the SCA start (:func:`duality_iterate`: bit for bit the start
+from λ = 0).
 
 **Solvers.** :func:`solve_subproblem_clarabel` builds the conic data and calls Clarabel
 directly (the fast path). :func:`solve_subproblem_cvxpy` writes the same subproblem
@@ -32,8 +35,10 @@ from dataclasses import dataclass, field
 import clarabel
 import numpy as np
 import scipy.sparse as sp
+from numpy.linalg import _umath_linalg
 from numpy.typing import NDArray
 
+from rfctl.errors import ConfigError
 from rfctl.metrics import beam_gain, sinr
 from rfctl.outcome import (
     Outcome,
@@ -47,7 +52,9 @@ from rfctl.outcome import (
 
 __all__ = [
     "ClarabelSca",
+    "DualIterate",
     "SelectionSolution",
+    "duality_iterate",
     "sca_power_min",
     "sinr_only_min_power",
     "solve_subproblem_clarabel",
@@ -55,12 +62,149 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_solve = _umath_linalg.solve
+"""The gufunc np.linalg.solve calls for stacked right-hand sides (no argument checks)."""
 
 
 # --------------------------------------------------------------------------- SINR-only
+@dataclass
+class DualIterate:
+    """Iterates of the uplink–downlink duality fixed point for a batch of selections.
+
+    Attributes
+    ----------
+    H : ndarray, shape (B, N, K) complex
+        Channels of the B selections.
+    lam : ndarray, shape (B, K)
+        Dual variables λ after ``steps`` iterations (from λ = 0).
+    ok : ndarray, shape (B,) bool
+        Not diverged (False: the SINR targets are unreachable on that selection).
+    active : ndarray, shape (B,) bool
+        Still iterating: neither converged (relative change < ``tol``) nor diverged. An
+        inactive row is frozen, exactly as a loop over that selection alone would stop.
+    steps : int
+        Iterations run on the batch.
+    """
+
+    H: NDArray[np.complex128]
+    lam: NDArray[np.float64]
+    ok: NDArray[np.bool_]
+    active: NDArray[np.bool_]
+    steps: int
+
+    def bound(self, sigma2: float) -> NDArray[np.float64]:
+        """σ² Σ λ per selection (inf where diverged): a lower bound on the power, W."""
+        return np.where(self.ok, sigma2 * self.lam.sum(1), np.inf)
+
+    def row(self, b: int) -> DualIterate:
+        """Selection ``b`` alone, as a batch of one."""
+        return DualIterate(self.H[b:b + 1], self.lam[b:b + 1], self.ok[b:b + 1],
+                           self.active[b:b + 1], self.steps)
+
+    @staticmethod
+    def stack(rows: list[DualIterate]) -> DualIterate:
+        """Batches of one with the same ``steps``, stacked into one batch."""
+        steps = {r.steps for r in rows}
+        if len(steps) != 1:
+            raise ConfigError(f"cannot stack duality iterates at different iteration counts "
+                              f"{sorted(steps)}", field="rows", reason="different steps")
+        return DualIterate(np.concatenate([r.H for r in rows]),
+                           np.concatenate([r.lam for r in rows]),
+                           np.concatenate([r.ok for r in rows]),
+                           np.concatenate([r.active for r in rows]), steps.pop())
+
+
+def duality_iterate(
+    H: NDArray[np.complex128] | None, gamma: NDArray[np.float64], steps: int, *,
+    tol: float = 1e-10, start: DualIterate | None = None,
+) -> DualIterate:
+    """Run the duality fixed-point iteration to ``steps`` iterations in all.
+
+    λ_k ← 1 / ((1 + 1/Γ_k) h_kᴴ (I + Σ_i λ_i h_i h_iᴴ)⁻¹ h_k) for every selection of the
+    batch at once (one stacked N × N solve per iteration). Each row follows exactly the
+    arithmetic of a loop over that selection alone, so continuing ``start`` (the iterate
+    after ``start.steps`` iterations) gives, bit for bit, what ``steps`` iterations from
+    λ = 0 give: a pruning bound's iterate can be carried on to a starting point.
+
+    Parameters
+    ----------
+    H : ndarray, shape (B, N, K) complex
+        Channels (None or ignored when ``start`` is given: its own are used).
+    gamma : ndarray, shape (K,)
+        SINR targets Γ_k, linear.
+    steps : int
+        Total iterations (those of ``start`` included).
+    tol : float
+        Relative change of λ below which a row stops (converged).
+    start : DualIterate, optional
+        Iterate to continue (not modified).
+
+    Returns
+    -------
+    DualIterate
+    """
+    if start is None:
+        if H is None:
+            raise ConfigError("duality_iterate needs the channels H or an iterate to "
+                              "continue", field="H", reason="missing")
+        B, N, K = H.shape
+        start = DualIterate(H, np.zeros((B, K)), np.ones(B, bool), np.ones(B, bool), 0)
+    Hb = start.H
+    lam, ok, active = start.lam, start.ok.copy(), start.active.copy()
+    n = steps - start.steps
+    if n <= 0 or not active.any():
+        return DualIterate(Hb, lam, ok, active, max(steps, start.steps))
+    N = Hb.shape[1]
+    g = (1.0 + 1.0 / np.asarray(gamma, float))[None, :]
+    eye = np.eye(N)
+    Hc = Hb.conj()
+    # (the loop is dispatch-bound at N = K = 4: one errstate, array methods, and the
+    # gufunc behind np.linalg.solve called directly; M = I + Σ λ h hᴴ is never singular)
+    with np.errstate(divide="ignore", over="ignore"):
+        for _ in range(n):
+            M = eye + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hc)
+            X = _solve(M, Hb, signature="DD->D")  # (B, N, K): M^{-1} h_k
+            q = np.einsum("bnk,bnk->bk", Hc, X).real
+            new = 1.0 / (g * q)
+            tot = new.sum(1)
+            ok &= np.isfinite(tot) & (tot <= 1e15)  # not diverged
+            if not ok.all():
+                new[~ok] = lam[~ok]
+            rel = (np.abs(new - lam) / np.maximum(new, 1e-300)).max(axis=1)
+            lam = np.where(active[:, None], new, lam)
+            active &= ok & (rel >= tol)
+            if not active.any():
+                break
+    # (a batch that stopped early, every row inactive, is frozen: it stands for ``steps``)
+    return DualIterate(Hb, lam, ok, active, steps)
+
+
+def _beams(it: DualIterate, gamma: NDArray[np.float64], sigma2: float
+           ) -> NDArray[np.complex128]:
+    """SINR-meeting beams (B, N, K) for the directions of the iterate (NaN where none)."""
+    Hb, lam, ok = it.H, it.lam, it.ok
+    B, N, K = Hb.shape
+    # downlink powers for these directions: SINR equalities, a K × K linear system
+    M = np.eye(N) + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hb.conj())
+    Wd = np.linalg.solve(M, Hb)
+    Wd /= np.linalg.norm(Wd, axis=1, keepdims=True)
+    G = np.abs(np.einsum("bnk,bni->bki", Hb.conj(), Wd)) ** 2  # |h_kᴴ w_i|²
+    gam = np.asarray(gamma, float)
+    D = -G.copy()
+    idx = np.arange(K)
+    D[:, idx, idx] = G[:, idx, idx] / gam[None, :]
+    with np.errstate(all="ignore"):
+        pw = np.linalg.solve(D, np.full((B, K, 1), sigma2))[..., 0]
+    good = ok & np.all(pw > 0, axis=1) & np.isfinite(pw).all(1)
+    W = Wd * np.sqrt(np.where(good[:, None], pw, 0.0))[:, None, :]
+    W[~good] = np.nan
+    return W
+
+
 def sinr_only_min_power(
     H: NDArray[np.complex128], gamma: NDArray[np.float64], sigma2: float, *,
     max_iter: int = 500, tol: float = 1e-10, beams: bool = True,
+    start: DualIterate | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.complex128] | None]:
     """Minimum power meeting the SINR targets alone, for a batch of selections.
 
@@ -86,6 +230,10 @@ def sinr_only_min_power(
     beams : bool
         Also return beamformers that meet every SINR target with equality (for the
         directions of the last iterate; feasible whenever the targets are reachable).
+    start : DualIterate, optional
+        An iterate of these selections (batched as ``H``) to continue from instead of
+        λ = 0; the answer is bit-identical to running from λ = 0 (see
+        :func:`duality_iterate`).
 
     Returns
     -------
@@ -95,46 +243,11 @@ def sinr_only_min_power(
         SINR-feasible beamformers (NaN where none were found).
     """
     single = H.ndim == 2
-    Hb = H[None] if single else H
-    B, N, K = Hb.shape
-    g = (1.0 + 1.0 / np.asarray(gamma, float))[None, :]
-    lam = np.zeros((B, K))
-    eye = np.eye(N)
-    ok = np.ones(B, bool)
-    active = np.ones(B, bool)
-    # (the loop is dispatch-bound at N = K = 4: one errstate, array methods)
-    with np.errstate(divide="ignore", over="ignore"):
-        for _ in range(max_iter):
-            M = eye + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hb.conj())
-            X = np.linalg.solve(M, Hb)  # (B, N, K): M^{-1} h_k
-            q = np.einsum("bnk,bnk->bk", Hb.conj(), X).real
-            new = 1.0 / (g * q)
-            tot = new.sum(1)
-            ok &= np.isfinite(tot) & (tot <= 1e15)  # not diverged
-            if not ok.all():
-                new[~ok] = lam[~ok]
-            rel = (np.abs(new - lam) / np.maximum(new, 1e-300)).max(axis=1)
-            lam = np.where(active[:, None], new, lam)
-            active &= ok & (rel >= tol)
-            if not active.any():
-                break
-    bound = np.where(ok, sigma2 * lam.sum(1), np.inf)
+    it = duality_iterate(H[None] if single else H, gamma, max_iter, tol=tol, start=start)
+    bound = it.bound(sigma2)
     W = None
     if beams:
-        # downlink powers for these directions: SINR equalities, a K × K linear system
-        M = eye + np.einsum("bnk,bk,bmk->bnm", Hb, lam, Hb.conj())
-        Wd = np.linalg.solve(M, Hb)
-        Wd /= np.linalg.norm(Wd, axis=1, keepdims=True)
-        G = np.abs(np.einsum("bnk,bni->bki", Hb.conj(), Wd)) ** 2  # |h_kᴴ w_i|²
-        gam = np.asarray(gamma, float)
-        D = -G.copy()
-        idx = np.arange(K)
-        D[:, idx, idx] = G[:, idx, idx] / gam[None, :]
-        with np.errstate(all="ignore"):
-            pw = np.linalg.solve(D, np.full((B, K, 1), sigma2))[..., 0]
-        good = ok & np.all(pw > 0, axis=1) & np.isfinite(pw).all(1)
-        W = Wd * np.sqrt(np.where(good[:, None], pw, 0.0))[:, None, :]
-        W[~good] = np.nan
+        W = _beams(it, gamma, sigma2)
         W = W[0] if single else W
     if single:
         return bound[0], W
@@ -260,7 +373,8 @@ class ClarabelSca:
         self._mask: NDArray | None = None
         self._idx: tuple[NDArray, NDArray, NDArray] = (np.zeros(0, int),) * 3
 
-    def _csc(self, A: NDArray) -> sp.csc_matrix:
+    def _values(self, A: NDArray) -> NDArray:
+        """The entries of A on the fixed pattern, in CSC (column-major) order."""
         if self._mask is None:
             mask = A != 0
             mask[: self.T] = True  # sensing rows change: keep them dense
@@ -268,8 +382,12 @@ class ClarabelSca:
             # the CSC structure of the fixed pattern, once (column-major order)
             col, row = np.nonzero(mask.T)
             self._idx = (row, col, np.concatenate([[0], np.cumsum(mask.sum(axis=0))]))
-        row, col, indptr = self._idx
-        return sp.csc_matrix((A[row, col], row, indptr), shape=A.shape)
+        row, col, _ = self._idx
+        return A[row, col]
+
+    def _csc(self, values: NDArray, shape: tuple[int, int]) -> sp.csc_matrix:
+        row, _, indptr = self._idx
+        return sp.csc_matrix((values, row, indptr), shape=shape)
 
     rebuilds = 0
     """Class-wide count of updated solves that failed and were redone from scratch."""
@@ -283,12 +401,13 @@ class ClarabelSca:
 
     def __call__(self, H, Bt, gamma, upsilon, sigma2, Fbar):
         A, b, cones = _socp_data(H, Bt, gamma, upsilon, sigma2, Fbar)
-        Acsc = self._csc(A)
+        values = self._values(A)
         if self.solver is None:
-            self.solver = self._new_solver(Acsc, b, cones)
+            self.solver = self._new_solver(self._csc(values, A.shape), b, cones)
             sol = self.solver.solve()
         else:
-            self.solver.update(A=Acsc, b=b)
+            # the pattern is fixed: the new values alone (no CSC matrix to build)
+            self.solver.update(A=values, b=b)
             sol = self.solver.solve()
             status = from_clarabel(sol.status)
             if not solved(status, accept_inaccurate=not self.retry_inaccurate):
@@ -296,7 +415,7 @@ class ClarabelSca:
                 log_fallback("sub-6G SCA subproblem", "the updated Clarabel solver", status,
                              "a fresh Clarabel solver")
                 ClarabelSca.rebuilds += 1
-                self.solver = self._new_solver(Acsc, b, cones)
+                self.solver = self._new_solver(self._csc(values, A.shape), b, cones)
                 sol = self.solver.solve()
         status = from_clarabel(sol.status)
         if not solved(status, accept_inaccurate=True):  # the caller judges an inaccurate one
@@ -393,7 +512,7 @@ def sca_power_min(
     upsilon: NDArray[np.float64], sigma2: float, *,
     solver: str | Subsolver = "clarabel", F0: NDArray[np.complex128] | None = None,
     tol: float = 1e-7, max_iter: int = 100, start_iter: int = 60,
-    accept_inaccurate: bool = False,
+    accept_inaccurate: bool = False, dual: DualIterate | None = None,
 ) -> SelectionSolution:
     """Minimise power on one selection: SINR cones + SCA on the sensing gains.
 
@@ -426,10 +545,16 @@ def sca_power_min(
         rfctl.metrics; the linearised sensing constraint is an inner approximation, so
         the true gains are what counts), else the SCA stops with SOLVER_FAILED and keeps
         its last feasible iterate.
+    dual : DualIterate, optional
+        A duality iterate of this selection (a batch of one, e.g. a pruning bound's) to
+        continue to ``start_iter`` iterations instead of starting from λ = 0: the same
+        start, bit for bit, for fewer iterations. Unused when ``F0`` is given.
     """
-    # with a given start only the (still valid, looser) bound is needed: one iteration
+    # with a given start only the (still valid, looser) bound is needed: one iteration;
+    # a duality iterate is carried on only if it has not gone past start_iter
+    carry = dual if F0 is None and dual is not None and dual.steps <= start_iter else None
     lb, W = sinr_only_min_power(H, gamma, sigma2, max_iter=start_iter if F0 is None else 1,
-                                beams=F0 is None)
+                                beams=F0 is None, start=carry)
     lb = float(lb)
     if F0 is None:
         if not np.isfinite(lb) or W is None or np.isnan(W).any():
