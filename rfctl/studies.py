@@ -6,6 +6,8 @@ neither of them has to know the other.
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -28,6 +30,8 @@ from rfctl.optimize.dma import (
 from rfctl.optimize.dma_digital import infeasibility, solve_digital
 from rfctl.optimize.mmwave import MmwaveResult, MmwaveTask
 from rfctl.state import ArrayState, DesignRecord
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "BoardDesign",
@@ -272,6 +276,9 @@ class BoardDesign:
         The ψ' arc the design was confined to, rad.
     code_search_steps : int
         Element-code changes made by the discrete search (0 if nearest codes sufficed).
+    path : str
+        ``"arc"`` (designed inside the table's arc) or ``"unconfined"`` (the unconfined
+        continuous design finished on the codes: :func:`design_dma_for_board`, step 4).
     """
 
     continuous: DmaDesign
@@ -281,6 +288,7 @@ class BoardDesign:
     codes: NDArray[np.int64]
     psi_range: tuple[float, float]
     code_search_steps: int = 0
+    path: str = "arc"
 
 
 def _code_search(task: DmaTask, state: ArrayState, table: NDArray, codes: NDArray,
@@ -320,6 +328,25 @@ def _code_search(task: DmaTask, state: ArrayState, table: NDArray, codes: NDArra
     return codes, steps
 
 
+def _finish_on_codes(task: DmaTask, cont: DmaDesign, prof: BoardProfile,
+                     table: NDArray, code_search: bool) -> tuple[dict, ArrayState, int]:
+    """Quantize a continuous design to the board's codes, re-optimise B, check it and,
+    when a constraint fails, run the greedy code search. Returns (the
+    :func:`realised_on_board` result, the continuous state, code-search steps)."""
+    st0 = tuning_state(task, cont)
+    fin = realised_on_board(task, st0, prof)
+    steps = 0
+    if code_search and not fin["report"]["feasible"]:
+        codes, steps = _code_search(task, st0, table, fin["codes"])
+        tun = st0.dma.from_response(table[codes])
+        try:
+            B = solve_digital(task.problem(None, loads=tun.load)).B
+        except InfeasibleError:
+            B = fin["state"].dma_b  # the search found no feasible SDR: keep its start's B
+        fin = realised_on_board(task, st0.replace(dma=tun, dma_b=B), prof)
+    return fin, st0, steps
+
+
 def design_dma_for_board(task: DmaTask, board: BoardProfile | str, *,
                          rng: np.random.Generator, code_search: bool = True,
                          **design_kw) -> BoardDesign:
@@ -334,6 +361,15 @@ def design_dma_for_board(task: DmaTask, board: BoardProfile | str, *,
     3. If a constraint fails, a greedy code search (``code_search``) changes one element's
        code at a time, keeping a change when the re-optimised design gets closer to
        feasible (fewer failed constraints) or, once feasible, better.
+    4. If the arc-confined design is infeasible (its SDR at every start, or on the codes
+       after the search), the unconfined continuous design — the one
+       :func:`rfctl.optimize.dma.design_dma` makes from the same generator state, i.e.
+       what ``rfctl optimize dma`` without ``--board`` saves — is finished on the codes
+       the same way (steps 2–3): its tunings outside the arc go to the nearest table
+       entry, and the re-optimised B may still meet every constraint. The first feasible
+       finish is returned (``path`` says which); if neither is feasible, the arc design's
+       finish (or, when the arc SDR was infeasible, the unconfined one's) is returned
+       with ``report["feasible"] = False``.
 
     The returned state is exactly the checked design: re-checking it with
     :func:`check_dma_state` on the same board gives the same report.
@@ -344,7 +380,8 @@ def design_dma_for_board(task: DmaTask, board: BoardProfile | str, *,
     board : BoardProfile or str
         The board (or its built-in name / TOML path); it needs one Lorentzian bank.
     rng : numpy.random.Generator
-        Draws the alternation's starting tunings.
+        Draws the alternation's starting tunings. The fallback of step 4 starts from a
+        copy of its state at entry.
     code_search : bool
         Run the greedy code search when the nearest codes fail a constraint.
     **design_kw
@@ -359,29 +396,43 @@ def design_dma_for_board(task: DmaTask, board: BoardProfile | str, *,
     ConfigError
         ``board`` is a scenario, or has no (or several) Lorentzian banks.
     InfeasibleError
-        The SDR is infeasible at every start, or for the codes found.
+        The SDR is infeasible at every start both inside the arc and unconfined; the
+        message gives both reasons.
     """
     prof = _board(board)
     _, table = _lorentzian_bank(prof)
     psi = table_arc(table)
     bounds = susceptance_bounds(task, psi)
-    cont = design_dma(task, rng=rng, b_bounds=bounds, **design_kw)
-    st0 = tuning_state(task, cont)
-    fin = realised_on_board(task, st0, prof)
-    codes = fin["codes"]
-    steps = 0
-    if code_search and not fin["report"]["feasible"]:
-        codes, steps = _code_search(task, st0, table, codes)
-        tun = st0.dma.from_response(table[codes])
-        B = solve_digital(task.problem(None, loads=tun.load)).B
-        fin = realised_on_board(task, st0.replace(dma=tun, dma_b=B), prof)
+    rng_unconfined = copy.deepcopy(rng)  # the stream `design_dma(task, rng=rng)` would use
+    tried: list[tuple[str, DmaDesign, dict, ArrayState, int]] = []
+    errors: list[str] = []
+    for path in ("arc", "unconfined"):
+        kw = dict(design_kw, b_bounds=bounds) if path == "arc" else design_kw
+        try:
+            cont = design_dma(task, rng=rng if path == "arc" else rng_unconfined, **kw)
+        except InfeasibleError as exc:
+            errors.append(f"{'inside the board arc' if path == 'arc' else 'unconfined'}: "
+                          f"{exc}")
+            logger.info("board design, %s: %s", path, exc)
+            continue
+        fin, st0, steps = _finish_on_codes(task, cont, prof, table, code_search)
+        tried.append((path, cont, fin, st0, steps))
+        logger.info("board design, %s: feasible on the codes: %s", path,
+                    fin["report"]["feasible"])
+        if fin["report"]["feasible"]:
+            break
+    if not tried:
+        raise InfeasibleError(f"board {prof.name}: the digital beamforming SDP is infeasible "
+                              "at every start (" + "; ".join(errors) + ")")
+    path, cont, fin, st0, steps = next((t for t in tried if t[2]["report"]["feasible"]),
+                                       tried[0])
     state = fin["state"].replace(record=DesignRecord(notes={
-        "design": "rfctl.studies.design_dma_for_board", "board": prof.name,
+        "design": "rfctl.studies.design_dma_for_board", "board": prof.name, "path": path,
         "stop_reason": str(cont.stop_reason), "iterations": cont.iterations}))
     return BoardDesign(continuous=cont, state=state, report=fin["report"],
                        continuous_report=task.report(task.exact(cont.b, cont.B)),
                        codes=np.asarray(fin["codes"]), psi_range=psi,
-                       code_search_steps=steps)
+                       code_search_steps=steps, path=path)
 
 
 def check_dma_state(state: ArrayState, board: BoardProfile | str | None = None) -> dict:

@@ -51,12 +51,12 @@ def optimize_dma(scenario: Scenario, args: argparse.Namespace, out: TextIO) -> i
         try:
             bd = design_dma_for_board(task, board_profile(board), rng=rng)
         except InfeasibleError as exc:
-            print(f"board {board} cannot meet the task of {scenario.name} realisation "
-                  f"{args.realisation} (Γ (dB) {np.round(db(task.gamma), 2).tolist()}, "
-                  f"β {np.min(task.beta):.4g}, β_max {task.beta_max:.4g}, P_max "
-                  f"{task.p_max:.4g} W; the same task as without --board): {exc}; "
-                  "no state written", file=out)
-            return 1
+            raise InfeasibleError(
+                f"board {board} cannot meet the task of {scenario.name} realisation "
+                f"{args.realisation} (Γ (dB) {np.round(db(task.gamma), 2).tolist()}, "
+                f"β {np.min(task.beta):.4g}, β_max {task.beta_max:.4g}, P_max "
+                f"{task.p_max:.4g} W; the same task as without --board): {exc}; "
+                "no state written", bound=exc.bound, value=exc.value) from exc
         res, state = bd.continuous, bd.state
     else:
         res = design_dma(task, rng=rng)
@@ -68,7 +68,10 @@ def optimize_dma(scenario: Scenario, args: argparse.Namespace, out: TextIO) -> i
     print(f"  Γ (dB): {np.round(db(task.gamma), 2).tolist()}; σ² "
           f"{task.sigma2:.3g} W; P_max {task.p_max:.4g} W", file=out)
     rows = lorentzian_bits_study(res, task, boards=[board_profile(board)] if board else ())
-    cont = "continuous (in the board's arc)" if board else "continuous"
+    cont = "continuous"
+    if board:
+        cont += (" (in the board's arc)" if bd.path == "arc" else
+                 " (unconfined: the arc design failed)")
     table = [(cont if r["bits"] is None and r["board"] is None else
               f"{r['bits']} bit" if r["bits"] is not None else r["board"], r)
              for r in rows]
@@ -77,11 +80,20 @@ def optimize_dma(scenario: Scenario, args: argparse.Namespace, out: TextIO) -> i
     print("every constraint, exact model (B re-optimised after quantization; ψ' arc "
           "±0.7π around resonance for the bit widths):", file=out)
     print_dma_rows(table, out)
+    if board and not bd.report["feasible"]:
+        from rfctl.optimize.dma import describe_violations
+
+        raise InfeasibleError(
+            f"board {board} cannot meet the task of {scenario.name} realisation "
+            f"{args.realisation} on its codes ({describe_violations(bd.report)}); "
+            "no state written", bound=bd.report["violations"][0]["constraint"]
+            if bd.report["violations"] else None)
     state = state.replace(record=DesignRecord(
         scenario=scenario.model_dump(mode="json"), seed=scenario.seed,
         realisation=args.realisation, notes={
             "design": "rfctl.studies.design_dma_for_board" if board
             else "rfctl.optimize.dma.design_dma", "board": board,
+            "board_design_path": bd.path if board else None,
             "stop_reason": str(res.stop_reason), "iterations": res.iterations}))
     state.save(args.out)
     print(f"state written to {args.out}", file=out)
