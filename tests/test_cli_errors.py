@@ -126,3 +126,27 @@ def test_sim_bench_on_a_port_in_use_is_one_line_exit_1(capsys) -> None:
         s.close()
     err = capsys.readouterr().err
     assert f"--port {port}: cannot listen" in err and "internal error" not in err
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_130(monkeypatch, capsys) -> None:
+    """The console script imports only ``rfctl.cli`` before ``main`` runs; that import
+    chain must not load the heavy libraries (a Ctrl-C there would be a traceback), and
+    a Ctrl-C while ``main`` imports the command groups exits 130 with one line."""
+    import subprocess
+    import sys
+
+    code = ("import sys, rfctl.cli; "
+            "print(sorted(m for m in ('numpy', 'scipy', 'pydantic', 'cvxpy') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert res.stdout.strip() == "[]", res.stdout
+
+    import rfctl.cli as cli
+
+    def interrupted(name: str):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.importlib, "import_module", interrupted)
+    assert cli.main(["configs"]) == 130
+    err = capsys.readouterr().err
+    assert err == "rfctl: interrupted\n"

@@ -16,6 +16,7 @@ Angles are shown in degrees and gains in dB here, at the edge; everything inside
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import traceback
@@ -26,12 +27,14 @@ from typing import TextIO
 from rfctl import __version__
 from rfctl.errors import OutputError, RfctlError
 
-from . import board, configs, design, lab, optimize, sims
 from .argtypes import check_output_file
 
 __all__ = ["build_parser", "main"]
 
-_GROUPS = (configs, design, board, optimize, sims, lab)
+# the command groups import numpy, scipy, pydantic, … (about 2 s): they are imported by
+# build_parser, inside main's handling of Ctrl-C, so an interrupt during start-up exits
+# 130 with one line instead of a traceback
+_GROUP_NAMES = ("configs", "design", "board", "optimize", "sims", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,19 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-wire", type=Path, metavar="FILE",
                    help="record every frame (logger rfctl.wire, DEBUG) in FILE")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in _GROUPS:
-        group.register(sub)
+    for name in _GROUP_NAMES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the CLI; returns the exit status."""
     out = out or sys.stdout
-    parser = build_parser()
     try:
+        parser = build_parser()
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: usage errors and --help/--version
         return int(exc.code or 0)
+    except KeyboardInterrupt:  # Ctrl-C while the command groups were being imported
+        print("rfctl: interrupted", file=sys.stderr)
+        return 130
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s")
