@@ -150,3 +150,30 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(monkeypatch, capsys) -> None
     assert cli.main(["configs"]) == 130
     err = capsys.readouterr().err
     assert err == "rfctl: interrupted\n"
+
+
+def test_lab_output_paths_are_checked_before_anything_is_opened(tmp_path, capsys) -> None:
+    """A file given as --out, a folder as --write-calibration, or a missing parent folder
+    is an error (exit 1) naming the option before the board is opened (the URL points at
+    a closed port, so getting as far as the link would give a different error), and no
+    folder is created."""
+    from rfctl.cli import main
+
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    base = ["--meter", "TCPIP::127.0.0.1::9::SOCKET", "--url", "socket://127.0.0.1:9"]
+    cases = [
+        (["lab", "sweep", *base, "--out", str(a_file)], "--out"),
+        (["lab", "calibrate", *base, "--out", str(tmp_path),
+          "--write-calibration", str(tmp_path)], "--write-calibration"),
+        (["lab", "calibrate", *base, "--out", str(tmp_path),
+          "--write-calibration", str(tmp_path / "missing" / "c.csv")], "--write-calibration"),
+        (["lab", "optimize", *base, "--out", str(tmp_path / "no" / "runs")], "--out"),
+    ]
+    for argv, opt in cases:
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"rfctl: error: {opt} "), err
+        assert "127.0.0.1:9" not in err
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "no").exists()

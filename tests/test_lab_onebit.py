@@ -233,11 +233,17 @@ def test_cli_sweep_on_onebit_board_and_exit_codes(served, tmp_path: Path, capsys
     args = _bench_args(tmp_path, served.resources, served.url)
     assert main(["lab", "sweep", *args[1:], "--rows", "16", "--cols", "16",
                  "--points", "5"]) == 0
-    # invalid numbers are refused with the option's name
-    assert main(["lab", "sweep", *args[1:], "--points", "0"]) == 1
-    assert "--points = 0 must be ≥ 2" in capsys.readouterr().err
-    assert main(["lab", "sweep", *args[1:], "--start", "5"]) == 1
-    assert main(["lab", "optimize", *args[1:], "--budget", "0"]) == 1
+    # the panel comes from the board's phase bank (256 elements: 16 × 16) when not given
+    assert main(["lab", "sweep", *args[1:], "--points", "5"]) == 0
+    capsys.readouterr()
+    assert main(["lab", "sweep", *args[1:], "--rows", "8", "--cols", "8", "--points", "5"]) == 1
+    assert "--rows 8 × --cols 8 = 64, but board" in capsys.readouterr().err
+    # invalid numbers are usage errors (exit 2) naming the option
+    capsys.readouterr()
+    assert main(["lab", "sweep", *args[1:], "--points", "0"]) == 2
+    assert "--points: 0 is outside [2, " in capsys.readouterr().err
+    assert main(["lab", "sweep", *args[1:], "--start", "5"]) == 2
+    assert main(["lab", "optimize", *args[1:], "--budget", "0"]) == 2
     # an instrument failure mid-run: exit 1 (not 130), board restored, partial plot
     served.bench.instruments["spectrum-analyzer"].silent = True
     before = bytes(served.server.firmware.pattern)

@@ -8,16 +8,18 @@ other failure, after the board was put back on the image it held before the run.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from rfctl.errors import ConfigError
+from rfctl.errors import ConfigError, OutputError
 from rfctl.hal import compile_board
 from rfctl.hal.discovery import open_device, open_instrument
 
+from .argtypes import check_output_file, finite_float, int_at_least
 from .common import board_profile, close_quietly, db
 
 
@@ -30,30 +32,48 @@ def _validate(args: argparse.Namespace) -> None:
     if not args.meter:
         raise ConfigError(f"rfctl lab {args.action} needs --meter RESOURCE (the sensor's VISA "
                           "resource)", field="meter", reason="missing")
-    checks = [
-        ("points", args.points >= 2, "≥ 2"),
-        ("settle", bool(np.isfinite(args.settle)) and 0 <= args.settle <= 3600, "in [0, 3600] s"),
-        ("states", args.states is None or args.states >= 2, "≥ 2"),
-        ("passes", args.passes >= 1, "≥ 1"), ("budget", args.budget is None or args.budget >= 1,
-                                              "≥ 1"),
-        ("verify", args.verify >= 1, "≥ 1"), ("rows", args.rows >= 1, "≥ 1"),
-        ("cols", args.cols >= 1, "≥ 1"), ("groups", args.groups >= 1, "≥ 1"),
-    ]
-    for name in ("start", "stop", "phi", "probe_theta", "probe_phi"):
-        v = getattr(args, name)
-        checks.append((name, bool(np.isfinite(v)) and -1 <= v <= 1, "in [−1, 1]"))
-    for name in ("frequency", "span", "rbw"):
-        v = getattr(args, name)
-        checks.append((name, v is None or (np.isfinite(v) and v >= 0), "≥ 0 Hz"))
-    checks.append(("average", args.average is None or args.average >= 1, "≥ 1"))
-    for name, ok, rule in checks:
-        if not ok:
-            raise ConfigError(f"--{name.replace('_', '-')} = {getattr(args, name)} must be "
-                              f"{rule}", field=name, reason="out of range")
+    # numbers are checked by their argparse types (a usage error, exit 2); output paths
+    # here, before anything is measured (no missing folder is created)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: is not a folder", path=str(out), reason="not a folder")
+    if not out.exists() and not out.absolute().parent.is_dir():
+        raise OutputError(f"--out {out}: folder {str(out.absolute().parent)!r} does not exist",
+                          path=str(out), reason="missing directory")
+    if args.action == "calibrate":
+        check_output_file(args.write_calibration, "--write-calibration")
+
+
+def _panel(args: argparse.Namespace, profile) -> None:
+    """Fill --rows/--cols from the board's phase bank when not given (a square panel),
+    and check that they match its element count."""
+    from rfctl.lab.optimize import phase_bank
+
+    n = phase_bank(profile).count
+    side = math.isqrt(n)
+    if args.rows is None and args.cols is None:
+        if side * side != n:
+            raise ConfigError(f"board {profile.name}: its phase bank has {n} elements, not a "
+                              "square panel; give --rows and --cols", field="rows",
+                              reason="missing")
+        args.rows = args.cols = side
+    elif args.rows is None or args.cols is None:
+        given = args.rows if args.rows is not None else args.cols
+        if n % given:
+            raise ConfigError(f"--rows/--cols: {given} does not divide the {n} elements of "
+                              f"board {profile.name}'s phase bank", field="rows",
+                              reason="does not divide")
+        args.rows, args.cols = (given, n // given) if args.rows is not None else (n // given,
+                                                                                  given)
+    if args.rows * args.cols != n:
+        raise ConfigError(f"--rows {args.rows} × --cols {args.cols} = {args.rows * args.cols}, "
+                          f"but board {profile.name}'s phase bank has {n} elements",
+                          field="rows", reason="does not match the board")
 
 
 def _lab_setup(args: argparse.Namespace):
     profile = board_profile(args.board)
+    _panel(args, profile)
     if args.calibration:
         ph = profile.bank("phase")
         banks = [b.model_copy(update={"calibration_file": str(Path(args.calibration).resolve())})
@@ -235,6 +255,9 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
+    unit = finite_float(-1.0, 1.0)  # θ and φ are direction sines, in [−1, 1]
+    hz = finite_float(0.0, 1e12)
+    seconds = finite_float(0.0, 3600.0)
     lab = sub.add_parser("lab", help="lab routines: beam sweep, phase calibration, "
                          "measurement-driven optimisation, run summaries")
     lab.add_argument("action", choices=["sweep", "calibrate", "optimize", "show"])
@@ -250,24 +273,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab.add_argument("--strict-model", action="store_true",
                      help="refuse an instrument no profile claims (default: generic SCPI "
                      "dialect with a warning)")
-    lab.add_argument("--frequency", type=float, help="sensor frequency (centre / CW), Hz")
-    lab.add_argument("--span", type=float, help="spectrum analyzer span, Hz")
-    lab.add_argument("--rbw", type=float, help="spectrum analyzer resolution bandwidth, Hz")
-    lab.add_argument("--average", type=int, help="sensor averaging count")
-    lab.add_argument("--rows", type=int, default=8)
-    lab.add_argument("--cols", type=int, default=8)
+    lab.add_argument("--frequency", type=hz, help="sensor frequency (centre / CW), Hz")
+    lab.add_argument("--span", type=hz, help="spectrum analyzer span, Hz")
+    lab.add_argument("--rbw", type=hz, help="spectrum analyzer resolution bandwidth, Hz")
+    lab.add_argument("--average", type=int_at_least(1, 1_000_000), help="sensor averaging count")
+    lab.add_argument("--rows", type=int_at_least(1, 256), default=None,
+                     help="panel rows (default: the phase bank's element count, if a "
+                     "square: 8 for sim-lab-8x8, 16 for osris-16x16)")
+    lab.add_argument("--cols", type=int_at_least(1, 256), default=None,
+                     help="panel columns (default: as --rows)")
     lab.add_argument("--calibration", help="apply this calibration table to the phase bank")
     lab.add_argument("--out", type=Path, default=Path("runs"), help="records folder")
-    lab.add_argument("--start", type=float, default=-1.0, help="sweep: first θ")
-    lab.add_argument("--stop", type=float, default=1.0, help="sweep: last θ")
-    lab.add_argument("--points", type=int, default=181, help="sweep: number of points")
-    lab.add_argument("--phi", type=float, default=0.0, help="sweep: φ of every beam")
-    lab.add_argument("--settle", type=float, default=0.0, help="settle time per reading, s")
-    lab.add_argument("--probe-theta", type=float, default=0.0, help="calibrate: probe θ")
-    lab.add_argument("--probe-phi", type=float, default=0.0, help="calibrate: probe φ")
-    lab.add_argument("--states", type=int, default=None,
+    lab.add_argument("--start", type=unit, default=-1.0, help="sweep: first θ")
+    lab.add_argument("--stop", type=unit, default=1.0, help="sweep: last θ")
+    lab.add_argument("--points", type=int_at_least(2, 1_000_000), default=181,
+                     help="sweep: number of points")
+    lab.add_argument("--phi", type=unit, default=0.0, help="sweep: φ of every beam")
+    lab.add_argument("--settle", type=seconds, default=0.0, help="settle time per reading, s")
+    lab.add_argument("--probe-theta", type=unit, default=0.0, help="calibrate: probe θ")
+    lab.add_argument("--probe-phi", type=unit, default=0.0, help="calibrate: probe φ")
+    lab.add_argument("--states", type=int_at_least(2, 4096), default=None,
                      help="calibrate: phase states (default min(8, 2^bits))")
-    lab.add_argument("--passes", type=int, default=3, help="calibrate: passes")
+    lab.add_argument("--passes", type=int_at_least(1, 1000), default=3, help="calibrate: passes")
     lab.add_argument("--reference", default="optimum",
                      help="calibrate, one-bit: global phase reference, 'optimum' or an "
                      "element index")
@@ -275,10 +302,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab.add_argument("--method", default="greedy", choices=["greedy", "csm", "estimate"],
                      help="optimize: coordinate flips, conditional sample mean, or channel "
                      "estimation + exact one-bit optimum")
-    lab.add_argument("--budget", type=int, default=None,
+    lab.add_argument("--budget", type=int_at_least(1, 10_000_000), default=None,
                      help="optimize / one-bit calibrate: measurements (default 4N)")
-    lab.add_argument("--groups", type=int, default=4, help="optimize csm: element groups")
-    lab.add_argument("--verify", type=int, default=3,
+    lab.add_argument("--groups", type=int_at_least(1, 4096), default=4,
+                     help="optimize csm: element groups")
+    lab.add_argument("--verify", type=int_at_least(1, 1000), default=3,
                      help="optimize: re-measurements of the final configuration")
-    lab.add_argument("--seed", type=int, default=0, help="random patterns' seed")
+    lab.add_argument("--seed", type=int_at_least(0), default=0, help="random patterns' seed")
     lab.set_defaults(func=cmd_lab)

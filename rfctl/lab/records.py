@@ -70,7 +70,7 @@ class RunRecord:
             try:
                 i = device.info()
                 info = {"model": i.model, "firmware": i.firmware, "boot_id": i.boot_id,
-                        "serial": getattr(device, "serial_no", None),
+                        "serial": i.serial or getattr(device, "serial_no", None),
                         "banks": [asdict(b) for b in i.banks]}
                 image_before = device.read_active().hex()
             except Exception as exc:  # the snapshot must not fail the run
