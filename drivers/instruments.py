@@ -22,7 +22,12 @@ from pathlib import Path
 
 from rfctl.errors import ConfigError, DeviceError
 
-from .instrument_profiles import InstrumentProfile, load_instrument_profile, match_profile
+from .instrument_profiles import (
+    InstrumentProfile,
+    builtin_profiles,
+    load_instrument_profile,
+    match_profile,
+)
 from .scpi import ScpiInstrument, open_visa
 
 __all__ = [
@@ -60,7 +65,9 @@ class Instrument(ScpiInstrument):
                  idn: str | None = None) -> None:
         self.profile = profile
         self.dialect = profile.dialect
-        super().__init__(resource, name, idn=idn)
+        # errors a previous session left in the queue (e.g. a command of another
+        # dialect) are not this session's: read, logged and cleared at open
+        super().__init__(resource, name, idn=idn, stale_errors="drain")
         if self.dialect.setup:
             self.set(";:".join(self.dialect.setup))
 
@@ -244,6 +251,14 @@ def open_instrument(kind: str, resource: str, *, visa_library: str | None = None
         idn = ScpiInstrument.ask_idn(inst, name)
         if chosen is None:
             chosen = match_profile(kind, idn)
+            other = None if chosen is not None else next(
+                (p for p in builtin_profiles() if p.instrument != kind and p.matches(idn)),
+                None)
+            if other is not None:
+                raise ConfigError(
+                    f"{name}: instrument says {idn!r}, which profile {other.name!r} claims "
+                    f"as a {other.instrument}, not a {kind}: wrong --sensor or --meter?",
+                    field="sensor", reason="instrument of another kind")
             if chosen is None:
                 if strict_model:
                     raise DeviceError(

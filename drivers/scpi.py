@@ -67,7 +67,7 @@ class ScpiInstrument:
     """
 
     def __init__(self, resource, name: str, expect_model: str | None = None, *,
-                 idn: str | None = None) -> None:
+                 idn: str | None = None, stale_errors: str = "raise") -> None:
         from rfctl.hal.device import LinkStats
 
         self.inst = resource
@@ -78,7 +78,13 @@ class ScpiInstrument:
         if expect_model is not None and (len(fields) < 2 or fields[1] != expect_model):
             raise DeviceError(f"{name}: instrument says {self.idn!r}, expected model "
                               f"{expect_model!r}")
-        self.check_errors()
+        if stale_errors == "drain":
+            stale = self.drain_errors()
+            if stale:
+                log.warning("%s: cleared %d error(s) left in the queue before this session: "
+                            "%s", name, len(stale), "; ".join(stale))
+        else:
+            self.check_errors()
 
     @staticmethod
     def ask_idn(resource, name: str) -> str:
@@ -131,6 +137,18 @@ class ScpiInstrument:
         DeviceError
             With the instrument's code and message.
         """
+        errs = self.drain_errors()
+        if errs:
+            raise DeviceError(f"{self.name}: instrument error(s): {'; '.join(errs)}")
+
+    def drain_errors(self) -> list[str]:
+        """Read ``SYST:ERR?`` until ``0,…`` (at most 32 entries); return the errors read.
+
+        Raises
+        ------
+        DeviceError
+            A reply that is not an SCPI error entry.
+        """
         errs = []
         for _ in range(32):
             r = self.query("SYST:ERR?")
@@ -141,8 +159,7 @@ class ScpiInstrument:
             if code == 0:
                 break
             errs.append(r)
-        if errs:
-            raise DeviceError(f"{self.name}: instrument error(s): {'; '.join(errs)}")
+        return errs
 
     def set(self, cmd: str) -> None:
         """Write a setting and check the error queue."""

@@ -71,6 +71,7 @@ class SimInstrument:
         self._trace_t = -math.inf
         self.sweeps = 0
         self.silent = False  # fault: never answer queries
+        self.model = MODELS[kind]  # the *IDN? model field (a test may pose as another make)
 
     # ---------------------------------------------------------------- physics
     def _sweep(self) -> None:
@@ -115,7 +116,7 @@ class SimInstrument:
     def _one(self, cmd: str) -> str | None:
         up = cmd.upper()
         if up == "*IDN?":
-            return f"RFCTL,{MODELS[self.kind]},0001,2.0"
+            return f"RFCTL,{self.model},0001,2.0"
         if up == "SYST:ERR?":
             return self.errors.pop(0) if self.errors else '0,"No error"'
         if up in ("*OPC?",):

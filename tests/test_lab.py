@@ -161,8 +161,12 @@ def test_instrument_errors_are_clear(bench) -> None:
                          profile="generic-spectrum-analyzer")
     with pytest.raises(DeviceError, match="out of range"):
         sa.configure(frequency=30e9, span=1e6, rbw=1e9)  # RBW above the instrument's range
+    with pytest.raises(ConfigError, match="claims as a vna, not a power-meter"):
+        open_instrument("power-meter", res["vna"], visa_library="@py", strict_model=True)
+    b.instruments["vna"].model = "ZX-9000"  # a make no profile claims
     with pytest.raises(DeviceError, match="no power-meter profile claims"):
         open_instrument("power-meter", res["vna"], visa_library="@py", strict_model=True)
+    b.instruments["vna"].model = "VNA-SIM"
     vna = open_instrument("vna", res["vna"], visa_library="@py", timeout_s=0.2)
     b.instruments["vna"].silent = True
     with pytest.raises(DeviceTimeoutError, match="no reply"):
@@ -224,3 +228,26 @@ def test_interrupted_calibration_restores_the_board(bench) -> None:
     with pytest.raises(KeyboardInterrupt):
         phase_calibration(dev, PROFILE, pm, rows=8, cols=8, passes=1, progress=stop)
     assert bytes(fw.active) == before
+
+
+def test_errors_left_by_a_previous_session_do_not_fail_the_next(bench, caplog) -> None:
+    """A command of another dialect leaves -113 in the meter's queue; the next session's
+    open reads it, logs it at WARNING and clears it, so a correct run is not failed by
+    its predecessor's mistake (a new user's report). An error of this session still
+    raises."""
+    import logging
+
+    _, _, b, res = bench
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    pm.write("SENS:FREQ:CW 1e9")  # a VNA's command: the meter queues -113
+    pm.close()
+    assert b.instruments["power-meter"].errors, "the simulated meter queued no error"
+    with caplog.at_level(logging.WARNING):
+        pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    assert "cleared 1 error(s) left in the queue" in caplog.text and "-113" in caplog.text
+    assert not b.instruments["power-meter"].errors
+    assert pm.read_power() > 0
+    pm.write("BOGUS:CMD 1")
+    with pytest.raises(DeviceError, match="instrument error"):
+        pm.check_errors()
+    pm.close()

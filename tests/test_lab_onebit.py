@@ -89,14 +89,18 @@ def test_greedy_reaches_within_1db_at_4n_on_held_out_draws() -> None:
 
 
 def test_profiles_pick_dialect_warn_on_unknown_and_strict_refuses(onebit, caplog) -> None:
-    _, _, _, res = onebit
+    _, _, bench, res = onebit
     sa = open_instrument("spectrum-analyzer", res["spectrum-analyzer"], visa_library="@py")
     assert sa.profile.name == "rfctl-sim-spectrum-analyzer"
     got = sa.configure(frequency=5.3e9, span=2e6, rbw=3e3, average=2)
     assert got == {"frequency": 5.3e9, "span": 2e6, "rbw": 3e3, "average": 2}
     with pytest.raises(ConfigError, match="rbw = 1e\\+09 above the maximum"):
         sa.configure(rbw=1e9)
-    # a power meter's IDN is unknown to the VNA profiles: accepted with a warning …
+    # a known power meter opened as a VNA: a wrong --sensor, named
+    with pytest.raises(ConfigError, match="claims as a power-meter, not a vna"):
+        open_instrument("vna", res["power-meter"], visa_library="@py")
+    # a model no profile claims is accepted with the generic dialect and a warning …
+    bench.instruments["power-meter"].model = "ZX-9000"
     with caplog.at_level(logging.WARNING):
         v = open_instrument("vna", res["power-meter"], visa_library="@py")
     assert v.profile.name == "generic-vna" and "not in any instrument profile" in caplog.text
