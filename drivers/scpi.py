@@ -24,11 +24,17 @@ def open_visa(resource: str, *, visa_library: str | None = None, timeout_s: floa
     Raises
     ------
     ConfigError
-        The VISA backend cannot be loaded (install ``rfctl[sim]`` for pyvisa-sim).
+        ``resource`` is a URL (``socket://…``) rather than a VISA resource string, or
+        the VISA backend cannot be loaded (install ``rfctl[sim]`` for pyvisa-sim).
     DeviceError
         The resource cannot be opened.
     """
     import pyvisa
+
+    if "://" in resource:
+        raise ConfigError(f"{resource!r} is a URL, not a VISA resource: a SCPI instrument "
+                          "or bias source is addressed like TCPIP::127.0.0.1::5025::SOCKET "
+                          "or ASRL/dev/ttyUSB0::INSTR", field="url", reason="not a VISA resource")
 
     try:
         rm = pyvisa.ResourceManager(visa_library) if visa_library else pyvisa.ResourceManager()

@@ -28,7 +28,7 @@ DIALECT = {
     "command_error": '-100,"Command error"',
 }
 
-__all__ = ["BiasSourceSim", "sim_yaml"]
+__all__ = ["BiasSourceSim", "bias_server", "sim_yaml"]
 
 
 def sim_yaml(*, channels: int, v_min: float, v_max: float, resource: str,
@@ -150,12 +150,21 @@ class BiasSourceSim:
         self.errors.clear()
         self.pon = True
 
-    def start(self) -> int:
-        """Listen on 127.0.0.1 (any free port); returns the port."""
+    def start(self, port: int = 0) -> int:
+        """Listen on 127.0.0.1 (``port``; 0: any free port); returns the port."""
         self._server = ScpiServer(self.handle)
-        return self._server.start()
+        return self._server.start(port)
 
     def stop(self) -> None:
         """Stop the loopback server, if one was started."""
         if self._server is not None:
             self._server.stop()
+
+
+def bias_server(profile) -> BiasSourceSim:
+    """Entry point (group ``rfctl.sims``, name ``bias-server``): the simulated bias source
+    of a ``visa-bias`` board profile (its Lorentzian bank's channel count and ``bias_v``
+    range, its model in ``*IDN?``), not yet listening (:meth:`BiasSourceSim.start`)."""
+    bank = profile.bank("lorentzian")
+    lo, hi = bank.bias_v
+    return BiasSourceSim(bank.count, lo, hi, model=profile.model)

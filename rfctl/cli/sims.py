@@ -32,9 +32,59 @@ def listen_url(text: str) -> tuple[str, int]:
     return host.strip("[]"), n
 
 
+def _until_interrupted(stop) -> None:
+    """Serve (the servers run in their own threads) until Ctrl-C, then call ``stop``;
+    the KeyboardInterrupt goes on to ``main``, which exits 130."""
+    import time
+
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        stop()
+
+
+def _serve_bias_source(profile, args: argparse.Namespace, out: TextIO) -> int:
+    """A SCPI bias-source board (driver ``visa-bias``): its simulator on 127.0.0.1, for
+    pyvisa-py (``TCPIP::127.0.0.1::PORT::SOCKET``)."""
+    if args.pty or args.nvm or any((args.drop, args.corrupt, args.busy, args.latch_fail,
+                                    args.reset_mid_transfer, args.power_cycle, args.delay,
+                                    args.silent, args.baud)):
+        raise ConfigError(f"board {profile.name} (driver visa-bias) is simulated as a SCPI "
+                          "socket server: --listen only (no --pty, --nvm, --baud or faults)",
+                          field="board", reason="option not supported for a bias source")
+    bank = profile.bank("lorentzian")
+    lo, hi = bank.bias_v
+    sim = open_sim("bias-server", profile)
+    host, port = args.listen or ("127.0.0.1", 0)
+    if host not in ("127.0.0.1", "localhost"):
+        raise ConfigError(f"--listen socket://{host}:{port}: the bias-source simulator "
+                          "listens on 127.0.0.1 only", field="--listen", reason="host")
+    try:
+        port = sim.start(port)
+    except OSError as exc:
+        raise ConfigError(f"--listen socket://{host}:{port}: cannot listen: "
+                          f"{exc.strerror or exc}", field="--listen",
+                          reason=str(exc.strerror or exc)) from None
+    print(f"simulated bias source {profile.name} ({profile.model}, {bank.count} channels, "
+          f"{lo:g}–{hi:g} V) at TCPIP::127.0.0.1::{port}::SOCKET (pyvisa-py: program with "
+          f"--url TCPIP::127.0.0.1::{port}::SOCKET); Ctrl-C stops", file=out, flush=True)
+    _until_interrupted(sim.stop)
+    return 0  # not reached
+
+
 def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
     """Serve a simulated board on a loopback socket or a pseudo-terminal."""
     profile = board_profile(args.board)
+    if profile.driver == "visa-bias":
+        return _serve_bias_source(profile, args, out)
+    if profile.driver != "rfctl-serial":
+        hint = (" Serve it with its bench: rfctl sim-bench --board "
+                f"{profile.name}." if profile.driver == "osris" else "")
+        raise ConfigError(f"board {profile.name} uses driver {profile.driver!r}; sim-board "
+                          "serves the rfctl board protocol (driver 'rfctl-serial') and SCPI "
+                          f"bias sources (driver 'visa-bias').{hint}", field="board",
+                          reason="no simulator for this driver")
     faults = dict(drop_rx=args.drop, drop_tx=args.drop, corrupt_rx=args.corrupt,
                   corrupt_tx=args.corrupt, busy=args.busy, latch_fails=args.latch_fail,
                   reset_mid_transfer=args.reset_mid_transfer, power_cycle=args.power_cycle,
@@ -62,10 +112,10 @@ def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
                               reason=str(exc.strerror or exc)) from None
     memory = f"memory in {args.nvm}" if args.nvm else "memory lost on exit (no --nvm)"
     print(f"simulated board {profile.name} ({profile.model}) at {where}"
-          + (f", {args.baud} baud" if args.baud else "") + f"; {memory}; Ctrl-C stops",
-          file=out, flush=True)
-    server.serve_forever()
-    return 0
+          + (f", {args.baud} baud" if args.baud else ", unpaced (no --baud)")
+          + f"; {memory}; Ctrl-C stops", file=out, flush=True)
+    _until_interrupted(server.stop)
+    return 0  # not reached: Ctrl-C ends it (exit 130, as for every command)
 
 
 def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
@@ -85,8 +135,8 @@ def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{kind:18s} {r}", file=out)
     what = "one-bit channel" if profile.driver == "osris" else "phase offsets"
     print(f"(hidden {what} seeded {args.seed}; Ctrl-C stops)", file=out, flush=True)
-    lab.serve_forever()
-    return 0
+    _until_interrupted(lab.stop)
+    return 0  # not reached
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,7 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="socket://HOST:PORT (default socket://127.0.0.1:0; port 0: a free one)")
     g.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
     sb.add_argument("--baud", type=int_at_least(0, 100_000_000), default=0,
-                    help="simulated line rate (0: unpaced)")
+                    help="simulated line rate, baud (default 0: unpaced)")
     sb.add_argument("--drop", type=probability, default=0.0, help="byte drop probability")
     sb.add_argument("--corrupt", type=probability, default=0.0, help="byte corruption probability")
     sb.add_argument("--busy", type=probability, default=0.0, help="BUSY NAK probability")
