@@ -202,6 +202,16 @@ def test_optimize_needs_out_and_board_is_dma_only(tmp_path: Path, capsys) -> Non
     assert code == 2
     assert "--board applies to dma only" in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()
+    # every problem-specific option given to another problem: exit 2, never ignored
+    for problem, opt, value in [("sub6g", "--structure", "DHB"), ("dma", "--init", "random"),
+                                ("mmwave", "--seed", "3"), ("dual-band", "--init", "fixed"),
+                                ("dma", "--structure", "PCHB")]:
+        scenario = "dma-4x8" if problem == "dma" else "dbraa-14x14"
+        code, _ = run("optimize", problem, "--scenario", scenario, opt, value, "--out",
+                      str(tmp_path / "s.json"))
+        assert code == 2, (problem, opt)
+        assert f"{opt} applies to" in capsys.readouterr().err
+        assert not (tmp_path / "s.json").exists()
 
 
 def test_sub6g_power_against_total_budget(tmp_path: Path) -> None:
@@ -239,6 +249,29 @@ def test_quantize_dbraa_reports_constraints_before_and_after(tmp_path: Path) -> 
     assert rows["before"][1] == bits["continuous"][1]
     assert rows["after"][1] == bits["6"][1]
     assert rows["after"][6] == bits["6"][8]  # yes / NO:
+    # --json carries the same numbers (it had only the banks and codes)
+    code, js = run("quantize", str(s), "--board", "sim-dbraa-14x14", "--json")
+    assert code == 0
+    mm = json.loads(js)["mmwave"]
+    for label in ("before", "after"):
+        assert f"{mm[label]['sum_rate_bps_hz']:8.3f}".strip() == rows[label][1]
+        assert mm[label]["feasible"] == (rows[label][6] == "yes")
+        assert mm[label]["power_w"] <= mm["p_max_w"] * (1 + 1e-6) or not mm[label]["feasible"]
+
+
+def test_quantize_dma_says_when_b_could_not_be_re_optimised(dma_states: dict) -> None:
+    """Realisation 2's continuous design on sim-dma-4x8's codes: the SDR for the
+    quantized loads is infeasible, so the re-optimised row is the kept B; the report
+    must say so rather than print it as a re-optimisation."""
+    path = str(dma_states[2][2])
+    code, text = run("quantize", path, "--board", "sim-dma-4x8")
+    assert code == 0
+    assert "B re-opt. FAILED (B kept)" in text
+    assert "B could not be re-optimised for the quantized loads" in text
+    code, js = run("quantize", path, "--board", "sim-dma-4x8", "--json")
+    dma = json.loads(js)["dma"]
+    assert "infeasible" in dma["reoptimised"]["reoptimise_error"].lower()
+    assert dma["reoptimised"]["power_w"] == dma["kept"]["power_w"]
 
 
 def test_beams_without_crc_or_state_are_usage_errors(capsys) -> None:

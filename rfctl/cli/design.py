@@ -33,12 +33,29 @@ def cmd_quantize(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print(json.dumps({"board": image.board, "banks": image.report(),
                           "codes": {k: b.codes.tolist() for k, b in image.banks.items()},
-                          "dma": quantize_report(state, board, None)}), file=out)
+                          "dma": quantize_report(state, board, None),
+                          "mmwave": _mmwave_json(state, board)}), file=out)
     else:
         print_image_report(image, out)
         quantize_report(state, board, out)
         _print_mmwave_quantize(state, board, out)
     return 0
+
+
+def _mmwave_json(state: ArrayState, board: BoardProfile) -> dict | None:
+    """The hybrid design's metrics before and after quantization (SI, linear), as the
+    text report prints them; None for a state without a recorded mmWave task."""
+    from rfctl.studies import mmwave_state_report
+
+    rep = mmwave_state_report(state, board)
+    if rep is None:
+        return None
+    return {"upsilon": rep["upsilon"].tolist(), "p_max_w": rep["p_max"],
+            **{label: {"sum_rate_bps_hz": float(r["sum_rate"]), "min_sinr": r["min_sinr"],
+                       "min_gain": r["min_gain"], "gain_over_upsilon": r["sensing_margin"],
+                       "power_w": float(r["power"]), "feasible": bool(r["feasible"]),
+                       "fails": r["fails"]}
+               for label, r in (("before", rep["before"]), ("after", rep["after"]))}}
 
 
 def _print_mmwave_quantize(state: ArrayState, board: BoardProfile, out: TextIO) -> None:

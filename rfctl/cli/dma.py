@@ -132,12 +132,20 @@ def quantize_report(state: ArrayState, board, out: TextIO | None) -> dict | None
         print("\nDMA constraints after quantization (exact model):", file=out)
         print_dma_rows([("as saved", task.report(task.exact(None, state.dma_b,
                                                            loads=state.dma.load))),
-                        ("B kept", r["kept"]), ("B re-opt.", r["report"])], out)
+                        ("B kept", r["kept"]),
+                        ("B re-opt." if "reoptimise_error" not in r["report"] else
+                         "B re-opt. FAILED (B kept)", r["report"])], out)
+        if "reoptimise_error" in r["report"]:
+            print(f"B could not be re-optimised for the quantized loads: "
+                  f"{r['report']['reoptimise_error']}", file=out)
         if not r["kept"]["feasible"]:
             print(f"INFEASIBLE on the board's codes (as saved, B kept): "
                   f"{describe_violations(r['kept'])} (rfctl check --board gates; "
                   "rfctl program refuses it)", file=out)
-    return {"kept": _json_report(r["kept"]), "reoptimised": _json_report(r["report"])}
+    reopt = _json_report(r["report"])
+    if "reoptimise_error" in r["report"]:
+        reopt["reoptimise_error"] = r["report"]["reoptimise_error"]
+    return {"kept": _json_report(r["kept"]), "reoptimised": reopt}
 
 
 def program_gate(state: ArrayState, board, allow_infeasible: bool, out: TextIO) -> bool:

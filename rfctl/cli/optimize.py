@@ -104,12 +104,23 @@ def _optimize_mmwave(scenario: Scenario, args: argparse.Namespace, out: TextIO):
     return state
 
 
+# options that apply to some problems only: given to another, they are a usage error
+# (exit 2), never silently ignored
+_APPLIES = (("--init", ("sub6g",), ""), ("--seed", ("sub6g",), ""),
+            ("--structure", ("mmwave", "dual-band"), ""),
+            ("--board", ("dma",), "; quantize a DBRAA state with rfctl quantize --board"))
+
+
 def cmd_optimize(args: argparse.Namespace, out: TextIO) -> int:
     """Run an optimizer on a scenario and save the designed state."""
-    if args.board and args.problem != "dma":
-        print(f"rfctl optimize: error: --board applies to dma only (not {args.problem}; "
-              "quantize a DBRAA state with rfctl quantize --board)", file=sys.stderr)
-        return 2
+    for opt, problems, hint in _APPLIES:
+        if getattr(args, opt[2:]) is not None and args.problem not in problems:
+            print(f"rfctl optimize: error: {opt} applies to {' and '.join(problems)} only "
+                  f"(not {args.problem}{hint})", file=sys.stderr)
+            return 2
+    args.init = args.init or "abas"
+    args.seed = args.seed if args.seed is not None else 0
+    args.structure = args.structure or "RHB"
     scenario = load_config(args.scenario)
     if not isinstance(scenario, Scenario):
         raise RfctlError(f"{args.scenario}: is a board profile; --scenario needs a scenario")
@@ -137,10 +148,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     op.add_argument("--scenario", required=True, help="scenario (name or TOML file)")
     op.add_argument("--realisation", type=int_at_least(0, 10**9), default=0,
                     help="channel realisation index")
-    op.add_argument("--init", choices=["abas", "random", "fixed"], default="abas")
-    op.add_argument("--seed", type=int_at_least(0), default=0, help="seed for --init random")
-    op.add_argument("--structure", choices=["RHB", "DHB", "PCHB"], default="RHB",
-                    help="mmWave hybrid structure")
+    op.add_argument("--init", choices=["abas", "random", "fixed"], default=None,
+                    help="sub6g: FS-JBAS start (default abas)")
+    op.add_argument("--seed", type=int_at_least(0), default=None,
+                    help="sub6g: seed for --init random (default 0)")
+    op.add_argument("--structure", choices=["RHB", "DHB", "PCHB"], default=None,
+                    help="mmwave, dual-band: hybrid structure (default RHB)")
     op.add_argument("--board", help="dma: design for this board's Lorentzian codes "
                     "(within its arc, quantized, B re-optimised, checked)")
     op.add_argument("--out", type=Path, required=True, help="STATE.json to write")
