@@ -171,12 +171,15 @@ def test_optimize_dma_board_falls_back_to_the_unconfined_design(tmp_path: Path) 
     assert code == 0 and "dry run" in text, text
 
 
-def test_program_refuses_dma_state_infeasible_on_codes(dma_states: dict) -> None:
+def test_program_refuses_dma_state_infeasible_on_codes(dma_states: dict, capsys) -> None:
     path = str(dma_states[0][2])
+    capsys.readouterr()
     code, text = run("program", "--board", "sim-dma-4x8", "--state", path, "--dry-run")
     assert code == 1
-    assert "INFEASIBLE on sim-dma-4x8's codes" in text and "refusing to program" in text
-    assert "P_t <= P_max" in text or "SINR" in text
+    err = capsys.readouterr().err  # the refusal is an error line on stderr
+    assert err.startswith("rfctl: error: refusing to program"), err
+    assert "INFEASIBLE on sim-dma-4x8's codes" in err and "keeps its image" in err
+    assert "P_t <= P_max" in err or "SINR" in err
     assert "dry run" not in text
     code, text = run("program", "--board", "sim-dma-4x8", "--state", path, "--dry-run",
                      "--allow-infeasible")

@@ -150,8 +150,9 @@ def quantize_report(state: ArrayState, board, out: TextIO | None) -> dict | None
 
 def program_gate(state: ArrayState, board, allow_infeasible: bool, out: TextIO) -> bool:
     """Before ``rfctl program``: a state that records its DMA task is checked on the
-    board's codes (B kept: what programming realises). True to go on; False (after
-    naming the failed constraints) when it fails and ``allow_infeasible`` is not set."""
+    board's codes (B kept: what programming realises). True to go on; when it fails
+    and ``allow_infeasible`` is not set, an InfeasibleError naming the failed
+    constraints (the CLI's ``rfctl: error:`` line on stderr, exit 1)."""
     from rfctl.optimize.dma import describe_violations
     from rfctl.studies import check_dma_state
 
@@ -166,9 +167,12 @@ def program_gate(state: ArrayState, board, allow_infeasible: bool, out: TextIO) 
     if allow_infeasible:
         print("programming anyway (--allow-infeasible)", file=out)
         return True
-    print("refusing to program (pass --allow-infeasible to program it anyway; "
-          "design for the board with rfctl optimize dma --board)", file=out)
-    return False
+    raise InfeasibleError(
+        f"refusing to program: the DMA design is INFEASIBLE on {board.name}'s codes "
+        f"({describe_violations(rep)}); the board was not opened and keeps its image. Pass "
+        "--allow-infeasible to program it anyway, or design for the board with rfctl "
+        "optimize dma --board", bound=rep["violations"][0]["constraint"]
+        if rep["violations"] else None)
 
 
 def _json_report(r: dict) -> dict:
