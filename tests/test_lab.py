@@ -18,6 +18,7 @@ from rfctl.config import load_config
 from rfctl.errors import ConfigError, DeviceError, DeviceTimeoutError
 from rfctl.hal import compile_board
 from rfctl.lab import (
+    CalibrationInterruptedError,
     RunRecord,
     SweepInterruptedError,
     beam_sweep,
@@ -225,9 +226,74 @@ def test_interrupted_calibration_restores_the_board(bench) -> None:
         if done == 30:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(CalibrationInterruptedError) as err:
         phase_calibration(dev, PROFILE, pm, rows=8, cols=8, passes=1, progress=stop)
     assert bytes(fw.active) == before
+    # the readings taken are kept (30: Ctrl-C came in the progress call after the 30th)
+    e = err.value
+    assert isinstance(e.__cause__, KeyboardInterrupt) and e.restored
+    assert len(e.readings) == 30 and all(r["power_w"] > 0 for r in e.readings)
+    assert "stopped after 30 of" in str(e) and "restored to its previous image" in str(e)
+
+
+def test_cli_calibration_failed_keeps_its_readings_and_settles(tmp_path, monkeypatch,
+                                                                capsys) -> None:
+    """Through the CLI on a served bench (board over a loopback socket): --settle is
+    applied before every reading (the calibration module's clock counts the waits); a
+    meter that goes silent mid-run exits 1 (not 130), the board is restored, and the
+    readings taken are in data.csv with a plot; a completed run records every reading
+    as rows and the per-element table under "offsets"."""
+    import rfctl.lab.calibration as calmod
+    from rfctl.cli import main
+    from rfctl.hal.discovery import open_sim
+
+    lab = open_sim("lab-bench", PROFILE, rows=8, cols=8, seed=3, noise=0.05)
+    try:
+        waits: list[float] = []
+        monkeypatch.setattr(calmod, "_sleep", lambda s: waits.append(s))
+        base = ["lab", "calibrate", "--url", lab.url, "--meter", lab.resources["power-meter"],
+                "--states", "4", "--passes", "1", "--settle", "0.25"]
+        out = tmp_path / "ok"
+        out.mkdir()
+        assert main([*base, "--out", str(out), "--write-calibration",
+                     str(tmp_path / "c.csv")]) == 0
+        assert waits == [0.25] * (64 * 4 + 2)
+        (run,) = out.glob("calibrate-*")
+        d = json.loads((run / "data.json").read_text())
+        assert len(d["rows"]) == 64 * 4 + 2 and len(d["offsets"]) == 64
+        assert (run / "offsets.png").exists() and (run / "readings.png").exists()
+        # a meter that stops answering after 40 readings
+        monkeypatch.undo()
+        meter = lab.bench.instruments["power-meter"]
+        calls = {"n": 0}
+        orig = meter._one
+
+        def flaky(cmd: str):
+            if "FETC" in cmd.upper():
+                calls["n"] += 1
+                if calls["n"] >= 40:  # this reading is answered, the next is not
+                    meter.silent = True
+            return orig(cmd)
+
+        meter._one = flaky
+        before = bytes(lab.server.firmware.active)
+        fail = tmp_path / "fail"
+        fail.mkdir()
+        capsys.readouterr()
+        code = main([*base[:-2], "--out", str(fail), "--write-calibration",
+                     str(tmp_path / "c2.csv")])
+        assert code == 1
+        err = capsys.readouterr().err
+        assert "stopped after 40 of" in err and "restored to its previous image" in err
+        assert bytes(lab.server.firmware.active) == before
+        assert not (tmp_path / "c2.csv").exists()
+        (run,) = fail.glob("calibrate-*")
+        rows = (run / "data.csv").read_text().splitlines()
+        assert len(rows) == 1 + 40  # header + every reading taken
+        assert (run / "readings.png").exists()
+        assert json.loads((run / "snapshot.json").read_text())["outcome"].startswith("stopped")
+    finally:
+        lab.stop()
 
 
 def test_errors_left_by_a_previous_session_do_not_fail_the_next(bench, caplog) -> None:

@@ -291,8 +291,8 @@ def test_cli_onebit_calibrate_writes_table_plots_and_record(served, tmp_path: Pa
                  "--write-calibration", str(table)]) == 0
     run = sorted(tmp_path.glob("calibrate-*"))[-1]
     data = json.loads((run / "data.json").read_text())
-    assert data["table"] == table.read_text() and len(data["rows"]) == 256
-    assert data["reference"].startswith("optimum") and len(data["readings"]) > 700
+    assert data["table"] == table.read_text() and len(data["offsets"]) == 256
+    assert data["reference"].startswith("optimum") and len(data["rows"]) > 700
     assert (run / "offsets.png").stat().st_size > 5000
     assert (run / "readings.png").stat().st_size > 5000
 

@@ -157,29 +157,56 @@ def _sweep(args, out, profile, dev, meter, bar, rec) -> int:
 
 
 def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
-    from rfctl.lab import onebit_calibration, phase_calibration, plot_run, write_calibration
+    from rfctl.lab import (
+        CalibrationInterruptedError,
+        onebit_calibration,
+        phase_calibration,
+        plot_run,
+        write_calibration,
+    )
     from rfctl.lab.optimize import phase_bank
 
     ph = phase_bank(profile)
-    if ph.bits == 1:
-        ref = args.reference if args.reference == "optimum" else int(args.reference)
-        cal = onebit_calibration(dev, profile, meter, rng=np.random.default_rng(args.seed),
-                                 budget=args.budget, reference=ref, progress=bar)
-    else:
-        cal = phase_calibration(dev, profile, meter, rows=args.rows, cols=args.cols,
-                                probe=(args.probe_theta, args.probe_phi),
-                                states=args.states, passes=args.passes, progress=bar)
-    path = write_calibration(args.write_calibration, cal.offsets)
-    rows = [{"element": k, "phase_offset_rad": float(v),
-             "phase_offset_deg": float(np.degrees(v)),
-             "amplitude": float(cal.amplitudes[k]) if cal.amplitudes is not None else None}
-            for k, v in enumerate(cal.offsets)]
-    rec.data(rows, {"measurements": cal.measurements, "power_before_w": cal.power_before_w,
-                    "power_after_w": cal.power_after_w, "reference": cal.reference,
-                    "passes": cal.passes, "readings": cal.readings,
-                    "table": path.read_text()})
-    rec.finish("completed")
-    plot_run(rec.path)
+    try:
+        if ph.bits == 1:
+            ref = args.reference if args.reference == "optimum" else int(args.reference)
+            cal = onebit_calibration(dev, profile, meter, rng=np.random.default_rng(args.seed),
+                                     budget=args.budget, reference=ref, progress=bar,
+                                     settle_s=args.settle)
+        else:
+            cal = phase_calibration(dev, profile, meter, rows=args.rows, cols=args.cols,
+                                    probe=(args.probe_theta, args.probe_phi),
+                                    states=args.states, passes=args.passes, progress=bar,
+                                    settle_s=args.settle)
+    except CalibrationInterruptedError as exc:
+        rec.data(exc.readings, {"interrupted": str(exc)})
+        rec.finish(f"stopped: {exc}")
+        plot_run(rec.path)
+        print(f"rfctl: {exc}; no table written; readings and plot in {rec.path}",
+              file=sys.stderr)
+        return _stopped(exc)
+    # the calibration is complete and the board holds the calibrated beam: from here a
+    # Ctrl-C only cuts the records short, and says so
+    try:
+        path = write_calibration(args.write_calibration, cal.offsets)
+        table = [{"element": k, "phase_offset_rad": float(v),
+                  "phase_offset_deg": float(np.degrees(v)),
+                  "amplitude": float(cal.amplitudes[k]) if cal.amplitudes is not None
+                  else None} for k, v in enumerate(cal.offsets)]
+        rec.data(cal.readings, {
+            "offsets": table, "measurements": cal.measurements,
+            "power_before_w": cal.power_before_w, "power_after_w": cal.power_after_w,
+            "reference": cal.reference, "passes": cal.passes, "table": path.read_text()})
+        rec.finish("completed")
+        plot_run(rec.path)
+    except KeyboardInterrupt:
+        rec.finish("interrupted (Ctrl-C) while writing the records of a completed "
+                   "calibration")
+        print(f"rfctl: interrupted after the calibration completed: the board holds the "
+              f"calibrated beam; table {args.write_calibration} "
+              f"{'written' if Path(args.write_calibration).exists() else 'NOT written'}; "
+              f"records in {rec.path} may be incomplete", file=sys.stderr)
+        return 130
     gain = _dbm(cal.power_after_w) - _dbm(cal.power_before_w)
     print(f"calibrated {len(cal.offsets)} elements with {cal.measurements} measurements "
           f"(global phase: {cal.reference}); beam at the probe {_dbm(cal.power_before_w):.2f}"

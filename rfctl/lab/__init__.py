@@ -17,6 +17,7 @@ from rfctl.lab.blind import (
     greedy_flips,
 )
 from rfctl.lab.calibration import (
+    CalibrationInterruptedError,
     CalibrationResult,
     onebit_calibration,
     phase_calibration,
@@ -44,6 +45,7 @@ from rfctl.lab.sweeps import (
 __all__ = [
     "METHODS",
     "BlindResult",
+    "CalibrationInterruptedError",
     "CalibrationResult",
     "MeasurementLog",
     "OptimizeInterruptedError",

@@ -45,6 +45,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import sleep as _sleep  # the settle wait (a test counts the calls)
 
 import numpy as np
 
@@ -59,8 +60,8 @@ from rfctl.lab.instruments import PowerSensor
 from rfctl.lab.sweeps import has_switch, steering_state
 from rfctl.state import ArrayState
 
-__all__ = ["CalibrationResult", "onebit_calibration", "phase_calibration",
-           "write_calibration"]
+__all__ = ["CalibrationInterruptedError", "CalibrationResult", "onebit_calibration",
+           "phase_calibration", "write_calibration"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,26 @@ class CalibrationResult:
     reference: str = "circular mean"
 
 
+class CalibrationInterruptedError(RfctlError):
+    """A calibration stopped early (Ctrl-C, a device or instrument error): ``readings``
+    holds every reading taken, and the board was put back on its previous image
+    (``restored`` says whether that succeeded). The cause is chained (``__cause__``)."""
+
+    def __init__(self, message: str, readings: list[dict], restored: bool) -> None:
+        super().__init__(message)
+        self.readings = readings
+        self.restored = restored
+
+
+def _interrupted(what: str, done: int, total: int, exc: BaseException, readings: list[dict],
+                 restored: bool) -> CalibrationInterruptedError:
+    return CalibrationInterruptedError(
+        f"{what} stopped after {done} of {total} readings ({type(exc).__name__}"
+        + (f": {exc}" if str(exc) else "") + "); board "
+        + ("restored to its previous image" if restored else "NOT restored: its image is "
+           "unknown"), readings, restored)
+
+
 def _with_offsets(profile: BoardProfile, offsets: np.ndarray) -> CompiledBoard:
     """The profile's code books with the phase bank calibrated by ``offsets``."""
     cb = compile_board(profile)
@@ -114,7 +135,7 @@ def _with_offsets(profile: BoardProfile, offsets: np.ndarray) -> CompiledBoard:
 def phase_calibration(
     device: Device, profile: BoardProfile, sensor: PowerSensor, *, rows: int, cols: int,
     probe: tuple[float, float] = (0.0, 0.0), states: int | None = None, passes: int = 3,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, settle_s: float = 0.0,
 ) -> CalibrationResult:
     """Estimate every element's phase offset from power measurements at a fixed probe.
 
@@ -136,10 +157,20 @@ def phase_calibration(
         (default min(8, 2^bits)).
     passes : int
         Passes over all elements.
+    progress : callable, optional
+        ``progress(done, total)`` after each reading.
+    settle_s : float
+        Wait after each programming before the reading, s.
 
     Returns
     -------
     CalibrationResult
+
+    Raises
+    ------
+    CalibrationInterruptedError
+        Stopped by Ctrl-C or a device / instrument error: the board is restored to its
+        previous image and the readings taken are in the error.
     """
     ph = profile.find_bank("phase")
     if ph is None or ph.bits is None:
@@ -173,12 +204,14 @@ def phase_calibration(
     def measure(board: CompiledBoard, phases: np.ndarray, **where: int) -> float:
         nonlocal count
         program(device, quantize(base.replace(phases=phases), board))
-        count += 1
-        if progress is not None:
-            progress(count, total + 2)
+        if settle_s:
+            _sleep(settle_s)
         p = sensor.read_power()
+        count += 1
         readings.append({"n": count, "phase": "rotate" if where else "beam", "power_w": p,
                          **where})
+        if progress is not None:
+            progress(count, total + 2)
         return p
 
     before = device.read_active() if device.verified_active is None \
@@ -186,11 +219,12 @@ def phase_calibration(
     try:
         return _rotate(measure, profile, ph, base, est, psi, passes, n, states, amps,
                        history, readings, lambda: count)
-    except (KeyboardInterrupt, RfctlError, OSError):
+    except (KeyboardInterrupt, RfctlError, OSError) as exc:
         from rfctl.lab.optimize import restore_board
 
-        restore_board(device, profile, before)  # the board goes back to its previous image
-        raise
+        restored = restore_board(device, profile, before)  # back to its previous image
+        raise _interrupted("calibration", count, total + 2, exc, readings,
+                           restored) from exc
 
 
 def _rotate(measure, profile, ph, base, est, psi, passes, n, states, amps, history,
@@ -245,8 +279,8 @@ def _best_global_phase(est: np.ndarray, amps: np.ndarray, step: float,
 def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSensor, *,
                        rng: np.random.Generator, budget: int | None = None,
                        reference: str | int = "optimum",
-                       progress: Callable[[int, int], None] | None = None
-                       ) -> CalibrationResult:
+                       progress: Callable[[int, int], None] | None = None,
+                       settle_s: float = 0.0) -> CalibrationResult:
     """Calibrate a one-bit phase bank from power readings (see the module docstring).
 
     Parameters
@@ -262,6 +296,8 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
         estimated channel (the whole received field, direct path included), or the
         contribution of element ``reference``.
     progress : callable, optional
+    settle_s : float
+        Wait after each programming before the reading, s.
 
     Returns
     -------
@@ -275,6 +311,8 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
         Not a one-bit bank, a budget below 3(N + 1) + 1, an element index out of range,
         or a reference element whose estimated contribution is below a tenth of the
         median (its phase is not identifiable).
+    CalibrationInterruptedError
+        Stopped by Ctrl-C or a device / instrument error (board restored, readings kept).
     """
     from rfctl.lab.optimize import codes_image, restore_board
 
@@ -292,6 +330,8 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
 
     def measure(codes: np.ndarray) -> float:
         program(device, codes_image(profile, codes))
+        if settle_s:
+            _sleep(settle_s)
         return sensor.read_power()
 
     meas = MeasurementLog(measure, budget + 1,
@@ -324,9 +364,13 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
         zero = quantize(ArrayState(phases=np.zeros(n)), cal).banks[ph.name].codes
         meas.budget += 1  # the check of the calibrated beam
         p_after = meas(zero, "calibrated")
-    except (KeyboardInterrupt, RfctlError, OSError):
+    except ConfigError:
         restore_board(device, profile, before)
-        raise
+        raise  # a refusal (budget, reference), not an interruption
+    except (KeyboardInterrupt, RfctlError, OSError) as exc:
+        restored = restore_board(device, profile, before)
+        raise _interrupted("one-bit calibration", meas.used, budget + 2, exc, meas.rows,
+                           restored) from exc
     return CalibrationResult(offsets, [offsets.copy()], meas.used, p_before, p_after,
                              np.abs(d), meas.rows, how)
 

@@ -275,11 +275,17 @@ def plot_run(path: str | Path) -> list[Path]:
                                           else np.nan for r in rows])},
             "measurements", "received power (dBm)"))
     elif kind in ("calibrate", "calibration"):
-        readings = run["data"].get("readings", [])
-        out.append(save_plot(path / "offsets.png", [r["element"] for r in rows],
-                             {"offset (deg)": [r["phase_offset_deg"] for r in rows]},
-                             "element", "phase offset (deg)", kind="bar"))
-        if readings:
+        # rows: every reading; "offsets": the per-element table (completed runs only;
+        # runs recorded before the readings became the rows kept the table as rows)
+        offsets = run["data"].get("offsets")
+        readings = rows
+        if offsets is None and "element" in rows[0] and "phase_offset_deg" in rows[0]:
+            offsets, readings = rows, run["data"].get("readings", [])
+        if offsets:
+            out.append(save_plot(path / "offsets.png", [r["element"] for r in offsets],
+                                 {"offset (deg)": [r["phase_offset_deg"] for r in offsets]},
+                                 "element", "phase offset (deg)", kind="bar"))
+        if isinstance(readings, list) and readings:
             out.append(save_plot(path / "readings.png", [r["n"] for r in readings],
                                  {"reading": _dbm([r["power_w"] for r in readings])},
                                  "measurements", "received power (dBm)"))
