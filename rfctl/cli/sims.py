@@ -112,7 +112,7 @@ def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
                               reason=str(exc.strerror or exc)) from None
     memory = f"memory in {args.nvm}" if args.nvm else "memory lost on exit (no --nvm)"
     print(f"simulated board {profile.name} ({profile.model}) at {where}"
-          + (f", {args.baud} baud" if args.baud else ", unpaced (no --baud)")
+          + (f", {args.baud} baud" if args.baud else "; unpaced (no --baud)")
           + f"; {memory}; Ctrl-C stops", file=out, flush=True)
     _until_interrupted(server.stop)
     return 0  # not reached: Ctrl-C ends it (exit 130, as for every command)
