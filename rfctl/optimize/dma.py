@@ -64,6 +64,7 @@ from numpy.typing import NDArray
 from rfctl.admittance import DmaModel
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.optimize.dma_digital import DigitalProblem, feasible_b, meets_bounds, solve_digital
+from rfctl.optimize.dma_sensitivity import value_hessian
 from rfctl.outcome import Outcome, SolverStatus, StopReason, from_clarabel, from_cvxpy, solved
 
 __all__ = [
@@ -702,6 +703,135 @@ def _box_qp(g: NDArray, Hk: NDArray, lo: NDArray, hi: NDArray) -> NDArray | None
     return np.clip(np.asarray(sol.x), lo, hi)
 
 
+def _bundle_qp(g: NDArray, Hk: NDArray, lo: NDArray, hi: NDArray,
+               cuts: list[tuple[NDArray, float]]) -> tuple[NDArray | None, float]:
+    """argmax_z min(gᵀz, min_i g_iᵀz + e_i) − ½ zᵀ H z over lo ≤ z ≤ hi (H ≻ 0), by
+    Clarabel (epigraph variable t ≤ each plane).
+
+    Returns
+    -------
+    z : ndarray, shape (L,), or None
+    gain : float
+        The model's value at z (0 at z = 0).
+    """
+    import clarabel
+    import scipy.sparse as sp
+
+    L = g.size
+    G = np.vstack([g] + [c[0] for c in cuts])  # (1 + n_cuts, L)
+    e = np.concatenate([[0.0], [c[1] for c in cuts]])
+    nc = G.shape[0]
+    P = sp.block_diag([sp.csc_matrix(np.triu(Hk)), sp.csc_matrix((1, 1))], format="csc")
+    q = np.zeros(L + 1)
+    q[-1] = -1.0
+    A = sp.vstack([sp.hstack([-sp.csc_matrix(G), sp.csc_matrix(np.ones((nc, 1)))]),
+                   sp.hstack([sp.eye(L), sp.csc_matrix((L, 1))]),
+                   sp.hstack([-sp.eye(L), sp.csc_matrix((L, 1))])], format="csc")
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    st.max_threads = 1  # see rfctl.optimize.dma_clarabel.solve_sdp_clarabel
+    sol = clarabel.DefaultSolver(P, q, A, np.concatenate([e, hi, -lo]),
+                                 [clarabel.NonnegativeConeT(nc + 2 * L)], st).solve()
+    if not _accept_p4(from_clarabel(sol.status)):  # clipped and judged exactly anyway
+        return None, float("nan")
+    z = np.clip(np.asarray(sol.x)[:L], lo, hi)
+    return z, float(np.min(G @ z + e)) - 0.5 * float(z @ Hk @ z)
+
+
+def _newton_model(task: DmaTask, b: NDArray, dig, floor: float) -> NDArray:
+    """Positive definite model matrix from −∇²F (:func:`value_hessian`): eigenvalues
+    below ``floor`` × the largest magnitude are raised to it (F is not concave)."""
+    w, U = np.linalg.eigh(-value_hessian(task, b, dig.B, dig.multipliers, dig.margin))
+    lam = max(float(np.max(np.abs(w))), 1e-300)
+    Hk = (U * np.maximum(w, floor * lam)) @ U.T
+    return (Hk + Hk.T) / 2
+
+
+def _newton_loop(task, b, dig, *, max_iter, tol_obj, neumann_bound, delta0, b_bounds,
+                 digital_backend, rho_grow, rho_shrink, state, trust_factor, bundle_size,
+                 curvature_floor):
+    """Newton-bundle trust region on F(b) (``method="newton"``, see :func:`design_dma`).
+    Updates ``state``."""
+    r0 = task.model.spec.r0_siemens
+    B = dig.B
+    g = reduced_gradient(task, b, B, dig.multipliers, dig.margin)
+    Hk = _newton_model(task, b, dig, curvature_floor)
+    bundle: list[tuple[NDArray, float, NDArray]] = []  # (b_i, F(b_i), ∇F(b_i))
+    radius = None
+    reason: StopReason | None = None
+    it = 0
+    while reason is None and it < max_iter:
+        it += 1
+        f = state["trace"][-1]
+        t1 = time.perf_counter()
+        d_max = neumann_bound / spectral_norm(task.model.phi(r0 + 1j * b))
+        cap = trust_factor * d_max
+        radius = delta0 * d_max if radius is None else min(radius, cap)
+        # first-order criticality over the Neumann box (∩ the realisable set), as "reduced"
+        lo_n, hi_n = _p4_bounds(b, d_max, b_bounds)
+        chi = float(np.sum(np.maximum(g * hi_n, g * lo_n))) / max(abs(f), 1e-300)
+        state["stationarity"] = chi
+        if chi <= tol_obj:
+            reason = StopReason.CONVERGED
+            break
+        lo, hi = _p4_bounds(b, radius, b_bounds)
+        # cutting planes of earlier candidates that lie above F here (e_i ≥ 0): where the
+        # SDR's solution changes structure (a crest of F) they hold the step back
+        cuts = [(gi, ei) for bi, fi, gi in bundle
+                if (ei := fi + float(gi @ (b - bi)) - f) >= 0]
+        if cuts:
+            z, pred = _bundle_qp(g, Hk, lo, hi, cuts)
+        else:
+            z = _box_qp(g, Hk, lo, hi)
+            pred = float(g @ z - 0.5 * z @ Hk @ z) if z is not None else float("nan")
+        state["t_ana"] += time.perf_counter() - t1
+        state["deltas"].append(radius)
+        if z is None:
+            radius, reason = _shrink(radius / 4, d_max)
+            continue
+        step = float(np.max(np.abs(z)))
+        interior = step < 0.99 * radius
+        bn = b + z
+        t1 = time.perf_counter()
+        p = task.problem(bn)
+        try:
+            dn = solve_digital(p, backend=digital_backend)
+            ok = feasible_b(p, dn.B)
+        except InfeasibleError:
+            dn, ok = None, False
+        state["t_dig"] += time.perf_counter() - t1
+        fn = dn.objective if ok else -np.inf
+        rho = (fn - f) / pred if pred > 0 else -np.inf
+        log.debug("it %d: radius %.3g (cap %.3g) step %.3g pred %.3g rho %.3g chi %.2e cuts %d",
+                  it, radius, cap, step, pred, rho, chi, len(cuts))
+        gn = reduced_gradient(task, bn, dn.B, dn.multipliers, dn.margin) if ok else None
+        if gn is not None and bundle_size:
+            bundle.append((bn, fn, gn))
+            del bundle[:-bundle_size]
+        if fn <= f:
+            if ok and dn.margin > 1e-4 and pred <= dn.margin * abs(f):
+                reason = StopReason.NO_PROGRESS  # as in the "reduced" loop
+                break
+            frac = 0.25
+            if ok:  # the 1-D quadratic through F(b̄), gᵀz and F(b̄ + z) peaks at frac
+                lin = float(g @ z)
+                curv = fn - f - lin
+                if curv < 0 < lin:
+                    frac = float(np.clip(-lin / (2 * curv), 0.1, 0.5))
+            radius, reason = _shrink(frac * step, d_max)
+            continue
+        if rho >= rho_grow and not interior:
+            radius = min(2 * radius, cap)
+        elif rho < rho_shrink:
+            radius = 0.25 * step
+        b, B, g = bn, dn.B, gn
+        Hk = _newton_model(task, b, dn, curvature_floor)
+        state["accepted"] += 1
+        state["status"] = dn.status
+        _record_step(task, task.exact(b, B), state["trace"], state["margins"])
+    state.update(b=b, B=B, iterations=it, reason=reason or StopReason.ITERATION_CAP)
+
+
 def _bfgs(Hk: NDArray, s: NDArray, y: NDArray) -> NDArray:
     """Damped (Powell) BFGS update of a positive definite Hessian model of −F."""
     Hs = Hk @ s
@@ -922,7 +1052,9 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
                digital_backend: str = "clarabel", analog_solver: str = "clarabel",
                trust_norm: str = "inf", second_order: bool = False,
                rho_grow: float = 0.75, rho_shrink: float = 0.25,
-               method: str = "reduced", curvature_relax: float = 0.5) -> DmaDesign:
+               method: str = "newton", curvature_relax: float = 0.5,
+               trust_factor: float = 32.0, bundle_size: int = 5,
+               curvature_floor: float = 1e-6) -> DmaDesign:
     """Alternating optimisation (digital SDR ↔ analog step) from a decorrelating start.
 
     See the module docstring for the two analog steps (``method``). Each iteration is
@@ -1014,14 +1146,18 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
     deltas: list[float] = []
     t_ana = 0.0
     status = dig.status
-    if method == "reduced":
+    if method in ("newton", "reduced"):
         st = {"trace": trace, "margins": margins, "deltas": deltas, "t_ana": 0.0,
               "t_dig": t_dig, "accepted": 0, "stationarity": float("nan"), "status": status}
-        _reduced_loop(task, b, dig, max_iter=max_iter, tol_obj=tol_obj, tol_con=tol_con,
-                      neumann_bound=neumann_bound, delta0=delta0, b_bounds=b_bounds,
-                      digital_backend=digital_backend, rho_grow=rho_grow,
-                      rho_shrink=rho_shrink, state=st,
-                      curvature_relax=curvature_relax)
+        common = {"max_iter": max_iter, "tol_obj": tol_obj, "neumann_bound": neumann_bound,
+                  "delta0": delta0, "b_bounds": b_bounds, "digital_backend": digital_backend,
+                  "rho_grow": rho_grow, "rho_shrink": rho_shrink, "state": st}
+        if method == "newton":
+            _newton_loop(task, b, dig, trust_factor=trust_factor, bundle_size=bundle_size,
+                         curvature_floor=curvature_floor, **common)
+        else:
+            _reduced_loop(task, b, dig, tol_con=tol_con, curvature_relax=curvature_relax,
+                          **common)
         b, B = st["b"], st["B"]
         ex = task.exact(b, B)
         return DmaDesign(b=b, B=B, objective=ex["objective"], trace=trace, sinr=ex["sinr"],
@@ -1035,7 +1171,7 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
                          elapsed_s=time.perf_counter() - t_start, method=method)
     if method != "p4":
         raise ConfigError(f"unknown DMA method {method!r}", field="method",
-                          reason="expected 'reduced' or 'p4'")
+                          reason="expected 'newton', 'reduced' or 'p4'")
     L = task.model.L
     radius = None
     reason: StopReason | None = None
