@@ -408,7 +408,8 @@ def test_converged_means_stationary_on_a_creeping_draw() -> None:
 
 @pytest.mark.slow
 def test_cli_draws_0_3_4_converge_within_the_documented_bound() -> None:
-    """``method="reduced"`` (the default before the Newton-bundle step) on the CLI's slow draws (``rfctl optimize dma --scenario dma-4x8 --realisation R``):
+    """``method="reduced"`` (the default before the Newton-bundle step) on the CLI's
+    slow draws (``rfctl optimize dma --scenario dma-4x8 --realisation R``):
     converged (χ ≤ 1e-4) within 200 iterations (measured 183, 139, 179; before the
     curvature relaxation 305, 318 and the 400 cap), at objectives at least the old
     converged ones (1.5451, 1.4808)."""
@@ -451,7 +452,7 @@ def test_sensitivity_blocks_match_finite_differences(rng) -> None:
     eb, ex = 1e-4, 1e-6
     Eb, Ex = np.eye(m.L), np.eye(x0.size)
     for which in ("term", "power"):
-        gb, hbb, gx, hxx, hbx = blocks(b, x0, which)
+        _, hbb, _, hxx, hbx = blocks(b, x0, which)
         fd_bb = np.array([(blocks(b + eb * e, x0, which)[0]
                            - blocks(b - eb * e, x0, which)[0]) / (2 * eb) for e in Eb])
         fd_bx = np.array([(blocks(b, x0 + ex * e, which)[0]
@@ -523,3 +524,16 @@ def test_newton_on_the_slow_cli_draws() -> None:
         _check_design(task, d)
         assert d.stop_reason is StopReason.CONVERGED and d.stationarity <= 1e-4
         assert d.objective >= floor[r] * (1 - 1e-6)
+
+
+def test_bundle_model_stops_at_the_crest_of_its_planes() -> None:
+    """max min(gᵀz, g₁ᵀz + e₁) − ½|z|² with g = e₁, g₁ = −e₁, e₁ = 0.5 peaks where the
+    planes cross (z₁ = 0.25); without the plane the Newton step is z₁ = 1."""
+    from rfctl.optimize.dma import _box_qp, _bundle_qp
+
+    g, H = np.array([1.0, 0.0, 0.0]), np.eye(3)
+    lo, hi = np.full(3, -2.0), np.full(3, 2.0)
+    z, gain = _bundle_qp(g, H, lo, hi, [(-g, 0.5)])
+    assert z is not None and np.allclose(z, [0.25, 0, 0], atol=1e-6)
+    assert gain == pytest.approx(0.25 - 0.5 * 0.25**2, abs=1e-6)
+    assert np.allclose(_box_qp(g, H, lo, hi), [1, 0, 0], atol=1e-6)

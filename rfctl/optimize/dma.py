@@ -1,11 +1,31 @@
 """DMA ISAC design: alternate the digital SDR (P2) and an analog step on the tunings (P3).
 
 The analog step tunes the element susceptances b = Im Y_s (Re Y_s = R0 fixed: the
-Lorentzian constraint). Two analog steps are implemented; both are judged on the exact
+Lorentzian constraint). Three analog steps are implemented; all are judged on the exact
 model (a candidate is kept only if the SDR at it is feasible at 1e-6 and the exact
 objective rises), so the alternation is monotone and every iterate is feasible.
 
-- ``method="reduced"`` (default). Let F(b) be the SDR optimum at tuning b (exact for
+- ``method="newton"`` (default). A trust-region Newton step on F(b) (defined below)
+  with F's exact curvature: ∇²F comes from the sensitivity of the SDR's KKT system
+  (:func:`rfctl.optimize.dma_sensitivity.value_hessian`: the Lagrangian's Hessian with
+  the SDR's multipliers, plus how the optimal B and the active constraints follow b;
+  checked against finite differences of the SDR's own gradient to 0.2–4 %, where the
+  Lagrangian's b-block alone, B and μ frozen, is 60–120× off). Eigenvalues of −∇²F
+  below ``curvature_floor`` × the largest are raised to it (F is not concave). F is
+  only piecewise smooth: where the SDR's solution changes structure (power moving
+  between streams, a β_max row leaving), F has a crest within a fraction of a siemens
+  that no quadratic model sees, so the model also keeps the cutting planes
+  F(b_i) + ∇F(b_i)ᵀ(b − b_i) of the last ``bundle_size`` candidates that lie above F at
+  b̄ (a proximal-bundle model: argmax min(planes) − ½ zᵀ H z, one Clarabel QP); after a
+  rejected step the box shrinks to where the 1-D quadratic through F(b̄), ∇Fᵀz and
+  F(b̄ + z) peaks (clipped to [0.1, 0.5] of the step). The box may grow to
+  ``trust_factor`` × δ_N (32): the model is not the seed's eq. 41, and some optima
+  detune elements (|b| → ∞, F → its limit like 1/b), which a box held at δ_N walks
+  towards for tens of iterations. χ keeps its Neumann-box definition (below).
+  Measured on ``dma-4x8`` realisations 0–7 (the CLI's draws, tuned on): 70, 16, 19,
+  68, 63, 7, 14, 21 iterations vs 183, 37, 48, 139, 179, 11, 34, 28 for ``"reduced"``;
+  judged on realisations 20–27 (BENCHMARKS.md).
+- ``method="reduced"``. Let F(b) be the SDR optimum at tuning b (exact for
   P1 when N_s ≥ rank of the residual covariance, the default N_s = N). Its gradient
   comes from the SDR's own multipliers by the envelope theorem
   (:func:`reduced_gradient`, checked against finite differences), and a damped BFGS
@@ -1062,7 +1082,11 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
 
     **Stopping** (``stop_reason``):
 
-    - ``converged``: an accepted step changed the objective by ≤ ``tol_obj``
+    - ``converged`` (``"newton"``): the first-order criticality
+      χ = max_{z in the Neumann box} ∇Fᵀz / F ≤ ``tol_obj`` at the current iterate (the
+      only way it converges; ``tol_con`` is unused);
+    - ``converged`` (``"reduced"``, ``"p4"``): an accepted step changed the objective by
+      ≤ ``tol_obj``
       (relative) and every constraint margin (SINR/Γ, P_d/β_d, P_d/β_max, P_t/P_max)
       by ≤ ``tol_con``, with the step not cut by the trust region (interior: the
       model's own optimum) or the region at δ_N; or the model predicts a relative gain
@@ -1071,10 +1095,12 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
       χ = max_{z in the Neumann box} ∇Fᵀz / F ≤ ``tol_obj``. (``"reduced"``: the
       small-change test also requires χ ≤ ``tol_obj`` at the new point, so
       ``converged`` implies χ ≤ ``tol_obj``.) ``stationarity`` reports χ
-      at the last iterate (``"reduced"``; P4's predicted relative gain for ``"p4"``);
+      at the last iterate (``"newton"``, ``"reduced"``; P4's predicted relative gain for
+      ``"p4"``);
     - ``no-progress``: the trust region collapsed (δ < 1e-9 δ_N) without an accepted step,
-      or (``"reduced"``) a candidate's SDR needed a wider safety margin than the current
-      point's and the model's predicted gain is below what that margin costs;
+      or (``"newton"``, ``"reduced"``) a candidate's SDR needed a wider safety margin
+      than the current point's and the model's predicted gain is below what that
+      margin costs;
     - ``iteration-cap``: ``max_iter`` reached.
 
     (:class:`rfctl.outcome.StopReason` values.)
@@ -1088,10 +1114,9 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         Random starting tunings; the one with the least pairwise user correlation whose
         SDR is feasible is used (the ``n_tries`` least correlated are tried in turn).
     max_iter : int
-        Iteration cap. 400: most draws converge in 10–80 iterations, but some
-        (``rfctl optimize dma --scenario dma-4x8`` realisations 0, 3 and 4: 183, 139
-        and 179; realisation 25: 313) creep (+0.01–0.05 % per iteration) and
-        realisation 27 reaches the cap with χ = 5.7e-4.
+        Iteration cap, 400. ``"newton"`` on ``rfctl optimize dma --scenario dma-4x8``
+        realisations 0–7: 7–70 iterations; 20–27: 9–146 (27 stops ``no-progress`` at
+        141). ``"reduced"``: 11–183, and 15–313 with 27 at the cap (χ = 5.7e-4).
     tol_obj, tol_con : float
         Stopping tolerances (see above).
     neumann_bound : float
@@ -1109,11 +1134,17 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         ``"p4"`` only: add the objective's negative curvature (see :func:`analog_step`).
     rho_grow, rho_shrink : float
         Trust-region thresholds on ρ.
-    method : {"reduced", "p4"}
+    method : {"newton", "reduced", "p4"}
         The analog step (module docstring).
     curvature_relax : float
         ``"reduced"`` only: factor on the BFGS matrix after an interior step with
         ρ > 1.25 (1.0: plain damped BFGS, the rule before issue 12's follow-up).
+    trust_factor : float
+        ``"newton"`` only: the box's cap as a multiple of δ_N.
+    bundle_size : int
+        ``"newton"`` only: cutting planes kept (0: the plain Newton model).
+    curvature_floor : float
+        ``"newton"`` only: relative floor on the eigenvalues of −∇²F.
 
     Raises
     ------
