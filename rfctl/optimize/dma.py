@@ -18,7 +18,9 @@ objective rises), so the alternation is monotone and every iterate is feasible.
   F(b_i) + ∇F(b_i)ᵀ(b − b_i) of the last ``bundle_size`` candidates that lie above F at
   b̄ (a proximal-bundle model: argmax min(planes) − ½ zᵀ H z, one Clarabel QP); after a
   rejected step the box shrinks to where the 1-D quadratic through F(b̄), ∇Fᵀz and
-  F(b̄ + z) peaks (clipped to [0.1, 0.5] of the step). The box may grow to
+  F(b̄ + z) peaks (clipped to [0.1, 0.5] of the step); if the planes (not the box)
+  held a rejected step back, they are dropped (on a non-concave F they can wall off
+  the ascent). The box may grow to
   ``trust_factor`` × δ_N (32): the model is not the seed's eq. 41, and some optima
   detune elements (|b| → ∞, F → its limit like 1/b), which a box held at δ_N walks
   towards for tens of iterations. χ keeps its Neumann-box definition (below).
@@ -767,6 +769,9 @@ def _newton_model(task: DmaTask, b: NDArray, dig, floor: float) -> NDArray:
     return (Hk + Hk.T) / 2
 
 
+_CREEP_STEPS = 10  # "newton": no-progress when this many accepted steps gained < 1e-2 tol
+
+
 def _newton_loop(task, b, dig, *, max_iter, tol_obj, neumann_bound, delta0, b_bounds,
                  digital_backend, rho_grow, rho_shrink, state, trust_factor, bundle_size,
                  curvature_floor):
@@ -832,6 +837,12 @@ def _newton_loop(task, b, dig, *, max_iter, tol_obj, neumann_bound, delta0, b_bo
             if ok and dn.margin > 1e-4 and pred <= dn.margin * abs(f):
                 reason = StopReason.NO_PROGRESS  # as in the "reduced" loop
                 break
+            if cuts and step < 0.1 * radius:
+                # the planes, not the box, held the step back and it still failed: on a
+                # non-concave F they can wall off the ascent (χ stays large); restart
+                # from the Newton model
+                bundle.clear()
+                continue
             frac = 0.25
             if ok:  # the 1-D quadratic through F(b̄), gᵀz and F(b̄ + z) peaks at frac
                 lin = float(g @ z)
@@ -848,7 +859,13 @@ def _newton_loop(task, b, dig, *, max_iter, tol_obj, neumann_bound, delta0, b_bo
         Hk = _newton_model(task, b, dn, curvature_floor)
         state["accepted"] += 1
         state["status"] = dn.status
-        _record_step(task, task.exact(b, B), state["trace"], state["margins"])
+        tr = state["trace"]
+        _record_step(task, task.exact(b, B), tr, state["margins"])
+        if len(tr) > _CREEP_STEPS and \
+                tr[-1] - tr[-1 - _CREEP_STEPS] <= 1e-2 * tol_obj * abs(tr[-1]):
+            # the last _CREEP_STEPS accepted steps gained < 1e-2 tol_obj in all while χ > tol_obj:
+            # a crest of F where the gradient does not vanish (not "converged")
+            reason = StopReason.NO_PROGRESS
     state.update(b=b, B=B, iterations=it, reason=reason or StopReason.ITERATION_CAP)
 
 
@@ -1100,7 +1117,9 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
     - ``no-progress``: the trust region collapsed (δ < 1e-9 δ_N) without an accepted step,
       or (``"newton"``, ``"reduced"``) a candidate's SDR needed a wider safety margin
       than the current point's and the model's predicted gain is below what that
-      margin costs;
+      margin costs, or (``"newton"``) the last 10 accepted steps gained less than
+      1e-2 ``tol_obj`` (relative) in all while χ > ``tol_obj`` (a crest of F, where
+      the gradient does not vanish);
     - ``iteration-cap``: ``max_iter`` reached.
 
     (:class:`rfctl.outcome.StopReason` values.)
