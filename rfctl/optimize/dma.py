@@ -643,7 +643,7 @@ class DmaDesign:
     accepted: int = 0
     deltas: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
-    method: str = "reduced"
+    method: str = "newton"
 
     @property
     def stop_reason(self) -> StopReason:
@@ -1135,7 +1135,7 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
     max_iter : int
         Iteration cap, 400. ``"newton"`` on ``rfctl optimize dma --scenario dma-4x8``
         realisations 0–7: 7–70 iterations; 20–27: 9–146 (27 stops ``no-progress`` at
-        141). ``"reduced"``: 11–183, and 15–313 with 27 at the cap (χ = 5.7e-4).
+        132). ``"reduced"``: 11–183, and 15–313 with 27 at the cap (χ = 5.7e-4).
     tol_obj, tol_con : float
         Stopping tolerances (see above).
     neumann_bound : float
