@@ -3,7 +3,7 @@
 The reference geometry is 4 waveguides × 8 elements (L = 32), M = 3 users, D = 3
 directions, P_max = 1 W, σ² = 1e-12 W (k_B T B F for 100 MHz, F = 4 dB) with the
 received-power channel scale and the default targets. Every design runs to the
-alternation's own stopping test (cap 100 iterations); the stop reasons are printed.
+alternation's own stopping test (cap 400 iterations); the stop reasons are printed.
 
 Reported, each with its reference path in the same run (the machine is shared, so
 ratios are the fair comparison):
@@ -22,7 +22,11 @@ multi-threaded OpenBLAS spin-waits on every 128 × 128 inverse: measured 104 ms 
 inverse inside a design vs 0.9 ms alone, and 20.2 s vs 2.3 s for one L = 128 (4 × 32)
 design. Run with ``OPENBLAS_NUM_THREADS=2`` to see the effect.
 
-Run: ``python benchmarks/bench_dma.py [--draws N] [--ref-draws K]``
+Run: ``python benchmarks/bench_dma.py [--draws N] [--ref-draws K] [--cli R ...]``
+(``--cli 0 1 2 3 4 5 6 7``: the CLI's draws, ``method="newton"`` and ``"reduced"``).
+
+Every design row of the default step (``method="newton"``) is followed by
+``method="reduced"`` (the default before) on the same draws in the same run.
 """
 
 from __future__ import annotations
@@ -59,23 +63,39 @@ def designs(spec, seeds, **kw):
     out = []
     for s in seeds:
         task = task_for(spec, s)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         d = dm.design_dma(task, rng=np.random.default_rng(100 + s), **kw)
-        out.append((time.perf_counter() - t0, d, task))
+        out.append((time.perf_counter() - t0, d, task, time.process_time() - c0))
     return out
+
+
+def cli_draws(realisations, **kw) -> None:
+    """``rfctl optimize dma --scenario dma-4x8 --realisation R`` for each R: iterations,
+    stop reason, χ, objective and CPU time."""
+    sc = load_config("dma-4x8")
+    for r in realisations:
+        task, rng = dm.task_from_scenario(sc, r)
+        c0 = time.process_time()
+        d = dm.design_dma(task, rng=rng, **kw)
+        print(f"  R = {r}: {d.iterations} iterations, {d.stop_reason.value}, chi "
+              f"{d.stationarity:.1e}, objective {d.objective:.7f}, CPU "
+              f"{time.process_time() - c0:.2f} s, feasible "
+              f"{task.feasible(task.exact(d.b, d.B))}")
 
 
 def summary(label: str, rows) -> str:
     t = [r[0] for r in rows]
     d = [r[1] for r in rows]
     conv = sum(x.outcome.converged for x in d)
-    return (f"{label}: median {med(t):.2f} s (min {min(t):.2f}, max {max(t):.2f}, n = "
-            f"{len(t)}); digital {med([x.digital_s for x in d]):.2f} s, analog "
+    cpu = [r[3] for r in rows]
+    return (f"{label}: median {med(t):.2f} s wall, {med(cpu):.2f} s CPU (min {min(t):.2f}, "
+            f"max {max(t):.2f} wall, n = {len(t)}); digital "
+            f"{med([x.digital_s for x in d]):.2f} s, analog "
             f"{med([x.analog_s for x in d]):.2f} s; iterations "
             f"{[x.iterations for x in d]}; converged {conv}/{len(d)}; objective gain "
             f"median {med([x.objective / x.trace[0] for x in d]):.2f}x; objectives "
             f"{[round(x.objective, 4) for x in d]}; all feasible "
-            f"{all(task.feasible(task.exact(x.b, x.B)) for _, x, task in rows)}")
+            f"{all(task.feasible(task.exact(x.b, x.B)) for _, x, task, _ in rows)}")
 
 
 def main() -> None:
@@ -84,6 +104,8 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=7)
     ap.add_argument("--ref-draws", type=int, default=3)
     ap.add_argument("--big-draws", type=int, default=3)
+    ap.add_argument("--cli", type=int, nargs="*", default=[],
+                    help="also run these realisations of the CLI's dma-4x8 task, both steps")
     a = ap.parse_args()
     base = load_config("dma-4x8").dma
     print(f"Python {platform.python_version()}, numpy {np.__version__}, "
@@ -92,8 +114,8 @@ def main() -> None:
     seeds = range(a.draws)
     fast = designs(base, seeds)
     print(summary("L = 32 (4 x 8), native SDR   ", fast))
-    prev = designs(base, seeds, curvature_relax=1.0)
-    print(summary("L = 32, plain BFGS (before)  ", prev))
+    prev = designs(base, seeds, method="reduced")
+    print(summary("L = 32, method=reduced (before)", prev))
     ref = designs(base, range(a.ref_draws), digital_backend="cvxpy")
     print(summary("L = 32 (4 x 8), cvxpy SDR ref", ref))
     ratio = med([r[0] for r in ref]) / med([f[0] for f in fast[:a.ref_draws]])
@@ -142,9 +164,8 @@ def main() -> None:
         spec = base.model_copy(update={"n_waveguides": N, "elements_per_waveguide": Lm})
         rows = designs(spec, range(a.big_draws))
         print(summary(f"L = 128 ({N} x {Lm})", rows))
-        if N == 8:
-            rows = designs(spec, range(a.big_draws), curvature_relax=1.0)
-            print(summary(f"L = 128 ({N} x {Lm}), plain BFGS (before)", rows))
+        rows = designs(spec, range(a.big_draws), method="reduced")
+        print(summary(f"L = 128 ({N} x {Lm}), method=reduced (before)", rows))
     # the board design
     from rfctl.studies import check_dma_state, design_dma_for_board
 
@@ -158,6 +179,9 @@ def main() -> None:
             "feasible"])
     print(f"design for sim-dma-4x8 (L = 32): median {med(tb):.2f} s; every constraint met "
           f"on the board's codes (re-checked) in {sum(ok)}/{len(ok)} draws")
+    for method in ("newton", "reduced") if a.cli else ():
+        print(f"CLI draws, method={method}:")
+        cli_draws(a.cli, method=method)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,33 @@
 """DMA ISAC design: alternate the digital SDR (P2) and an analog step on the tunings (P3).
 
 The analog step tunes the element susceptances b = Im Y_s (Re Y_s = R0 fixed: the
-Lorentzian constraint). Two analog steps are implemented; both are judged on the exact
+Lorentzian constraint). Three analog steps are implemented; all are judged on the exact
 model (a candidate is kept only if the SDR at it is feasible at 1e-6 and the exact
 objective rises), so the alternation is monotone and every iterate is feasible.
 
-- ``method="reduced"`` (default). Let F(b) be the SDR optimum at tuning b (exact for
+- ``method="newton"`` (default). A trust-region Newton step on F(b) (defined below)
+  with F's exact curvature: ∇²F comes from the sensitivity of the SDR's KKT system
+  (:func:`rfctl.optimize.dma_sensitivity.value_hessian`: the Lagrangian's Hessian with
+  the SDR's multipliers, plus how the optimal B and the active constraints follow b;
+  checked against finite differences of the SDR's own gradient to 0.2–4 %, where the
+  Lagrangian's b-block alone, B and μ frozen, is 60–120× off). Eigenvalues of −∇²F
+  below ``curvature_floor`` × the largest are raised to it (F is not concave). F is
+  only piecewise smooth: where the SDR's solution changes structure (power moving
+  between streams, a β_max row leaving), F has a crest within a fraction of a siemens
+  that no quadratic model sees, so the model also keeps the cutting planes
+  F(b_i) + ∇F(b_i)ᵀ(b − b_i) of the last ``bundle_size`` candidates that lie above F at
+  b̄ (a proximal-bundle model: argmax min(planes) − ½ zᵀ H z, one Clarabel QP); after a
+  rejected step the box shrinks to where the 1-D quadratic through F(b̄), ∇Fᵀz and
+  F(b̄ + z) peaks (clipped to [0.1, 0.5] of the step); if the planes (not the box)
+  held a rejected step back, they are dropped (on a non-concave F they can wall off
+  the ascent). The box may grow to
+  ``trust_factor`` × δ_N (32): the model is not the seed's eq. 41, and some optima
+  detune elements (|b| → ∞, F → its limit like 1/b), which a box held at δ_N walks
+  towards for tens of iterations. χ keeps its Neumann-box definition (below).
+  Measured on ``dma-4x8`` realisations 0–7 (the CLI's draws, tuned on): 70, 16, 19,
+  68, 63, 7, 14, 21 iterations vs 183, 37, 48, 139, 179, 11, 34, 28 for ``"reduced"``;
+  judged on realisations 20–27 (BENCHMARKS.md).
+- ``method="reduced"``. Let F(b) be the SDR optimum at tuning b (exact for
   P1 when N_s ≥ rank of the residual covariance, the default N_s = N). Its gradient
   comes from the SDR's own multipliers by the envelope theorem
   (:func:`reduced_gradient`, checked against finite differences), and a damped BFGS
@@ -64,6 +86,7 @@ from numpy.typing import NDArray
 from rfctl.admittance import DmaModel
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.optimize.dma_digital import DigitalProblem, feasible_b, meets_bounds, solve_digital
+from rfctl.optimize.dma_sensitivity import value_hessian
 from rfctl.outcome import Outcome, SolverStatus, StopReason, from_clarabel, from_cvxpy, solved
 
 __all__ = [
@@ -620,7 +643,7 @@ class DmaDesign:
     accepted: int = 0
     deltas: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
-    method: str = "reduced"
+    method: str = "newton"
 
     @property
     def stop_reason(self) -> StopReason:
@@ -700,6 +723,150 @@ def _box_qp(g: NDArray, Hk: NDArray, lo: NDArray, hi: NDArray) -> NDArray | None
     if not _accept_p4(from_clarabel(sol.status)):  # the step is clipped and checked exactly
         return None
     return np.clip(np.asarray(sol.x), lo, hi)
+
+
+def _bundle_qp(g: NDArray, Hk: NDArray, lo: NDArray, hi: NDArray,
+               cuts: list[tuple[NDArray, float]]) -> tuple[NDArray | None, float]:
+    """argmax_z min(gᵀz, min_i g_iᵀz + e_i) − ½ zᵀ H z over lo ≤ z ≤ hi (H ≻ 0), by
+    Clarabel (epigraph variable t ≤ each plane).
+
+    Returns
+    -------
+    z : ndarray, shape (L,), or None
+    gain : float
+        The model's value at z (0 at z = 0).
+    """
+    import clarabel
+    import scipy.sparse as sp
+
+    L = g.size
+    G = np.vstack([g] + [c[0] for c in cuts])  # (1 + n_cuts, L)
+    e = np.concatenate([[0.0], [c[1] for c in cuts]])
+    nc = G.shape[0]
+    P = sp.block_diag([sp.csc_matrix(np.triu(Hk)), sp.csc_matrix((1, 1))], format="csc")
+    q = np.zeros(L + 1)
+    q[-1] = -1.0
+    A = sp.vstack([sp.hstack([-sp.csc_matrix(G), sp.csc_matrix(np.ones((nc, 1)))]),
+                   sp.hstack([sp.eye(L), sp.csc_matrix((L, 1))]),
+                   sp.hstack([-sp.eye(L), sp.csc_matrix((L, 1))])], format="csc")
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    st.max_threads = 1  # see rfctl.optimize.dma_clarabel.solve_sdp_clarabel
+    sol = clarabel.DefaultSolver(P, q, A, np.concatenate([e, hi, -lo]),
+                                 [clarabel.NonnegativeConeT(nc + 2 * L)], st).solve()
+    if not _accept_p4(from_clarabel(sol.status)):  # clipped and judged exactly anyway
+        return None, float("nan")
+    z = np.clip(np.asarray(sol.x)[:L], lo, hi)
+    return z, float(np.min(G @ z + e)) - 0.5 * float(z @ Hk @ z)
+
+
+def _newton_model(task: DmaTask, b: NDArray, dig, floor: float) -> NDArray:
+    """Positive definite model matrix from −∇²F (:func:`value_hessian`): eigenvalues
+    below ``floor`` × the largest magnitude are raised to it (F is not concave)."""
+    w, U = np.linalg.eigh(-value_hessian(task, b, dig.B, dig.multipliers, dig.margin))
+    lam = max(float(np.max(np.abs(w))), 1e-300)
+    Hk = (U * np.maximum(w, floor * lam)) @ U.T
+    return (Hk + Hk.T) / 2
+
+
+_CREEP_STEPS = 10  # "newton": no-progress when this many accepted steps gained < 1e-2 tol
+
+
+def _newton_loop(task, b, dig, *, max_iter, tol_obj, neumann_bound, delta0, b_bounds,
+                 digital_backend, rho_grow, rho_shrink, state, trust_factor, bundle_size,
+                 curvature_floor):
+    """Newton-bundle trust region on F(b) (``method="newton"``, see :func:`design_dma`).
+    Updates ``state``."""
+    r0 = task.model.spec.r0_siemens
+    B = dig.B
+    g = reduced_gradient(task, b, B, dig.multipliers, dig.margin)
+    Hk = _newton_model(task, b, dig, curvature_floor)
+    bundle: list[tuple[NDArray, float, NDArray]] = []  # (b_i, F(b_i), ∇F(b_i))
+    radius = None
+    reason: StopReason | None = None
+    it = 0
+    while reason is None and it < max_iter:
+        it += 1
+        f = state["trace"][-1]
+        t1 = time.perf_counter()
+        d_max = neumann_bound / spectral_norm(task.model.phi(r0 + 1j * b))
+        cap = trust_factor * d_max
+        radius = delta0 * d_max if radius is None else min(radius, cap)
+        # first-order criticality over the Neumann box (∩ the realisable set), as "reduced"
+        lo_n, hi_n = _p4_bounds(b, d_max, b_bounds)
+        chi = float(np.sum(np.maximum(g * hi_n, g * lo_n))) / max(abs(f), 1e-300)
+        state["stationarity"] = chi
+        if chi <= tol_obj:
+            reason = StopReason.CONVERGED
+            break
+        lo, hi = _p4_bounds(b, radius, b_bounds)
+        # cutting planes of earlier candidates that lie above F here (e_i ≥ 0): where the
+        # SDR's solution changes structure (a crest of F) they hold the step back
+        cuts = [(gi, ei) for bi, fi, gi in bundle
+                if (ei := fi + float(gi @ (b - bi)) - f) >= 0]
+        if cuts:
+            z, pred = _bundle_qp(g, Hk, lo, hi, cuts)
+        else:
+            z = _box_qp(g, Hk, lo, hi)
+            pred = float(g @ z - 0.5 * z @ Hk @ z) if z is not None else float("nan")
+        state["t_ana"] += time.perf_counter() - t1
+        state["deltas"].append(radius)
+        if z is None:
+            radius, reason = _shrink(radius / 4, d_max)
+            continue
+        step = float(np.max(np.abs(z)))
+        interior = step < 0.99 * radius
+        bn = b + z
+        t1 = time.perf_counter()
+        p = task.problem(bn)
+        try:
+            dn = solve_digital(p, backend=digital_backend)
+            ok = feasible_b(p, dn.B)
+        except InfeasibleError:
+            dn, ok = None, False
+        state["t_dig"] += time.perf_counter() - t1
+        fn = dn.objective if ok else -np.inf
+        rho = (fn - f) / pred if pred > 0 else -np.inf
+        log.debug("it %d: radius %.3g (cap %.3g) step %.3g pred %.3g rho %.3g chi %.2e cuts %d",
+                  it, radius, cap, step, pred, rho, chi, len(cuts))
+        gn = reduced_gradient(task, bn, dn.B, dn.multipliers, dn.margin) if ok else None
+        if gn is not None and bundle_size:
+            bundle.append((bn, fn, gn))
+            del bundle[:-bundle_size]
+        if fn <= f:
+            if ok and dn.margin > 1e-4 and pred <= dn.margin * abs(f):
+                reason = StopReason.NO_PROGRESS  # as in the "reduced" loop
+                break
+            if cuts and step < 0.1 * radius:
+                # the planes, not the box, held the step back and it still failed: on a
+                # non-concave F they can wall off the ascent (χ stays large); restart
+                # from the Newton model
+                bundle.clear()
+                continue
+            frac = 0.25
+            if ok:  # the 1-D quadratic through F(b̄), gᵀz and F(b̄ + z) peaks at frac
+                lin = float(g @ z)
+                curv = fn - f - lin
+                if curv < 0 < lin:
+                    frac = float(np.clip(-lin / (2 * curv), 0.1, 0.5))
+            radius, reason = _shrink(frac * step, d_max)
+            continue
+        if rho >= rho_grow and not interior:
+            radius = min(2 * radius, cap)
+        elif rho < rho_shrink:
+            radius = 0.25 * step
+        b, B, g = bn, dn.B, gn
+        Hk = _newton_model(task, b, dn, curvature_floor)
+        state["accepted"] += 1
+        state["status"] = dn.status
+        tr = state["trace"]
+        _record_step(task, task.exact(b, B), tr, state["margins"])
+        if len(tr) > _CREEP_STEPS and \
+                tr[-1] - tr[-1 - _CREEP_STEPS] <= 1e-2 * tol_obj * abs(tr[-1]):
+            # the last _CREEP_STEPS accepted steps gained < 1e-2 tol_obj in all while χ > tol_obj:
+            # a crest of F where the gradient does not vanish (not "converged")
+            reason = StopReason.NO_PROGRESS
+    state.update(b=b, B=B, iterations=it, reason=reason or StopReason.ITERATION_CAP)
 
 
 def _bfgs(Hk: NDArray, s: NDArray, y: NDArray) -> NDArray:
@@ -922,7 +1089,9 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
                digital_backend: str = "clarabel", analog_solver: str = "clarabel",
                trust_norm: str = "inf", second_order: bool = False,
                rho_grow: float = 0.75, rho_shrink: float = 0.25,
-               method: str = "reduced", curvature_relax: float = 0.5) -> DmaDesign:
+               method: str = "newton", curvature_relax: float = 0.5,
+               trust_factor: float = 32.0, bundle_size: int = 5,
+               curvature_floor: float = 1e-6) -> DmaDesign:
     """Alternating optimisation (digital SDR ↔ analog step) from a decorrelating start.
 
     See the module docstring for the two analog steps (``method``). Each iteration is
@@ -930,7 +1099,11 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
 
     **Stopping** (``stop_reason``):
 
-    - ``converged``: an accepted step changed the objective by ≤ ``tol_obj``
+    - ``converged`` (``"newton"``): the first-order criticality
+      χ = max_{z in the Neumann box} ∇Fᵀz / F ≤ ``tol_obj`` at the current iterate (the
+      only way it converges; ``tol_con`` is unused);
+    - ``converged`` (``"reduced"``, ``"p4"``): an accepted step changed the objective by
+      ≤ ``tol_obj``
       (relative) and every constraint margin (SINR/Γ, P_d/β_d, P_d/β_max, P_t/P_max)
       by ≤ ``tol_con``, with the step not cut by the trust region (interior: the
       model's own optimum) or the region at δ_N; or the model predicts a relative gain
@@ -939,10 +1112,14 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
       χ = max_{z in the Neumann box} ∇Fᵀz / F ≤ ``tol_obj``. (``"reduced"``: the
       small-change test also requires χ ≤ ``tol_obj`` at the new point, so
       ``converged`` implies χ ≤ ``tol_obj``.) ``stationarity`` reports χ
-      at the last iterate (``"reduced"``; P4's predicted relative gain for ``"p4"``);
+      at the last iterate (``"newton"``, ``"reduced"``; P4's predicted relative gain for
+      ``"p4"``);
     - ``no-progress``: the trust region collapsed (δ < 1e-9 δ_N) without an accepted step,
-      or (``"reduced"``) a candidate's SDR needed a wider safety margin than the current
-      point's and the model's predicted gain is below what that margin costs;
+      or (``"newton"``, ``"reduced"``) a candidate's SDR needed a wider safety margin
+      than the current point's and the model's predicted gain is below what that
+      margin costs, or (``"newton"``) the last 10 accepted steps gained less than
+      1e-2 ``tol_obj`` (relative) in all while χ > ``tol_obj`` (a crest of F, where
+      the gradient does not vanish);
     - ``iteration-cap``: ``max_iter`` reached.
 
     (:class:`rfctl.outcome.StopReason` values.)
@@ -956,10 +1133,9 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         Random starting tunings; the one with the least pairwise user correlation whose
         SDR is feasible is used (the ``n_tries`` least correlated are tried in turn).
     max_iter : int
-        Iteration cap. 400: most draws converge in 10–80 iterations, but some
-        (``rfctl optimize dma --scenario dma-4x8`` realisations 0, 3 and 4: 183, 139
-        and 179; realisation 25: 313) creep (+0.01–0.05 % per iteration) and
-        realisation 27 reaches the cap with χ = 5.7e-4.
+        Iteration cap, 400. ``"newton"`` on ``rfctl optimize dma --scenario dma-4x8``
+        realisations 0–7: 7–70 iterations; 20–27: 9–146 (27 stops ``no-progress`` at
+        132). ``"reduced"``: 11–183, and 15–313 with 27 at the cap (χ = 5.7e-4).
     tol_obj, tol_con : float
         Stopping tolerances (see above).
     neumann_bound : float
@@ -977,11 +1153,17 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
         ``"p4"`` only: add the objective's negative curvature (see :func:`analog_step`).
     rho_grow, rho_shrink : float
         Trust-region thresholds on ρ.
-    method : {"reduced", "p4"}
+    method : {"newton", "reduced", "p4"}
         The analog step (module docstring).
     curvature_relax : float
         ``"reduced"`` only: factor on the BFGS matrix after an interior step with
         ρ > 1.25 (1.0: plain damped BFGS, the rule before issue 12's follow-up).
+    trust_factor : float
+        ``"newton"`` only: the box's cap as a multiple of δ_N.
+    bundle_size : int
+        ``"newton"`` only: cutting planes kept (0: the plain Newton model).
+    curvature_floor : float
+        ``"newton"`` only: relative floor on the eigenvalues of −∇²F.
 
     Raises
     ------
@@ -1014,14 +1196,18 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
     deltas: list[float] = []
     t_ana = 0.0
     status = dig.status
-    if method == "reduced":
+    if method in ("newton", "reduced"):
         st = {"trace": trace, "margins": margins, "deltas": deltas, "t_ana": 0.0,
               "t_dig": t_dig, "accepted": 0, "stationarity": float("nan"), "status": status}
-        _reduced_loop(task, b, dig, max_iter=max_iter, tol_obj=tol_obj, tol_con=tol_con,
-                      neumann_bound=neumann_bound, delta0=delta0, b_bounds=b_bounds,
-                      digital_backend=digital_backend, rho_grow=rho_grow,
-                      rho_shrink=rho_shrink, state=st,
-                      curvature_relax=curvature_relax)
+        common = {"max_iter": max_iter, "tol_obj": tol_obj, "neumann_bound": neumann_bound,
+                  "delta0": delta0, "b_bounds": b_bounds, "digital_backend": digital_backend,
+                  "rho_grow": rho_grow, "rho_shrink": rho_shrink, "state": st}
+        if method == "newton":
+            _newton_loop(task, b, dig, trust_factor=trust_factor, bundle_size=bundle_size,
+                         curvature_floor=curvature_floor, **common)
+        else:
+            _reduced_loop(task, b, dig, tol_con=tol_con, curvature_relax=curvature_relax,
+                          **common)
         b, B = st["b"], st["B"]
         ex = task.exact(b, B)
         return DmaDesign(b=b, B=B, objective=ex["objective"], trace=trace, sinr=ex["sinr"],
@@ -1035,7 +1221,7 @@ def design_dma(task: DmaTask, *, rng: np.random.Generator, n_starts: int = 100,
                          elapsed_s=time.perf_counter() - t_start, method=method)
     if method != "p4":
         raise ConfigError(f"unknown DMA method {method!r}", field="method",
-                          reason="expected 'reduced' or 'p4'")
+                          reason="expected 'newton', 'reduced' or 'p4'")
     L = task.model.L
     radius = None
     reason: StopReason | None = None
