@@ -75,7 +75,7 @@ from rfctl.config import Scenario
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.metrics import beam_gain, sinr, sum_rate
 from rfctl.optimize.dbraa_scenario import band_problem, check_parseval
-from rfctl.optimize.mmwave_fm import FmProblem, fm_step_fast
+from rfctl.optimize.mmwave_fm import FmProblem, Subspace, fm_step_fast
 from rfctl.outcome import Outcome, SolverStatus, StopReason
 from rfctl.state import ArrayState, DesignRecord
 
@@ -83,6 +83,7 @@ __all__ = [
     "MmwaveResult",
     "MmwaveTask",
     "admm_hybrid",
+    "baseband_ls",
     "fully_connected",
     "fully_digital",
     "mo_altmin",
@@ -337,6 +338,31 @@ def switch_and_phase(Fk: NDArray, F_bb: NDArray, patterns: NDArray[np.bool_]
     return phases, S
 
 
+def baseband_ls(phases: NDArray, S: NDArray[np.bool_], Fk: NDArray) -> NDArray:
+    """Eq. 88: F_BB = F_RF⁺ F_k (the least-norm least-squares fit) for F_RF = diag(e^{jφ}) S.
+
+    F_RFᴴ F_RF = SᵀS (unit-modulus phases) and F_RF⁺ = (F_RFᴴF_RF)⁺ F_RFᴴ, so the fit is
+    (SᵀS)⁺ Sᵀ diag(e^{−jφ}) F_k: an N_RF × N_RF problem instead of an N × N_RF one.
+    SᵀS counts the antennas shared by two chains (an integer matrix, singular only when
+    a chain is unused or two chains have the same antennas), so the pseudo-inverse's
+    rank decision (singular values of SᵀS below 10⁻¹⁰ of the largest) is exact.
+
+    Parameters
+    ----------
+    phases : ndarray, shape (N,)
+        rad.
+    S : ndarray, shape (N, N_RF) bool
+    Fk : ndarray, shape (N, K)
+
+    Returns
+    -------
+    F_bb : ndarray, shape (N_RF, K)
+    """
+    Sf = S.astype(float)
+    rhs = Sf.T @ (np.exp(-1j * phases)[:, None] * Fk)
+    return np.linalg.lstsq(Sf.T @ Sf, rhs, rcond=1e-10)[0]
+
+
 # --------------------------------------------------------------------------- MO-AltMin
 def mo_altmin(F_opt: NDArray, n_rf: int, *, power: float | None = None,
               rng: np.random.Generator | None = None, outer: int = 20, inner: int = 30
@@ -455,6 +481,7 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
     reason = StopReason.ITERATION_CAP
     status = SolverStatus.OPTIMAL
     restored = False
+    basis = Subspace.of(H, A)
     while it < max_iter:
         it += 1
         u, w = _wmmse(H, F, sigma2)
@@ -465,7 +492,8 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
         while True:
             target = upsilon - (1.0 - step) * short
             p = FmProblem(H, u, w, F, 1e-6, power, A, gbar, target)
-            Fn, info = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))
+            Fn, info = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"),
+                                    basis=basis)
             if info["feasible"] or step < 2.0 ** -10:
                 break
             step /= 2
@@ -648,6 +676,7 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     Fh = Frf @ Fbb
     trace: list[float] = []
     hint: dict = {"feasible": True}
+    basis = Subspace.of(task.H, task.A)  # fixed for every F_m step of the run
     reason = StopReason.ITERATION_CAP
     it = 0
     while it < max_iter:
@@ -657,15 +686,16 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
             gbar = (Fm.conj().T @ task.A).T
             p = FmProblem(task.H, u, w, Fh - rho * D, 1 / (2 * rho), task.power, task.A,
                           gbar, task.upsilon)
-            Fn, hint = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))
-            dF = float(np.sum(np.abs(Fn - Fm) ** 2))
+            Fn, hint = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"),
+                                    basis=basis)
+            dF = Fn - Fm
             Fm = Fn
-            if dF <= inner_tol * task.power:
+            if inner > 1 and float(np.vdot(dF, dF).real) <= inner_tol * task.power:
                 break
         Fk = Fm + rho * D
         phases, S = switch_and_phase(Fk, Fbb, patterns)             # eqs. 82–86
         Frf = np.exp(1j * phases)[:, None] * S
-        Fbb = np.linalg.lstsq(Frf, Fk, rcond=None)[0]               # eq. 88
+        Fbb = baseband_ls(phases, S, Fk)                            # eq. 88
         Fh_new = Frf @ Fbb
         D = D + (Fm - Fh_new) / rho                                 # eq. 89
         change = float(np.sum(np.abs(Fh_new - Fh) ** 2))
