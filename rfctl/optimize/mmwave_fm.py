@@ -22,6 +22,7 @@ dual function). The cost is O(N (2K + T)²) per subproblem and O((2K + T)² T) p
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,6 +176,7 @@ class Subspace:
     V: NDArray[np.complex128] | None
     VH: NDArray[np.complex128]
     VA: NDArray[np.complex128]
+    Vh: NDArray[np.complex128] | None = None
 
     @classmethod
     def of(cls, H: NDArray, A: NDArray) -> Subspace:
@@ -184,8 +186,8 @@ class Subspace:
             return cls(None, np.asarray(H, complex), np.asarray(A, complex))
         V, sv, _ = np.linalg.svd(M, full_matrices=False)
         V = V[:, sv > sv[0] * 1e-12] if sv[0] > 0 else V[:, :0]
-        Vh = V.conj().T
-        return cls(V, Vh @ H, Vh @ A)
+        Vh = V.conj().T.copy()
+        return cls(V, Vh @ H, Vh @ A, Vh)
 
 
 class _Structured:
@@ -222,7 +224,8 @@ class _Structured:
             Bv = Cv + p.c * p.Z
             self.Bp, self.perp = None, 0.0
         else:
-            VZ = basis.V.conj().T @ p.Z
+            Vh = basis.Vh if basis.Vh is not None else basis.V.conj().T
+            VZ = Vh @ p.Z
             Bv = Cv + p.c * VZ
             self.Bp = p.c * (p.Z - basis.V @ VZ)
             self.perp = float(np.vdot(self.Bp, self.Bp).real)
@@ -240,12 +243,16 @@ class _Structured:
             UA = Uh @ basis.VA                  # α, r×T
             self.UA, self.UAc = UA, UA.conj()
             self.Gc = p.gbar.conj()
-            GGt = (self.Gc @ p.gbar.T).T        # [t, s] = ḡ_sᴴ ḡ_t
-            X = (self.UAc[:, :, None] * UA[:, None, :] * GGt[None]).real
-            X = (X + X.transpose(0, 2, 1)) / 2
-            Rr = (self.UAc * (self.UB @ p.gbar.T)).real
-            self.PR = np.hstack([X.reshape(X.shape[0], T * T), Rr])  # r × (T² + T)
-            self.cvec = (p.upsilon + np.sum(np.abs(p.gbar) ** 2, axis=1)) / 2
+            self.GbT = p.gbar.T
+            GGt = p.gbar @ self.Gc.T            # [t, s] = ḡ_sᴴ ḡ_t (Hermitian)
+            r = UA.shape[0]
+            PR = np.empty((r, T * T + T))
+            # P_j, symmetric up to rounding (the QP and dpower do not need more)
+            PR[:, :T * T] = (self.UAc[:, :, None] * (UA[:, None, :] * GGt[None])
+                             ).real.reshape(r, T * T)
+            PR[:, T * T:] = (self.UAc * (self.UB @ self.GbT)).real
+            self.PR = PR                        # r × (T² + T)
+            self.cvec = (p.upsilon + GGt.diagonal().real) / 2
         self._last: tuple = ()
 
     def qp_data(self, lam: float) -> tuple[NDArray, NDArray, NDArray]:
@@ -273,11 +280,11 @@ class _Structured:
     def dpower(self, Z: NDArray, mu: NDArray) -> float:
         """d‖F(λ)‖²/dλ at the last :meth:`solve` (μ's active set held fixed)."""
         lam, d, Amat = self._last
-        zz = np.einsum("ij,ij->i", Z.real, Z.real) + np.einsum("ij,ij->i", Z.imag, Z.imag)
-        val = -2.0 * float(d @ zz) - 2.0 * self.perp / lam ** 3
+        dZ = d[:, None] * Z
+        val = -2.0 * (float(np.vdot(Z, dZ).real) + self.perp / lam ** 3)
         idx = mu.nonzero()[0]
         if idx.size:
-            g = d @ (self.UAc[:, idx] * (Z @ self.p.gbar[idx].T)).real
+            g = (self.UAc * (dZ @ self.GbT)).real.sum(axis=0)[idx]
             val += 2.0 * float(g @ _solve_sym(Amat[idx[:, None], idx], g))
         return val
 
@@ -340,8 +347,8 @@ def fm_step_fast(p: FmProblem, *, rel_tol: float = 1e-9, nu_hint: float | None =
     # exactly ∝ 1/λ, the rest varies slowly: the ADMM and fully digital steps), else
     # a/(λ + s)² (a Newton step on ‖F‖⁻¹: the final F_BB step). The search starts at the
     # hint, so ν = 0 is evaluated only if the root may lie there.
-    target = 1 / np.sqrt(p.P)
-    lo, hi, best, zero_done = 0.0, np.inf, None, False
+    target = 1 / math.sqrt(p.P)
+    lo, hi, best, zero_done = 0.0, math.inf, None, False
     prev: tuple[float, float] | None = None
     x = float(nu_hint) if nu_hint else 0.0
     evals = 0
@@ -361,39 +368,39 @@ def fm_step_fast(p: FmProblem, *, rel_tol: float = 1e-9, nu_hint: float | None =
             hi, best = x, (F, mu, pw)
         else:
             lo = x
-        if np.isfinite(hi) and (evals >= 200 or hi - lo <= 1e-13 * (p.c + hi)):
+        if math.isfinite(hi) and (evals >= 200 or hi - lo <= 1e-13 * (p.c + hi)):
             break
-        if not np.isfinite(hi) and evals == 6 and st.least_norm_power() > p.P * (1 + rel_tol):
-            x = np.inf  # no ν meets the power: the linearised targets are out of reach
-        if not np.isfinite(hi) and (x > 1e12 * max(1.0, p.c) or evals >= 200):
+        if not math.isfinite(hi) and evals == 6 and st.least_norm_power() > p.P * (1 + rel_tol):
+            x = math.inf  # no ν meets the power: the linearised targets are out of reach
+        if not math.isfinite(hi) and (x > 1e12 * max(1.0, p.c) or evals >= 200):
             return st.lift(F), {"nu": x, "mu": mu, "power": pw, "feasible": False,
                                 "evals": evals}
-        f = 1 / np.sqrt(pw) - target
+        f = 1 / math.sqrt(pw) - target
         dpw = st.dpower(F, mu)
         lam = p.c + x
         if dpw < 0:
             a = -0.5 * dpw * lam ** 3
             b = pw - a / lam ** 2
             if st.has_null and p.P > b:
-                xn = np.sqrt(a / (p.P - b)) - p.c
+                xn = math.sqrt(a / (p.P - b)) - p.c
             else:  # Newton on φ = ‖F‖⁻¹: φ' = −½ ‖F‖⁻³ d‖F‖²/dλ
                 xn = x + f / (0.5 * dpw / pw ** 1.5)
             grow = 1e6
         else:  # (rounding only: ‖F‖² is non-increasing) secant or the φ ∝ λ model
             if prev is None or prev[1] == f:
-                xn = lam * np.sqrt(pw / p.P) - p.c
+                xn = lam * math.sqrt(pw / p.P) - p.c
             else:
                 xn = x - f * (x - prev[0]) / (f - prev[1])
             grow = 16
         prev = (x, f)
-        if not np.isfinite(xn):
-            xn = 0.5 * (lo + hi) if np.isfinite(hi) else 4 * max(x, p.c)
+        if not math.isfinite(xn):
+            xn = 0.5 * (lo + hi) if math.isfinite(hi) else 4 * max(x, p.c)
         if xn <= lo:
             xn = 0.0 if (lo == 0.0 and not zero_done) else (
-                0.5 * (lo + hi) if np.isfinite(hi) else 2 * max(x, p.c))
-        elif np.isfinite(hi) and xn >= hi:
+                0.5 * (lo + hi) if math.isfinite(hi) else 2 * max(x, p.c))
+        elif math.isfinite(hi) and xn >= hi:
             xn = 0.5 * (lo + hi)
-        elif not np.isfinite(hi):
+        elif not math.isfinite(hi):
             xn = min(xn, grow * max(x, p.c))
         x = xn
     F, mu, pw = best
