@@ -69,6 +69,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.linalg.lapack import dposv as _dposv
 
 from rfctl.channels import check_channel
 from rfctl.config import Scenario
@@ -343,9 +344,12 @@ def baseband_ls(phases: NDArray, S: NDArray[np.bool_], Fk: NDArray) -> NDArray:
 
     F_RFᴴ F_RF = SᵀS (unit-modulus phases) and F_RF⁺ = (F_RFᴴF_RF)⁺ F_RFᴴ, so the fit is
     (SᵀS)⁺ Sᵀ diag(e^{−jφ}) F_k: an N_RF × N_RF problem instead of an N × N_RF one.
-    SᵀS counts the antennas shared by two chains (an integer matrix, singular only when
-    a chain is unused or two chains have the same antennas), so the pseudo-inverse's
-    rank decision (singular values of SᵀS below 10⁻¹⁰ of the largest) is exact.
+    SᵀS counts the antennas shared by two chains: an integer matrix, singular only when
+    a chain is unused or two chains have the same antennas. Otherwise its Cholesky
+    pivots l_ii² = det G_i / det G_{i−1} are ≥ 1/N^{N_RF−1} (det G_i ≥ 1, det G_{i−1} ≤
+    N^{i−1}), far above rounding, so a Cholesky solve with pivots ≥ 10⁻¹² max_i G_ii is
+    used and the least-norm solution (singular values of SᵀS below 10⁻¹⁰ of the
+    largest: exactly the zero ones) otherwise.
 
     Parameters
     ----------
@@ -360,7 +364,12 @@ def baseband_ls(phases: NDArray, S: NDArray[np.bool_], Fk: NDArray) -> NDArray:
     """
     Sf = S.astype(float)
     rhs = Sf.T @ (np.exp(-1j * phases)[:, None] * Fk)
-    return np.linalg.lstsq(Sf.T @ Sf, rhs, rcond=1e-10)[0]
+    G = Sf.T @ Sf
+    K = rhs.shape[1]
+    c, x, info = _dposv(G, np.hstack([rhs.real, rhs.imag]), lower=1)
+    if info == 0 and float(c.diagonal().min()) ** 2 >= 1e-12 * float(G.diagonal().max()):
+        return x[:, :K] + 1j * x[:, K:]
+    return np.linalg.lstsq(G, rhs, rcond=1e-10)[0]
 
 
 # --------------------------------------------------------------------------- MO-AltMin
@@ -386,23 +395,26 @@ def mo_altmin(F_opt: NDArray, n_rf: int, *, power: float | None = None,
     X[:, :m] = np.exp(1j * np.angle(F_opt[:, :m]))  # start from the columns' phases
     for _ in range(outer):
         Fbb = np.linalg.lstsq(X, F_opt, rcond=None)[0]
-        f = np.sum(np.abs(F_opt - X @ Fbb) ** 2)
+        R = F_opt - X @ Fbb  # residual, carried with the accepted X below
+        f = float(np.vdot(R, R).real)
         step = 1.0 / max(np.linalg.norm(Fbb, 2) ** 2, 1e-12)
+        FbbH = Fbb.conj().T
         for _ in range(inner):
-            G = -2 * (F_opt - X @ Fbb) @ Fbb.conj().T
-            G = G - np.real(G * X.conj()) * X  # tangent projection
-            gn = np.sum(np.abs(G) ** 2)
+            G = -2 * (R @ FbbH)
+            G -= (G.real * X.real + G.imag * X.imag) * X  # tangent projection
+            gn = float(np.vdot(G, G).real)
             if gn < 1e-20:
                 break
             t = step
             while True:
                 Xn = X - t * G
                 Xn /= np.abs(Xn)
-                fn = np.sum(np.abs(F_opt - Xn @ Fbb) ** 2)
+                Rn = F_opt - Xn @ Fbb
+                fn = float(np.vdot(Rn, Rn).real)
                 if fn <= f - 1e-4 * t * gn or t < 1e-12:
                     break
                 t *= 0.5
-            X, f = Xn, fn
+            X, f, R = Xn, fn, Rn
             step = t * 2
     Fbb = np.linalg.lstsq(X, F_opt, rcond=None)[0]
     if power is not None:
