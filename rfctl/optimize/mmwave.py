@@ -233,6 +233,19 @@ def _wmmse(H: NDArray, F: NDArray, sigma2: float) -> tuple[NDArray, NDArray]:
     return u, 1.0 / np.maximum(e, 1e-300)
 
 
+def _wmmse_rate(H: NDArray, F: NDArray, sigma2: float) -> tuple[NDArray, NDArray, float]:
+    """:func:`_wmmse` and the sum-rate of F (as rfctl.metrics computes it) from one HᴴF."""
+    HF = H.conj().T @ F  # [k, i] = h_kᴴ f_i
+    G = np.abs(HF) ** 2
+    d, sig = HF.diagonal(), G.diagonal()
+    Gs = G.sum(axis=1)
+    tot = Gs + sigma2
+    u = d.conj() / tot
+    e = 1.0 - np.abs(d) ** 2 / tot  # MMSE
+    rate = float(np.sum(np.log2(1.0 + sig / ((Gs - sig) + sigma2))))
+    return u, 1.0 / np.maximum(e, 1e-300), rate
+
+
 def _evaluate(task: MmwaveTask, structure: str, F: NDArray, outcome: Outcome,
               **kw) -> MmwaveResult:
     """The result for precoder F; the margins are added to ``outcome.residuals``."""
@@ -487,7 +500,8 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
     pw = float(np.vdot(F, F).real)
     if pw > power:
         F = F * np.sqrt(power / pw)
-    trace: list[float] = [sum_rate(sinr(H, F, sigma2))]
+    u, w, rate = _wmmse_rate(H, F, sigma2)
+    trace: list[float] = [rate]
     hint: dict = {}
     it = 0
     reason = StopReason.ITERATION_CAP
@@ -496,7 +510,6 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
     basis = Subspace.of(H, A)
     while it < max_iter:
         it += 1
-        u, w = _wmmse(H, F, sigma2)
         gbar = (F.conj().T @ A).T
         g = np.sum(np.abs(gbar) ** 2, axis=1)
         short = np.maximum(upsilon - g, 0.0)
@@ -515,7 +528,8 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
             break
         hint = info
         F = Fn
-        trace.append(sum_rate(sinr(H, F, sigma2)))
+        u, w, rate = _wmmse_rate(H, F, sigma2)  # this iterate's rate, the next one's u, w
+        trace.append(rate)
         if step == 1.0 and abs(trace[-1] - trace[-2]) <= tol * max(1.0, abs(trace[-1])):
             reason = StopReason.CONVERGED
             break

@@ -8,13 +8,18 @@ tr(Fᴴ(Q + cI)F) − 2 Re tr(B₀ᴴ F) with Q = Σ_k w_k|u_k|² h_k h_kᴴ (ra
 B₀ = C + cZ, C[:, k] = w_k conj(u_k) h_k.
 
 **Fast path.** For multipliers ν (power) and μ_t (sensing),
-F = (Q + (c + ν) I)⁻¹ (B₀ + Σ_t μ_t a_t ḡ_tᴴ). F lies in span[H, A, B₀] (at most
-2K + T dimensions), so one thin QR and one small eigendecomposition per subproblem turn
-every evaluation into (2K + T)-dimensional algebra. For fixed ν, μ solves a
-T-dimensional non-negative QP (active-set method; μ_t > 0 only on binding targets).
-ν is found by safeguarded secant steps on ‖F(ν)‖⁻¹ (nearly linear in ν) inside a
-bisection bracket, because ‖F‖² is non-increasing in ν (the derivative of a concave
-dual function). The cost is O(N (2K + T)²) per subproblem and O((2K + T)² T) per evaluation.
+F = (Q + (c + ν) I)⁻¹ (B₀ + Σ_t μ_t a_t ḡ_tᴴ). Q and the sensing term live in
+V = span[H, A] (at most K + T dimensions, fixed for a task: :class:`Subspace`, computed
+once per ADMM run), and Q + λI is λ on its complement, so F = V(…) + B_⊥/λ with B_⊥ the
+part of B₀ outside V. One small eigendecomposition of Vᴴ Q V per subproblem puts every
+evaluation in secular form: the QP data are d(λ)-weighted sums of fixed terms, one
+(K + T)-vector times a (K + T) × (T² + T) matrix (:class:`_Structured`). For fixed ν, μ
+solves a T-dimensional non-negative QP (active-set method; μ_t > 0 only on binding
+targets). ν is found by steps on a two-parameter model of ‖F(ν)‖² fitted to its value
+and exact derivative, inside a bisection bracket, because ‖F‖² is non-increasing in ν
+(the derivative of a concave dual function): about 3 evaluations per subproblem from
+the previous subproblem's multipliers (the earlier secant search needed about 5). The
+cost is O(N (K + T) K) per subproblem and O((K + T) T²) per evaluation.
 
 **Reference path.** :func:`fm_step_cvxpy` writes the same problem plainly in cvxpy.
 """
