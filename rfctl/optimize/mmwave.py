@@ -69,13 +69,14 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.linalg.lapack import dposv as _dposv
 
 from rfctl.channels import check_channel
 from rfctl.config import Scenario
 from rfctl.errors import ConfigError, InfeasibleError
 from rfctl.metrics import beam_gain, sinr, sum_rate
 from rfctl.optimize.dbraa_scenario import band_problem, check_parseval
-from rfctl.optimize.mmwave_fm import FmProblem, fm_step_fast
+from rfctl.optimize.mmwave_fm import FmProblem, Subspace, fm_step_fast
 from rfctl.outcome import Outcome, SolverStatus, StopReason
 from rfctl.state import ArrayState, DesignRecord
 
@@ -83,6 +84,7 @@ __all__ = [
     "MmwaveResult",
     "MmwaveTask",
     "admm_hybrid",
+    "baseband_ls",
     "fully_connected",
     "fully_digital",
     "mo_altmin",
@@ -231,6 +233,19 @@ def _wmmse(H: NDArray, F: NDArray, sigma2: float) -> tuple[NDArray, NDArray]:
     return u, 1.0 / np.maximum(e, 1e-300)
 
 
+def _wmmse_rate(H: NDArray, F: NDArray, sigma2: float) -> tuple[NDArray, NDArray, float]:
+    """:func:`_wmmse` and the sum-rate of F (as rfctl.metrics computes it) from one HᴴF."""
+    HF = H.conj().T @ F  # [k, i] = h_kᴴ f_i
+    G = np.abs(HF) ** 2
+    d, sig = HF.diagonal(), G.diagonal()
+    Gs = G.sum(axis=1)
+    tot = Gs + sigma2
+    u = d.conj() / tot
+    e = 1.0 - np.abs(d) ** 2 / tot  # MMSE
+    rate = float(np.sum(np.log2(1.0 + sig / ((Gs - sig) + sigma2))))
+    return u, 1.0 / np.maximum(e, 1e-300), rate
+
+
 def _evaluate(task: MmwaveTask, structure: str, F: NDArray, outcome: Outcome,
               **kw) -> MmwaveResult:
     """The result for precoder F; the margins are added to ``outcome.residuals``."""
@@ -337,6 +352,39 @@ def switch_and_phase(Fk: NDArray, F_bb: NDArray, patterns: NDArray[np.bool_]
     return phases, S
 
 
+def baseband_ls(phases: NDArray, S: NDArray[np.bool_], Fk: NDArray) -> NDArray:
+    """Eq. 88: F_BB = F_RF⁺ F_k (the least-norm least-squares fit) for F_RF = diag(e^{jφ}) S.
+
+    F_RFᴴ F_RF = SᵀS (unit-modulus phases) and F_RF⁺ = (F_RFᴴF_RF)⁺ F_RFᴴ, so the fit is
+    (SᵀS)⁺ Sᵀ diag(e^{−jφ}) F_k: an N_RF × N_RF problem instead of an N × N_RF one.
+    SᵀS counts the antennas shared by two chains: an integer matrix, singular only when
+    a chain is unused or two chains have the same antennas. Otherwise its Cholesky
+    pivots l_ii² = det G_i / det G_{i−1} are ≥ 1/N^{N_RF−1} (det G_i ≥ 1, det G_{i−1} ≤
+    N^{i−1}), far above rounding, so a Cholesky solve with pivots ≥ 10⁻¹² max_i G_ii is
+    used and the least-norm solution (singular values of SᵀS below 10⁻¹⁰ of the
+    largest: exactly the zero ones) otherwise.
+
+    Parameters
+    ----------
+    phases : ndarray, shape (N,)
+        rad.
+    S : ndarray, shape (N, N_RF) bool
+    Fk : ndarray, shape (N, K)
+
+    Returns
+    -------
+    F_bb : ndarray, shape (N_RF, K)
+    """
+    Sf = S.astype(float)
+    rhs = Sf.T @ (np.exp(-1j * phases)[:, None] * Fk)
+    G = Sf.T @ Sf
+    K = rhs.shape[1]
+    c, x, info = _dposv(G, np.hstack([rhs.real, rhs.imag]), lower=1)
+    if info == 0 and float(c.diagonal().min()) ** 2 >= 1e-12 * float(G.diagonal().max()):
+        return x[:, :K] + 1j * x[:, K:]
+    return np.linalg.lstsq(G, rhs, rcond=1e-10)[0]
+
+
 # --------------------------------------------------------------------------- MO-AltMin
 def mo_altmin(F_opt: NDArray, n_rf: int, *, power: float | None = None,
               rng: np.random.Generator | None = None, outer: int = 20, inner: int = 30
@@ -360,23 +408,26 @@ def mo_altmin(F_opt: NDArray, n_rf: int, *, power: float | None = None,
     X[:, :m] = np.exp(1j * np.angle(F_opt[:, :m]))  # start from the columns' phases
     for _ in range(outer):
         Fbb = np.linalg.lstsq(X, F_opt, rcond=None)[0]
-        f = np.sum(np.abs(F_opt - X @ Fbb) ** 2)
+        R = F_opt - X @ Fbb  # residual, carried with the accepted X below
+        f = float(np.vdot(R, R).real)
         step = 1.0 / max(np.linalg.norm(Fbb, 2) ** 2, 1e-12)
+        FbbH = Fbb.conj().T
         for _ in range(inner):
-            G = -2 * (F_opt - X @ Fbb) @ Fbb.conj().T
-            G = G - np.real(G * X.conj()) * X  # tangent projection
-            gn = np.sum(np.abs(G) ** 2)
+            G = -2 * (R @ FbbH)
+            G -= (G.real * X.real + G.imag * X.imag) * X  # tangent projection
+            gn = float(np.vdot(G, G).real)
             if gn < 1e-20:
                 break
             t = step
             while True:
                 Xn = X - t * G
                 Xn /= np.abs(Xn)
-                fn = np.sum(np.abs(F_opt - Xn @ Fbb) ** 2)
+                Rn = F_opt - Xn @ Fbb
+                fn = float(np.vdot(Rn, Rn).real)
                 if fn <= f - 1e-4 * t * gn or t < 1e-12:
                     break
                 t *= 0.5
-            X, f = Xn, fn
+            X, f, R = Xn, fn, Rn
             step = t * 2
     Fbb = np.linalg.lstsq(X, F_opt, rcond=None)[0]
     if power is not None:
@@ -449,15 +500,16 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
     pw = float(np.vdot(F, F).real)
     if pw > power:
         F = F * np.sqrt(power / pw)
-    trace: list[float] = [sum_rate(sinr(H, F, sigma2))]
+    u, w, rate = _wmmse_rate(H, F, sigma2)
+    trace: list[float] = [rate]
     hint: dict = {}
     it = 0
     reason = StopReason.ITERATION_CAP
     status = SolverStatus.OPTIMAL
     restored = False
+    basis = Subspace.of(H, A)
     while it < max_iter:
         it += 1
-        u, w = _wmmse(H, F, sigma2)
         gbar = (F.conj().T @ A).T
         g = np.sum(np.abs(gbar) ** 2, axis=1)
         short = np.maximum(upsilon - g, 0.0)
@@ -465,7 +517,8 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
         while True:
             target = upsilon - (1.0 - step) * short
             p = FmProblem(H, u, w, F, 1e-6, power, A, gbar, target)
-            Fn, info = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))
+            Fn, info = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"),
+                                    basis=basis)
             if info["feasible"] or step < 2.0 ** -10:
                 break
             step /= 2
@@ -475,7 +528,8 @@ def wmmse_sca(H: NDArray, A: NDArray, upsilon: NDArray, power: float, sigma2: fl
             break
         hint = info
         F = Fn
-        trace.append(sum_rate(sinr(H, F, sigma2)))
+        u, w, rate = _wmmse_rate(H, F, sigma2)  # this iterate's rate, the next one's u, w
+        trace.append(rate)
         if step == 1.0 and abs(trace[-1] - trace[-2]) <= tol * max(1.0, abs(trace[-1])):
             reason = StopReason.CONVERGED
             break
@@ -648,6 +702,7 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
     Fh = Frf @ Fbb
     trace: list[float] = []
     hint: dict = {"feasible": True}
+    basis = Subspace.of(task.H, task.A)  # fixed for every F_m step of the run
     reason = StopReason.ITERATION_CAP
     it = 0
     while it < max_iter:
@@ -657,15 +712,16 @@ def admm_hybrid(task: MmwaveTask, structure: Structure = "RHB", *, max_iter: int
             gbar = (Fm.conj().T @ task.A).T
             p = FmProblem(task.H, u, w, Fh - rho * D, 1 / (2 * rho), task.power, task.A,
                           gbar, task.upsilon)
-            Fn, hint = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"))
-            dF = float(np.sum(np.abs(Fn - Fm) ** 2))
+            Fn, hint = fm_step_fast(p, nu_hint=hint.get("nu"), mu_hint=hint.get("mu"),
+                                    basis=basis)
+            dF = Fn - Fm
             Fm = Fn
-            if dF <= inner_tol * task.power:
+            if inner > 1 and float(np.vdot(dF, dF).real) <= inner_tol * task.power:
                 break
         Fk = Fm + rho * D
         phases, S = switch_and_phase(Fk, Fbb, patterns)             # eqs. 82–86
         Frf = np.exp(1j * phases)[:, None] * S
-        Fbb = np.linalg.lstsq(Frf, Fk, rcond=None)[0]               # eq. 88
+        Fbb = baseband_ls(phases, S, Fk)                            # eq. 88
         Fh_new = Frf @ Fbb
         D = D + (Fm - Fh_new) / rho                                 # eq. 89
         change = float(np.sum(np.abs(Fh_new - Fh) ** 2))
