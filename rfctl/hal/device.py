@@ -106,6 +106,12 @@ class Capabilities:
         Largest image payload per write, bytes.
     sessions : bool
         Replies are bound to this host session (no stale replies from an older one).
+    prestage : bool
+        The driver can send the next image's staged writes right behind a latch and leave
+        them in flight (``stage(…, then=(writes, crc))``), so that they cross the line
+        while the host measures; the next ``stage`` of that image adopts them (the
+        driver's ``prestaged_crc`` says which image they build), any other call abandons
+        them. Only for boards with a staged buffer, whose latch checks the staged CRC.
     """
 
     staged_buffer: bool
@@ -113,6 +119,7 @@ class Capabilities:
     beam_slots: int
     max_chunk: int
     sessions: bool
+    prestage: bool = False
 
 
 @dataclass

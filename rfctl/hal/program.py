@@ -75,6 +75,7 @@ class _Plan:
     crc: int
     prev: bytes | None
     writes: list[tuple[int, int, bytes]] = field(default_factory=list)
+    prestaged: bool = False  # the writes are already in flight behind the previous latch
 
     @property
     def payload(self) -> int:
@@ -84,7 +85,9 @@ class _Plan:
 def _plan(device: Device, image: DeviceImage, chunk: int | None, *,
           base: bytes | str | None = "session") -> _Plan:
     """Plan the writes. ``base="session"``: the image the board confirmed in this session
-    (or, for a board that cannot check a base itself, the image read from it now)."""
+    (or, for a board that cannot check a base itself, the image read from it now). When
+    the driver prestaged this image's writes behind its last latch (``prestaged_crc``),
+    the plan writes nothing and only latches (the LATCH's CRC check still decides)."""
     info = device.info()
     check_layout(image, info)  # before a single programming byte is sent
     caps = device.capabilities
@@ -97,9 +100,13 @@ def _plan(device: Device, image: DeviceImage, chunk: int | None, *,
     else:
         prev = base  # type: ignore[assignment]
     new = pack_image(image, info, prev)
-    ck = chunk or caps.max_chunk
-    return _Plan(device, image, new, image_crc(new), prev,
-                 delta_writes(prev, new, info, chunk=ck))
+    crc = image_crc(new)
+    if (caps.prestage and prev is not None and prev != new
+            and getattr(device, "prestaged_crc", None) == crc):
+        # this image's writes are in flight behind the previous latch: latch only
+        return _Plan(device, image, new, crc, prev, [], prestaged=True)
+    return _Plan(device, image, new, crc, prev,
+                 delta_writes(prev, new, info, chunk=chunk or caps.max_chunk))
 
 
 def _ask(device: Device, plan: _Plan) -> tuple[str, str]:
@@ -183,15 +190,31 @@ class _Budget:
         return True
 
 
+def _then_writes(device: Device, plan: _Plan, then: DeviceImage, chunk: int | None
+                 ) -> tuple[list[tuple[int, int, bytes]], int]:
+    """The writes that turn ``plan``'s image into ``then`` on the staged buffer, and the
+    CRC-32 of the result."""
+    info = device.info()
+    nxt = pack_image(then, info, plan.new)
+    return delta_writes(plan.new, nxt, info, chunk=chunk or device.capabilities.max_chunk), \
+        image_crc(nxt)
+
+
 def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
-                       latch: bool, budget: _Budget | None = None) -> tuple[_Plan, int | None]:
+                       latch: bool, budget: _Budget | None = None,
+                       then: DeviceImage | None = None) -> tuple[_Plan, int | None]:
     """Stage (and latch); if the board refuses the base, or reboots (or loses the session)
     before the latch left the host, re-plan from the board's image and try again, until
-    the operation deadline (``budget``; without one: once more)."""
+    the operation deadline (``budget``; without one: once more). ``then``: the next
+    image, whose writes (against this plan's image) are prestaged behind the latch (only
+    for a driver with ``prestage``)."""
     budget = budget or _Budget(device)
     while True:
-        sync = not device.staged_clean and plan.prev is not None
+        sync = not device.staged_clean and plan.prev is not None and not plan.prestaged
         try:
+            if then is not None and latch:
+                return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=True,
+                                          then=_then_writes(device, plan, then, chunk))
             return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=latch)
         except StageError as exc:
             if exc.session_lost and not exc.latch_sent:
@@ -210,7 +233,8 @@ def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
         plan = _plan(device, plan.image, chunk)  # a full write, or a read-back and a delta
 
 
-def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> ProgramResult:
+def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
+            then: DeviceImage | None = None) -> ProgramResult:
     """Program one board: delta-write staged, check staged CRC, latch, verify active CRC.
 
     A reboot of the board before the latch, and a latch the board reports as not taken
@@ -227,6 +251,14 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
         out keep their current contents.
     chunk : int, optional
         Largest payload per write frame, bytes (default: the driver's).
+    then : DeviceImage, optional
+        The image the *next* call will program (a sweep's next point). On a driver with
+        ``capabilities.prestage`` its staged writes are sent right behind this latch and
+        cross the line while the caller measures; the next ``program`` of that image
+        then sends only the LATCH, whose CRC check still decides (a prestage that went
+        wrong is refused by the board and rewritten). This call's outcome is unchanged:
+        the active image is this ``image``, verified by the latch's CRC. Ignored by
+        other drivers.
 
     Returns
     -------
@@ -235,7 +267,7 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
     Raises
     ------
     HardwareConstraintError
-        The image does not fit the device's layout (nothing was sent).
+        The image (or ``then``) does not fit the device's layout (nothing was sent).
     ProgramError
         Any device failure; ``holds`` says whether the board holds the previous image or
         (only if it could not be asked within the link's bound) an unknown one. An
@@ -246,9 +278,13 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
     budget = _Budget(device)
     plan: _Plan | None = None
     orig_crc: int | None = None  # CRC of the image the board held when the call began
+    caps = device.capabilities
+    then = then if caps.prestage and caps.staged_buffer else None
     try:
         plan = _plan(device, image, chunk)
         orig_crc = None if plan.prev is None else image_crc(plan.prev)
+        if then is not None:
+            check_layout(then, device.info())  # before a single programming byte is sent
         if plan.prev is not None and plan.prev == plan.new:
             # the host's copy says nothing changes: believe it only if the board agrees
             crc = device.active_crc() if device.capabilities.staged_buffer else plan.crc
@@ -276,7 +312,7 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
         while True:
             try:
                 plan, active = _stage_with_rebase(device, plan, chunk, latch=True,
-                                                  budget=budget)
+                                                  budget=budget, then=then)
             except StageError as exc:
                 if not (exc.session_lost and exc.latch_sent):
                     raise
@@ -322,7 +358,8 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
     except DeviceError as exc:  # before anything could latch (plan, read-back, no-op check)
         _fail(device, plan, exc, orig_crc, "programming failed before the latch")
     device.verified_active = plan.new
-    device.staged_clean = device.capabilities.staged_buffer
+    # with writes prestaged behind the latch, staged is no longer the active image
+    device.staged_clean = caps.staged_buffer and getattr(device, "prestaged_crc", None) is None
     res = ProgramResult(device.name, plan.crc, plan.payload, len(plan.new), len(plan.writes),
                         device.stats.since(before), time.perf_counter() - t0)
     log.info("%s: programmed %d of %d bytes in %d write%s, %.2f ms, %d retries",

@@ -18,7 +18,7 @@ from rfctl.errors import RfctlError
 from rfctl.geometry import upa_steering
 from rfctl.hal import CompiledBoard, quantize
 from rfctl.hal.device import Device
-from rfctl.hal.image import image_from_bytes
+from rfctl.hal.image import DeviceImage, image_from_bytes
 from rfctl.hal.program import program
 from rfctl.lab.instruments import PowerSensor, ProbePositioner
 from rfctl.state import ArrayState
@@ -88,9 +88,9 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
     initial = device.read_active() if device.verified_active is None else device.verified_active
     info = device.info()
     # quantize every distinct state before the first point: the loop only programs
-    images: dict[int, object] = {}
-    for pt in points:
-        st = state_of(pt)
+    states = [state_of(pt) for pt in points]
+    images: dict[int, DeviceImage] = {}
+    for st in states:
         if id(st) not in images:
             images[id(st)] = quantize(st, board)
     t0 = time.perf_counter()
@@ -98,11 +98,13 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
     try:
         for i, pt in enumerate(points):
             prepare(pt)
-            st = state_of(pt)
+            st = states[i]
             t1 = time.perf_counter()
             img = images[id(st)]
             if st is not last_state:
-                program(device, img)
+                # the next point's writes cross the line while this point is measured
+                nxt = states[i + 1] if i + 1 < len(points) else st
+                program(device, img, then=None if nxt is st else images[id(nxt)])
                 last_state = st
             t2 = time.perf_counter()
             if settle_s:
