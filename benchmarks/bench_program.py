@@ -25,7 +25,7 @@
    bound; and from killing the proxy mid-program and restarting it on the same port
    (the board alive) to the program's result.
 
-Run: ``python benchmarks/bench_program.py [--quick]``
+Run: ``python benchmarks/bench_program.py [--quick] [--link-only]``
 """
 
 from __future__ import annotations
@@ -279,9 +279,13 @@ def _try(dev, prof, rng) -> tuple:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--link-only", action="store_true",
+                    help="only part 1 (full commit and deltas at line rate)")
     args = ap.parse_args()
     print(f"Python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}")
     bench_link(10 if args.quick else 60)
+    if args.link_only:
+        return
     bench_corruption(300 if args.quick else 10_000)
     bench_damage(100 if args.quick else 1000, 30 if args.quick else 300, chunk=48)
     bench_link_loss(2 if args.quick else 5)

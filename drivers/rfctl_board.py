@@ -17,6 +17,10 @@
   sequence number) after them, never answered from the cache.
 - **Chunked IDENT.** The identity document comes in 48-byte chunks, each retried on its
   own, so a noisy line does not fail the open.
+- **Pipelining** (``capabilities.pipelined``). A new session's first program asks
+  ACTIVE_CRC in the same batch as its writes and latches only after the answer (no
+  round trip of its own); a sweep's next image is prestaged behind each latch
+  (``stage(…, then=…)``) and then only latched (PROTOCOL.md, "Prestaging").
 
 Every frame is logged on ``rfctl.wire`` at DEBUG.
 """
@@ -87,6 +91,7 @@ class _Req:
     last_send_no: int = -1
     due: bool = True
     hold: bool = False
+    gated: bool = False  # a latch not sent until the ACTIVE_CRC asked ahead of it says so
     final: bool = False
     busy: bool = False
     t_sent: float = 0.0
@@ -200,8 +205,9 @@ class RfctlBoard:
         self._byte_time = 10.0 / profile.link.baud if profile.link.baud else 0.0
         self.capabilities = Capabilities(staged_buffer=True, atomic_latch=True, beam_slots=0,
                                          max_chunk=self.max_chunk, sessions=True,
-                                         prestage=True)
+                                         pipelined=True)
         self.prestaged_crc: int | None = None
+        self.asked_active_crc: int | None = None  # the answer to stage(ask_active=True)
         self._inflight: list[_Req] = []  # prestaged writes sent behind the last latch
         if connect:
             self.connect()
@@ -287,7 +293,7 @@ class RfctlBoard:
         self.max_chunk = min(self.profile.link.chunk, int(d.get("max_payload", self.max_chunk)))
         self.capabilities = Capabilities(staged_buffer=True, atomic_latch=True,
                                          beam_slots=info.slots, max_chunk=self.max_chunk,
-                                         sessions=True, prestage=True)
+                                         sessions=True, pipelined=True)
         self._info = info
         log.info("%s: %s firmware %s serial %s, %d banks, %d bytes per image, boot %d "
                  "(id %08x), session %08x", self.name, info.model, info.firmware, info.serial,
@@ -403,7 +409,8 @@ class RfctlBoard:
     def _exchange(self, items: Sequence[tuple[int, bytes]], *, deadline: float | None = None,
                   latch_index: int | None = None, check_crc: int | None = None,
                   hello: bool = False, recover: bool = True, adopt: Sequence[_Req] = (),
-                  tail: Sequence[tuple[int, bytes]] = ()) -> list[tuple[int, bytes]]:
+                  tail: Sequence[tuple[int, bytes]] = (), gate: int | None = None
+                  ) -> list[tuple[int, bytes]]:
         """Send requests pipelined; return (status, data) per request, in order.
 
         The last request is a *check* when ``latch_index`` is given (a latch) or
@@ -418,6 +425,10 @@ class RfctlBoard:
         (``self._inflight``) for the next stage to adopt. Any exchange abandons what was
         in flight before it (never sends it again): it was sent before this exchange's
         frames, so on an ordered link it executed before them or not at all.
+
+        ``gate`` (with ``latch_index``): ``items[0]`` is an ACTIVE_CRC asked ahead of the
+        writes; the latch is held back until it is answered, and not sent at all if the
+        board's active CRC is already ``gate`` (the latch's reply is then that answer).
 
         Raises
         ------
@@ -438,8 +449,12 @@ class RfctlBoard:
         by_seq = {r.seq: r for r in reqs}
         L = reqs[len(adopt) + latch_index] if latch_index is not None else None
         C = L if L is not None else (reqs[need - 1] if check_crc is not None else None)
+        G = None
+        if gate is not None and L is not None:
+            G = reqs[len(adopt)]
+            L.gated = True
         try:
-            self._run(reqs, by_seq, C, check_crc, deadline, hello, recover, need)
+            self._run(reqs, by_seq, C, check_crc, deadline, hello, recover, need, G, gate)
         except _SessionLostError as lost:
             latch_sent = L is not None and L.sends > 0
             if self._in_resync:  # no recursion: the outer resync reports it
@@ -477,7 +492,7 @@ class RfctlBoard:
 
     def _run(self, reqs: list[_Req], by_seq: dict[int, _Req], L: _Req | None,
              check_crc: int | None, deadline: float, hello: bool, recover: bool,
-             need: int) -> None:
+             need: int, G: _Req | None = None, gate: int | None = None) -> None:
         """Until the first ``need`` requests are answered (or the deadline): transmit,
         retransmit, and match replies (see :meth:`_exchange`)."""
         li = reqs.index(L) if L is not None else -1
@@ -507,7 +522,7 @@ class RfctlBoard:
             batch = bytearray()
             if now >= busy_until:
                 for r in pending:
-                    if not r.due or r.hold:
+                    if not r.due or r.hold or r.gated:
                         continue
                     if outstanding and outstanding + len(r.wire) > self._window:
                         break
@@ -608,6 +623,11 @@ class RfctlBoard:
                 if status == Nak.BUSY:
                     r.due = True
                     continue
+                if r is G and L is not None and L.gated:
+                    L.gated = False  # the board's answer opens the gate
+                    if status == Nak.ACK and len(data) >= 4 and \
+                            struct.unpack("<I", data[:4])[0] == gate:
+                        L.reply = (Nak.ACK, data[:4])  # already active: no latch needed
                 failed = status == Nak.CRC_MISMATCH or (
                     check_crc is not None and status == Nak.ACK and len(data) >= 4
                     and struct.unpack("<I", data[:4])[0] != check_crc)
@@ -644,7 +664,8 @@ class RfctlBoard:
     # ---------------------------------------------------------------- Device API
     def stage(self, writes: Sequence[tuple[int, int, bytes]], image_crc: int, *,
               sync: bool, latch: bool,
-              then: tuple[Sequence[tuple[int, int, bytes]], int] | None = None) -> int | None:
+              then: tuple[Sequence[tuple[int, int, bytes]], int] | None = None,
+              ask_active: bool = False) -> int | None:
         """Write the staged image and either latch it (returns the active CRC the board
         reports after the latch) or check its CRC (returns None).
 
@@ -663,6 +684,11 @@ class RfctlBoard:
             latch ``prestaged_crc`` is ``crc``. Any other exchange abandons them (they
             are never sent again; whatever of them executed is overwritten by the SYNC
             or full write that follows, or refused by the next LATCH's CRC check).
+        ask_active : bool
+            With ``latch``: ask ACTIVE_CRC ahead of the writes (same batch) and send the
+            latch only if the board's active CRC is not already ``image_crc`` (a new
+            session's first program: board truth without a round trip of its own). The
+            answer is kept in ``asked_active_crc``.
 
         Raises
         ------
@@ -678,14 +704,20 @@ class RfctlBoard:
             if st != Nak.ACK:
                 raise StageError(f"{self.name}: SYNC_STAGED refused: {_nak_name(st)}")
         reqs = _stage_requests(writes, image_crc, latch=latch, chunk=self.max_chunk)
+        gate = image_crc if ask_active and latch else None
+        if gate is not None:
+            reqs.insert(0, (Cmd.ACTIVE_CRC, b""))
+        self.asked_active_crc = None
         tail = [] if then is None or not latch else [
             req for req in _stage_requests(then[0], then[1], latch=False, chunk=self.max_chunk)
             if req[0] == Cmd.WRITE_STAGED]
         last = len(reqs) - 1
         replies = self._exchange(reqs, deadline=deadline, latch_index=last if latch else None,
                                  check_crc=None if latch else image_crc, adopt=adopt,
-                                 tail=tail)
+                                 tail=tail, gate=gate)
         sent_behind, self._inflight = self._inflight, []  # kept only after a verified latch
+        if gate is not None and replies[len(adopt)][0] == Nak.ACK:
+            self.asked_active_crc = struct.unpack("<I", replies[len(adopt)][1][:4])[0]
         cmds = [r.cmd for r in adopt] + [c for c, _ in reqs]
         for cmd, (status, _data) in zip(cmds[:-1], replies[:-1], strict=True):
             if status != Nak.ACK:

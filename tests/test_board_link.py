@@ -428,13 +428,34 @@ def test_a_latch_refused_before_a_lost_write_is_executed_afresh() -> None:
     fw = SimBoardFirmware.from_profile(PROFILE)
     dev = open_rfctl_board(PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
         update={"chunk": 64})}), firmware=fw)
+    program(dev, IMAGES[2])
+    dev.transport = DropFirstWrite(fw)
+    res = program(dev, IMAGES[0])  # a delta of several writes, the first one lost
+    assert bytes(fw.active) == pack_image(IMAGES[0], dev.info(), None)
+    # the lost write sent once more, and the latch once more under a new sequence number
+    assert res.writes > 1 and res.stats.retries == 1
+    assert res.stats.frames_tx == res.writes + 2
+    assert fw.counters.replays == 0 and fw.counters.latches == 2
+
+
+def test_a_new_sessions_first_program_asks_the_board_ahead_of_its_writes() -> None:
+    """Board truth without a round trip of its own: ACTIVE_CRC goes out ahead of the
+    writes and the latch waits for its answer — so a write lost meanwhile is sent again
+    before the latch, and an image the board already shows is not latched again."""
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    dev = open_rfctl_board(PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
+        update={"chunk": 64})}), firmware=fw)
     dev.transport = DropFirstWrite(fw)
     res = program(dev, IMAGES[0])
     assert bytes(fw.active) == pack_image(IMAGES[0], dev.info(), None)
-    # the lost write sent once more, the latch once more under a new sequence number,
-    # and the ACTIVE_CRC that asks a new session's board whether the image is active
-    assert res.stats.retries == 1 and res.stats.frames_tx == res.writes + 3
-    assert fw.counters.replays == 0
+    # ACTIVE_CRC, the writes, the lost one again, one WRITE_LATCH: no refused latch
+    assert res.stats.retries == 1 and res.stats.frames_tx == res.writes + 2
+    assert fw.counters.latches == 1 and dev.asked_active_crc == fw._crc(b"\0" * len(fw.active))
+    dev.close()
+    dev = open_rfctl_board(PROFILE, firmware=fw)  # a new session, the image already there
+    res = program(dev, IMAGES[0])
+    assert fw.counters.latches == 1 and res.crc == fw._crc(fw.active)
+    assert dev.verified_active == bytes(fw.active) and dev.staged_clean
 
 
 def test_delta_between_images_of_other_lengths_is_an_rfctl_error() -> None:

@@ -106,12 +106,14 @@ class Capabilities:
         Largest image payload per write, bytes.
     sessions : bool
         Replies are bound to this host session (no stale replies from an older one).
-    prestage : bool
-        The driver can send the next image's staged writes right behind a latch and leave
-        them in flight (``stage(…, then=(writes, crc))``), so that they cross the line
-        while the host measures; the next ``stage`` of that image adopts them (the
-        driver's ``prestaged_crc`` says which image they build), any other call abandons
-        them. Only for boards with a staged buffer, whose latch checks the staged CRC.
+    pipelined : bool
+        The driver's ``stage`` takes two pipelining options (boards with a staged buffer,
+        whose latch checks the staged CRC): ``then=(writes, crc)`` sends the next
+        image's staged writes right behind the latch and leaves them in flight, so that
+        they cross the line while the host measures (the next ``stage`` of that image
+        adopts them, as the driver's ``prestaged_crc`` says; any other call abandons
+        them); ``ask_active=True`` asks ACTIVE_CRC ahead of the writes and sends the
+        latch only if the board does not already show the image (``asked_active_crc``).
     """
 
     staged_buffer: bool
@@ -119,7 +121,7 @@ class Capabilities:
     beam_slots: int
     max_chunk: int
     sessions: bool
-    prestage: bool = False
+    pipelined: bool = False
 
 
 @dataclass

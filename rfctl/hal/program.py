@@ -101,7 +101,7 @@ def _plan(device: Device, image: DeviceImage, chunk: int | None, *,
         prev = base  # type: ignore[assignment]
     new = pack_image(image, info, prev)
     crc = image_crc(new)
-    if (caps.prestage and prev is not None and prev != new
+    if (caps.pipelined and prev is not None and prev != new
             and getattr(device, "prestaged_crc", None) == crc):
         # this image's writes are in flight behind the previous latch: latch only
         return _Plan(device, image, new, crc, prev, [], prestaged=True)
@@ -202,19 +202,25 @@ def _then_writes(device: Device, plan: _Plan, then: DeviceImage, chunk: int | No
 
 def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
                        latch: bool, budget: _Budget | None = None,
-                       then: DeviceImage | None = None) -> tuple[_Plan, int | None]:
+                       then: DeviceImage | None = None, ask_active: bool = False
+                       ) -> tuple[_Plan, int | None]:
     """Stage (and latch); if the board refuses the base, or reboots (or loses the session)
     before the latch left the host, re-plan from the board's image and try again, until
     the operation deadline (``budget``; without one: once more). ``then``: the next
-    image, whose writes (against this plan's image) are prestaged behind the latch (only
-    for a driver with ``prestage``)."""
+    image, whose writes (against this plan's image) are prestaged behind the latch;
+    ``ask_active``: the first attempt asks ACTIVE_CRC ahead of its writes and latches only
+    if the board does not already show the image (both only for a driver with
+    ``capabilities.pipelined``)."""
     budget = budget or _Budget(device)
     while True:
         sync = not device.staged_clean and plan.prev is not None and not plan.prestaged
         try:
-            if then is not None and latch:
+            if (then is not None or ask_active) and latch:
+                opts: dict[str, Any] = {"ask_active": True} if ask_active else {}
+                if then is not None:
+                    opts["then"] = _then_writes(device, plan, then, chunk)
                 return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=True,
-                                          then=_then_writes(device, plan, then, chunk))
+                                          **opts)
             return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=latch)
         except StageError as exc:
             if exc.session_lost and not exc.latch_sent:
@@ -228,6 +234,7 @@ def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
                          "(%s); writing the whole image", device.name, exc)
             if not budget.again():
                 raise
+        ask_active = False
         device.verified_active = None
         device.staged_clean = False
         plan = _plan(device, plan.image, chunk)  # a full write, or a read-back and a delta
@@ -253,7 +260,7 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
         Largest payload per write frame, bytes (default: the driver's).
     then : DeviceImage, optional
         The image the *next* call will program (a sweep's next point). On a driver with
-        ``capabilities.prestage`` its staged writes are sent right behind this latch and
+        ``capabilities.pipelined`` its staged writes are sent right behind this latch and
         cross the line while the caller measures; the next ``program`` of that image
         then sends only the LATCH, whose CRC check still decides (a prestage that went
         wrong is refused by the board and rewritten). This call's outcome is unchanged:
@@ -279,7 +286,8 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
     plan: _Plan | None = None
     orig_crc: int | None = None  # CRC of the image the board held when the call began
     caps = device.capabilities
-    then = then if caps.prestage and caps.staged_buffer else None
+    then = then if caps.pipelined and caps.staged_buffer else None
+    ask = False
     try:
         plan = _plan(device, image, chunk)
         orig_crc = None if plan.prev is None else image_crc(plan.prev)
@@ -297,7 +305,11 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
             device.verified_active = None
             device.staged_clean = False
             plan = _plan(device, image, chunk)
-        elif plan.prev is None and device.capabilities.staged_buffer:
+        elif plan.prev is None and caps.staged_buffer and caps.pipelined:
+            # nothing confirmed in this session: ACTIVE_CRC goes ahead of the writes, and
+            # the latch waits for its answer (not sent if the board shows the image)
+            ask = True
+        elif plan.prev is None and caps.staged_buffer:
             # nothing confirmed in this session: if the board already shows the image's
             # CRC, nothing needs writing (asked now, never from the host's memory)
             try:
@@ -312,7 +324,9 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
         while True:
             try:
                 plan, active = _stage_with_rebase(device, plan, chunk, latch=True,
-                                                  budget=budget, then=then)
+                                                  budget=budget, then=then, ask_active=ask)
+                if ask:
+                    orig_crc = getattr(device, "asked_active_crc", None)
             except StageError as exc:
                 if not (exc.session_lost and exc.latch_sent):
                     raise

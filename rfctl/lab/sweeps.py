@@ -83,7 +83,7 @@ class SweepInterruptedError(RfctlError):
 def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device,
          board: CompiledBoard, sensor: PowerSensor, state_of: Callable[[dict], ArrayState],
          settle_s: float, progress: Callable[[int, int], None] | None,
-         keep_codes: bool) -> SweepData:
+         keep_codes: bool, prestage: bool = True) -> SweepData:
     data = SweepData()
     initial = device.read_active() if device.verified_active is None else device.verified_active
     info = device.info()
@@ -103,7 +103,7 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
             img = images[id(st)]
             if st is not last_state:
                 # the next point's writes cross the line while this point is measured
-                nxt = states[i + 1] if i + 1 < len(points) else st
+                nxt = states[i + 1] if prestage and i + 1 < len(points) else st
                 program(device, img, then=None if nxt is st else images[id(nxt)])
                 last_state = st
             t2 = time.perf_counter()
@@ -137,8 +137,14 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
 def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
                angles: Sequence[tuple[float, float]], *, rows: int, cols: int,
                settle_s: float = 0.0, progress: Callable[[int, int], None] | None = None,
-               keep_codes: bool = True) -> SweepData:
+               keep_codes: bool = True, prestage: bool = True) -> SweepData:
     """Steer the beam over ``angles`` (θ, φ) and measure the power at the fixed probe.
+
+    With ``prestage`` (default) the next angle's staged writes are sent right behind
+    each latch and cross the board's line while this angle is measured; each point then
+    only latches (the board checks the staged CRC; boards without a staged buffer, or
+    drivers without ``capabilities.pipelined``, program each point whole). Every
+    reading is taken after the board confirmed that angle's image.
 
     Returns
     -------
@@ -155,7 +161,7 @@ def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
               for i, (th, ph) in enumerate(angles)}
     points = [{"index": i, "theta": th, "phi": ph} for i, (th, ph) in enumerate(angles)]
     return _run(points, lambda pt: None, device, board, sensor,
-                lambda pt: states[pt["index"]], settle_s, progress, keep_codes)
+                lambda pt: states[pt["index"]], settle_s, progress, keep_codes, prestage)
 
 
 def beampattern(device: Device, board: CompiledBoard, sensor: PowerSensor,
