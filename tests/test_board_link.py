@@ -581,6 +581,38 @@ def test_program_many_keys_boards_of_one_name_by_url() -> None:
     assert board_key(a, 0, [a, b]) == "left"
 
 
+def test_program_many_retries_an_untaken_latch_until_the_deadline() -> None:
+    """A board whose latch does not take is staged again and latched again (the other
+    boards already latched): the call succeeds once the latch takes, and gives up after
+    MAX_ATTEMPTS with the true holdings."""
+    (a, fa), (b, fb) = board(), board()
+    b.name = "board-b"
+    program_many([(a, IMAGES[0]), (b, IMAGES[0])])
+    calls: list[int] = []
+    latch = b.latch
+
+    def counted(crc: int, until: int) -> int:
+        calls.append(crc)
+        if len(calls) == until:
+            fb.faults.latch_fails = 0.0
+        return latch(crc)
+
+    fb.faults.latch_fails = 1.0
+    b.latch = lambda crc: counted(crc, 3)  # takes at the third attempt
+    program_many([(a, IMAGES[1]), (b, IMAGES[1])])
+    assert len(calls) == 3 and fa.counters.latches == 2
+    want = pack_image(IMAGES[1], b.info(), None)
+    assert bytes(fa.active) == bytes(fb.active) == want == b.verified_active
+    calls.clear()
+    fb.faults.latch_fails = 1.0
+    prev = bytes(fb.active)
+    b.latch = lambda crc: counted(crc, -1)  # never takes
+    with pytest.raises(ProgramError, match=f"after {MAX_ATTEMPTS} attempts") as ei:
+        program_many([(a, IMAGES[2]), (b, IMAGES[2])])
+    assert ei.value.holds == {a.name: "new", b.name: "previous"}
+    assert len(calls) == MAX_ATTEMPTS and bytes(fb.active) == prev
+
+
 def test_untaken_latches_and_reboots_are_retried_until_the_deadline() -> None:
     """A latch that did not take, and a reboot during a write, failed the call after one
     retry; now they are re-planned from the board's truth until the operation deadline

@@ -408,12 +408,50 @@ def board_key(device: Device, index: int, devices: Sequence[Device]) -> str:
     return f"{device.name}#{index}"
 
 
+def _latch_with_retries(p: _Plan, key: str, chunk: int | None) -> tuple[_Plan, str, str]:
+    """Latch one staged board of :func:`program_many`; a latch that the board reports as
+    not taken (it kept its previous image), or a reboot before the latch, is retried —
+    staged again from the board's truth, then latched — until the operation deadline,
+    at most ``MAX_ATTEMPTS`` times. Returns (plan, holds, error text or "")."""
+    budget = _Budget(p.device)
+    while True:
+        err = ""
+        try:
+            active = p.device.latch(p.crc)
+            h, why = ("new", "") if active == p.crc else _ask(p.device, p)
+            if h != "new":
+                err = f"{key}: active CRC {active:#010x} after the latch" + (
+                    f"; {why}" if why else "")
+        except StageError as exc:
+            h, why = _ask(p.device, p) if exc.latch_sent else ("previous", "")
+            if h != "new":
+                err = f"{key}: {exc}" + (f"; {why}" if why else "")
+        except DeviceError as exc:
+            h, why = _ask(p.device, p)
+            if h != "new":
+                err = f"{key}: {exc}" + (f"; {why}" if why else "")
+        if h != "previous" or not budget.again():
+            if err and h == "previous" and budget.attempts > 1:
+                err += f" (after {budget.attempts} attempts)"
+            return p, h, err
+        log.info("%s: the latch did not take (%s); staging again", key, err)
+        _settle(p.device, p, h)
+        try:
+            p, _ = _stage_with_rebase(p.device, _plan(p.device, p.image, chunk), chunk,
+                                      latch=False, budget=budget)
+        except DeviceError as exc:  # staging never changes the active image
+            return p, "previous", f"{key}: staging again failed: {exc}"
+
+
 def program_many(pairs: Sequence[tuple[Device, DeviceImage]], *, chunk: int | None = None
                  ) -> list[ProgramResult]:
     """Program several boards: stage all, then latch all.
 
     If any board fails to plan or stage, none is latched (all keep their previous
-    images). If a latch fails, the error says which board holds which image: ``holds``
+    images). A latch that a board reports as not taken (it kept its previous image) is
+    retried for that board — staged again from its truth, then latched — until the
+    operation deadline, at most ``MAX_ATTEMPTS`` times, as :func:`program` does. If a
+    latch still fails, the error says which board holds which image: ``holds``
     has one entry per board, keyed by :func:`board_key` (the device name, or
     ``name@url`` / ``name#index`` when several boards share a name), so a mixed outcome
     is reported as mixed.
@@ -445,22 +483,12 @@ def program_many(pairs: Sequence[tuple[Device, DeviceImage]], *, chunk: int | No
                            holds=dict.fromkeys(keys, "previous"), cause=exc) from exc
     holds: dict[str, str] = {}
     errors = []
-    for key, p in zip(keys, plans, strict=True):
-        try:
-            active = p.device.latch(p.crc)
-            h, why = ("new", "") if active == p.crc else _ask(p.device, p)
-            if h != "new":
-                errors.append(f"{key}: active CRC {active:#010x} after the latch"
-                              + (f"; {why}" if why else ""))
-        except StageError as exc:
-            h, why = _ask(p.device, p) if exc.latch_sent else ("previous", "")
-            if h != "new":
-                errors.append(f"{key}: {exc}" + (f"; {why}" if why else ""))
-        except DeviceError as exc:
-            h, why = _ask(p.device, p)
-            if h != "new":
-                errors.append(f"{key}: {exc}" + (f"; {why}" if why else ""))
+    for i, key in enumerate(keys):
+        plans[i], h, err = _latch_with_retries(plans[i], key, chunk)
+        p = plans[i]
         holds[key] = h
+        if err:
+            errors.append(err)
         if h == "new":
             p.device.verified_active = p.new
             p.device.staged_clean = p.device.capabilities.staged_buffer
