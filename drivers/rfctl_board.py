@@ -719,8 +719,9 @@ class RfctlBoard:
         if gate is not None and replies[len(adopt)][0] == Nak.ACK:
             self.asked_active_crc = struct.unpack("<I", replies[len(adopt)][1][:4])[0]
         cmds = [r.cmd for r in adopt] + [c for c, _ in reqs]
-        for cmd, (status, _data) in zip(cmds[:-1], replies[:-1], strict=True):
-            if status != Nak.ACK:
+        for k, (cmd, (status, _data)) in enumerate(zip(cmds[:-1], replies[:-1], strict=True)):
+            if status != Nak.ACK and not (gate is not None and k == len(adopt)):
+                # (an unanswerable ACTIVE_CRC only opened the gate: the latch decides)
                 msg = f"{self.name}: {Cmd(cmd).name} refused: {_nak_name(status)}"
                 raise StageError(msg, cause=NakError(msg, code=status, command=Cmd(cmd).name))
         status, data = replies[-1]

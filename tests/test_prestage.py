@@ -20,7 +20,7 @@ from rfctl.config import load_config
 from rfctl.errors import ProgramError
 from rfctl.hal import compile_board, quantize
 from rfctl.hal.image import pack_image
-from rfctl.hal.program import program
+from rfctl.hal.program import program, program_many, select_beam, store_beam
 from rfctl.lab import beam_sweep
 from rfctl.lab.sweeps import steering_state
 
@@ -206,3 +206,21 @@ def test_prestaged_sweep_over_a_paced_socket() -> None:
     # one latch per point plus one prestaged write per later point (a loaded machine
     # may add a retransmission now and then)
     assert 2 * len(angles) - 1 <= used.frames_tx <= 2 * len(angles) - 1 + used.retries
+
+
+def test_store_beam_and_program_many_after_a_prestage() -> None:
+    """Other transactions after a prestage: the prestaged writes are abandoned, and the
+    board's CRC checks decide (the staged image is whatever of them executed)."""
+    dev, fw, _ = recorded_board()
+    a, b, c, d = lab_images(4)
+    program(dev, a)
+    program(dev, b, then=c)
+    info = dev.info()
+    assert dev.capabilities.beam_slots > 0
+    assert store_beam(dev, 0, c) == fw._crc(pack_image(c, info, None))
+    assert bytes(fw.active) == pack_image(b, info, None)  # storing never latches
+    select_beam(dev, 0)
+    assert bytes(fw.active) == pack_image(c, info, None)
+    program(dev, a, then=b)
+    program_many([(dev, d)])
+    assert bytes(fw.active) == pack_image(d, info, None) == dev.verified_active
