@@ -107,6 +107,8 @@ def rfctl_sweeps(url: str, meter: str, runs: int) -> dict[str, list[dict]]:
     pm = open_instrument("power-meter", meter, visa_library="@py")
     out: dict[str, list[dict]] = {"prestage": [], "one frame": []}
     try:
+        # unmeasured: the session's first sweep also reads the board's image back once
+        beam_sweep(dev, board, pm, ANGLES, rows=8, cols=8)
         for _ in range(runs):
             for mode in out:
                 before = dev.stats.copy()
