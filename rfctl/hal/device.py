@@ -238,6 +238,9 @@ class Device(Protocol):
         checks that the staged image's CRC-32 is ``image_crc``; returns the active CRC-32
         after the latch) or only check the staged CRC-32 (returns None).
 
+        A driver with ``capabilities.pipelined`` also takes the keywords ``then`` and
+        ``ask_active`` (see :class:`Capabilities`); the HAL passes them to no other.
+
         Raises
         ------
         StageError
