@@ -25,12 +25,13 @@
    bound; and from killing the proxy mid-program and restarting it on the same port
    (the board alive) to the program's result.
 
-Run: ``python benchmarks/bench_program.py [--quick]``
+Run: ``python benchmarks/bench_program.py [--quick] [--link-only]``
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import statistics
 import subprocess
@@ -101,7 +102,10 @@ def bench_link(n: int) -> None:
     try:
         dev = open_rfctl_board(prof, url=url)
         full, full_ratio, delta1, deltaall = [], [], [], []
-        bytes_full = bytes_delta = 0
+        alone, alone_ratio = [], []
+        bytes_full = bytes_delta = bytes_alone = 0
+        pipelined = dev.capabilities
+        unpipelined = dataclasses.replace(pipelined, pipelined=False)
         # interleaved, so full commits and deltas see the same machine conditions
         for _ in range(n):
             dev.verified_active = None  # forget the board's image: a full commit
@@ -109,6 +113,16 @@ def bench_link(n: int) -> None:
             full.append(r.elapsed_s)
             full_ratio.append(r.elapsed_s / ((r.stats.bytes_tx + LATCH_REPLY) * 10 / BAUD))
             bytes_full = r.stats.bytes_tx
+            # reference: a full commit of another image with the session's ACTIVE_CRC in a
+            # round trip of its own (the HAL's path for drivers that do not pipeline)
+            dev.capabilities = unpipelined
+            dev.verified_active = None
+            r = program(dev, B)
+            dev.capabilities = pipelined
+            alone.append(r.elapsed_s)
+            alone_ratio.append(r.elapsed_s / ((r.stats.bytes_tx + LATCH_REPLY) * 10 / BAUD))
+            bytes_alone = r.stats.bytes_tx
+            program(dev, A)  # back to A (a delta, not measured)
             r = program(dev, B)  # re-steer beam 0 only
             delta1.append(r.elapsed_s)
             bytes_delta = r.stats.bytes_tx
@@ -124,6 +138,9 @@ def bench_link(n: int) -> None:
     print(f"  wall time median {med(full) * 1e3:.3f} ms (min {min(full) * 1e3:.3f}, max "
           f"{max(full) * 1e3:.3f}); ratio to bound median {med(full_ratio):.3f} "
           f"(p90 {np.percentile(full_ratio, 90):.3f})  [target <= 1.25]")
+    print(f"  reference, ACTIVE_CRC in its own round trip first: {bytes_alone} bytes sent; "
+          f"median {med(alone) * 1e3:.3f} ms; ratio to its bound median "
+          f"{med(alone_ratio):.3f} (p90 {np.percentile(alone_ratio, 90):.3f})")
     print(f"one-beam delta: {bytes_delta} bytes sent; median {med(delta1) * 1e3:.3f} ms = "
           f"{med(delta1) / med(full) * 100:.1f} % of a full commit  [target <= 25 %]")
     print(f"all-phases delta: median {med(deltaall) * 1e3:.3f} ms = "
@@ -279,9 +296,13 @@ def _try(dev, prof, rng) -> tuple:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--link-only", action="store_true",
+                    help="only part 1 (full commit and deltas at line rate)")
     args = ap.parse_args()
     print(f"Python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}")
     bench_link(10 if args.quick else 60)
+    if args.link_only:
+        return
     bench_corruption(300 if args.quick else 10_000)
     bench_damage(100 if args.quick else 1000, 30 if args.quick else 300, chunk=48)
     bench_link_loss(2 if args.quick else 5)

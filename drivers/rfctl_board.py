@@ -17,6 +17,10 @@
   sequence number) after them, never answered from the cache.
 - **Chunked IDENT.** The identity document comes in 48-byte chunks, each retried on its
   own, so a noisy line does not fail the open.
+- **Pipelining** (``capabilities.pipelined``). A new session's first program asks
+  ACTIVE_CRC in the same batch as its writes and latches only after the answer (no
+  round trip of its own); a sweep's next image is prestaged behind each latch
+  (``stage(…, then=…)``) and then only latched (PROTOCOL.md, "Prestaging").
 
 Every frame is logged on ``rfctl.wire`` at DEBUG.
 """
@@ -87,6 +91,7 @@ class _Req:
     last_send_no: int = -1
     due: bool = True
     hold: bool = False
+    gated: bool = False  # a latch not sent until the ACTIVE_CRC asked ahead of it says so
     final: bool = False
     busy: bool = False
     t_sent: float = 0.0
@@ -199,7 +204,11 @@ class RfctlBoard:
         self._srtt: float | None = None  # smoothed request→reply time, s
         self._byte_time = 10.0 / profile.link.baud if profile.link.baud else 0.0
         self.capabilities = Capabilities(staged_buffer=True, atomic_latch=True, beam_slots=0,
-                                         max_chunk=self.max_chunk, sessions=True)
+                                         max_chunk=self.max_chunk, sessions=True,
+                                         pipelined=True)
+        self.prestaged_crc: int | None = None
+        self.asked_active_crc: int | None = None  # the answer to stage(ask_active=True)
+        self._inflight: list[_Req] = []  # prestaged writes sent behind the last latch
         if connect:
             self.connect()
 
@@ -284,7 +293,7 @@ class RfctlBoard:
         self.max_chunk = min(self.profile.link.chunk, int(d.get("max_payload", self.max_chunk)))
         self.capabilities = Capabilities(staged_buffer=True, atomic_latch=True,
                                          beam_slots=info.slots, max_chunk=self.max_chunk,
-                                         sessions=True)
+                                         sessions=True, pipelined=True)
         self._info = info
         log.info("%s: %s firmware %s serial %s, %d banks, %d bytes per image, boot %d "
                  "(id %08x), session %08x", self.name, info.model, info.firmware, info.serial,
@@ -330,6 +339,8 @@ class RfctlBoard:
         self.stats.resets_seen += 1
         self.verified_active = None
         self.staged_clean = False
+        self.prestaged_crc = None
+        self._inflight = []
         self.beams.clear()
 
     def _resync(self, deadline: float, why: str) -> None:
@@ -397,13 +408,27 @@ class RfctlBoard:
 
     def _exchange(self, items: Sequence[tuple[int, bytes]], *, deadline: float | None = None,
                   latch_index: int | None = None, check_crc: int | None = None,
-                  hello: bool = False, recover: bool = True) -> list[tuple[int, bytes]]:
+                  hello: bool = False, recover: bool = True, adopt: Sequence[_Req] = (),
+                  tail: Sequence[tuple[int, bytes]] = (), gate: int | None = None
+                  ) -> list[tuple[int, bytes]]:
         """Send requests pipelined; return (status, data) per request, in order.
 
         The last request is a *check* when ``latch_index`` is given (a latch) or
         ``check_crc`` is (STAGED_CRC expected to equal it): a check that fails while an
         earlier request was in doubt (unanswered or retransmitted, so possibly executed
         after the check) is run again afresh once every earlier request is answered.
+
+        ``adopt``: requests already sent behind the previous latch (prestaged writes),
+        which precede ``items`` (``latch_index`` counts within ``items``); their replies
+        come first in the result. ``tail``: requests sent right behind ``items`` whose
+        replies are not waited for; on success they are left in flight
+        (``self._inflight``) for the next stage to adopt. Any exchange abandons what was
+        in flight before it (never sends it again): it was sent before this exchange's
+        frames, so on an ordered link it executed before them or not at all.
+
+        ``gate`` (with ``latch_index``): ``items[0]`` is an ACTIVE_CRC asked ahead of the
+        writes; the latch is held back until it is answered, and not sent at all if the
+        board's active CRC is already ``gate`` (the latch's reply is then that answer).
 
         Raises
         ------
@@ -417,12 +442,19 @@ class RfctlBoard:
         """
         if deadline is None:
             deadline = self._deadline()
-        reqs = [self._new_req(c, p) for c, p in items]
+        self._inflight, self.prestaged_crc = [], None  # adopted by the caller, or abandoned
+        reqs = list(adopt) + [self._new_req(c, p) for c, p in items]
+        need = len(reqs)
+        reqs += [self._new_req(c, p) for c, p in tail]
         by_seq = {r.seq: r for r in reqs}
-        L = reqs[latch_index] if latch_index is not None else None
-        C = L if L is not None else (reqs[-1] if check_crc is not None else None)
+        L = reqs[len(adopt) + latch_index] if latch_index is not None else None
+        C = L if L is not None else (reqs[need - 1] if check_crc is not None else None)
+        G = None
+        if gate is not None and L is not None:
+            G = reqs[len(adopt)]
+            L.gated = True
         try:
-            self._run(reqs, by_seq, C, check_crc, deadline, hello, recover)
+            self._run(reqs, by_seq, C, check_crc, deadline, hello, recover, need, G, gate)
         except _SessionLostError as lost:
             latch_sent = L is not None and L.sends > 0
             if self._in_resync:  # no recursion: the outer resync reports it
@@ -446,6 +478,7 @@ class RfctlBoard:
         for r in reqs:
             if r.reply is None and r.busy and hello:
                 r.reply = (Nak.BUSY, b"")
+        reqs, tail_reqs = reqs[:need], reqs[need:]
         missing = [r for r in reqs if r.reply is None]
         if missing:
             names = sorted({Cmd(r.cmd).name for r in missing})
@@ -454,12 +487,17 @@ class RfctlBoard:
                 f" within {self.deadline_s:g} s (timeout {self.timeout:g} s)",
                 latch_sent=L is not None and L.sends > 0,
                 cause=DeviceTimeoutError("deadline passed"))
+        self._inflight = tail_reqs
         return [r.reply for r in reqs]  # type: ignore[misc]
 
     def _run(self, reqs: list[_Req], by_seq: dict[int, _Req], L: _Req | None,
-             check_crc: int | None, deadline: float, hello: bool, recover: bool) -> None:
+             check_crc: int | None, deadline: float, hello: bool, recover: bool,
+             need: int, G: _Req | None = None, gate: int | None = None) -> None:
+        """Until the first ``need`` requests are answered (or the deadline): transmit,
+        retransmit, and match replies (see :meth:`_exchange`)."""
         li = reqs.index(L) if L is not None else -1
-        outstanding = 0
+        # adopted requests still unanswered occupy the board's receive window
+        outstanding = sum(len(r.wire) for r in reqs if r.sends and r.reply is None and not r.due)
         last_rx = self._now()
         damage = False
         busy_until = 0.0
@@ -475,7 +513,7 @@ class RfctlBoard:
                 L.final = True
                 self._renew(L, by_seq)
             pending = [r for r in reqs if r.reply is None]
-            if not pending:
+            if all(r.reply is not None for r in reqs[:need]):
                 return
             now = self._now()
             if now >= deadline:
@@ -484,7 +522,7 @@ class RfctlBoard:
             batch = bytearray()
             if now >= busy_until:
                 for r in pending:
-                    if not r.due or r.hold:
+                    if not r.due or r.hold or r.gated:
                         continue
                     if outstanding and outstanding + len(r.wire) > self._window:
                         break
@@ -585,6 +623,11 @@ class RfctlBoard:
                 if status == Nak.BUSY:
                     r.due = True
                     continue
+                if r is G and L is not None and L.gated:
+                    L.gated = False  # the board's answer opens the gate
+                    if status == Nak.ACK and len(data) >= 4 and \
+                            struct.unpack("<I", data[:4])[0] == gate:
+                        L.reply = (Nak.ACK, data[:4])  # already active: no latch needed
                 failed = status == Nak.CRC_MISMATCH or (
                     check_crc is not None and status == Nak.ACK and len(data) >= 4
                     and struct.unpack("<I", data[:4])[0] != check_crc)
@@ -620,9 +663,32 @@ class RfctlBoard:
 
     # ---------------------------------------------------------------- Device API
     def stage(self, writes: Sequence[tuple[int, int, bytes]], image_crc: int, *,
-              sync: bool, latch: bool) -> int | None:
+              sync: bool, latch: bool,
+              then: tuple[Sequence[tuple[int, int, bytes]], int] | None = None,
+              ask_active: bool = False) -> int | None:
         """Write the staged image and either latch it (returns the active CRC the board
         reports after the latch) or check its CRC (returns None).
+
+        Parameters
+        ----------
+        writes : sequence of (bank, offset, bytes)
+            Staged writes of this image. Empty with ``sync=False`` when the writes were
+            prestaged behind the previous latch and ``prestaged_crc == image_crc``: those
+            writes (in flight) are adopted, and only the LATCH is sent.
+        image_crc : int
+            CRC-32 the staged image must have.
+        sync, latch : bool
+        then : (writes, crc), optional
+            With ``latch``: the next image's writes (against this image), sent right
+            behind the latch in the same batch and left in flight; after a verified
+            latch ``prestaged_crc`` is ``crc``. Any other exchange abandons them (they
+            are never sent again; whatever of them executed is overwritten by the SYNC
+            or full write that follows, or refused by the next LATCH's CRC check).
+        ask_active : bool
+            With ``latch``: ask ACTIVE_CRC ahead of the writes (same batch) and send the
+            latch only if the board's active CRC is not already ``image_crc`` (a new
+            session's first program: board truth without a round trip of its own). The
+            answer is kept in ``asked_active_crc``.
 
         Raises
         ------
@@ -631,16 +697,31 @@ class RfctlBoard:
         """
         self.info()
         deadline = self._deadline()
+        adopt = self._inflight if (latch and not sync and not writes
+                                   and self.prestaged_crc == image_crc) else []
         if sync:  # alone: a SYNC retried after later writes would erase them
             (st, _), = self._exchange([(Cmd.SYNC_STAGED, b"")], deadline=deadline)
             if st != Nak.ACK:
                 raise StageError(f"{self.name}: SYNC_STAGED refused: {_nak_name(st)}")
         reqs = _stage_requests(writes, image_crc, latch=latch, chunk=self.max_chunk)
+        gate = image_crc if ask_active and latch else None
+        if gate is not None:
+            reqs.insert(0, (Cmd.ACTIVE_CRC, b""))
+        self.asked_active_crc = None
+        tail = [] if then is None or not latch else [
+            req for req in _stage_requests(then[0], then[1], latch=False, chunk=self.max_chunk)
+            if req[0] == Cmd.WRITE_STAGED]
         last = len(reqs) - 1
         replies = self._exchange(reqs, deadline=deadline, latch_index=last if latch else None,
-                                 check_crc=None if latch else image_crc)
-        for (cmd, _), (status, _data) in zip(reqs[:-1], replies[:-1], strict=True):
-            if status != Nak.ACK:
+                                 check_crc=None if latch else image_crc, adopt=adopt,
+                                 tail=tail, gate=gate)
+        sent_behind, self._inflight = self._inflight, []  # kept only after a verified latch
+        if gate is not None and replies[len(adopt)][0] == Nak.ACK:
+            self.asked_active_crc = struct.unpack("<I", replies[len(adopt)][1][:4])[0]
+        cmds = [r.cmd for r in adopt] + [c for c, _ in reqs]
+        for k, (cmd, (status, _data)) in enumerate(zip(cmds[:-1], replies[:-1], strict=True)):
+            if status != Nak.ACK and not (gate is not None and k == len(adopt)):
+                # (an unanswerable ACTIVE_CRC only opened the gate: the latch decides)
                 msg = f"{self.name}: {Cmd(cmd).name} refused: {_nak_name(status)}"
                 raise StageError(msg, cause=NakError(msg, code=status, command=Cmd(cmd).name))
         status, data = replies[-1]
@@ -655,7 +736,10 @@ class RfctlBoard:
             msg = f"{self.name}: {Cmd(reqs[-1][0]).name} refused: {_nak_name(status)}"
             raise StageError(msg, cause=NakError(msg, code=status,
                                                  command=Cmd(reqs[-1][0]).name))
-        return struct.unpack("<I", data[:4])[0] if latch else None
+        active = struct.unpack("<I", data[:4])[0] if latch else None
+        if sent_behind and then is not None and active == image_crc:
+            self._inflight, self.prestaged_crc = sent_behind, then[1]
+        return active
 
     def latch(self, image_crc: int) -> int:
         """LATCH with the expected staged CRC; returns the active CRC after it."""

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import select
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -154,6 +155,9 @@ class SerialTransport:
             except OSError:
                 pass
         self._socket_like = url.startswith(("socket://", "rfc2217://")) or "socket://" in url
+        # a plain socket:// carries the bytes unchanged: read and write it directly (one
+        # poll and one recv per read instead of pyserial's two of each)
+        self._sock = sock if url.startswith("socket://") else None
 
     def write(self, data: bytes) -> None:
         """Write ``data`` and flush it to the port.
@@ -166,6 +170,9 @@ class SerialTransport:
         import serial
 
         try:
+            if self._sock is not None:
+                self._sock.sendall(data)
+                return
             self.ser.write(data)
             self.ser.flush()
         except (serial.SerialException, OSError) as exc:
@@ -193,6 +200,14 @@ class SerialTransport:
         import serial
 
         try:
+            if self._sock is not None:
+                ready, _, _ = select.select([self._sock], [], [], max(0.0, timeout))
+                if not ready:
+                    return b""
+                data = self._sock.recv(65536)
+                if not data:
+                    raise DeviceError(f"{self.url}: read failed: socket disconnected")
+                return data
             if self._socket_like:
                 # pyserial's socket:// reports in_waiting as 0/1: block for one byte, then
                 # take everything already there in one non-blocking read

@@ -428,13 +428,34 @@ def test_a_latch_refused_before_a_lost_write_is_executed_afresh() -> None:
     fw = SimBoardFirmware.from_profile(PROFILE)
     dev = open_rfctl_board(PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
         update={"chunk": 64})}), firmware=fw)
+    program(dev, IMAGES[2])
+    dev.transport = DropFirstWrite(fw)
+    res = program(dev, IMAGES[0])  # a delta of several writes, the first one lost
+    assert bytes(fw.active) == pack_image(IMAGES[0], dev.info(), None)
+    # the lost write sent once more, and the latch once more under a new sequence number
+    assert res.writes > 1 and res.stats.retries == 1
+    assert res.stats.frames_tx == res.writes + 2
+    assert fw.counters.replays == 0 and fw.counters.latches == 2
+
+
+def test_a_new_sessions_first_program_asks_the_board_ahead_of_its_writes() -> None:
+    """Board truth without a round trip of its own: ACTIVE_CRC goes out ahead of the
+    writes and the latch waits for its answer — so a write lost meanwhile is sent again
+    before the latch, and an image the board already shows is not latched again."""
+    fw = SimBoardFirmware.from_profile(PROFILE)
+    dev = open_rfctl_board(PROFILE.model_copy(update={"link": PROFILE.link.model_copy(
+        update={"chunk": 64})}), firmware=fw)
     dev.transport = DropFirstWrite(fw)
     res = program(dev, IMAGES[0])
     assert bytes(fw.active) == pack_image(IMAGES[0], dev.info(), None)
-    # the lost write sent once more, the latch once more under a new sequence number,
-    # and the ACTIVE_CRC that asks a new session's board whether the image is active
-    assert res.stats.retries == 1 and res.stats.frames_tx == res.writes + 3
-    assert fw.counters.replays == 0
+    # ACTIVE_CRC, the writes, the lost one again, one WRITE_LATCH: no refused latch
+    assert res.stats.retries == 1 and res.stats.frames_tx == res.writes + 2
+    assert fw.counters.latches == 1 and dev.asked_active_crc == fw._crc(b"\0" * len(fw.active))
+    dev.close()
+    dev = open_rfctl_board(PROFILE, firmware=fw)  # a new session, the image already there
+    res = program(dev, IMAGES[0])
+    assert fw.counters.latches == 1 and res.crc == fw._crc(fw.active)
+    assert dev.verified_active == bytes(fw.active) and dev.staged_clean
 
 
 def test_delta_between_images_of_other_lengths_is_an_rfctl_error() -> None:
@@ -558,6 +579,38 @@ def test_program_many_keys_boards_of_one_name_by_url() -> None:
         "sim-dbraa-14x14@socket://127.0.0.1:1", "sim-dbraa-14x14@socket://127.0.0.1:2"]
     a.name = "left"
     assert board_key(a, 0, [a, b]) == "left"
+
+
+def test_program_many_retries_an_untaken_latch_until_the_deadline() -> None:
+    """A board whose latch does not take is staged again and latched again (the other
+    boards already latched): the call succeeds once the latch takes, and gives up after
+    MAX_ATTEMPTS with the true holdings."""
+    (a, fa), (b, fb) = board(), board()
+    b.name = "board-b"
+    program_many([(a, IMAGES[0]), (b, IMAGES[0])])
+    calls: list[int] = []
+    latch = b.latch
+
+    def counted(crc: int, until: int) -> int:
+        calls.append(crc)
+        if len(calls) == until:
+            fb.faults.latch_fails = 0.0
+        return latch(crc)
+
+    fb.faults.latch_fails = 1.0
+    b.latch = lambda crc: counted(crc, 3)  # takes at the third attempt
+    program_many([(a, IMAGES[1]), (b, IMAGES[1])])
+    assert len(calls) == 3 and fa.counters.latches == 2
+    want = pack_image(IMAGES[1], b.info(), None)
+    assert bytes(fa.active) == bytes(fb.active) == want == b.verified_active
+    calls.clear()
+    fb.faults.latch_fails = 1.0
+    prev = bytes(fb.active)
+    b.latch = lambda crc: counted(crc, -1)  # never takes
+    with pytest.raises(ProgramError, match=f"after {MAX_ATTEMPTS} attempts") as ei:
+        program_many([(a, IMAGES[2]), (b, IMAGES[2])])
+    assert ei.value.holds == {a.name: "new", b.name: "previous"}
+    assert len(calls) == MAX_ATTEMPTS and bytes(fb.active) == prev
 
 
 def test_untaken_latches_and_reboots_are_retried_until_the_deadline() -> None:

@@ -185,11 +185,11 @@ def test_image_frames_are_exact() -> None:
                                      for k, o in enumerate(offs))
     seq = 3 + len(offs)
     res = program(dev, tiny_image())
-    # the board's image is unknown: ask its active CRC (is the image already active?),
-    # then every byte is written and no SYNC_STAGED is needed
-    assert spy.writes[3] == frame(seq, 0x06, b"")
-    assert b"".join(spy.writes[4:]) == b"".join(
-        [frame(seq + 1, 0x02, write0), frame(seq + 2, 0x0C, write_latch1)])
+    # the board's image is unknown: its active CRC is asked (is the image already
+    # active?) in the same batch as the writes — every byte, no SYNC_STAGED needed —
+    # and the latch goes out once the board has answered that it is not
+    assert spy.writes[3] == frame(seq, 0x06, b"") + frame(seq + 1, 0x02, write0)
+    assert spy.writes[4:] == [frame(seq + 2, 0x0C, write_latch1)]
     assert res.crc == crc and bytes(fw.active) == b"\x29\xc0\x96"
 
 

@@ -106,6 +106,14 @@ class Capabilities:
         Largest image payload per write, bytes.
     sessions : bool
         Replies are bound to this host session (no stale replies from an older one).
+    pipelined : bool
+        The driver's ``stage`` takes two pipelining options (boards with a staged buffer,
+        whose latch checks the staged CRC): ``then=(writes, crc)`` sends the next
+        image's staged writes right behind the latch and leaves them in flight, so that
+        they cross the line while the host measures (the next ``stage`` of that image
+        adopts them, as the driver's ``prestaged_crc`` says; any other call abandons
+        them); ``ask_active=True`` asks ACTIVE_CRC ahead of the writes and sends the
+        latch only if the board does not already show the image (``asked_active_crc``).
     """
 
     staged_buffer: bool
@@ -113,6 +121,7 @@ class Capabilities:
     beam_slots: int
     max_chunk: int
     sessions: bool
+    pipelined: bool = False
 
 
 @dataclass
@@ -228,6 +237,9 @@ class Device(Protocol):
         image, first copying active → staged if ``sync``; then either latch (the board
         checks that the staged image's CRC-32 is ``image_crc``; returns the active CRC-32
         after the latch) or only check the staged CRC-32 (returns None).
+
+        A driver with ``capabilities.pipelined`` also takes the keywords ``then`` and
+        ``ask_active`` (see :class:`Capabilities`); the HAL passes them to no other.
 
         Raises
         ------

@@ -75,6 +75,7 @@ class _Plan:
     crc: int
     prev: bytes | None
     writes: list[tuple[int, int, bytes]] = field(default_factory=list)
+    prestaged: bool = False  # the writes are already in flight behind the previous latch
 
     @property
     def payload(self) -> int:
@@ -84,7 +85,9 @@ class _Plan:
 def _plan(device: Device, image: DeviceImage, chunk: int | None, *,
           base: bytes | str | None = "session") -> _Plan:
     """Plan the writes. ``base="session"``: the image the board confirmed in this session
-    (or, for a board that cannot check a base itself, the image read from it now)."""
+    (or, for a board that cannot check a base itself, the image read from it now). When
+    the driver prestaged this image's writes behind its last latch (``prestaged_crc``),
+    the plan writes nothing and only latches (the LATCH's CRC check still decides)."""
     info = device.info()
     check_layout(image, info)  # before a single programming byte is sent
     caps = device.capabilities
@@ -97,9 +100,13 @@ def _plan(device: Device, image: DeviceImage, chunk: int | None, *,
     else:
         prev = base  # type: ignore[assignment]
     new = pack_image(image, info, prev)
-    ck = chunk or caps.max_chunk
-    return _Plan(device, image, new, image_crc(new), prev,
-                 delta_writes(prev, new, info, chunk=ck))
+    crc = image_crc(new)
+    if (caps.pipelined and prev is not None and prev != new
+            and getattr(device, "prestaged_crc", None) == crc):
+        # this image's writes are in flight behind the previous latch: latch only
+        return _Plan(device, image, new, crc, prev, [], prestaged=True)
+    return _Plan(device, image, new, crc, prev,
+                 delta_writes(prev, new, info, chunk=chunk or caps.max_chunk))
 
 
 def _ask(device: Device, plan: _Plan) -> tuple[str, str]:
@@ -183,15 +190,37 @@ class _Budget:
         return True
 
 
+def _then_writes(device: Device, plan: _Plan, then: DeviceImage, chunk: int | None
+                 ) -> tuple[list[tuple[int, int, bytes]], int]:
+    """The writes that turn ``plan``'s image into ``then`` on the staged buffer, and the
+    CRC-32 of the result."""
+    info = device.info()
+    nxt = pack_image(then, info, plan.new)
+    return delta_writes(plan.new, nxt, info, chunk=chunk or device.capabilities.max_chunk), \
+        image_crc(nxt)
+
+
 def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
-                       latch: bool, budget: _Budget | None = None) -> tuple[_Plan, int | None]:
+                       latch: bool, budget: _Budget | None = None,
+                       then: DeviceImage | None = None, ask_active: bool = False
+                       ) -> tuple[_Plan, int | None]:
     """Stage (and latch); if the board refuses the base, or reboots (or loses the session)
     before the latch left the host, re-plan from the board's image and try again, until
-    the operation deadline (``budget``; without one: once more)."""
+    the operation deadline (``budget``; without one: once more). ``then``: the next
+    image, whose writes (against this plan's image) are prestaged behind the latch;
+    ``ask_active``: the first attempt asks ACTIVE_CRC ahead of its writes and latches only
+    if the board does not already show the image (both only for a driver with
+    ``capabilities.pipelined``)."""
     budget = budget or _Budget(device)
     while True:
-        sync = not device.staged_clean and plan.prev is not None
+        sync = not device.staged_clean and plan.prev is not None and not plan.prestaged
         try:
+            if (then is not None or ask_active) and latch:
+                opts: dict[str, Any] = {"ask_active": True} if ask_active else {}
+                if then is not None:
+                    opts["then"] = _then_writes(device, plan, then, chunk)
+                return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=True,
+                                          **opts)
             return plan, device.stage(plan.writes, plan.crc, sync=sync, latch=latch)
         except StageError as exc:
             if exc.session_lost and not exc.latch_sent:
@@ -205,12 +234,14 @@ def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
                          "(%s); writing the whole image", device.name, exc)
             if not budget.again():
                 raise
+        ask_active = False
         device.verified_active = None
         device.staged_clean = False
         plan = _plan(device, plan.image, chunk)  # a full write, or a read-back and a delta
 
 
-def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> ProgramResult:
+def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
+            then: DeviceImage | None = None) -> ProgramResult:
     """Program one board: delta-write staged, check staged CRC, latch, verify active CRC.
 
     A reboot of the board before the latch, and a latch the board reports as not taken
@@ -227,6 +258,14 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
         out keep their current contents.
     chunk : int, optional
         Largest payload per write frame, bytes (default: the driver's).
+    then : DeviceImage, optional
+        The image the *next* call will program (a sweep's next point). On a driver with
+        ``capabilities.pipelined`` its staged writes are sent right behind this latch and
+        cross the line while the caller measures; the next ``program`` of that image
+        then sends only the LATCH, whose CRC check still decides (a prestage that went
+        wrong is refused by the board and rewritten). This call's outcome is unchanged:
+        the active image is this ``image``, verified by the latch's CRC. Ignored by
+        other drivers.
 
     Returns
     -------
@@ -235,7 +274,7 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
     Raises
     ------
     HardwareConstraintError
-        The image does not fit the device's layout (nothing was sent).
+        The image (or ``then``) does not fit the device's layout (nothing was sent).
     ProgramError
         Any device failure; ``holds`` says whether the board holds the previous image or
         (only if it could not be asked within the link's bound) an unknown one. An
@@ -246,9 +285,14 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
     budget = _Budget(device)
     plan: _Plan | None = None
     orig_crc: int | None = None  # CRC of the image the board held when the call began
+    caps = device.capabilities
+    then = then if caps.pipelined and caps.staged_buffer else None
+    ask = False
     try:
         plan = _plan(device, image, chunk)
         orig_crc = None if plan.prev is None else image_crc(plan.prev)
+        if then is not None:
+            check_layout(then, device.info())  # before a single programming byte is sent
         if plan.prev is not None and plan.prev == plan.new:
             # the host's copy says nothing changes: believe it only if the board agrees
             crc = device.active_crc() if device.capabilities.staged_buffer else plan.crc
@@ -261,7 +305,11 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
             device.verified_active = None
             device.staged_clean = False
             plan = _plan(device, image, chunk)
-        elif plan.prev is None and device.capabilities.staged_buffer:
+        elif plan.prev is None and caps.staged_buffer and caps.pipelined:
+            # nothing confirmed in this session: ACTIVE_CRC goes ahead of the writes, and
+            # the latch waits for its answer (not sent if the board shows the image)
+            ask = True
+        elif plan.prev is None and caps.staged_buffer:
             # nothing confirmed in this session: if the board already shows the image's
             # CRC, nothing needs writing (asked now, never from the host's memory)
             try:
@@ -276,7 +324,9 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
         while True:
             try:
                 plan, active = _stage_with_rebase(device, plan, chunk, latch=True,
-                                                  budget=budget)
+                                                  budget=budget, then=then, ask_active=ask)
+                if ask:
+                    orig_crc = getattr(device, "asked_active_crc", None)
             except StageError as exc:
                 if not (exc.session_lost and exc.latch_sent):
                     raise
@@ -322,7 +372,8 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None) -> 
     except DeviceError as exc:  # before anything could latch (plan, read-back, no-op check)
         _fail(device, plan, exc, orig_crc, "programming failed before the latch")
     device.verified_active = plan.new
-    device.staged_clean = device.capabilities.staged_buffer
+    # with writes prestaged behind the latch, staged is no longer the active image
+    device.staged_clean = caps.staged_buffer and getattr(device, "prestaged_crc", None) is None
     res = ProgramResult(device.name, plan.crc, plan.payload, len(plan.new), len(plan.writes),
                         device.stats.since(before), time.perf_counter() - t0)
     log.info("%s: programmed %d of %d bytes in %d write%s, %.2f ms, %d retries",
@@ -357,12 +408,50 @@ def board_key(device: Device, index: int, devices: Sequence[Device]) -> str:
     return f"{device.name}#{index}"
 
 
+def _latch_with_retries(p: _Plan, key: str, chunk: int | None) -> tuple[_Plan, str, str]:
+    """Latch one staged board of :func:`program_many`; a latch that the board reports as
+    not taken (it kept its previous image), or a reboot before the latch, is retried —
+    staged again from the board's truth, then latched — until the operation deadline,
+    at most ``MAX_ATTEMPTS`` times. Returns (plan, holds, error text or "")."""
+    budget = _Budget(p.device)
+    while True:
+        err = ""
+        try:
+            active = p.device.latch(p.crc)
+            h, why = ("new", "") if active == p.crc else _ask(p.device, p)
+            if h != "new":
+                err = f"{key}: active CRC {active:#010x} after the latch" + (
+                    f"; {why}" if why else "")
+        except StageError as exc:
+            h, why = _ask(p.device, p) if exc.latch_sent else ("previous", "")
+            if h != "new":
+                err = f"{key}: {exc}" + (f"; {why}" if why else "")
+        except DeviceError as exc:
+            h, why = _ask(p.device, p)
+            if h != "new":
+                err = f"{key}: {exc}" + (f"; {why}" if why else "")
+        if h != "previous" or not budget.again():
+            if err and h == "previous" and budget.attempts > 1:
+                err += f" (after {budget.attempts} attempts)"
+            return p, h, err
+        log.info("%s: the latch did not take (%s); staging again", key, err)
+        _settle(p.device, p, h)
+        try:
+            p, _ = _stage_with_rebase(p.device, _plan(p.device, p.image, chunk), chunk,
+                                      latch=False, budget=budget)
+        except DeviceError as exc:  # staging never changes the active image
+            return p, "previous", f"{key}: staging again failed: {exc}"
+
+
 def program_many(pairs: Sequence[tuple[Device, DeviceImage]], *, chunk: int | None = None
                  ) -> list[ProgramResult]:
     """Program several boards: stage all, then latch all.
 
     If any board fails to plan or stage, none is latched (all keep their previous
-    images). If a latch fails, the error says which board holds which image: ``holds``
+    images). A latch that a board reports as not taken (it kept its previous image) is
+    retried for that board — staged again from its truth, then latched — until the
+    operation deadline, at most ``MAX_ATTEMPTS`` times, as :func:`program` does. If a
+    latch still fails, the error says which board holds which image: ``holds``
     has one entry per board, keyed by :func:`board_key` (the device name, or
     ``name@url`` / ``name#index`` when several boards share a name), so a mixed outcome
     is reported as mixed.
@@ -394,22 +483,12 @@ def program_many(pairs: Sequence[tuple[Device, DeviceImage]], *, chunk: int | No
                            holds=dict.fromkeys(keys, "previous"), cause=exc) from exc
     holds: dict[str, str] = {}
     errors = []
-    for key, p in zip(keys, plans, strict=True):
-        try:
-            active = p.device.latch(p.crc)
-            h, why = ("new", "") if active == p.crc else _ask(p.device, p)
-            if h != "new":
-                errors.append(f"{key}: active CRC {active:#010x} after the latch"
-                              + (f"; {why}" if why else ""))
-        except StageError as exc:
-            h, why = _ask(p.device, p) if exc.latch_sent else ("previous", "")
-            if h != "new":
-                errors.append(f"{key}: {exc}" + (f"; {why}" if why else ""))
-        except DeviceError as exc:
-            h, why = _ask(p.device, p)
-            if h != "new":
-                errors.append(f"{key}: {exc}" + (f"; {why}" if why else ""))
+    for i, key in enumerate(keys):
+        plans[i], h, err = _latch_with_retries(plans[i], key, chunk)
+        p = plans[i]
         holds[key] = h
+        if err:
+            errors.append(err)
         if h == "new":
             p.device.verified_active = p.new
             p.device.staged_clean = p.device.capabilities.staged_buffer

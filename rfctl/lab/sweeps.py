@@ -18,7 +18,7 @@ from rfctl.errors import RfctlError
 from rfctl.geometry import upa_steering
 from rfctl.hal import CompiledBoard, quantize
 from rfctl.hal.device import Device
-from rfctl.hal.image import image_from_bytes
+from rfctl.hal.image import DeviceImage, image_from_bytes
 from rfctl.hal.program import program
 from rfctl.lab.instruments import PowerSensor, ProbePositioner
 from rfctl.state import ArrayState
@@ -83,14 +83,14 @@ class SweepInterruptedError(RfctlError):
 def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device,
          board: CompiledBoard, sensor: PowerSensor, state_of: Callable[[dict], ArrayState],
          settle_s: float, progress: Callable[[int, int], None] | None,
-         keep_codes: bool) -> SweepData:
+         keep_codes: bool, prestage: bool = True) -> SweepData:
     data = SweepData()
     initial = device.read_active() if device.verified_active is None else device.verified_active
     info = device.info()
     # quantize every distinct state before the first point: the loop only programs
-    images: dict[int, object] = {}
-    for pt in points:
-        st = state_of(pt)
+    states = [state_of(pt) for pt in points]
+    images: dict[int, DeviceImage] = {}
+    for st in states:
         if id(st) not in images:
             images[id(st)] = quantize(st, board)
     t0 = time.perf_counter()
@@ -98,11 +98,13 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
     try:
         for i, pt in enumerate(points):
             prepare(pt)
-            st = state_of(pt)
+            st = states[i]
             t1 = time.perf_counter()
             img = images[id(st)]
             if st is not last_state:
-                program(device, img)
+                # the next point's writes cross the line while this point is measured
+                nxt = states[i + 1] if prestage and i + 1 < len(points) else st
+                program(device, img, then=None if nxt is st else images[id(nxt)])
                 last_state = st
             t2 = time.perf_counter()
             if settle_s:
@@ -135,8 +137,14 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
 def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
                angles: Sequence[tuple[float, float]], *, rows: int, cols: int,
                settle_s: float = 0.0, progress: Callable[[int, int], None] | None = None,
-               keep_codes: bool = True) -> SweepData:
+               keep_codes: bool = True, prestage: bool = True) -> SweepData:
     """Steer the beam over ``angles`` (θ, φ) and measure the power at the fixed probe.
+
+    With ``prestage`` (default) the next angle's staged writes are sent right behind
+    each latch and cross the board's line while this angle is measured; each point then
+    only latches (the board checks the staged CRC; boards without a staged buffer, or
+    drivers without ``capabilities.pipelined``, program each point whole). Every
+    reading is taken after the board confirmed that angle's image.
 
     Returns
     -------
@@ -153,7 +161,7 @@ def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
               for i, (th, ph) in enumerate(angles)}
     points = [{"index": i, "theta": th, "phi": ph} for i, (th, ph) in enumerate(angles)]
     return _run(points, lambda pt: None, device, board, sensor,
-                lambda pt: states[pt["index"]], settle_s, progress, keep_codes)
+                lambda pt: states[pt["index"]], settle_s, progress, keep_codes, prestage)
 
 
 def beampattern(device: Device, board: CompiledBoard, sensor: PowerSensor,
