@@ -650,3 +650,34 @@ def test_one_write_is_singular(tmp_path: Path) -> None:
     assert main(["program", "--board", "sim-lab-8x8", "--state", str(tmp_path / "s.json")],
                 out=out) == 0
     assert " in 1 write, " in out.getvalue(), out.getvalue()
+
+
+@pytest.mark.parametrize("when", ["before the stage", "after the latch"])
+def test_ctrl_c_during_program_says_what_the_board_holds(when, monkeypatch) -> None:
+    """A Ctrl-C in the middle of program(): the board is asked, and the ProgramError
+    (chained from the KeyboardInterrupt, so the CLI exits 130) says which image it holds
+    — the previous one when nothing was staged, the new one when the latch went out."""
+    dev, fw = board()
+    program(dev, IMAGES[0])
+    first = bytes(fw.active)
+    real = dev.stage
+
+    def stage(*a, **kw):
+        if when == "before the stage":
+            raise KeyboardInterrupt
+        real(*a, **kw)
+        raise KeyboardInterrupt  # after the board latched
+
+    monkeypatch.setattr(dev, "stage", stage)
+    with pytest.raises(ProgramError) as err:
+        program(dev, IMAGES[1])
+    monkeypatch.undo()
+    e = err.value
+    assert isinstance(e.__cause__, KeyboardInterrupt) and "interrupted (Ctrl-C)" in str(e)
+    if when == "before the stage":
+        assert e.holds[dev.name] == "previous" and bytes(fw.active) == first
+    else:
+        assert e.holds[dev.name] == "new" and bytes(fw.active) != first
+    # the host's copy follows the board: the next program of the held image is a no-op
+    held = IMAGES[0] if when == "before the stage" else IMAGES[1]
+    assert program(dev, held).payload_bytes == 0

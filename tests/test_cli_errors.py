@@ -7,10 +7,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rfctl import cli
 from rfctl.cli import main
+from rfctl.config import load_config
 
 
 def run(capsys, *argv: str) -> tuple[int, str]:
@@ -177,3 +179,46 @@ def test_lab_output_paths_are_checked_before_anything_is_opened(tmp_path, capsys
         assert err.startswith(f"rfctl: error: {opt} "), err
         assert "127.0.0.1:9" not in err
     assert not (tmp_path / "missing").exists() and not (tmp_path / "no").exists()
+
+
+def test_program_on_another_model_says_the_board_keeps_its_image(tmp_path, capsys) -> None:
+    """A board of another model (a sim-dbraa board programmed with the sim-lab-8x8
+    profile) is refused at IDENT; the message says nothing was sent."""
+    from rfctl import ArrayState
+    from rfctl.cli import main
+    from rfctl.hal.discovery import open_sim
+
+    server = open_sim("board-server", load_config("sim-dbraa-14x14"))
+    url = server.start_socket("127.0.0.1", 0)
+    try:
+        state = tmp_path / "lab.json"
+        ArrayState(phases=np.zeros(64)).save(state)
+        capsys.readouterr()
+        assert main(["program", "--board", "sim-lab-8x8", "--state", str(state),
+                     "--url", url]) == 1
+        err = capsys.readouterr().err
+        assert "reports model" in err and "keeps its previous image (nothing was sent)" in err
+    finally:
+        server.stop()
+
+
+def test_an_error_chained_from_ctrl_c_exits_130_and_says_what_it_knows(monkeypatch,
+                                                                      capsys) -> None:
+    """program() turns a Ctrl-C into a ProgramError that says what the board holds,
+    chained from the KeyboardInterrupt: the CLI prints it and exits 130, not 1."""
+    import rfctl.cli.configs as configs
+    from rfctl.cli import main
+    from rfctl.errors import ProgramError
+
+    def interrupted(args, out):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ProgramError("b: interrupted (Ctrl-C)", holds={"b": "new"},
+                               cause=exc) from exc
+
+    monkeypatch.setattr(configs, "cmd_configs", interrupted)
+    capsys.readouterr()
+    assert main(["configs"]) == 130
+    assert capsys.readouterr().err == \
+        "rfctl: interrupted: b: interrupted (Ctrl-C) (b holds the new image)\n"

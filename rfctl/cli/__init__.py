@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             wire.addHandler(wire_handler)
         return int(args.func(args, out))
     except RfctlError as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # stopped by Ctrl-C, and says how
+            print(f"rfctl: interrupted: {_one_line(exc)}", file=sys.stderr)
+            return 130
         print(f"rfctl: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

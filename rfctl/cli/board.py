@@ -6,7 +6,7 @@ import argparse
 import inspect
 from typing import TextIO
 
-from rfctl.errors import RfctlError
+from rfctl.errors import DeviceError, ProgramError, RfctlError
 from rfctl.hal import compile_board, quantize
 from rfctl.hal.device import DeviceInfo, layout_from_profile
 from rfctl.hal.discovery import load_entry_point
@@ -91,7 +91,14 @@ def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
     dev = _open(profile, args.url)
     try:
         res = program(dev, image)
-        back = dev.read_active()
+        try:
+            back = dev.read_active()
+        except DeviceError as exc:  # the program was confirmed; the read-back was not
+            raise ProgramError(
+                f"{profile.name}: the board confirmed the new image (active CRC "
+                f"{res.crc:#010x}), but reading it back failed: {exc}; what it holds now "
+                "is not known (a reboot after the latch may have cleared it)",
+                holds={res.device: "unknown"}, cause=exc) from exc
         boots = _boot_note(dev, res.stats)
     finally:
         close_quietly(dev)

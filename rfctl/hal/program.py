@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from rfctl.config import BoardProfile
-from rfctl.errors import ConfigError, DeviceError, ProgramError, RfctlError
+from rfctl.errors import (
+    ConfigError,
+    DeviceError,
+    HardwareConstraintError,
+    ProgramError,
+    RfctlError,
+)
 from rfctl.hal.device import Device, LinkStats, StageError, operation_deadline
 from rfctl.hal.discovery import open_device
 from rfctl.hal.image import DeviceImage, check_layout, delta_writes, image_crc, pack_image
@@ -149,6 +155,24 @@ def _fail(device: Device, plan: _Plan | None, exc: DeviceError, orig_crc: int | 
         _settle(device, plan, holds)
         holds, why = _vs_call(plan, holds, why, orig_crc)
     raise ProgramError(f"{device.name}: {what}: {exc}" + (f"; {why}" if why else ""),
+                       holds={device.name: holds}, cause=exc) from exc
+
+
+def _interrupted(device: Device, plan: _Plan | None, exc: KeyboardInterrupt,
+                 orig_crc: int | None) -> NoReturn:
+    """Ctrl-C during :func:`program`: ask the board what it holds (within the link's
+    bound; a second Ctrl-C gives up asking) and raise the ProgramError that says so,
+    chained from the KeyboardInterrupt (the CLI exits 130)."""
+    if plan is None:
+        raise ProgramError(f"{device.name}: interrupted (Ctrl-C) before anything was sent",
+                           holds={device.name: "previous"}, cause=exc) from exc
+    try:
+        holds, why = _ask(device, plan)
+    except KeyboardInterrupt:
+        holds, why = "unknown", "interrupted again while asking the board"
+    _settle(device, plan, holds)
+    holds, why = _vs_call(plan, holds, why, orig_crc)
+    raise ProgramError(f"{device.name}: interrupted (Ctrl-C)" + (f"; {why}" if why else ""),
                        holds={device.name: holds}, cause=exc) from exc
 
 
@@ -371,6 +395,8 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
         active = plan.crc
     except DeviceError as exc:  # before anything could latch (plan, read-back, no-op check)
         _fail(device, plan, exc, orig_crc, "programming failed before the latch")
+    except KeyboardInterrupt as exc:
+        _interrupted(device, plan, exc, orig_crc)
     device.verified_active = plan.new
     # with writes prestaged behind the latch, staged is no longer the active image
     device.staged_clean = caps.staged_buffer and getattr(device, "prestaged_crc", None) is None
@@ -536,6 +562,9 @@ def open_for_program(profile: BoardProfile, url: str | None = None, **kwargs: An
         raise ProgramError(f"{profile.name}: opening {where} failed: {exc}; the board keeps "
                            "its previous image (nothing was sent)",
                            holds={profile.name: "previous"}, cause=exc) from exc
+    except HardwareConstraintError as exc:  # another model or layout: refused at IDENT
+        raise HardwareConstraintError(f"{exc}; the board keeps its previous image (nothing "
+                                      "was sent)", bank=exc.bank, element=exc.element) from exc
     if not getattr(dev, "url", None):
         try:
             dev.url = where
