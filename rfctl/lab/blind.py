@@ -612,7 +612,7 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
         x_hat, _, theta = best_onebit(gamma, d)
         margin = np.abs(np.real(np.exp(-1j * theta) * d))
         reference(x_hat, np.argsort(margin)[:k])
-    if len(fits) > 1:
+    if k > 0 or len(fits) > 1:  # fit the last readings, or polish a 10-iteration refit
         gamma, d, off, its, conv = fit(gamma, d, 100)
         fits.append((its, conv))
     x_hat, val, theta = best_onebit(gamma, d)
