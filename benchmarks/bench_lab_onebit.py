@@ -41,7 +41,7 @@ def gap(seed: int, dp: float, method: str, budget: int, noise: float) -> float:
         return abs(g + x @ d + noise * (nr.standard_normal() + 1j * nr.standard_normal())
                    / np.sqrt(2)) ** 2
 
-    if method == "estimate" and budget < 3 * (N + 1) + 1:
+    if method == "estimate" and budget < 2 * (N + 16):
         return float("nan")
     return b.gap_db(METHODS[method](meas, budget, np.random.default_rng(seed + 2000)).codes)
 

@@ -64,10 +64,36 @@ def test_channel_estimation_is_exact_without_noise() -> None:
         b = OneBitBench.random(None, seed=seed, noise=0.0, direct_path=1.0)
         g, d = b.affine()
         res = channel_estimation(lambda x, g=g, d=d: abs(g + x @ d) ** 2, 256,
-                                 budget=3 * 257 + 1, rng=np.random.default_rng(seed))
+                                 budget=4 * 256, rng=np.random.default_rng(seed))
         assert b.gap_db(res.codes) < 0.05
-    with pytest.raises(ConfigError, match="at least 3"):
+    with pytest.raises(ConfigError, match=r"at least 2\(N \+ R\) = 544"):
         channel_estimation(lambda x: 1.0, 256, budget=500, rng=np.random.default_rng(0))
+
+
+def test_structured_normal_equations_match_the_dense_reference() -> None:
+    from rfctl.lab.blind import _normal_blocks, fit_affine_field
+
+    rng = np.random.default_rng(17)
+    n, k = 24, 4
+    bases = rng.integers(0, 2, (k, n))
+    base_of = np.repeat(np.arange(k), n + 3)
+    tog = np.tile(np.r_[rng.permutation(n), -1, -1, -1], k)
+    X = bases[base_of].copy()
+    hit = tog >= 0
+    X[np.flatnonzero(hit), tog[hit]] ^= 1
+    q = rng.random(len(X))
+    st = (bases.astype(float), base_of, tog)
+    dense = _normal_blocks(X.astype(float), [q], None)[0]
+    fast = _normal_blocks(X.astype(float), [q], st)[0]
+    assert np.max(np.abs(fast - dense)) <= 1e-12 * np.max(np.abs(dense))
+    d = rng.normal(size=n) + 1j * rng.normal(size=n)
+    P = np.abs(2.5 + X @ d) ** 2 + 0.05 * rng.normal(size=len(X))
+    d0 = d + 0.2 * (rng.normal(size=n) + 1j * rng.normal(size=n))
+    a = fit_affine_field(X, P, d0, 2.0)
+    b = fit_affine_field(X, P, d0, 2.0, structure=st)
+    assert a[4] and b[4] and a[3] < 100 and b[3] < 100  # converged, not capped
+    assert np.max(np.abs(a[1] - b[1])) <= 1e-6 * np.max(np.abs(a[1]))
+    assert abs(a[0] - 2.5) < 0.05 and np.max(np.abs(a[1] - d)) < 0.1
 
 
 def test_greedy_reaches_within_1db_at_4n_on_held_out_draws() -> None:
@@ -203,6 +229,25 @@ def test_onebit_calibration_fixes_the_global_phase(onebit) -> None:
         onebit_calibration(dev, OSRIS, pm, rng=np.random.default_rng(5), budget=100)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [151, 152, 153])
+def test_onebit_calibration_at_the_default_budget_on_held_out_draws(seed: int) -> None:
+    # the default budget (8N) is the one that works: 4N left a draw 5.8 dB short
+    fw = OsrisFirmwareSim()
+    model = OneBitBench.random(fw, seed=seed, noise=1.0, direct_path=1.0)
+    with SimBench(model, freq_hz=model.f0) as bench:
+        res = bench.start()
+        dev = open_osris(OSRIS, firmware=fw)
+        pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+        pm.configure(frequency=model.f0)
+        cal = onebit_calibration(dev, OSRIS, pm, rng=np.random.default_rng(seed))
+        pm.close()
+    assert cal.measurements <= 8 * 256 + 2
+    # the calibrated zero-phase beam, judged on the bench's noiseless optimum
+    assert 10 * np.log10(model.optimum(model.f0)[1] / model.power_w(model.pattern(), model.f0)
+                         ) < 1.0
+
+
 def _bench_args(tmp_path: Path, res: dict, url: str) -> list[str]:
     return ["lab", "--board", "osris-16x16", "--url", url, "--sensor", "spectrum-analyzer",
             "--meter", res["spectrum-analyzer"], "--out", str(tmp_path)]
@@ -262,12 +307,12 @@ def test_records_never_switch_the_matplotlib_backend() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("direct_path", "bound_db"), [(0.3, 1.0), (3.0, 0.5)])
+@pytest.mark.parametrize(("direct_path", "bound_db"), [(0.3, 0.5), (3.0, 0.3)])
 def test_estimation_at_8n_on_held_out_draws(direct_path: float, bound_db: float) -> None:
-    # strong direct path: within the 0.5 dB target; weak: 0.61 dB mean on these draws
-    # (0.53 on the benchmark's), so the target is not met there (see BENCHMARKS.md)
+    # the target: within 0.5 dB of the optimum at 8N, here on draws not used for
+    # tuning (the benchmark tuned on seeds 0–9), weak and strong direct path
     gaps = []
-    for seed in range(140, 144):
+    for seed in range(140, 146):
         b = OneBitBench.random(None, seed=seed, noise=1.0, direct_path=direct_path)
         g, d = b.affine()
         nr = np.random.default_rng(seed + 50)
@@ -277,7 +322,8 @@ def test_estimation_at_8n_on_held_out_draws(direct_path: float, bound_db: float)
                        / np.sqrt(2)) ** 2
 
         r = channel_estimation(meas, 256, budget=8 * 256, rng=np.random.default_rng(seed))
-        assert r.measurements <= 8 * 256 and r.estimate["references"] == 5
+        assert r.measurements <= 8 * 256 and r.estimate["references"] >= 7
+        assert r.estimate["reference_readings"] == 16
         gaps.append(b.gap_db(r.codes))
     assert np.mean(gaps) < bound_db, gaps
 

@@ -330,7 +330,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="optimize: coordinate flips, conditional sample mean, or channel "
                      "estimation + exact one-bit optimum")
     lab.add_argument("--budget", type=int_at_least(1, 10_000_000), default=None,
-                     help="optimize / one-bit calibrate: measurements (default 4N)")
+                     help="measurements: optimize (default 4N), one-bit calibrate "
+                     "(default 8N; 4N left some draws several dB short)")
     lab.add_argument("--groups", type=int_at_least(1, 4096), default=4,
                      help="optimize csm: element groups")
     lab.add_argument("--verify", type=int_at_least(1, 1000), default=3,

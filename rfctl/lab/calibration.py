@@ -290,7 +290,10 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
     rng : numpy.random.Generator
         Reference patterns of the estimation.
     budget : int, optional
-        Readings for the estimation (default 4N; at least 3(N + 1) + 1).
+        Readings for the estimation (default 8N; at least 2(N + R), R = the readings of
+        each reference, :func:`rfctl.lab.blind.channel_estimation`). At 4N the
+        estimation has only three references and its random first pair leaves some draws
+        several dB short (5.8 dB on one), so the default is 8N.
     reference : "optimum" or int
         What fixes the global phase: the direction of the best configuration for the
         estimated channel (the whole received field, direct path included), or the
@@ -308,7 +311,7 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
     Raises
     ------
     ConfigError
-        Not a one-bit bank, a budget below 3(N + 1) + 1, an element index out of range,
+        Not a one-bit bank, a budget below 2(N + R), an element index out of range,
         or a reference element whose estimated contribution is below a tenth of the
         median (its phase is not identifiable).
     CalibrationInterruptedError
@@ -321,7 +324,7 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
         raise ConfigError(f"{profile.name}: onebit_calibration needs a one-bit phase bank",
                           field="banks", reason="not one-bit")
     n = ph.count
-    budget = 4 * n if budget is None else budget
+    budget = 8 * n if budget is None else budget
     if isinstance(reference, int) and not 0 <= reference < n:
         raise ConfigError(f"reference element {reference} is outside 0 … {n - 1}",
                           field="reference", reason="out of range")

@@ -142,7 +142,8 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     sensor : PowerSensor
     method : {"greedy", "csm", "estimate"}
         Coordinate flips; conditional sample mean (by ``groups``); channel estimation
-        then the exact one-bit optimum (few-bit banks: the two states half a turn apart).
+        then the exact one-bit optimum (few-bit banks: the two states half a turn apart;
+        best from about 6N readings, greedy below).
     budget : int
         Readings for the search (≥ 1); ``verify`` more are taken at the end.
     rng : numpy.random.Generator
