@@ -306,6 +306,7 @@ def test_errors_left_by_a_previous_session_do_not_fail_the_next(bench, caplog) -
     _, _, b, res = bench
     pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
     pm.write("SENS:FREQ:CW 1e9")  # a VNA's command: the meter queues -113
+    assert pm.query("*OPC?") == "1"  # the server has handled the line before this reply
     pm.close()
     assert b.instruments["power-meter"].errors, "the simulated meter queued no error"
     with caplog.at_level(logging.WARNING):
