@@ -361,3 +361,42 @@ def test_cli_partial_sweep_is_recorded_and_plotted(served, tmp_path: Path) -> No
     assert snap["outcome"].startswith("stopped") and "restored" in snap["outcome"]
     assert 1 <= len(json.loads((run / "data.json").read_text())["rows"]) < 9
     assert (run / "sweep.png").stat().st_size > 3000
+
+
+def test_optimize_budget_counts_every_search_reading_and_never_leaves_worse(onebit) -> None:
+    """--budget is the number of search readings (the start's included; the
+    verification comes on top); an estimation budget below its minimum is refused before
+    the first reading; and a result that re-measures below the start is not left on the
+    board (a new user saw the estimate end 2.3 dB below its starting pattern)."""
+    from rfctl.lab.blind import estimation_budget
+    from rfctl.lab.optimize import codes_image
+
+    fw, model, bench, res = onebit
+    dev = open_osris(OSRIS, firmware=fw)
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    pm.configure(frequency=model.f0)
+    r = optimize_board(dev, OSRIS, pm, method="greedy", budget=300,
+                       rng=np.random.default_rng(8), verify=3)
+    search = [row for row in r.rows if not row["phase"].startswith("verify")]
+    assert len(search) == 300 == r.blind.measurements
+    need, _ = estimation_budget(256)
+    before = bytes(fw.pattern)
+    sweeps = bench.instruments["power-meter"].sweeps
+    with pytest.raises(ConfigError, match=f"at least {need + 1} readings"):
+        optimize_board(dev, OSRIS, pm, method="estimate", budget=need,
+                       rng=np.random.default_rng(8))
+    assert bytes(fw.pattern) == before
+    assert bench.instruments["power-meter"].sweeps == sweeps  # not a single reading
+    # start on the optimum: the estimation at its minimum budget (which ignores the
+    # start) ends on a worse pattern, re-measured below the start: the start is kept
+    best, _ = model.optimum(model.f0)
+    from rfctl.hal.program import program
+
+    program(dev, codes_image(OSRIS, best.astype(np.int64)))
+    r = optimize_board(dev, OSRIS, pm, method="estimate", budget=need + 1,
+                       rng=np.random.default_rng(9), verify=3)
+    assert not np.array_equal(r.blind.codes, best)  # the search itself ended elsewhere
+    assert r.kept_start
+    assert np.array_equal(r.codes, best.astype(np.int64))
+    assert np.array_equal(model.pattern(), best.astype(bool))
+    assert [row["phase"] for row in r.rows].count("verify start") == 3

@@ -480,6 +480,22 @@ def fit_affine_field(patterns: np.ndarray, powers: np.ndarray, d0: np.ndarray, g
     return gamma, d, float(theta[-1]), done, converged
 
 
+def estimation_budget(n: int, reference_readings: int | None = None) -> tuple[int, int]:
+    """The smallest budget of :func:`channel_estimation` for ``n`` elements, 2(N + R),
+    and the readings per reference R (default max(4, min(32, N // 16))).
+
+    Raises
+    ------
+    ConfigError
+        ``reference_readings`` < 1.
+    """
+    R = max(4, min(32, n // 16)) if reference_readings is None else int(reference_readings)
+    if R < 1:
+        raise ConfigError(f"reference_readings = {R} must be ≥ 1", field="reference_readings",
+                          reason="below 1")
+    return 2 * (n + R), R
+
+
 def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int,
                        rng: np.random.Generator, high: int = 1,
                        reference_readings: int | None = None) -> BlindResult:
@@ -525,11 +541,7 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
         The budget is smaller than 2(N + R): the contributions are not identifiable.
     """
     _check(n, 2, budget)
-    R = max(4, min(32, n // 16)) if reference_readings is None else int(reference_readings)
-    if R < 1:
-        raise ConfigError(f"reference_readings = {R} must be ≥ 1", field="reference_readings",
-                          reason="below 1")
-    need = 2 * (n + R)
+    need, R = estimation_budget(n, reference_readings)
     if budget < need:
         raise ConfigError(f"channel estimation of {n} elements needs a budget of at least "
                           f"2(N + R) = {need} measurements (R = {R} readings per reference),"

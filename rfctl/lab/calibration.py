@@ -55,7 +55,12 @@ from rfctl.hal import CompiledBoard, compile_board, quantize
 from rfctl.hal.codebooks import UniformPhaseCodebook
 from rfctl.hal.device import Device
 from rfctl.hal.program import program
-from rfctl.lab.blind import MeasurementLog, best_onebit, channel_estimation
+from rfctl.lab.blind import (
+    MeasurementLog,
+    best_onebit,
+    channel_estimation,
+    estimation_budget,
+)
 from rfctl.lab.instruments import PowerSensor
 from rfctl.lab.sweeps import has_switch, steering_state
 from rfctl.state import ArrayState
@@ -311,7 +316,9 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
     Raises
     ------
     ConfigError
-        Not a one-bit bank, a budget below 2(N + R), an element index out of range,
+        Not a one-bit bank, a budget below 2(N + R) + 2 (refused before any reading;
+        the budget counts every reading, the beam before and after included), an
+        element index out of range,
         or a reference element whose estimated contribution is below a tenth of the
         median (its phase is not identifiable).
     CalibrationInterruptedError
@@ -337,11 +344,19 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
             _sleep(settle_s)
         return sensor.read_power()
 
-    meas = MeasurementLog(measure, budget + 1,
-                          (lambda d, t: progress(d, budget + 2)) if progress else None)
+    # the budget counts every reading: the uncalibrated beam, the estimation and the
+    # check of the calibrated beam; a budget the estimation cannot use is refused first
+    need, _ = estimation_budget(n)
+    if budget < need + 2:
+        raise ConfigError(f"one-bit calibration of {n} elements needs a budget of at least "
+                          f"{need + 2} readings (2(N + R) = {need} for the estimation, and "
+                          f"the beam before and after), got {budget}", field="budget",
+                          reason="below the method's minimum")
+    meas = MeasurementLog(measure, budget - 1,
+                          (lambda d, t: progress(d, budget)) if progress else None)
     try:
         p_before = meas(np.zeros(n, np.int64), "uncalibrated")
-        res = channel_estimation(meas, n, budget=budget, rng=rng)
+        res = channel_estimation(meas, n, budget=meas.remaining, rng=rng)
         d = res.estimate["d"]
         if reference == "optimum":
             _, _, theta = best_onebit(res.estimate["gamma"], d)
@@ -372,7 +387,7 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
         raise  # a refusal (budget, reference), not an interruption
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
         restored = restore_board(device, profile, before)
-        raise _interrupted("one-bit calibration", meas.used, budget + 2, exc, meas.rows,
+        raise _interrupted("one-bit calibration", meas.used, budget, exc, meas.rows,
                            restored) from exc
     return CalibrationResult(offsets, [offsets.copy()], meas.used, p_before, p_after,
                              np.abs(d), meas.rows, how)

@@ -28,6 +28,7 @@ from rfctl.lab.blind import (
     MeasurementLog,
     channel_estimation,
     conditional_sample_mean,
+    estimation_budget,
     greedy_flips,
 )
 from rfctl.lab.instruments import PowerSensor
@@ -89,6 +90,9 @@ class OptimizeResult:
     elapsed_s : float
     image_before, image_after : bytes
         The board's whole image before and after the run.
+    kept_start : bool
+        The search's result measured below the starting configuration when both were
+        re-measured ``verify`` times, so the board was left on the start.
     """
 
     codes: np.ndarray
@@ -99,6 +103,7 @@ class OptimizeResult:
     elapsed_s: float = 0.0
     image_before: bytes = b""
     image_after: bytes = b""
+    kept_start: bool = False
 
     @property
     def power_w(self) -> float:
@@ -145,7 +150,11 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
         then the exact one-bit optimum (few-bit banks: the two states half a turn apart;
         best from about 6N readings, greedy below).
     budget : int
-        Readings for the search (≥ 1); ``verify`` more are taken at the end.
+        Readings for the search (≥ 1), the starting configuration's reading included;
+        ``verify`` more are taken at the end (and ``verify`` of the start when the
+        result measures below the start's reading). ``estimate`` needs at least
+        2(N + R) + 1 (:func:`rfctl.lab.blind.estimation_budget`), refused before any
+        reading.
     rng : numpy.random.Generator
     verify : int
         Re-measurements of the final configuration (≥ 1).
@@ -161,7 +170,8 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     Raises
     ------
     ConfigError
-        Unknown method, budget < 1, verify < 1, or no usable phase bank.
+        Unknown method, budget < 1 (or below the estimation's minimum), verify < 1,
+        or no usable phase bank.
     OptimizeInterruptedError
         Ctrl-C or an error during the run; the board is restored first.
     """
@@ -178,10 +188,17 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     ph = phase_bank(profile)
     levels = 1 << ph.bits
     n = ph.count
+    if method == "estimate":
+        need, _ = estimation_budget(n)
+        if budget < need + 1:  # checked before the first reading
+            raise ConfigError(f"--method estimate on {n} elements needs a budget of at least "
+                              f"{need + 1} readings (the starting configuration's reading "
+                              f"and 2(N + R) = {need} for the estimation), got {budget}",
+                              field="budget", reason="below the method's minimum")
     before = device.read_active()
     device.verified_active = before
     t0 = time.perf_counter()
-    total = budget + verify + 1
+    total = budget + verify
 
     def measure(codes: np.ndarray) -> float:
         program(device, codes_image(profile, codes))
@@ -189,41 +206,63 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
             time.sleep(settle_s)
         return sensor.read_power()
 
-    meas = MeasurementLog(measure, budget + 1,
+    def verify_codes(codes: np.ndarray, phase: str, incumbent_w: float) -> list[float]:
+        """``verify`` re-measurements of ``codes`` on the board (outside the budget)."""
+        program(device, codes_image(profile, codes))
+        got = []
+        for _ in range(verify):
+            if settle_s:
+                time.sleep(settle_s)
+            got.append(sensor.read_power())
+            meas.rows.append({"n": len(meas.rows) + 1, "phase": phase, "power_w": got[-1],
+                              "incumbent_w": incumbent_w})
+            if progress is not None:
+                progress(min(len(meas.rows), total), total)
+        return got
+
+    # the budget counts every reading of the search, the starting configuration's
+    # included; the verification readings come on top
+    meas = MeasurementLog(measure, budget,
                           (lambda d, t: progress(d, total)) if progress else None)
+    kept_start = False
     try:
         start = _codes_of(before, device, ph.name)
         p0 = meas(start, "initial")
         meas.set_incumbent(p0)
-        if method == "greedy":
-            res = greedy_flips(meas, n, budget=budget + 1, rng=rng, levels=levels, x0=start)
+        left = meas.remaining
+        if left < 1:
+            res = BlindResult(start, p0, method, meas.used, "budget")
+        elif method == "greedy":
+            res = greedy_flips(meas, n, budget=left, rng=rng, levels=levels, x0=start)
         elif method == "csm":
-            res = conditional_sample_mean(meas, n, budget=budget + 1, rng=rng, levels=levels,
+            res = conditional_sample_mean(meas, n, budget=left, rng=rng, levels=levels,
                                           groups=min(groups, n), x0=start)
         else:
-            res = channel_estimation(meas, n, budget=budget + 1, rng=rng,
-                                     high=levels // 2)
-        program(device, codes_image(profile, res.codes))
-        verified = []
-        for k in range(verify):
-            if settle_s:
-                time.sleep(settle_s)
-            verified.append(sensor.read_power())
-            meas.rows.append({"n": meas.used + 1, "phase": "verify", "power_w": verified[-1],
-                              "incumbent_w": res.power_w})
-            if progress is not None:
-                progress(budget + 2 + k, total)
+            res = channel_estimation(meas, n, budget=left, rng=rng, high=levels // 2)
+        codes = np.asarray(res.codes)
+        verified = verify_codes(codes, "verify", res.power_w)
+        if not np.array_equal(codes, start) and np.mean(verified) < p0:
+            # the search's answer measures below the start's single reading: re-measure
+            # the start as often, and leave the board on whichever is better
+            again = verify_codes(start, "verify start", p0)
+            if np.mean(again) > np.mean(verified):
+                log.warning("optimize (%s): the result (%.4g W) measures below the starting "
+                            "configuration (%.4g W); the board is left on the start",
+                            method, np.mean(verified), np.mean(again))
+                codes, verified, kept_start = start, again, True
+            else:
+                program(device, codes_image(profile, codes))
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
         restored = restore_board(device, profile, before)
         raise OptimizeInterruptedError(
             f"optimize ({method}) stopped after {meas.used} of {budget} readings "
-            f"({type(exc).__name__}: {exc}); board "
+            f"({type(exc).__name__}" + (f": {exc}" if str(exc) else "") + "); board "
             + ("restored to its previous image" if restored else "NOT restored"),
             meas.rows, restored, before) from exc
     after = device.read_active()
     rows = meas.rows
-    return OptimizeResult(np.asarray(res.codes), verified, p0, res, rows,
-                          time.perf_counter() - t0, before, after)
+    return OptimizeResult(np.asarray(codes), verified, p0, res, rows,
+                          time.perf_counter() - t0, before, after, kept_start)
 
 
 def _codes_of(image: bytes, device: Device, bank: str) -> np.ndarray:
