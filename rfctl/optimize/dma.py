@@ -707,6 +707,18 @@ def _max_correlation(task: DmaTask, b: NDArray) -> float:
     return _max_correlation_loads(task, task.model.spec.r0_siemens + 1j * b)
 
 
+
+def _candidate(task: DmaTask, b: NDArray, backend: str):
+    """The digital SDR at candidate tunings ``b`` (rad/S, shape (L,)): (its design or
+    None when infeasible, whether B is feasible there, the objective or −inf)."""
+    p = task.problem(b)
+    try:
+        dn = solve_digital(p, backend=backend)
+        ok = feasible_b(p, dn.B)
+    except InfeasibleError:
+        return None, False, -np.inf
+    return dn, ok, (dn.objective if ok else -np.inf)
+
 def _box_qp(g: NDArray, Hk: NDArray, lo: NDArray, hi: NDArray) -> NDArray | None:
     """argmax gᵀz − ½ zᵀ H z over lo ≤ z ≤ hi (H ≻ 0), by Clarabel."""
     import clarabel
@@ -818,14 +830,8 @@ def _newton_loop(task, b, dig, *, max_iter, tol_obj, neumann_bound, delta0, b_bo
         interior = step < 0.99 * radius
         bn = b + z
         t1 = time.perf_counter()
-        p = task.problem(bn)
-        try:
-            dn = solve_digital(p, backend=digital_backend)
-            ok = feasible_b(p, dn.B)
-        except InfeasibleError:
-            dn, ok = None, False
+        dn, ok, fn = _candidate(task, bn, digital_backend)
         state["t_dig"] += time.perf_counter() - t1
-        fn = dn.objective if ok else -np.inf
         rho = (fn - f) / pred if pred > 0 else -np.inf
         log.debug("it %d: radius %.3g (cap %.3g) step %.3g pred %.3g rho %.3g chi %.2e cuts %d",
                   it, radius, cap, step, pred, rho, chi, len(cuts))
@@ -926,14 +932,8 @@ def _reduced_loop(task, b, dig, *, max_iter, tol_obj, tol_con, neumann_bound, de
             break
         bn = b + z
         t1 = time.perf_counter()
-        p = task.problem(bn)
-        try:
-            dn = solve_digital(p, backend=digital_backend)
-            ok = feasible_b(p, dn.B)
-        except InfeasibleError:
-            dn, ok = None, False
+        dn, ok, fn = _candidate(task, bn, digital_backend)
         state["t_dig"] += time.perf_counter() - t1
-        fn = dn.objective if ok else -np.inf
         rho = (fn - f) / pred if pred > 0 else -np.inf
         gn = reduced_gradient(task, bn, dn.B, dn.multipliers, dn.margin) if ok else None
         if gn is not None:
