@@ -375,7 +375,7 @@ def check_cli(argv: list[str], tally: Tally, files: CliFiles) -> None:
         return
     if code == 0:
         tally.accepted += 1
-        if "--realisation" in argv:
+        if "--realisation" in argv and "--help" not in argv:  # --help exits 0 unparsed
             v = argv[argv.index("--realisation") + 1] if argv.index("--realisation") + 1 \
                 < len(argv) else ""
             if v in ("-1", "nan", "inf", "-inf", "1e300", "99999999999999999999999"):
