@@ -40,25 +40,32 @@ class ScpiServer:
     def _serve(self) -> None:
         assert self._sock is not None
         for conn in accepted(self._sock, self._stop):
-            conn.settimeout(0.1)
-            buf = b""
-            with conn:
-                while not self._stop.is_set():
-                    try:
-                        d = conn.recv(4096)
-                    except TimeoutError:
-                        continue
-                    except OSError:
-                        break
-                    if not d:
-                        break
-                    buf += d
-                    while b"\n" in buf:
-                        line, buf = buf.split(b"\n", 1)
-                        with self.lock:
-                            reply = self.handler(line.decode("ascii", "replace").strip())
-                        if reply is not None:
-                            conn.sendall(reply.encode() + b"\n")
+            try:
+                self._client(conn)
+            except OSError:  # the client went away mid-reply: drop it, keep serving
+                continue
+
+    def _client(self, conn) -> None:
+        """Serve one client until it disconnects (or the server stops)."""
+        conn.settimeout(0.1)
+        buf = b""
+        with conn:
+            while not self._stop.is_set():
+                try:
+                    d = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if not d:
+                    break
+                buf += d
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    with self.lock:
+                        reply = self.handler(line.decode("ascii", "replace").strip())
+                    if reply is not None:
+                        conn.sendall(reply.encode() + b"\n")
 
     def stop(self) -> None:
         """Stop serving and close the socket."""

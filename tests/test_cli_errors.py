@@ -222,3 +222,28 @@ def test_an_error_chained_from_ctrl_c_exits_130_and_says_what_it_knows(monkeypat
     assert main(["configs"]) == 130
     assert capsys.readouterr().err == \
         "rfctl: interrupted: b: interrupted (Ctrl-C) (b holds the new image)\n"
+
+
+def test_a_lab_run_stopped_by_ctrl_c_inside_program_exits_130() -> None:
+    """program() turns a Ctrl-C into a ProgramError (saying what the board holds); the
+    lab routine wraps that in its own stopped-error. The exit status looks down the whole
+    chain of causes: 130 (a new user got 1 for every Ctrl-C of a lab run)."""
+    from rfctl.cli.lab import _stopped
+    from rfctl.errors import DeviceError, ProgramError
+    from rfctl.lab import SweepInterruptedError
+    from rfctl.lab.sweeps import SweepData
+
+    def chain(first: BaseException) -> BaseException:
+        try:
+            try:
+                raise first
+            except BaseException as a:
+                raise ProgramError("b: interrupted (Ctrl-C)", holds={"b": "new"}) from a
+        except ProgramError as b:
+            try:
+                raise SweepInterruptedError("stopped", SweepData(), True) from b
+            except SweepInterruptedError as c:
+                return c
+
+    assert _stopped(chain(KeyboardInterrupt())) == 130
+    assert _stopped(chain(DeviceError("link lost"))) == 1

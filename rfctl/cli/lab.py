@@ -98,8 +98,17 @@ def _lab_setup(args: argparse.Namespace):
 
 
 def _stopped(exc: BaseException) -> int:
-    """Exit status of an interrupted run: 130 for Ctrl-C only."""
-    return 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
+    """Exit status of an interrupted run: 130 for Ctrl-C only (anywhere in the chain of
+    causes: program() turns a Ctrl-C into a ProgramError that says what the board
+    holds), 1 otherwise."""
+    seen = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return 130
+        seen.add(id(e))
+        e = e.__cause__
+    return 1
 
 
 def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
