@@ -318,3 +318,40 @@ def test_errors_left_by_a_previous_session_do_not_fail_the_next(bench, caplog) -
     with pytest.raises(DeviceError, match="instrument error"):
         pm.check_errors()
     pm.close()
+
+
+def test_cli_lab_output_failures_and_simulated_links(tmp_path, monkeypatch, capsys) -> None:
+    """Paths that pass the early checks but cannot be written (/proc): a run folder that
+    cannot be made stops the run before the board is opened; a table that cannot be
+    written after a completed calibration is an OutputError (exit 1) that says the board
+    holds the calibrated beam, with the readings kept. No --url with a sim:// profile is
+    refused (the meter would measure a board the run never touches). Without
+    --write-calibration the table goes into the run folder (no file of the user's is
+    replaced)."""
+    from rfctl.cli import main
+    from rfctl.hal.discovery import open_sim
+
+    monkeypatch.chdir(tmp_path)
+    lab = open_sim("lab-bench", PROFILE, rows=8, cols=8, seed=4, noise=0.05)
+    try:
+        base = ["lab", "calibrate", "--url", lab.url, "--meter", lab.resources["power-meter"],
+                "--states", "4", "--passes", "1"]
+        before = bytes(lab.server.firmware.active)
+        capsys.readouterr()
+        assert main([*base, "--out", "/proc/rfctl-runs"]) == 1
+        assert "--out /proc/rfctl-runs: cannot create the run folder" in capsys.readouterr().err
+        assert bytes(lab.server.firmware.active) == before
+        assert main([*base, "--out", "runs", "--write-calibration", "/proc/cal.csv"]) == 1
+        err = capsys.readouterr().err
+        assert "cannot write" in err and "holds the calibrated beam" in err
+        (run,) = (tmp_path / "runs").glob("calibrate-*")
+        assert len(json.loads((run / "data.json").read_text())["rows"]) == 64 * 4 + 2
+        (tmp_path / "calibration.csv").write_text("my table\n")
+        assert main([*base, "--out", "runs2"]) == 0
+        assert (tmp_path / "calibration.csv").read_text() == "my table\n"
+        (run,) = (tmp_path / "runs2").glob("calibrate-*")
+        assert (run / "calibration.csv").read_text().startswith("element,")
+        assert main(["lab", "sweep", "--meter", lab.resources["power-meter"]]) == 1
+        assert "no --url, and the profile's link is sim://" in capsys.readouterr().err
+    finally:
+        lab.stop()

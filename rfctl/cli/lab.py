@@ -40,7 +40,7 @@ def _validate(args: argparse.Namespace) -> None:
     if not out.exists() and not out.absolute().parent.is_dir():
         raise OutputError(f"--out {out}: folder {str(out.absolute().parent)!r} does not exist",
                           path=str(out), reason="missing directory")
-    if args.action == "calibrate":
+    if args.action == "calibrate" and args.write_calibration is not None:
         check_output_file(args.write_calibration, "--write-calibration")
 
 
@@ -97,6 +97,14 @@ def _lab_setup(args: argparse.Namespace):
     return profile, dev, meter
 
 
+def _remove_empty(path: Path) -> None:
+    """Remove a run folder nothing was written to (the board or meter did not open)."""
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
 def _stopped(exc: BaseException) -> int:
     """Exit status of an interrupted run: 130 for Ctrl-C only (anywhere in the chain of
     causes: program() turns a Ctrl-C into a ProgramError that says what the board
@@ -120,9 +128,25 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
     from rfctl.lab import RunRecord
     from rfctl.sweep import ProgressBar
 
-    profile, dev, meter = _lab_setup(args)
+    profile = board_profile(args.board)
+    url = args.url or profile.link.url
+    if url.startswith("sim://"):
+        raise ConfigError(f"board {profile.name}: no --url, and the profile's link is {url} "
+                          "(an in-process simulated board, which the meter cannot see); give "
+                          "the board's --url (e.g. socket://127.0.0.1:47300 for rfctl "
+                          "sim-bench)", field="url", reason="simulated board with a real meter")
+    try:  # the run folder first: a folder that cannot be made stops us before the board
+        rec = RunRecord(args.out, args.action)
+    except OSError as exc:
+        raise OutputError(f"--out {args.out}: cannot create the run folder: "
+                          f"{exc.strerror or exc}", path=str(args.out),
+                          reason=str(exc.strerror or exc)) from None
+    try:
+        profile, dev, meter = _lab_setup(args)
+    except BaseException:
+        _remove_empty(rec.path)
+        raise
     bar = ProgressBar(sys.stderr, label=args.action)
-    rec = RunRecord(args.out, args.action)
     params = {k: v for k, v in vars(args).items() if k != "func"}
     rec.snapshot(profile=profile, device=dev, instruments=[meter], params=params,
                  link_url=args.url or profile.link.url)
@@ -196,24 +220,36 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
         return _stopped(exc)
     # the calibration is complete and the board holds the calibrated beam: from here a
     # Ctrl-C only cuts the records short, and says so
+    target = args.write_calibration or rec.path / "calibration.csv"
     try:
-        path = write_calibration(args.write_calibration, cal.offsets)
         table = [{"element": k, "phase_offset_rad": float(v),
                   "phase_offset_deg": float(np.degrees(v)),
                   "amplitude": float(cal.amplitudes[k]) if cal.amplitudes is not None
                   else None} for k, v in enumerate(cal.offsets)]
-        rec.data(cal.readings, {
-            "offsets": table, "measurements": cal.measurements,
-            "power_before_w": cal.power_before_w, "power_after_w": cal.power_after_w,
-            "reference": cal.reference, "passes": cal.passes, "table": path.read_text()})
+        extra = {"offsets": table, "measurements": cal.measurements,
+                 "power_before_w": cal.power_before_w, "power_after_w": cal.power_after_w,
+                 "reference": cal.reference, "passes": cal.passes}
+        rec.data(cal.readings, extra)  # kept even if the table cannot be written
+        try:
+            path = write_calibration(target, cal.offsets)
+        except OSError as exc:
+            rec.finish(f"completed; the table could not be written to {target}: "
+                       f"{exc.strerror or exc}")
+            plot_run(rec.path)
+            raise OutputError(
+                f"--write-calibration {target}: cannot write: {exc.strerror or exc}; the "
+                f"calibration completed and the board holds the calibrated beam; readings "
+                f"and offsets are in {rec.path}", path=str(target),
+                reason=str(exc.strerror or exc)) from None
+        rec.data(cal.readings, {**extra, "table": path.read_text(), "table_file": str(path)})
         rec.finish("completed")
         plot_run(rec.path)
     except KeyboardInterrupt:
         rec.finish("interrupted (Ctrl-C) while writing the records of a completed "
                    "calibration")
         print(f"rfctl: interrupted after the calibration completed: the board holds the "
-              f"calibrated beam; table {args.write_calibration} "
-              f"{'written' if Path(args.write_calibration).exists() else 'NOT written'}; "
+              f"calibrated beam; table {target} "
+              f"{'written' if Path(target).exists() else 'NOT written'}; "
               f"records in {rec.path} may be incomplete", file=sys.stderr)
         return 130
     gain = _dbm(cal.power_after_w) - _dbm(cal.power_before_w)
@@ -337,7 +373,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab.add_argument("--reference", default="optimum",
                      help="calibrate, one-bit: global phase reference, 'optimum' or an "
                      "element index")
-    lab.add_argument("--write-calibration", type=Path, default=Path("calibration.csv"))
+    lab.add_argument("--write-calibration", type=Path, default=None,
+                     help="calibrate: write the table here too (default: calibration.csv in "
+                     "the run folder; an existing file is replaced)")
     lab.add_argument("--method", default="greedy", choices=["greedy", "csm", "estimate"],
                      help="optimize: coordinate flips, conditional sample mean, or channel "
                      "estimation + exact one-bit optimum")
