@@ -106,7 +106,8 @@ def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
     check = f"read-back {'matches' if ok else 'DIFFERS'}"
     if res.writes == 0:
         print(f"\n{res.device} at {target}: image already active (board reports CRC "
-              f"{res.crc:#010x}); nothing written, {res.stats.bytes_tx} bytes sent; {check}",
+              f"{res.crc:#010x}); nothing written to the active image, {res.stats.bytes_tx} "
+              f"bytes sent; {check}",
               file=out)
     else:
         print(f"\nprogrammed {res.device} at {target}: {res.payload_bytes} of "

@@ -400,7 +400,11 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
     device.verified_active = plan.new
     # with writes prestaged behind the latch, staged is no longer the active image
     device.staged_clean = caps.staged_buffer and getattr(device, "prestaged_crc", None) is None
-    res = ProgramResult(device.name, plan.crc, plan.payload, len(plan.new), len(plan.writes),
+    # asked in the batch of the writes: the board already showed this image, so the
+    # writes only reached its staged buffer and nothing was latched (nothing changed)
+    unchanged = ask and orig_crc == plan.crc
+    res = ProgramResult(device.name, plan.crc, 0 if unchanged else plan.payload,
+                        len(plan.new), 0 if unchanged else len(plan.writes),
                         device.stats.since(before), time.perf_counter() - t0)
     log.info("%s: programmed %d of %d bytes in %d write%s, %.2f ms, %d retries",
              device.name, res.payload_bytes, len(plan.new), res.writes,
