@@ -355,3 +355,29 @@ def test_cli_lab_output_failures_and_simulated_links(tmp_path, monkeypatch, caps
         assert "no --url, and the profile's link is sim://" in capsys.readouterr().err
     finally:
         lab.stop()
+
+
+def test_cli_ctrl_c_while_writing_the_records_of_a_completed_run(tmp_path, monkeypatch,
+                                                                 capsys) -> None:
+    """A Ctrl-C after a sweep completed (here: while its plot is drawn) exits 130 and
+    says the board holds the sweep's last beam; the readings already written stay."""
+    import rfctl.lab
+    from rfctl.cli import main
+    from rfctl.hal.discovery import open_sim
+
+    lab = open_sim("lab-bench", PROFILE, rows=8, cols=8, seed=6, noise=0.05)
+    try:
+        def interrupted(path):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(rfctl.lab, "plot_run", interrupted)
+        capsys.readouterr()
+        assert main(["lab", "sweep", "--url", lab.url, "--meter",
+                     lab.resources["power-meter"], "--points", "5", "--out",
+                     str(tmp_path)]) == 130
+        err = capsys.readouterr().err
+        assert "interrupted after the sweep completed: the board holds its last beam" in err
+        (run,) = tmp_path.glob("sweep-*")
+        assert len((run / "data.csv").read_text().splitlines()) == 1 + 5
+    finally:
+        lab.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 from typing import TextIO
 
 from rfctl.errors import DeviceError, ProgramError, RfctlError
@@ -93,6 +94,11 @@ def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
         res = program(dev, image)
         try:
             back = dev.read_active()
+        except KeyboardInterrupt:
+            print(f"rfctl: interrupted after programming: {res.device} confirmed the new "
+                  f"image (active CRC {res.crc:#010x}); the read-back was not done",
+                  file=sys.stderr)
+            return 130
         except DeviceError as exc:  # the program was confirmed; the read-back was not
             raise ProgramError(
                 f"{profile.name}: the board confirmed the new image (active CRC "

@@ -97,6 +97,18 @@ def _lab_setup(args: argparse.Namespace):
     return profile, dev, meter
 
 
+def _interrupted_after(rec, what: str) -> int:
+    """Ctrl-C while the records of a completed run were written: say what the board
+    holds; the records may be incomplete."""
+    try:
+        rec.finish(f"interrupted (Ctrl-C) while writing the records; {what}")
+    except (OSError, KeyboardInterrupt):
+        pass
+    print(f"rfctl: interrupted after {what}; records in {rec.path} may be incomplete",
+          file=sys.stderr)
+    return 130
+
+
 def _remove_empty(path: Path) -> None:
     """Remove a run folder nothing was written to (the board or meter did not open)."""
     try:
@@ -178,9 +190,12 @@ def _sweep(args, out, profile, dev, meter, bar, rec) -> int:
         plot_run(rec.path)
         print(f"rfctl: {exc}; partial data and plot in {rec.path}", file=sys.stderr)
         return _stopped(exc)
-    rec.data(data.rows)
-    rec.finish("completed")
-    plot_run(rec.path)
+    try:
+        rec.data(data.rows)
+        rec.finish("completed")
+        plot_run(rec.path)
+    except KeyboardInterrupt:
+        return _interrupted_after(rec, "the sweep completed: the board holds its last beam")
     k = int(np.argmax(data.column("power_w")))
     print(f"{args.points}-point sweep in {data.elapsed_s:.2f} s "
           f"({data.elapsed_s / args.points * 1e3:.2f} ms per point); peak "
@@ -275,13 +290,17 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
         plot_run(rec.path)
         print(f"rfctl: {exc}; partial data and plot in {rec.path}", file=sys.stderr)
         return _stopped(exc)
-    rec.data(res.rows, {"codes": res.codes, "verified_w": res.verified_w,
-                        "initial_w": res.initial_w, "method": res.blind.method,
-                        "stop": res.blind.stop, "estimate": res.blind.estimate,
-                        "kept_start": res.kept_start,
-                        "elapsed_s": res.elapsed_s})
-    rec.finish("completed", image_after=res.image_after)
-    plot_run(rec.path)
+    try:
+        rec.data(res.rows, {"codes": res.codes, "verified_w": res.verified_w,
+                            "initial_w": res.initial_w, "method": res.blind.method,
+                            "stop": res.blind.stop, "estimate": res.blind.estimate,
+                            "kept_start": res.kept_start,
+                            "elapsed_s": res.elapsed_s})
+        rec.finish("completed", image_after=res.image_after)
+        plot_run(rec.path)
+    except KeyboardInterrupt:
+        return _interrupted_after(rec, "the optimisation completed: the board holds the "
+                                  "configuration it reported")
     print(f"optimize ({args.method}): {res.blind.measurements} measurements in "
           f"{res.elapsed_s:.2f} s (stop: {res.blind.stop}); "
           f"{_dbm(res.initial_w):.2f} → {_dbm(res.power_w):.2f} dBm verified "
