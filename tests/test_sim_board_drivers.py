@@ -71,3 +71,15 @@ def test_ctrl_c_stops_the_simulators_with_130(tmp_path):
         _, err = p.communicate(timeout=30)
         assert p.returncode == 130, (argv, err)
         assert err.strip() == "rfctl: interrupted", (argv, err)
+
+
+def test_sim_bench_and_lab_refuse_mismatched_arguments(tmp_path):
+    """A bench panel that does not match the board's phase bank is refused before
+    serving (it used to crash the simulated meter on the first reading); --reference is
+    'optimum' or an element index (a usage error otherwise)."""
+    r = _run("sim-bench", "--rows", "3", "--cols", "5", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "--rows 3 × --cols 5 = 15, but board sim-lab-8x8's phase bank has 64" in r.stderr
+    r = _run("lab", "calibrate", "--url", "socket://127.0.0.1:9", "--meter",
+             "TCPIP::127.0.0.1::9::SOCKET", "--reference", "foo", cwd=tmp_path)
+    assert r.returncode == 2 and "neither 'optimum' nor an element index" in r.stderr

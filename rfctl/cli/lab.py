@@ -23,6 +23,20 @@ from .argtypes import check_output_file, finite_float, int_at_least
 from .common import board_profile, close_quietly, db
 
 
+def _reference(text: str) -> str | int:
+    """argparse type of --reference: ``optimum`` or an element index ≥ 0."""
+    if text == "optimum":
+        return text
+    try:
+        v = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'optimum' nor an element "
+                                         "index") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"element index {v} is negative")
+    return v
+
+
 def _dbm(w: float) -> float:
     return float(db(w)) + 30
 
@@ -215,9 +229,14 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
     from rfctl.lab.optimize import phase_bank
 
     ph = phase_bank(profile)
+    if ph.bits != 1 and args.reference != "optimum":
+        raise ConfigError(f"--reference {args.reference}: applies to one-bit boards only "
+                          f"(bank {ph.name!r} has {ph.bits} bits: its calibration removes "
+                          "the global phase itself)", field="reference",
+                          reason="not for this board")
     try:
         if ph.bits == 1:
-            ref = args.reference if args.reference == "optimum" else int(args.reference)
+            ref = args.reference
             cal = onebit_calibration(dev, profile, meter, rng=np.random.default_rng(args.seed),
                                      budget=args.budget, reference=ref, progress=bar,
                                      settle_s=args.settle)
@@ -389,7 +408,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab.add_argument("--states", type=int_at_least(2, 4096), default=None,
                      help="calibrate: phase states (default min(8, 2^bits))")
     lab.add_argument("--passes", type=int_at_least(1, 1000), default=3, help="calibrate: passes")
-    lab.add_argument("--reference", default="optimum",
+    lab.add_argument("--reference", default="optimum", type=_reference,
                      help="calibrate, one-bit: global phase reference, 'optimum' or an "
                      "element index")
     lab.add_argument("--write-calibration", type=Path, default=None,

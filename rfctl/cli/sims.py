@@ -121,6 +121,15 @@ def cmd_sim_board(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
     """A simulated board and its measurement bench in one process."""
     profile = board_profile(args.board)
+    ph = profile.find_bank("phase")
+    if ph is None:
+        raise ConfigError(f"board {profile.name} has no phase bank: sim-bench simulates a "
+                          "phase-steered panel", field="board", reason="no phase bank")
+    if profile.driver != "osris" and args.rows * args.cols != ph.count:
+        raise ConfigError(f"--rows {args.rows} × --cols {args.cols} = "
+                          f"{args.rows * args.cols}, but board {profile.name}'s phase bank "
+                          f"has {ph.count} elements", field="rows",
+                          reason="does not match the board")
     try:
         lab = open_sim("lab-bench", profile, rows=args.rows, cols=args.cols, seed=args.seed,
                        noise=args.noise, probe=(args.probe_theta, args.probe_phi),
