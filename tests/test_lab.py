@@ -381,3 +381,26 @@ def test_cli_ctrl_c_while_writing_the_records_of_a_completed_run(tmp_path, monke
         assert len((run / "data.csv").read_text().splitlines()) == 1 + 5
     finally:
         lab.stop()
+
+
+def test_lab_show_names_a_damaged_record(tmp_path, capsys) -> None:
+    """Damaged run folders are errors naming the file (exit 1), never an internal error
+    and never silently half-read."""
+    from rfctl.cli import main
+
+    run = tmp_path / "sweep-x"
+    run.mkdir()
+    cases = [('[1, 2]', None, "snapshot.json is not a run snapshot"),
+             ('{"kind": "sweep", "board_ident": "x"}', None, "unexpected type"),
+             ('{"kind": "sweep"}', '{"rows": 5}', "'rows' must be a list"),
+             ('{"kind": "sweep"}', '{"rows": [[1, 2]]}', "'rows' must be a list"),
+             ('{"kind": "sweep"}', '{"rows": [{"theta": 0', "data.json: unreadable")]
+    for snap, data, msg in cases:
+        (run / "snapshot.json").write_text(snap)
+        if data is None:
+            (run / "data.json").unlink(missing_ok=True)
+        else:
+            (run / "data.json").write_text(data)
+        capsys.readouterr()
+        assert main(["lab", "show", str(run)]) == 1, (snap, data)
+        assert msg in capsys.readouterr().err, (snap, data)

@@ -331,12 +331,24 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
 
 
 def _show(args: argparse.Namespace, out: TextIO) -> int:
-    from rfctl.lab import load_run, plot_run
+    from rfctl.lab import load_run
 
     if args.run_dir is None:
         raise ConfigError("rfctl lab show needs RUN_DIR", field="run_dir", reason="missing")
     run = load_run(args.run_dir)
-    s, d = run["snapshot"], run["data"]
+    try:
+        return _summary(args.run_dir, run["snapshot"], run["data"], out)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{args.run_dir}: the run record has a field of an unexpected type "
+                          f"or value ({type(exc).__name__}: {exc}); was it edited?",
+                          field="run_dir", reason="malformed record") from None
+
+
+def _summary(run_dir: Path, s: dict, d: dict, out: TextIO) -> int:
+    """Print a run's summary and redraw its plots."""
+    from rfctl.lab import plot_run
+
+    args = argparse.Namespace(run_dir=run_dir)
     rows = d.get("rows", [])
     ident = s.get("board_ident") or {}
     print(f"run {args.run_dir}: {s.get('kind')} — outcome: {s.get('outcome', '?')}", file=out)

@@ -232,7 +232,8 @@ def load_run(path: str | Path) -> dict:
     Raises
     ------
     rfctl.errors.ConfigError
-        The folder has no readable ``snapshot.json``.
+        The folder has no readable ``snapshot.json``, or its ``snapshot.json`` or
+        ``data.json`` is not what a run writes (the file is named).
     """
     from rfctl.errors import ConfigError
 
@@ -242,10 +243,21 @@ def load_run(path: str | Path) -> dict:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a run folder (snapshot.json: {exc})", field="run_dir",
                           reason="no snapshot") from None
+    if not isinstance(snap, dict) or not isinstance(snap.get("kind", ""), str):
+        raise ConfigError(f"{path}: snapshot.json is not a run snapshot (an object with a "
+                          "'kind')", field="snapshot", reason="malformed")
+    file = path / "data.json"
+    if not file.exists():  # a run stopped before any reading
+        return {"snapshot": snap, "data": {"rows": []}}
     try:
-        data = json.loads((path / "data.json").read_text())
-    except (OSError, ValueError):
-        data = {"rows": []}
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{file}: unreadable ({exc})", field="data",
+                          reason="malformed") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ConfigError(f"{file}: 'rows' must be a list of readings (objects)",
+                          field="rows", reason="malformed")
     return {"snapshot": snap, "data": data}
 
 
