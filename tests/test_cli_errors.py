@@ -247,3 +247,20 @@ def test_a_lab_run_stopped_by_ctrl_c_inside_program_exits_130() -> None:
 
     assert _stopped(chain(KeyboardInterrupt())) == 130
     assert _stopped(chain(DeviceError("link lost"))) == 1
+
+
+def test_lab_options_of_another_action_are_usage_errors(capsys) -> None:
+    """`lab sweep --write-calibration x --method csm` used to be accepted and ignored.
+    Every action-specific option given to another action exits 2 naming it, before
+    anything is opened (the URLs point at a closed port)."""
+    from rfctl.cli import main
+
+    base = ["--meter", "TCPIP::127.0.0.1::9::SOCKET", "--url", "socket://127.0.0.1:9"]
+    for action, opt, value in [("sweep", "--write-calibration", "x.csv"),
+                               ("sweep", "--method", "csm"), ("sweep", "--budget", "5"),
+                               ("sweep", "--passes", "9"), ("calibrate", "--points", "5"),
+                               ("calibrate", "--verify", "2"), ("optimize", "--states", "4"),
+                               ("optimize", "--start", "0.5"), ("sweep", "--seed", "1")]:
+        capsys.readouterr()
+        assert main(["lab", action, *base, opt, value]) == 2, (action, opt)
+        assert f"{opt} applies to rfctl lab" in capsys.readouterr().err

@@ -41,6 +41,31 @@ def _dbm(w: float) -> float:
     return float(db(w)) + 30
 
 
+# options that belong to some actions only, with their defaults there: given to another
+# action they are a usage error (exit 2), never silently ignored
+_APPLIES: dict[str, tuple[tuple[str, ...], object]] = {
+    "start": (("sweep",), -1.0), "stop": (("sweep",), 1.0), "points": (("sweep",), 181),
+    "phi": (("sweep",), 0.0), "probe_theta": (("calibrate",), 0.0),
+    "probe_phi": (("calibrate",), 0.0), "states": (("calibrate",), None),
+    "passes": (("calibrate",), 3), "reference": (("calibrate",), "optimum"),
+    "write_calibration": (("calibrate",), None), "method": (("optimize",), "greedy"),
+    "groups": (("optimize",), 4), "verify": (("optimize",), 3),
+    "budget": (("optimize", "calibrate"), None), "seed": (("optimize", "calibrate"), 0),
+}
+
+
+def _applies(args: argparse.Namespace) -> str | None:
+    """The first option given to an action it does not belong to (None if none); fills
+    in the defaults of the action's own options."""
+    for name, (actions, default) in _APPLIES.items():
+        if getattr(args, name) is not None and args.action not in actions:
+            return (f"--{name.replace('_', '-')} applies to rfctl lab "
+                    f"{' and '.join(actions)} only (not {args.action})")
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return None
+
+
 def _validate(args: argparse.Namespace) -> None:
     """Numeric arguments in range (ConfigError naming the option)."""
     if not args.meter:
@@ -150,6 +175,10 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
     summarise a recorded run (``show``)."""
     if args.action == "show":
         return _show(args, out)
+    wrong = _applies(args)
+    if wrong:
+        print(f"rfctl lab: error: {wrong}", file=sys.stderr)
+        return 2
     _validate(args)
     from rfctl.lab import RunRecord
     from rfctl.sweep import ProgressBar
@@ -409,32 +438,32 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="panel columns (default: as --rows)")
     lab.add_argument("--calibration", help="apply this calibration table to the phase bank")
     lab.add_argument("--out", type=Path, default=Path("runs"), help="records folder")
-    lab.add_argument("--start", type=unit, default=-1.0, help="sweep: first θ")
-    lab.add_argument("--stop", type=unit, default=1.0, help="sweep: last θ")
-    lab.add_argument("--points", type=int_at_least(2, 1_000_000), default=181,
+    lab.add_argument("--start", type=unit, default=None, help="sweep: first θ")
+    lab.add_argument("--stop", type=unit, default=None, help="sweep: last θ")
+    lab.add_argument("--points", type=int_at_least(2, 1_000_000), default=None,
                      help="sweep: number of points")
-    lab.add_argument("--phi", type=unit, default=0.0, help="sweep: φ of every beam")
+    lab.add_argument("--phi", type=unit, default=None, help="sweep: φ of every beam")
     lab.add_argument("--settle", type=seconds, default=0.0, help="settle time per reading, s")
-    lab.add_argument("--probe-theta", type=unit, default=0.0, help="calibrate: probe θ")
-    lab.add_argument("--probe-phi", type=unit, default=0.0, help="calibrate: probe φ")
+    lab.add_argument("--probe-theta", type=unit, default=None, help="calibrate: probe θ")
+    lab.add_argument("--probe-phi", type=unit, default=None, help="calibrate: probe φ")
     lab.add_argument("--states", type=int_at_least(2, 4096), default=None,
                      help="calibrate: phase states (default min(8, 2^bits))")
-    lab.add_argument("--passes", type=int_at_least(1, 1000), default=3, help="calibrate: passes")
-    lab.add_argument("--reference", default="optimum", type=_reference,
+    lab.add_argument("--passes", type=int_at_least(1, 1000), default=None, help="calibrate: passes")
+    lab.add_argument("--reference", default=None, type=_reference,
                      help="calibrate, one-bit: global phase reference, 'optimum' or an "
                      "element index")
     lab.add_argument("--write-calibration", type=Path, default=None,
                      help="calibrate: write the table here too (default: calibration.csv in "
                      "the run folder; an existing file is replaced)")
-    lab.add_argument("--method", default="greedy", choices=["greedy", "csm", "estimate"],
+    lab.add_argument("--method", default=None, choices=["greedy", "csm", "estimate"],
                      help="optimize: coordinate flips, conditional sample mean, or channel "
                      "estimation + exact one-bit optimum")
     lab.add_argument("--budget", type=int_at_least(1, 10_000_000), default=None,
                      help="measurements: optimize (default 4N), one-bit calibrate "
                      "(default 8N; 4N left some draws several dB short)")
-    lab.add_argument("--groups", type=int_at_least(1, 4096), default=4,
+    lab.add_argument("--groups", type=int_at_least(1, 4096), default=None,
                      help="optimize csm: element groups")
-    lab.add_argument("--verify", type=int_at_least(1, 1000), default=3,
+    lab.add_argument("--verify", type=int_at_least(1, 1000), default=None,
                      help="optimize: re-measurements of the final configuration")
-    lab.add_argument("--seed", type=int_at_least(0), default=0, help="random patterns' seed")
+    lab.add_argument("--seed", type=int_at_least(0), default=None, help="random patterns' seed")
     lab.set_defaults(func=cmd_lab)
