@@ -400,3 +400,4 @@ def test_optimize_budget_counts_every_search_reading_and_never_leaves_worse(oneb
     assert np.array_equal(r.codes, best.astype(np.int64))
     assert np.array_equal(model.pattern(), best.astype(bool))
     assert [row["phase"] for row in r.rows].count("verify start") == 3
+    assert r.start_w == r.verified_w and len(r.start_w) == 3

@@ -342,7 +342,7 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
         rec.data(res.rows, {"codes": res.codes, "verified_w": res.verified_w,
                             "initial_w": res.initial_w, "method": res.blind.method,
                             "stop": res.blind.stop, "estimate": res.blind.estimate,
-                            "kept_start": res.kept_start,
+                            "kept_start": res.kept_start, "start_w": res.start_w,
                             "elapsed_s": res.elapsed_s})
         rec.finish("completed", image_after=res.image_after)
         plot_run(rec.path)
@@ -353,6 +353,8 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
           f"{res.elapsed_s:.2f} s (stop: {res.blind.stop}); "
           f"{_dbm(res.initial_w):.2f} → {_dbm(res.power_w):.2f} dBm verified "
           f"({_dbm(res.power_w) - _dbm(res.initial_w):+.2f} dB, {args.verify} re-measurements);"
+          + (f" the start re-measured {_dbm(float(np.mean(res.start_w))):.2f} dBm;"
+             if res.start_w else "")
           + (" the result measured below the starting configuration: board left on the "
              "start" if res.kept_start else " board left on it")
           + f"; records in {rec.path}", file=out)

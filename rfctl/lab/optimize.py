@@ -93,6 +93,9 @@ class OptimizeResult:
     kept_start : bool
         The search's result measured below the starting configuration when both were
         re-measured ``verify`` times, so the board was left on the start.
+    start_w : list of float
+        The start's re-measurements, W (taken only when the result measured below the
+        start's single reading).
     """
 
     codes: np.ndarray
@@ -104,6 +107,7 @@ class OptimizeResult:
     image_before: bytes = b""
     image_after: bytes = b""
     kept_start: bool = False
+    start_w: list[float] = field(default_factory=list)
 
     @property
     def power_w(self) -> float:
@@ -225,6 +229,7 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     meas = MeasurementLog(measure, budget,
                           (lambda d, t: progress(d, total)) if progress else None)
     kept_start = False
+    start_w: list[float] = []
     try:
         start = _codes_of(before, device, ph.name)
         p0 = meas(start, "initial")
@@ -252,6 +257,7 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
                 codes, verified, kept_start = start, again, True
             else:
                 program(device, codes_image(profile, codes))
+            start_w = again
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
         restored = restore_board(device, profile, before)
         raise OptimizeInterruptedError(
@@ -262,7 +268,7 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     after = device.read_active()
     rows = meas.rows
     return OptimizeResult(np.asarray(codes), verified, p0, res, rows,
-                          time.perf_counter() - t0, before, after, kept_start)
+                          time.perf_counter() - t0, before, after, kept_start, start_w)
 
 
 def _codes_of(image: bytes, device: Device, bank: str) -> np.ndarray:
