@@ -35,6 +35,11 @@ def open_visa(resource: str, *, visa_library: str | None = None, timeout_s: floa
         raise ConfigError(f"{resource!r} is a URL, not a VISA resource: a SCPI instrument "
                           "or bias source is addressed like TCPIP::127.0.0.1::5025::SOCKET "
                           "or ASRL/dev/ttyUSB0::INSTR", field="url", reason="not a VISA resource")
+    if "::" not in resource and not resource.upper().startswith(("ASRL", "GPIB", "USB")):
+        raise ConfigError(f"{resource!r} is not a VISA resource string (e.g. "
+                          "TCPIP::127.0.0.1::5025::SOCKET, TCPIP::HOST::INSTR, "
+                          "ASRL/dev/ttyUSB0::INSTR)", field="resource",
+                          reason="not a VISA resource")
 
     try:
         rm = pyvisa.ResourceManager(visa_library) if visa_library else pyvisa.ResourceManager()

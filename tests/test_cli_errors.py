@@ -264,3 +264,15 @@ def test_lab_options_of_another_action_are_usage_errors(capsys) -> None:
         capsys.readouterr()
         assert main(["lab", action, *base, opt, value]) == 2, (action, opt)
         assert f"{opt} applies to rfctl lab" in capsys.readouterr().err
+
+
+def test_output_under_a_file_and_a_garbage_resource_are_named(tmp_path) -> None:
+    from rfctl.cli.argtypes import check_output_file
+    from rfctl.drivers.scpi import open_visa
+    from rfctl.errors import ConfigError, OutputError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputError, match="is a file, not a directory"):
+        check_output_file(tmp_path / "afile" / "x.json", "--out")
+    with pytest.raises(ConfigError, match="'garbage' is not a VISA resource string"):
+        open_visa("garbage", visa_library="@py")

@@ -81,6 +81,9 @@ def check_output_file(path: Path | None, what: str) -> None:
     if p.is_dir():
         raise OutputError(f"{what} {s}: is a directory; give a file name", path=s,
                           reason="is a directory")
+    if p.parent.exists() and not p.parent.is_dir():
+        raise OutputError(f"{what} {s}: {str(p.parent)!r} is a file, not a directory",
+                          path=s, reason="parent is a file")
     if not p.parent.is_dir():
         raise OutputError(f"{what} {s}: directory {str(p.parent)!r} does not exist", path=s,
                           reason="missing directory")
