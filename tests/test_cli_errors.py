@@ -267,8 +267,9 @@ def test_lab_options_of_another_action_are_usage_errors(capsys) -> None:
 
 
 def test_output_under_a_file_and_a_garbage_resource_are_named(tmp_path) -> None:
-    from rfctl.cli.argtypes import check_output_file
     from rfctl.drivers.scpi import open_visa
+
+    from rfctl.cli.argtypes import check_output_file
     from rfctl.errors import ConfigError, OutputError
 
     (tmp_path / "afile").write_text("x")
