@@ -308,13 +308,9 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
         rec.finish("completed")
         plot_run(rec.path)
     except KeyboardInterrupt:
-        rec.finish("interrupted (Ctrl-C) while writing the records of a completed "
-                   "calibration")
-        print(f"rfctl: interrupted after the calibration completed: the board holds the "
-              f"calibrated beam; table {target} "
-              f"{'written' if Path(target).exists() else 'NOT written'}; "
-              f"records in {rec.path} may be incomplete", file=sys.stderr)
-        return 130
+        return _interrupted_after(
+            rec, f"the calibration completed: the board holds the calibrated beam; table "
+            f"{target} {'written' if Path(target).exists() else 'NOT written'}")
     gain = _dbm(cal.power_after_w) - _dbm(cal.power_before_w)
     print(f"calibrated {len(cal.offsets)} elements with {cal.measurements} measurements "
           f"(global phase: {cal.reference}); beam at the probe {_dbm(cal.power_before_w):.2f}"
