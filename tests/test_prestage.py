@@ -20,9 +20,10 @@ from rfctl.config import load_config
 from rfctl.errors import ProgramError
 from rfctl.hal import compile_board, quantize
 from rfctl.hal.image import pack_image
-from rfctl.hal.program import program, program_many, select_beam, store_beam
+from rfctl.hal.program import plan_steps, program, program_many, select_beam, store_beam
 from rfctl.lab import beam_sweep
 from rfctl.lab.sweeps import steering_state
+from rfctl.state import ArrayState
 
 PROFILE = load_config("sim-lab-8x8")
 BOARD = compile_board(PROFILE)
@@ -145,6 +146,81 @@ def test_any_other_request_abandons_the_prestage() -> None:
     program(dev, c)  # the prestage was abandoned: SYNC, then the writes again
     assert tr.cmds[0] == Cmd.SYNC_STAGED and Cmd.WRITE_LATCH in tr.cmds
     assert bytes(fw.active) == pack_image(c, dev.info(), None)
+
+
+def test_a_planned_step_is_used_only_from_its_own_base() -> None:
+    """``plan_steps`` plans a sweep's writes ahead; ``program(…, then=step)`` sends them
+    only if the step starts from exactly the image this call latches (and at its frame
+    size). A step planned from another image is replanned, so the next latch finds the
+    staged buffer right the first time (no refused latch, no retry)."""
+    dev, fw, tr = recorded_board()
+    on0 = np.ones((64, 1), dtype=bool)
+
+    def image(**blocks) -> object:  # phases 0 except the given blocks of 8 elements
+        ph = np.zeros(64)
+        for start, value in blocks.items():
+            ph[int(start[1:]):int(start[1:]) + 8] = value
+        return quantize(ArrayState(phases=ph, switch=on0), BOARD)
+
+    # a and b differ in elements 0-7 only, b and c in elements 40-47 only: the step
+    # b -> c writes a few bytes, which on top of a would make neither image
+    a, b, c = image(e0=1.0), image(e0=2.0), image(e0=2.0, e40=2.0)
+    program(dev, a)
+    info = dev.info()
+    steps = plan_steps(dev, [a, b, c], pack_image(a, info, None))
+    assert 0 < sum(len(d) for _, _, d in steps[2].writes) < info.banks[0].nbytes
+    assert steps[0].writes == () and steps[1].base == pack_image(a, info, None)
+    # the planned writes really turn each base into the next image
+    for s in steps[1:]:
+        staged = bytearray(s.base)
+        for bank, off, data in s.writes:
+            o = info.offsets[bank] + off
+            staged[o:o + len(data)] = data
+        assert bytes(staged) == s.new == pack_image(s.image, info, None)
+    # used as planned: the prestaged writes are exactly the step's
+    tr.cmds.clear()
+    program(dev, b, then=steps[2])
+    assert bytes(fw.staged) == steps[2].new and bytes(fw.active) == steps[1].new
+    res = program(dev, c)
+    assert res.stats.retries == 0 and tr.cmds[-1] == Cmd.LATCH
+    # a stale step: planned from b, but this call latches a
+    program(dev, a, then=steps[2])
+    assert bytes(fw.staged) == steps[2].new  # replanned from a: still ends on c
+    res = program(dev, c)
+    assert res.stats.retries == 0 and bytes(fw.active) == steps[2].new
+    # another frame size than the step's: replanned at that size
+    program(dev, a)
+    small = min(4, steps[2].chunk - 1)
+    tr.cmds.clear()
+    program(dev, b, chunk=small, then=steps[2])
+    per_frame = max(len(d) for _, _, d in steps[2].writes)
+    last = max(i for i, c in enumerate(tr.cmds) if c in (Cmd.LATCH, Cmd.WRITE_LATCH))
+    behind = tr.cmds[last + 1:]  # the prestaged writes, sent behind the latch
+    assert per_frame > small and behind.count(Cmd.WRITE_STAGED) == -(-per_frame // small)
+    assert program(dev, c).stats.retries == 0 and bytes(fw.active) == steps[2].new
+
+
+def test_steps_of_partial_images_keep_the_banks_they_leave_out() -> None:
+    """Images of phases only leave the board's switch bank out; steps planned ahead
+    take it from the image the board held before the first step, and programming them
+    one behind the other latches each right the first time."""
+    dev, fw, tr = recorded_board()
+    S = np.zeros((64, 1), dtype=bool)
+    S[::3, 0] = True  # a switch pattern no steering state gives
+    program(dev, quantize(ArrayState(phases=np.zeros(64), switch=S), BOARD))
+    held = bytes(fw.active)
+    imgs = [quantize(ArrayState(phases=steering_state(8, 8, float(t), 0.0).phases), BOARD)
+            for t in np.linspace(-0.5, 0.5, 7)]
+    assert all(len(im.banks) < len(dev.info().banks) for im in imgs)
+    steps = plan_steps(dev, imgs, held)
+    info = dev.info()
+    sw = next(i for i, b in enumerate(info.banks) if b.kind == "switch_matrix")
+    o, size = info.offsets[sw], info.banks[sw].nbytes
+    for i, im in enumerate(imgs):
+        res = program(dev, im, then=steps[i + 1] if i + 1 < len(imgs) else None)
+        assert bytes(fw.active) == steps[i].new and res.stats.retries == 0
+        assert bytes(fw.active)[o:o + size] == held[o:o + size]
+    assert tr.cmds.count(Cmd.LATCH) == len(imgs) - 1  # every later point only latched
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -37,8 +37,8 @@ from rfctl.hal.device import Device, LinkStats, StageError, operation_deadline
 from rfctl.hal.discovery import open_device
 from rfctl.hal.image import DeviceImage, check_layout, delta_writes, image_crc, pack_image
 
-__all__ = ["ProgramError", "ProgramResult", "board_key", "open_for_program", "program",
-           "program_many", "select_beam", "store_beam"]
+__all__ = ["PlannedStep", "ProgramError", "ProgramResult", "board_key", "open_for_program",
+           "plan_steps", "program", "program_many", "select_beam", "store_beam"]
 
 log = logging.getLogger(__name__)
 
@@ -214,20 +214,98 @@ class _Budget:
         return True
 
 
-def _then_writes(device: Device, plan: _Plan, then: DeviceImage, chunk: int | None
-                 ) -> tuple[list[tuple[int, int, bytes]], int]:
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step of a sequence planned ahead (:func:`plan_steps`): the staged writes that
+    turn the whole-image bytes ``base`` into ``image``'s bytes ``new``.
+
+    Given as ``then=`` to :func:`program`, a step is used only when ``base`` is exactly
+    the image that call latches and ``chunk`` is the call's frame size; otherwise the
+    writes are planned afresh from ``image`` (a step can never send wrong bytes: the
+    board's LATCH checks the staged CRC in any case).
+
+    Attributes
+    ----------
+    image : DeviceImage
+    base : bytes
+        Whole-image bytes the writes start from.
+    new : bytes
+        Whole-image bytes after the writes.
+    crc : int
+        CRC-32 of ``new``.
+    writes : tuple of (bank, offset, bytes)
+    chunk : int
+        Largest payload per write the writes were split at, bytes.
+    """
+
+    image: DeviceImage
+    base: bytes
+    new: bytes
+    crc: int
+    writes: tuple[tuple[int, int, bytes], ...]
+    chunk: int
+
+
+def plan_steps(device: Device, images: Sequence[DeviceImage], start: bytes, *,
+               chunk: int | None = None) -> list[PlannedStep]:
+    """Plan a sequence of images ahead (a sweep): each image's writes against the one
+    before it, the first against ``start``.
+
+    Planning (packing, CRC, delta) then happens before a sweep instead of between a
+    point's reading and the next latch. Consecutive equal images give an empty step.
+
+    Parameters
+    ----------
+    device : Device
+        The open driver (for its layout and frame size).
+    images : sequence of DeviceImage
+        In the order they will be programmed.
+    start : bytes
+        Whole-image bytes the board holds before the first image.
+    chunk : int, optional
+        Largest payload per write frame, bytes (default: the driver's).
+
+    Returns
+    -------
+    list of PlannedStep
+        One per image, same order.
+
+    Raises
+    ------
+    HardwareConstraintError
+        An image does not fit the device's layout.
+    """
+    info = device.info()
+    size = chunk or device.capabilities.max_chunk
+    steps: list[PlannedStep] = []
+    base = start
+    for img in images:
+        check_layout(img, info)
+        new = pack_image(img, info, base)
+        steps.append(PlannedStep(img, base, new, image_crc(new),
+                                 tuple(delta_writes(base, new, info, chunk=size)), size))
+        base = new
+    return steps
+
+
+def _then_writes(device: Device, plan: _Plan, then: DeviceImage | PlannedStep,
+                 chunk: int | None) -> tuple[list[tuple[int, int, bytes]], int]:
     """The writes that turn ``plan``'s image into ``then`` on the staged buffer, and the
-    CRC-32 of the result."""
+    CRC-32 of the result (a :class:`PlannedStep` from this very image is used as is)."""
+    size = chunk or device.capabilities.max_chunk
+    if isinstance(then, PlannedStep):
+        if then.base == plan.new and then.chunk == size:
+            return list(then.writes), then.crc
+        then = then.image
     info = device.info()
     nxt = pack_image(then, info, plan.new)
-    return delta_writes(plan.new, nxt, info, chunk=chunk or device.capabilities.max_chunk), \
-        image_crc(nxt)
+    return delta_writes(plan.new, nxt, info, chunk=size), image_crc(nxt)
 
 
 def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
                        latch: bool, budget: _Budget | None = None,
-                       then: DeviceImage | None = None, ask_active: bool = False
-                       ) -> tuple[_Plan, int | None]:
+                       then: DeviceImage | PlannedStep | None = None,
+                       ask_active: bool = False) -> tuple[_Plan, int | None]:
     """Stage (and latch); if the board refuses the base, or reboots (or loses the session)
     before the latch left the host, re-plan from the board's image and try again, until
     the operation deadline (``budget``; without one: once more). ``then``: the next
@@ -265,7 +343,7 @@ def _stage_with_rebase(device: Device, plan: _Plan, chunk: int | None, *,
 
 
 def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
-            then: DeviceImage | None = None) -> ProgramResult:
+            then: DeviceImage | PlannedStep | None = None) -> ProgramResult:
     """Program one board: delta-write staged, check staged CRC, latch, verify active CRC.
 
     A reboot of the board before the latch, and a latch the board reports as not taken
@@ -282,14 +360,15 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
         out keep their current contents.
     chunk : int, optional
         Largest payload per write frame, bytes (default: the driver's).
-    then : DeviceImage, optional
+    then : DeviceImage or PlannedStep, optional
         The image the *next* call will program (a sweep's next point). On a driver with
         ``capabilities.pipelined`` its staged writes are sent right behind this latch and
         cross the line while the caller measures; the next ``program`` of that image
         then sends only the LATCH, whose CRC check still decides (a prestage that went
         wrong is refused by the board and rewritten). This call's outcome is unchanged:
         the active image is this ``image``, verified by the latch's CRC. Ignored by
-        other drivers.
+        other drivers. A :class:`PlannedStep` (:func:`plan_steps`) carries those writes
+        planned ahead; it is used when it starts from exactly this ``image``.
 
     Returns
     -------
@@ -315,8 +394,8 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
     try:
         plan = _plan(device, image, chunk)
         orig_crc = None if plan.prev is None else image_crc(plan.prev)
-        if then is not None:
-            check_layout(then, device.info())  # before a single programming byte is sent
+        if then is not None:  # before a single programming byte is sent
+            check_layout(then.image if isinstance(then, PlannedStep) else then, device.info())
         if plan.prev is not None and plan.prev == plan.new:
             # the host's copy says nothing changes: believe it only if the board agrees
             crc = device.active_crc() if device.capabilities.staged_buffer else plan.crc

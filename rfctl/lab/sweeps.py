@@ -19,7 +19,7 @@ from rfctl.geometry import upa_steering
 from rfctl.hal import CompiledBoard, quantize
 from rfctl.hal.device import Device
 from rfctl.hal.image import DeviceImage, image_from_bytes
-from rfctl.hal.program import program
+from rfctl.hal.program import plan_steps, program
 from rfctl.lab.instruments import PowerSensor, ProbePositioner
 from rfctl.state import ArrayState
 
@@ -93,6 +93,11 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
     for st in states:
         if id(st) not in images:
             images[id(st)] = quantize(st, board)
+    # and plan each point's writes against the point before it, so that between a
+    # reading and the next latch nothing is packed or compared
+    caps = device.capabilities
+    steps = plan_steps(device, [images[id(st)] for st in states], initial) \
+        if prestage and caps.pipelined and caps.staged_buffer else None
     t0 = time.perf_counter()
     last_state = None
     try:
@@ -103,8 +108,8 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
             img = images[id(st)]
             if st is not last_state:
                 # the next point's writes cross the line while this point is measured
-                nxt = states[i + 1] if prestage and i + 1 < len(points) else st
-                program(device, img, then=None if nxt is st else images[id(nxt)])
+                nxt = states[i + 1] if steps is not None and i + 1 < len(points) else st
+                program(device, img, then=None if nxt is st or steps is None else steps[i + 1])
                 last_state = st
             t2 = time.perf_counter()
             if settle_s:
