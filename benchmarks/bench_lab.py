@@ -112,14 +112,14 @@ def rfctl_sweeps(url: str, meter: str, runs: int) -> dict[str, list[dict]]:
         for _ in range(runs):
             for mode in out:
                 before = dev.stats.copy()
-                c0 = time.process_time()
+                c0, w0 = time.process_time(), time.perf_counter()
                 data = beam_sweep(dev, board, pm, ANGLES, rows=8, cols=8,
                                   prestage=mode == "prestage")
-                cpu = time.process_time() - c0
+                cpu, call = time.process_time() - c0, time.perf_counter() - w0
                 used = dev.stats.since(before)
                 n = len(ANGLES)
                 out[mode].append({
-                    "per_point": data.elapsed_s / n, "cpu": cpu / n,
+                    "per_point": data.elapsed_s / n, "cpu": cpu / n, "call": call / n,
                     "program": statistics.median(data.column("program_s")),
                     "point_median": statistics.median(np.diff(data.column("t_s"))),
                     "tx": used.bytes_tx / n, "rx": used.bytes_rx / n,
@@ -289,9 +289,13 @@ def report_sweeps(where: str, sw: dict[str, list[dict]], floor: dict[str, list[f
     for mode, runs in sw.items():
         per = sorted(r["per_point"] * 1e3 for r in runs)
         b = best[mode]
+        calls = sorted(r["call"] * 1e3 for r in runs)
         print(f"  rfctl, {mode:9s}: {per[0]:.3f} ms per point (best; runs "
               f"{', '.join(f'{x:.2f}' for x in per)}) = {per[0] / 1e3 / bound:.2f}x the "
-              f"bound; median point {b['point_median'] * 1e3:.3f} ms; program call "
+              f"bound, median run {statistics.median(per) / 1e3 / bound:.2f}x; whole call "
+              f"(quantizing and planning ahead included) {calls[0]:.3f} ms per point best, "
+              f"{statistics.median(calls):.3f} median; median point "
+              f"{b['point_median'] * 1e3:.3f} ms; program call "
               f"{b['program'] * 1e3:.3f} ms; process CPU {b['cpu'] * 1e3:.3f} ms per point; "
               f"{b['frames']:.2f} frames per point, {b['retries']} retries")
     for mode, runs in floor.items():

@@ -162,8 +162,13 @@ def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
         On Ctrl-C or an instrument/device error; the board is restored.
     """
     sw = has_switch(board.profile)
-    states = {i: steering_state(rows, cols, th, ph, switch=sw)
-              for i, (th, ph) in enumerate(angles)}
+    if angles:  # every angle's phases in one array operation, shape (rows·cols, points)
+        th, ph = (np.array([a[k] for a in angles], dtype=float) for k in (0, 1))
+        phases = np.angle(upa_steering(rows, cols, ph, th))
+    S = np.zeros((rows * cols, 1), dtype=bool)
+    S[:, 0] = True
+    states = {i: ArrayState(phases=phases[:, i], switch=S if sw else None)
+              for i in range(len(angles))}
     points = [{"index": i, "theta": th, "phi": ph} for i, (th, ph) in enumerate(angles)]
     return _run(points, lambda pt: None, device, board, sensor,
                 lambda pt: states[pt["index"]], settle_s, progress, keep_codes, prestage)
