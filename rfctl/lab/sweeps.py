@@ -97,7 +97,7 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
     # reading and the next latch nothing is packed or compared
     caps = device.capabilities
     steps = plan_steps(device, [images[id(st)] for st in states], initial) \
-        if prestage and caps.pipelined and caps.staged_buffer else None
+        if prestage and caps.pipelined and caps.staged_buffer and len(images) > 1 else None
     t0 = time.perf_counter()
     last_state = None
     try:
