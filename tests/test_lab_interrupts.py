@@ -10,6 +10,7 @@ duration."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -116,16 +117,34 @@ def _says_restored(code: int, err: str) -> None:
         assert bad not in err, err
 
 
-@pytest.fixture(scope="module", params=[9600, 921600], ids=["slow-link", "fast-link"])
-def bench(request):
-    """9600 baud: the restore takes tens of ms, so the second press lands in it;
-    921600 baud: the restore is over in about a millisecond and the second press lands
+@pytest.fixture(scope="module")
+def benches():
+    """``rfctl sim-bench`` processes by line rate, started on first use. At 9600 baud a
+    programming takes tens of ms, so presses land inside program() and the restore; at
+    921600 baud the restore is over in about a millisecond and the second press lands
     while the records and the plot are written."""
-    b = Bench("--baud", str(request.param))
-    yield b
-    b.stop()
+    made: dict[int, Bench] = {}
+
+    def get(baud: int) -> Bench:
+        if baud not in made:
+            made[baud] = Bench("--baud", str(baud))
+        return made[baud]
+
+    yield get
+    for b in made.values():
+        b.stop()
 
 
+SLOW, FAST = pytest.param(9600, id="slow-link"), pytest.param(921600, id="fast-link")
+SLOW_MARKED = pytest.param(9600, id="slow-link", marks=pytest.mark.slow)
+
+
+@pytest.fixture
+def bench(benches, request):
+    return benches(request.param)
+
+
+@pytest.mark.parametrize("bench", [SLOW, FAST], indirect=True)
 def test_double_ctrl_c_during_a_sweep_ends_with_the_board_restored(bench, tmp_path) -> None:
     before = _set_image(bench.url, seed=1)
     code, err = _interrupt_twice(["lab", "sweep", "--url", bench.url, "--meter",
@@ -138,12 +157,27 @@ def test_double_ctrl_c_during_a_sweep_ends_with_the_board_restored(bench, tmp_pa
     assert (run / "data.csv").exists()
 
 
+@pytest.mark.parametrize("bench", [SLOW_MARKED, FAST], indirect=True)
 def test_double_ctrl_c_during_optimize_ends_with_the_board_restored(bench, tmp_path) -> None:
     before = _set_image(bench.url, seed=2)
     code, err = _interrupt_twice(["lab", "optimize", "--url", bench.url, "--meter",
                                   bench.resources["power-meter"], "--budget", "40",
                                   "--settle", "0.3", "--out", str(tmp_path)], 0.01)
     _says_restored(code, err)
+    active, crc = _active(bench.url)
+    assert active == before and crc == image_crc(before)
+
+
+@pytest.mark.parametrize("bench", [SLOW_MARKED, FAST], indirect=True)
+def test_double_ctrl_c_during_a_calibration_ends_with_the_board_restored(bench,
+                                                                         tmp_path) -> None:
+    before = _set_image(bench.url, seed=4)
+    code, err = _interrupt_twice(["lab", "calibrate", "--url", bench.url, "--meter",
+                                  bench.resources["power-meter"], "--states", "4",
+                                  "--passes", "1", "--settle", "0.05", "--out",
+                                  str(tmp_path)], 0.01)
+    _says_restored(code, err)
+    assert "no table written" in err
     active, crc = _active(bench.url)
     assert active == before and crc == image_crc(before)
 
@@ -212,6 +246,7 @@ def test_a_third_ctrl_c_aborts_the_restore_and_says_what_the_board_holds(monkeyp
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("bench", [SLOW, FAST], indirect=True)
 @pytest.mark.parametrize("gap_s", [0.0, 0.002, 0.03, 0.1])
 def test_double_ctrl_c_at_other_gaps(bench, tmp_path, gap_s) -> None:
     before = _set_image(bench.url, seed=3)
@@ -221,3 +256,68 @@ def test_double_ctrl_c_at_other_gaps(bench, tmp_path, gap_s) -> None:
     _says_restored(code, err)
     active, crc = _active(bench.url)
     assert active == before and crc == image_crc(before)
+
+
+def test_a_ctrl_c_no_routine_handled_says_what_the_board_last_confirmed(monkeypatch,
+                                                                       tmp_path,
+                                                                       capsys) -> None:
+    """A Ctrl-C that escapes the routines (before their first reading, or one that
+    aborted a restore) exits 130 and says what the board last confirmed: its image from
+    before the run, or the run's last image (not restored)."""
+    import rfctl.lab
+    from rfctl.cli import main
+    from rfctl.hal.discovery import open_sim
+
+    lab = open_sim("lab-bench", PROFILE, rows=8, cols=8, seed=9, noise=0.05)
+    try:
+        argv = ["lab", "sweep", "--url", lab.url, "--meter", lab.resources["power-meter"],
+                "--points", "5", "--out", str(tmp_path)]
+
+        def before_any_reading(*a, **k):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(rfctl.lab, "beam_sweep", before_any_reading)
+        capsys.readouterr()
+        assert main(argv) == 130
+        assert "the board holds its image from before the run" in capsys.readouterr().err
+
+        def left_on_a_beam(device, board, *a, **k):
+            program(device, quantize(ArrayState(phases=np.ones(64),
+                                                switch=np.ones((64, 1), bool)), board))
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(rfctl.lab, "beam_sweep", left_on_a_beam)
+        before = bytes(lab.server.firmware.active)
+        assert main(argv) == 130
+        err = capsys.readouterr().err
+        assert "the board was NOT restored: it holds the run's last image" in err
+        assert bytes(lab.server.firmware.active) != before  # and so it does
+        snaps = [json.loads((r / "snapshot.json").read_text())
+                 for r in tmp_path.glob("sweep-*")]
+        assert sorted(s["outcome"].split(";")[0] for s in snaps) == \
+            ["interrupted (Ctrl-C)"] * 2
+    finally:
+        lab.stop()
+
+
+def test_a_ctrl_c_deferred_during_the_restore_after_an_error_exits_130() -> None:
+    """An instrument error stops the run; a Ctrl-C pressed while the board is restored is
+    deferred (the restore finishes) and the run then counts as stopped by Ctrl-C."""
+    from rfctl.cli.lab import _stopped
+    from rfctl.errors import DeviceError
+    from rfctl.lab import SweepInterruptedError
+    from rfctl.lab.sweeps import SweepData
+
+    def stopped(deferred: int) -> SweepInterruptedError:
+        try:
+            raise DeviceError("meter silent")
+        except DeviceError as cause:
+            try:
+                raise SweepInterruptedError("stopped", SweepData(), True,
+                                            RestoreOutcome(True, "previous",
+                                                           deferred=deferred)) from cause
+            except SweepInterruptedError as e:
+                return e
+
+    assert _stopped(stopped(0)) == 1
+    assert _stopped(stopped(1)) == 130

@@ -287,8 +287,9 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
 
     Everything that can be judged from the arguments and the board profile (numbers
     against the board and the method, the calibration table) is checked before the run
-    folder is created and before the board and the sensor are opened; a run that ends
-    before its first reading was recorded leaves no run folder."""
+    folder is created and before the board and the sensor are opened; a run refused or
+    failed after that but before its first reading was recorded removes its folder
+    again (a Ctrl-C keeps it: the record says what the board holds)."""
     if args.action == "show":
         return _show(args, out)
     wrong = _applies(args)
@@ -334,30 +335,40 @@ def _run_action(args, out, profile, rec, bar) -> int:
         rec.discard()
         raise
     params = {k: v for k, v in vars(args).items() if k != "func"}
-    with _Interrupts() as presses:
+    with _Interrupts():
         try:
             rec.snapshot(profile=profile, device=dev, instruments=[meter], params=params,
                          link_url=args.url or profile.link.url)
+            if getattr(dev, "verified_active", b"") is None and rec.snap.get("image_before"):
+                # the image the board just sent: what it holds, confirmed in this session
+                dev.verified_active = bytes.fromhex(rec.snap["image_before"])
             return {"sweep": _sweep, "calibrate": _calibrate, "optimize": _optimize}[
                 args.action](args, out, profile, dev, meter, bar, rec)
         except KeyboardInterrupt:
             # not through a routine's own handling (which restores the board and says
             # so): before its first reading, or a further Ctrl-C that aborted the restore
-            if presses.count <= 1 and rec.discard():
-                print("rfctl: interrupted before the first reading; the board was not "
-                      "changed", file=sys.stderr)
-                return 130
-            _finish_quietly(rec, "interrupted (Ctrl-C)")
-            print("rfctl: interrupted" + ("" if presses.count <= 1 else
-                  " again before the board's restore was confirmed: it may still hold the "
-                  "run's last image") + f"; records in {rec.path}", file=sys.stderr)
+            holds = _holds(dev, rec)
+            _finish_quietly(rec, f"interrupted (Ctrl-C); {holds}")
+            print(f"rfctl: interrupted; {holds}; records in {rec.path}", file=sys.stderr)
             return 130
         except BaseException as exc:
-            if not rec.discard():  # a refusal before the first reading leaves no folder
+            if not rec.discard():  # refused before the first reading: no folder left
                 _finish_quietly(rec, f"failed: {type(exc).__name__}: {exc}")
             raise
         finally:
             close_quietly(dev, meter)
+
+
+def _holds(dev, rec) -> str:
+    """What the board holds after a Ctrl-C that no routine handled, from the host's
+    copy of the image the board last confirmed (no question is sent to the board)."""
+    before = (getattr(rec, "snap", None) or {}).get("image_before")
+    confirmed = getattr(dev, "verified_active", None)
+    if before is None or confirmed is None:
+        return "the board's image was not confirmed after the interruption"
+    if bytes(confirmed).hex() == before:
+        return "the board holds its image from before the run (as it last confirmed)"
+    return "the board was NOT restored: it holds the run's last image (as it last confirmed)"
 
 
 def _finish_quietly(rec, outcome: str) -> None:
