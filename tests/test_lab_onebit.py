@@ -285,7 +285,9 @@ def test_cli_sweep_on_onebit_board_and_exit_codes(served, tmp_path: Path, capsys
     # the panel comes from the board's phase bank (256 elements: 16 × 16) when not given
     assert main(["lab", "sweep", *args[1:], "--points", "5"]) == 0
     capsys.readouterr()
-    assert main(["lab", "sweep", *args[1:], "--rows", "8", "--cols", "8", "--points", "5"]) == 1
+    # a panel that does not match the board is a usage error (exit 2), refused before
+    # the board is opened
+    assert main(["lab", "sweep", *args[1:], "--rows", "8", "--cols", "8", "--points", "5"]) == 2
     assert "--rows 8 × --cols 8 = 64, but board" in capsys.readouterr().err
     # invalid numbers are usage errors (exit 2) naming the option
     capsys.readouterr()
@@ -332,7 +334,8 @@ def test_cli_onebit_calibrate_writes_table_plots_and_record(served, tmp_path: Pa
     args = _bench_args(tmp_path, served.resources, served.url)
     table = tmp_path / "cal.csv"
     assert main(["lab", "calibrate", *args[1:], "--budget", "100",
-                 "--write-calibration", str(table)]) == 1  # not identifiable: refused
+                 "--write-calibration", str(table)]) == 2  # below 2(N + R) + 2: usage
+    assert not list(tmp_path.glob("calibrate-*"))  # refused before the run folder
     assert main(["lab", "calibrate", *args[1:], "--budget", str(3 * 257 + 1),
                  "--write-calibration", str(table)]) == 0
     run = sorted(tmp_path.glob("calibrate-*"))[-1]

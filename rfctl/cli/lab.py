@@ -8,8 +8,12 @@ other failure, after the board was put back on the image it held before the run.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -110,14 +114,78 @@ def _panel(args: argparse.Namespace, profile) -> None:
                           field="rows", reason="does not match the board")
 
 
-def _lab_setup(args: argparse.Namespace):
-    profile = board_profile(args.board)
-    _panel(args, profile)
-    if args.calibration:
-        ph = profile.bank("phase")
-        banks = [b.model_copy(update={"calibration_file": str(Path(args.calibration).resolve())})
-                 if b is ph else b for b in profile.banks]
-        profile = profile.model_copy(update={"banks": banks})
+# the options a refusal of the library's argument checks names (ConfigError.field)
+_OPTION_OF = {"budget": "--budget", "method": "--method", "verify": "--verify",
+              "settle": "--settle", "states": "--states", "passes": "--passes",
+              "reference": "--reference", "rows": "--rows"}
+
+
+def _usage(args: argparse.Namespace, profile) -> str | None:
+    """Argument values that the board profile refuses, checked before anything is opened
+    or created: the message naming the option (a usage error, exit 2), or None. Fills
+    in --rows/--cols. A refusal of the profile itself (no phase bank) is raised."""
+    from rfctl.lab.calibration import check_onebit, check_rotation
+    from rfctl.lab.optimize import check_optimize, phase_bank
+
+    try:
+        _panel(args, profile)
+        if args.span is not None or args.rbw is not None:
+            if args.sensor != "spectrum-analyzer":
+                return (f"--span/--rbw apply to a spectrum analyzer, not a {args.sensor} "
+                        "(--sensor)")
+        if args.action == "optimize":
+            check_optimize(profile, method=args.method, budget=_optimize_budget(args, profile),
+                           verify=args.verify, settle_s=args.settle)
+        elif args.action == "calibrate":
+            ph = phase_bank(profile)
+            if ph.bits == 1:
+                check_onebit(profile, budget=args.budget, reference=args.reference)
+            elif args.reference != "optimum":
+                return (f"--reference {args.reference}: applies to one-bit boards only (bank "
+                        f"{ph.name!r} of board {profile.name} has {ph.bits} bits: its "
+                        "calibration removes the global phase itself)")
+            elif args.budget is not None:
+                return (f"--budget {args.budget}: applies to the calibration of one-bit boards "
+                        f"only (bank {ph.name!r} of board {profile.name} has {ph.bits} bits: "
+                        "its calibration takes --passes × N × --states readings)")
+            else:
+                check_rotation(profile, rows=args.rows, cols=args.cols, states=args.states,
+                               passes=args.passes)
+    except ConfigError as exc:
+        opt = _OPTION_OF.get(exc.field or "")
+        if opt is None:
+            raise
+        text = str(exc)
+        value = getattr(args, exc.field, None)
+        return text if text.startswith(opt) else f"{opt} {value}: {text}"
+    return None
+
+
+def _optimize_budget(args: argparse.Namespace, profile) -> int:
+    """--budget, default 4N."""
+    from rfctl.lab.optimize import phase_bank
+
+    return args.budget if args.budget is not None else 4 * phase_bank(profile).count
+
+
+def _with_calibration(args: argparse.Namespace, profile):
+    """The profile with --calibration applied to its phase bank, the table read and
+    checked against the board (every element once) before anything is opened."""
+    if not args.calibration:
+        return profile
+    ph = profile.bank("phase")
+    banks = [b.model_copy(update={"calibration_file": str(Path(args.calibration).resolve())})
+             if b is ph else b for b in profile.banks]
+    profile = profile.model_copy(update={"banks": banks})
+    try:
+        compile_board(profile)
+    except ConfigError as exc:
+        raise ConfigError(f"--calibration {args.calibration}: {exc}", field="calibration",
+                          reason=exc.reason or "unusable table") from None
+    return profile
+
+
+def _lab_setup(args: argparse.Namespace, profile):
     dev = open_device(profile, **({"url": args.url} if args.url else {}))
     try:
         meter = open_instrument(args.sensor, args.meter, visa_library=args.visa_library,
@@ -126,14 +194,11 @@ def _lab_setup(args: argparse.Namespace):
         settings = {"frequency": args.frequency, "average": args.average}
         if args.sensor == "spectrum-analyzer":
             settings.update(span=args.span, rbw=args.rbw)
-        elif args.span is not None or args.rbw is not None:
-            raise ConfigError(f"--span/--rbw apply to a spectrum analyzer, not a {args.sensor}",
-                              field="span", reason="not for this sensor")
         meter.configure(**{k: v for k, v in settings.items() if v is not None})
     except BaseException:
         close_quietly(dev)
         raise
-    return profile, dev, meter
+    return dev, meter
 
 
 def _interrupted_after(rec, what: str) -> int:
@@ -148,14 +213,6 @@ def _interrupted_after(rec, what: str) -> int:
     return 130
 
 
-def _remove_empty(path: Path) -> None:
-    """Remove a run folder nothing was written to (the board or meter did not open)."""
-    try:
-        path.rmdir()
-    except OSError:
-        pass
-
-
 def _stopped(exc: BaseException) -> int:
     """Exit status of an interrupted run: 130 for Ctrl-C only (anywhere in the chain of
     causes: program() turns a Ctrl-C into a ProgramError that says what the board
@@ -163,16 +220,76 @@ def _stopped(exc: BaseException) -> int:
     seen = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return 130
+        if isinstance(e, KeyboardInterrupt) or getattr(getattr(e, "restore", None),
+                                                       "deferred", 0):
+            return 130  # Ctrl-C, also one pressed (and deferred) during the restore
         seen.add(id(e))
         e = e.__cause__
     return 1
 
 
+class _RunWarnings(logging.Handler):
+    """Collects the warnings logged under ``rfctl`` during a run (for its record) and,
+    when logging is not configured (no -v), shows them on stderr."""
+
+    def __init__(self, echo: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.items: list[str] = []
+        self.echo = echo
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        self.items.append(msg)
+        if self.echo:
+            print(f"rfctl: warning: {msg}", file=sys.stderr, flush=True)
+
+
+class _Interrupts:
+    """The SIGINT policy of a lab run (main thread only): the first Ctrl-C stops the
+    run (KeyboardInterrupt, the routine restores the board); a second one is recorded
+    and ignored, so that it cannot cut the restore or the records short; a third one
+    aborts (KeyboardInterrupt again). During the restore itself the library takes over
+    and defers Ctrl-C the same way (:func:`rfctl.lab.restore.deferred_sigint`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._installed = False
+        self._previous = None
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler if self._previous is None
+                          else self._previous)
+
+    def _handler(self, signum, frame) -> None:
+        self.count += 1
+        if self.count == 2:
+            # os.write, not print: the handler may run while the main thread is inside a
+            # write to sys.stderr (a buffered stream is not reentrant)
+            try:
+                os.write(2, b"rfctl: Ctrl-C again: the board is being restored and the "
+                         b"records written; press Ctrl-C once more to abort\n")
+            except OSError:
+                pass
+            return
+        raise KeyboardInterrupt
+
+
 def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
     """Run a sweep, a calibration or an optimisation and write the run record, or
-    summarise a recorded run (``show``)."""
+    summarise a recorded run (``show``).
+
+    Everything that can be judged from the arguments and the board profile (numbers
+    against the board and the method, the calibration table) is checked before the run
+    folder is created and before the board and the sensor are opened; a run refused or
+    failed after that but before its first reading was recorded removes its folder
+    again (a Ctrl-C keeps it: the record says what the board holds)."""
     if args.action == "show":
         return _show(args, out)
     wrong = _applies(args)
@@ -180,9 +297,6 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
         print(f"rfctl lab: error: {wrong}", file=sys.stderr)
         return 2
     _validate(args)
-    from rfctl.lab import RunRecord
-    from rfctl.sweep import ProgressBar
-
     profile = board_profile(args.board)
     url = args.url or profile.link.url
     if url.startswith("sim://"):
@@ -190,33 +304,97 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
                           "(an in-process simulated board, which the meter cannot see); give "
                           "the board's --url (e.g. socket://127.0.0.1:47300 for rfctl "
                           "sim-bench)", field="url", reason="simulated board with a real meter")
-    try:  # the run folder first: a folder that cannot be made stops us before the board
+    wrong = _usage(args, profile)
+    if wrong:
+        print(f"rfctl lab: error: {wrong}", file=sys.stderr)
+        return 2
+    profile = _with_calibration(args, profile)
+    from rfctl.lab import RunRecord
+    from rfctl.sweep import ProgressBar
+
+    try:  # the run folder before the board: a folder that cannot be made stops us first
         rec = RunRecord(args.out, args.action)
     except OSError as exc:
         raise OutputError(f"--out {args.out}: cannot create the run folder: "
                           f"{exc.strerror or exc}", path=str(args.out),
                           reason=str(exc.strerror or exc)) from None
+    warned = _RunWarnings(echo=not logging.getLogger().handlers)
+    rec.warnings = warned.items
+    top = logging.getLogger("rfctl")
+    top.addHandler(warned)
     try:
-        profile, dev, meter = _lab_setup(args)
-    except BaseException:
-        _remove_empty(rec.path)
-        raise
-    bar = ProgressBar(sys.stderr, label=args.action)
-    params = {k: v for k, v in vars(args).items() if k != "func"}
-    rec.snapshot(profile=profile, device=dev, instruments=[meter], params=params,
-                 link_url=args.url or profile.link.url)
-    try:
-        return {"sweep": _sweep, "calibrate": _calibrate, "optimize": _optimize}[args.action](
-            args, out, profile, dev, meter, bar, rec)
-    except KeyboardInterrupt:
-        rec.finish("interrupted (Ctrl-C)")
-        print(f"rfctl: interrupted; records in {rec.path}", file=sys.stderr)
-        return 130
-    except BaseException as exc:
-        rec.finish(f"failed: {type(exc).__name__}: {exc}")
-        raise
+        return _run_action(args, out, profile, rec, ProgressBar(sys.stderr, label=args.action))
     finally:
-        close_quietly(dev, meter)
+        top.removeHandler(warned)
+
+
+def _run_action(args, out, profile, rec, bar) -> int:
+    try:
+        dev, meter = _lab_setup(args, profile)
+    except BaseException:
+        rec.discard()
+        raise
+    params = {k: v for k, v in vars(args).items() if k != "func"}
+    with _Interrupts():
+        try:
+            rec.snapshot(profile=profile, device=dev, instruments=[meter], params=params,
+                         link_url=args.url or profile.link.url)
+            if getattr(dev, "verified_active", b"") is None and rec.snap.get("image_before"):
+                # the image the board just sent: what it holds, confirmed in this session
+                dev.verified_active = bytes.fromhex(rec.snap["image_before"])
+            return {"sweep": _sweep, "calibrate": _calibrate, "optimize": _optimize}[
+                args.action](args, out, profile, dev, meter, bar, rec)
+        except KeyboardInterrupt:
+            # not through a routine's own handling (which restores the board and says
+            # so): before its first reading, or a further Ctrl-C that aborted the restore
+            holds = _holds(dev, rec)
+            _finish_quietly(rec, f"interrupted (Ctrl-C); {holds}")
+            print(f"rfctl: interrupted; {holds}; records in {rec.path}", file=sys.stderr)
+            return 130
+        except BaseException as exc:
+            if not rec.discard():  # refused before the first reading: no folder left
+                _finish_quietly(rec, f"failed: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            close_quietly(dev, meter)
+
+
+def _holds(dev, rec) -> str:
+    """What the board holds after a Ctrl-C that no routine handled, from the host's
+    copy of the image the board last confirmed (no question is sent to the board)."""
+    before = (getattr(rec, "snap", None) or {}).get("image_before")
+    confirmed = getattr(dev, "verified_active", None)
+    if before is None or confirmed is None:
+        return "the board's image was not confirmed after the interruption"
+    if bytes(confirmed).hex() == before:
+        return "the board holds its image from before the run (as it last confirmed)"
+    return "the board was NOT restored: it holds the run's last image (as it last confirmed)"
+
+
+def _finish_quietly(rec, outcome: str) -> None:
+    try:
+        rec.finish(outcome)
+    except (OSError, KeyboardInterrupt):
+        pass
+
+
+def _stopped_records(rec, exc, rows: list[dict], extra: dict, where: str) -> int:
+    """The records of a run a routine stopped (it restored the board and its message
+    says what the board holds): data, outcome and plot, then the exit status. A Ctrl-C
+    while they are written cuts only the records short, and the message still says
+    what the board holds."""
+    from rfctl.lab import plot_run
+
+    try:
+        rec.data(rows, {**extra, "interrupted": str(exc)})
+        rec.finish(f"stopped: {exc}")
+        plot_run(rec.path)
+    except KeyboardInterrupt:
+        print(f"rfctl: {exc}; interrupted again while the records were written: they may "
+              f"be incomplete in {rec.path}", file=sys.stderr)
+        return 130
+    print(f"rfctl: {exc}; {where} in {rec.path}", file=sys.stderr)
+    return _stopped(exc)
 
 
 def _sweep(args, out, profile, dev, meter, bar, rec) -> int:
@@ -228,11 +406,7 @@ def _sweep(args, out, profile, dev, meter, bar, rec) -> int:
         data = beam_sweep(dev, compile_board(profile), meter, angles, rows=args.rows,
                           cols=args.cols, settle_s=args.settle, progress=bar)
     except SweepInterruptedError as exc:
-        rec.data(exc.data.rows, {"interrupted": str(exc)})
-        rec.finish(f"stopped: {exc}")
-        plot_run(rec.path)
-        print(f"rfctl: {exc}; partial data and plot in {rec.path}", file=sys.stderr)
-        return _stopped(exc)
+        return _stopped_records(rec, exc, exc.data.rows, {}, "partial data and plot")
     try:
         rec.data(data.rows)
         rec.finish("completed")
@@ -257,12 +431,7 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
     )
     from rfctl.lab.optimize import phase_bank
 
-    ph = phase_bank(profile)
-    if ph.bits != 1 and args.reference != "optimum":
-        raise ConfigError(f"--reference {args.reference}: applies to one-bit boards only "
-                          f"(bank {ph.name!r} has {ph.bits} bits: its calibration removes "
-                          "the global phase itself)", field="reference",
-                          reason="not for this board")
+    ph = phase_bank(profile)  # --reference and --budget were checked against it
     try:
         if ph.bits == 1:
             ref = args.reference
@@ -275,12 +444,8 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
                                     states=args.states, passes=args.passes, progress=bar,
                                     settle_s=args.settle)
     except CalibrationInterruptedError as exc:
-        rec.data(exc.readings, {"interrupted": str(exc)})
-        rec.finish(f"stopped: {exc}")
-        plot_run(rec.path)
-        print(f"rfctl: {exc}; no table written; readings and plot in {rec.path}",
-              file=sys.stderr)
-        return _stopped(exc)
+        return _stopped_records(rec, exc, exc.readings, {},
+                                "no table written; readings and plot")
     # the calibration is complete and the board holds the calibrated beam: from here a
     # Ctrl-C only cuts the records short, and says so
     target = args.write_calibration or rec.path / "calibration.csv"
@@ -321,19 +486,14 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
 
 def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
     from rfctl.lab import OptimizeInterruptedError, optimize_board, plot_run
-    from rfctl.lab.optimize import phase_bank
 
-    budget = args.budget if args.budget is not None else 4 * phase_bank(profile).count
+    budget = _optimize_budget(args, profile)
     try:
         res = optimize_board(dev, profile, meter, method=args.method, budget=budget,
                              rng=np.random.default_rng(args.seed), verify=args.verify,
                              groups=args.groups, settle_s=args.settle, progress=bar)
     except OptimizeInterruptedError as exc:
-        rec.data(exc.rows, {"interrupted": str(exc)})
-        rec.finish(f"stopped: {exc}")
-        plot_run(rec.path)
-        print(f"rfctl: {exc}; partial data and plot in {rec.path}", file=sys.stderr)
-        return _stopped(exc)
+        return _stopped_records(rec, exc, exc.rows, {}, "partial data and plot")
     try:
         rec.data(res.rows, {"codes": res.codes, "verified_w": res.verified_w,
                             "initial_w": res.initial_w, "method": res.blind.method,

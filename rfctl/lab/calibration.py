@@ -62,11 +62,13 @@ from rfctl.lab.blind import (
     estimation_budget,
 )
 from rfctl.lab.instruments import PowerSensor
+from rfctl.lab.optimize import codes_image, restore_board, restore_outcome
+from rfctl.lab.restore import RestoreOutcome
 from rfctl.lab.sweeps import has_switch, steering_state
 from rfctl.state import ArrayState
 
-__all__ = ["CalibrationInterruptedError", "CalibrationResult", "onebit_calibration",
-           "phase_calibration", "write_calibration"]
+__all__ = ["CalibrationInterruptedError", "CalibrationResult", "check_onebit", "check_rotation",
+           "onebit_calibration", "phase_calibration", "write_calibration"]
 
 log = logging.getLogger(__name__)
 
@@ -110,19 +112,20 @@ class CalibrationInterruptedError(RfctlError):
     holds every reading taken, and the board was put back on its previous image
     (``restored`` says whether that succeeded). The cause is chained (``__cause__``)."""
 
-    def __init__(self, message: str, readings: list[dict], restored: bool) -> None:
+    def __init__(self, message: str, readings: list[dict], restored: bool,
+                 restore: RestoreOutcome | None = None) -> None:
         super().__init__(message)
         self.readings = readings
         self.restored = restored
+        self.restore = restore
 
 
 def _interrupted(what: str, done: int, total: int, exc: BaseException, readings: list[dict],
-                 restored: bool) -> CalibrationInterruptedError:
+                 got: RestoreOutcome) -> CalibrationInterruptedError:
     return CalibrationInterruptedError(
         f"{what} stopped after {done} of {total} readings ({type(exc).__name__}"
-        + (f": {exc}" if str(exc) else "") + "); board "
-        + ("restored to its previous image" if restored else "NOT restored: its image is "
-           "unknown"), readings, restored)
+        + (f": {exc}" if str(exc) else "") + "); " + got.describe(), readings,
+        got.restored, got)
 
 
 def _with_offsets(profile: BoardProfile, offsets: np.ndarray) -> CompiledBoard:
@@ -135,6 +138,73 @@ def _with_offsets(profile: BoardProfile, offsets: np.ndarray) -> CompiledBoard:
                           reason="table phase bank")
     cb.codebooks[ph.name] = UniformPhaseCodebook(book.bits, book.count, offsets)
     return cb
+
+
+def check_rotation(profile: BoardProfile, *, rows: int, cols: int, states: int | None = None,
+                   passes: int = 3) -> int:
+    """The checks :func:`phase_calibration` makes before touching the board, callable on
+    their own; returns the number of states M (default min(8, 2^bits)).
+
+    Raises
+    ------
+    ConfigError
+        ``field`` names the argument: no uniform phase bank or a one-bit one (``banks``),
+        ``states`` below 2 or not dividing 2^bits, ``passes`` < 1, or ``rows`` × cols
+        not the bank's element count.
+    """
+    ph = profile.find_bank("phase")
+    if ph is None or ph.bits is None:
+        raise ConfigError(f"{profile.name}: phase calibration needs a uniform phase bank",
+                          field="banks", reason="no uniform phase bank")
+    if ph.bits == 1:
+        raise ConfigError(f"{profile.name}: bank {ph.name!r} is one-bit: an element cannot be "
+                          "rotated through a circle; use onebit_calibration (rfctl lab "
+                          "calibrate picks it)", field="banks", reason="one-bit bank")
+    states = min(8, 1 << ph.bits) if states is None else states
+    if states < 2 or (1 << ph.bits) % states:
+        raise ConfigError(f"states = {states} must be ≥ 2 and divide 2^bits = {1 << ph.bits} "
+                          "of the phase bank", field="states", reason="not representable")
+    if passes < 1:
+        raise ConfigError(f"passes = {passes} must be ≥ 1", field="passes", reason="below 1")
+    if rows * cols != ph.count:
+        raise ConfigError(f"rows × cols = {rows * cols} but bank {ph.name!r} has {ph.count} "
+                          "elements", field="rows", reason="geometry does not match the bank")
+    return states
+
+
+def check_onebit(profile: BoardProfile, *, budget: int | None = None,
+                 reference: str | int = "optimum") -> int:
+    """The checks :func:`onebit_calibration` makes before touching the board, callable
+    on their own; returns the budget (default 8N).
+
+    Raises
+    ------
+    ConfigError
+        ``field`` names the argument: not a one-bit phase bank (``banks``), a budget
+        below 2(N + R) + 2, a reference that is neither ``"optimum"`` nor an element
+        index in 0 … N − 1.
+    """
+    ph = profile.find_bank("phase")
+    if ph is None or ph.bits != 1:
+        raise ConfigError(f"{profile.name}: onebit_calibration needs a one-bit phase bank",
+                          field="banks", reason="not one-bit")
+    n = ph.count
+    budget = 8 * n if budget is None else budget
+    if isinstance(reference, int) and not 0 <= reference < n:
+        raise ConfigError(f"reference element {reference} is outside 0 … {n - 1}",
+                          field="reference", reason="out of range")
+    if not isinstance(reference, int) and reference != "optimum":
+        raise ConfigError(f"reference {reference!r} is neither 'optimum' nor an element "
+                          "index", field="reference", reason="unknown reference")
+    # the budget counts every reading: the uncalibrated beam, the estimation and the
+    # check of the calibrated beam; a budget the estimation cannot use is refused first
+    need, _ = estimation_budget(n)
+    if budget < need + 2:
+        raise ConfigError(f"one-bit calibration of {n} elements needs a budget of at least "
+                          f"{need + 2} readings (2(N + R) = {need} for the estimation, and "
+                          f"the beam before and after), got {budget}", field="budget",
+                          reason="below the method's minimum")
+    return budget
 
 
 def phase_calibration(
@@ -177,24 +247,9 @@ def phase_calibration(
         Stopped by Ctrl-C or a device / instrument error: the board is restored to its
         previous image and the readings taken are in the error.
     """
-    ph = profile.find_bank("phase")
-    if ph is None or ph.bits is None:
-        raise ConfigError(f"{profile.name}: phase calibration needs a uniform phase bank",
-                          field="banks", reason="no uniform phase bank")
-    if ph.bits == 1:
-        raise ConfigError(f"{profile.name}: bank {ph.name!r} is one-bit: an element cannot be "
-                          "rotated through a circle; use onebit_calibration (rfctl lab "
-                          "calibrate picks it)", field="banks", reason="one-bit bank")
-    states = min(8, 1 << ph.bits) if states is None else states
-    if states < 2 or (1 << ph.bits) % states:
-        raise ConfigError(f"states = {states} must be ≥ 2 and divide 2^bits = {1 << ph.bits} "
-                          "of the phase bank", field="states", reason="not representable")
-    if passes < 1:
-        raise ConfigError(f"passes = {passes} must be ≥ 1", field="passes", reason="below 1")
+    states = check_rotation(profile, rows=rows, cols=cols, states=states, passes=passes)
+    ph = profile.bank("phase")
     n = rows * cols
-    if n != ph.count:
-        raise ConfigError(f"rows × cols = {n} but bank {ph.name!r} has {ph.count} elements",
-                          field="rows", reason="geometry does not match the bank")
     base = steering_state(rows, cols, *probe, switch=has_switch(profile))
     step = 2 * np.pi / states
     psi = step * np.arange(states)
@@ -225,11 +280,8 @@ def phase_calibration(
         return _rotate(measure, profile, ph, base, est, psi, passes, n, states, amps,
                        history, readings, lambda: count)
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
-        from rfctl.lab.optimize import restore_board
-
-        restored = restore_board(device, profile, before)  # back to its previous image
-        raise _interrupted("calibration", count, total + 2, exc, readings,
-                           restored) from exc
+        got = restore_outcome(device, profile, before)  # Ctrl-C deferred meanwhile
+        raise _interrupted("calibration", count, total + 2, exc, readings, got) from exc
 
 
 def _rotate(measure, profile, ph, base, est, psi, passes, n, states, amps, history,
@@ -324,17 +376,9 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
     CalibrationInterruptedError
         Stopped by Ctrl-C or a device / instrument error (board restored, readings kept).
     """
-    from rfctl.lab.optimize import codes_image, restore_board
-
-    ph = profile.find_bank("phase")
-    if ph is None or ph.bits != 1:
-        raise ConfigError(f"{profile.name}: onebit_calibration needs a one-bit phase bank",
-                          field="banks", reason="not one-bit")
+    budget = check_onebit(profile, budget=budget, reference=reference)
+    ph = profile.bank("phase")
     n = ph.count
-    budget = 8 * n if budget is None else budget
-    if isinstance(reference, int) and not 0 <= reference < n:
-        raise ConfigError(f"reference element {reference} is outside 0 … {n - 1}",
-                          field="reference", reason="out of range")
     before = device.read_active()
     device.verified_active = before
 
@@ -344,14 +388,6 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
             _sleep(settle_s)
         return sensor.read_power()
 
-    # the budget counts every reading: the uncalibrated beam, the estimation and the
-    # check of the calibrated beam; a budget the estimation cannot use is refused first
-    need, _ = estimation_budget(n)
-    if budget < need + 2:
-        raise ConfigError(f"one-bit calibration of {n} elements needs a budget of at least "
-                          f"{need + 2} readings (2(N + R) = {need} for the estimation, and "
-                          f"the beam before and after), got {budget}", field="budget",
-                          reason="below the method's minimum")
     meas = MeasurementLog(measure, budget - 1,
                           (lambda d, t: progress(d, budget)) if progress else None)
     try:
@@ -386,9 +422,9 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
         restore_board(device, profile, before)
         raise  # a refusal (budget, reference), not an interruption
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
-        restored = restore_board(device, profile, before)
+        got = restore_outcome(device, profile, before)  # Ctrl-C deferred meanwhile
         raise _interrupted("one-bit calibration", meas.used, budget, exc, meas.rows,
-                           restored) from exc
+                           got) from exc
     return CalibrationResult(offsets, [offsets.copy()], meas.used, p_before, p_after,
                              np.abs(d), meas.rows, how)
 

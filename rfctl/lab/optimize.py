@@ -32,9 +32,11 @@ from rfctl.lab.blind import (
     greedy_flips,
 )
 from rfctl.lab.instruments import PowerSensor
+from rfctl.lab.restore import RestoreOutcome, restore_image
 
-__all__ = ["METHODS", "OptimizeInterruptedError", "OptimizeResult", "codes_image",
-           "optimize_board", "phase_bank", "restore_board"]
+__all__ = ["METHODS", "OptimizeInterruptedError", "OptimizeResult", "check_optimize",
+           "codes_image", "few_bit_estimate_warning", "optimize_board", "phase_bank",
+           "restore_board", "restore_outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -120,21 +122,74 @@ class OptimizeInterruptedError(RfctlError):
     back on its previous image (``restored`` says whether that succeeded)."""
 
     def __init__(self, message: str, rows: list[dict], restored: bool,
-                 image_before: bytes = b"") -> None:
+                 image_before: bytes = b"", restore: RestoreOutcome | None = None) -> None:
         super().__init__(message)
         self.rows = rows
         self.restored = restored
         self.image_before = image_before
+        self.restore = restore
 
 
 def restore_board(device: Device, profile: BoardProfile, image: bytes) -> bool:
-    """Program ``image`` (whole-image bytes) back; True on success (errors are logged)."""
+    """Program ``image`` (whole-image bytes) back; True on success (errors are logged).
+    Ctrl-C is deferred during the restore (:func:`rfctl.lab.restore.restore_image`)."""
+    return restore_outcome(device, profile, image).restored
+
+
+def restore_outcome(device: Device, profile: BoardProfile, image: bytes) -> RestoreOutcome:
+    """:func:`restore_board` returning the whole :class:`RestoreOutcome` (what the board
+    holds, Ctrl-C presses deferred)."""
     try:
-        program(device, image_from_bytes(image, device.info(), profile.name))
-        return True
+        img = image_from_bytes(image, device.info(), profile.name)
     except (RfctlError, OSError) as exc:
         log.error("could not restore the board: %s", exc)
-        return False
+        return RestoreOutcome(False, "last", f"nothing was sent: {exc}")
+    return restore_image(device, img)
+
+
+def few_bit_estimate_warning(profile: BoardProfile, method: str) -> str | None:
+    """The warning for ``method="estimate"`` on a bank of 2 bits or more (None
+    otherwise): the estimation toggles every element between two codes half a turn
+    apart, so only two of its 2^b states are ever used."""
+    ph = phase_bank(profile)
+    if method != "estimate" or ph.bits < 2:
+        return None
+    return (f"--method estimate on bank {ph.name!r} of {ph.bits} bits uses only two of its "
+            f"{1 << ph.bits} phase states (codes 0 and {1 << (ph.bits - 1)}, half a turn "
+            "apart): the result is a one-bit configuration; --method greedy searches every "
+            "state")
+
+
+def check_optimize(profile: BoardProfile, *, method: str, budget: int, verify: int = 1,
+                   settle_s: float = 0.0) -> None:
+    """The checks :func:`optimize_board` makes before touching the board, callable on
+    their own (the CLI runs them before it opens the board or creates a run folder).
+
+    Raises
+    ------
+    ConfigError
+        ``field`` names the argument: an unknown method, budget < 1 or below the
+        method's minimum (``estimate``: 2(N + R) + 1), verify < 1, settle < 0, or no
+        usable phase bank (field ``banks``).
+    """
+    if method not in METHODS:
+        raise ConfigError(f"method {method!r} is not one of {', '.join(METHODS)}",
+                          field="method", reason="unknown method")
+    if budget < 1:
+        raise ConfigError(f"budget = {budget} must be ≥ 1", field="budget", reason="below 1")
+    if verify < 1:
+        raise ConfigError(f"verify = {verify} must be ≥ 1", field="verify", reason="below 1")
+    if settle_s < 0:
+        raise ConfigError(f"settle = {settle_s} s must be ≥ 0", field="settle",
+                          reason="negative")
+    n = phase_bank(profile).count
+    if method == "estimate":
+        need, _ = estimation_budget(n)
+        if budget < need + 1:
+            raise ConfigError(f"--method estimate on {n} elements needs a budget of at least "
+                              f"{need + 1} readings (the starting configuration's reading "
+                              f"and 2(N + R) = {need} for the estimation), got {budget}",
+                              field="budget", reason="below the method's minimum")
 
 
 def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *,
@@ -151,8 +206,9 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     sensor : PowerSensor
     method : {"greedy", "csm", "estimate"}
         Coordinate flips; conditional sample mean (by ``groups``); channel estimation
-        then the exact one-bit optimum (few-bit banks: the two states half a turn apart;
-        best from about 6N readings, greedy below).
+        then the exact one-bit optimum (few-bit banks: only the two states half a turn
+        apart, with a logged warning, :func:`few_bit_estimate_warning`; best from about
+        6N readings, greedy below).
     budget : int
         Readings for the search (≥ 1), the starting configuration's reading included;
         ``verify`` more are taken at the end (and ``verify`` of the start when the
@@ -179,26 +235,13 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     OptimizeInterruptedError
         Ctrl-C or an error during the run; the board is restored first.
     """
-    if method not in METHODS:
-        raise ConfigError(f"method {method!r} is not one of {', '.join(METHODS)}",
-                          field="method", reason="unknown method")
-    if budget < 1:
-        raise ConfigError(f"budget = {budget} must be ≥ 1", field="budget", reason="below 1")
-    if verify < 1:
-        raise ConfigError(f"verify = {verify} must be ≥ 1", field="verify", reason="below 1")
-    if settle_s < 0:
-        raise ConfigError(f"settle = {settle_s} s must be ≥ 0", field="settle",
-                          reason="negative")
+    check_optimize(profile, method=method, budget=budget, verify=verify, settle_s=settle_s)
     ph = phase_bank(profile)
     levels = 1 << ph.bits
     n = ph.count
-    if method == "estimate":
-        need, _ = estimation_budget(n)
-        if budget < need + 1:  # checked before the first reading
-            raise ConfigError(f"--method estimate on {n} elements needs a budget of at least "
-                              f"{need + 1} readings (the starting configuration's reading "
-                              f"and 2(N + R) = {need} for the estimation), got {budget}",
-                              field="budget", reason="below the method's minimum")
+    note = few_bit_estimate_warning(profile, method)
+    if note:
+        log.warning("%s", note)
     before = device.read_active()
     device.verified_active = before
     t0 = time.perf_counter()
@@ -259,12 +302,11 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
                 program(device, codes_image(profile, codes))
             start_w = again
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
-        restored = restore_board(device, profile, before)
+        got = restore_outcome(device, profile, before)  # Ctrl-C deferred meanwhile
         raise OptimizeInterruptedError(
             f"optimize ({method}) stopped after {meas.used} of {budget} readings "
-            f"({type(exc).__name__}" + (f": {exc}" if str(exc) else "") + "); board "
-            + ("restored to its previous image" if restored else "NOT restored"),
-            meas.rows, restored, before) from exc
+            f"({type(exc).__name__}" + (f": {exc}" if str(exc) else "") + "); "
+            + got.describe(), meas.rows, got.restored, before, got) from exc
     after = device.read_active()
     rows = meas.rows
     return OptimizeResult(np.asarray(codes), verified, p0, res, rows,

@@ -59,6 +59,8 @@ class RunRecord:
             self.path = Path(root) / f"{kind}-{stamp}-{n}"
         self.path.mkdir(parents=True)
         self.kind = kind
+        #: warnings of the run (e.g. logged by the routines), written into the snapshot
+        self.warnings: list[str] = []
 
     def snapshot(self, *, profile: Any = None, device: Any = None,
                  instruments: list[Any] = (), params: dict | None = None,
@@ -96,7 +98,8 @@ class RunRecord:
 
     def finish(self, outcome: str, *, image_after: bytes | None = None,
                extra: dict | None = None) -> None:
-        """Complete ``snapshot.json``: end time, outcome, image after, link statistics."""
+        """Complete ``snapshot.json``: end time, outcome, image after, link statistics
+        (and ``warnings``, when the run logged any)."""
         snap = getattr(self, "snap", {"kind": self.kind})
         snap["end_time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         snap["outcome"] = outcome
@@ -115,7 +118,29 @@ class RunRecord:
         self.snap = snap
         self._write_snapshot()
 
+    def discard(self) -> bool:
+        """Remove the folder of a run that ended before its first reading was recorded
+        (a refusal): its ``snapshot.json``, the only file then, and the folder itself.
+
+        Returns
+        -------
+        bool
+            Whether the folder was removed (False, and nothing removed, when it holds
+            anything else, such as data or plots).
+        """
+        try:
+            names = {p.name for p in self.path.iterdir()}
+            if names - {"snapshot.json"}:
+                return False
+            (self.path / "snapshot.json").unlink(missing_ok=True)
+            self.path.rmdir()
+        except OSError:
+            return False
+        return True
+
     def _write_snapshot(self) -> None:
+        if self.warnings:
+            self.snap["warnings"] = list(self.warnings)
         (self.path / "snapshot.json").write_text(json.dumps(self.snap, indent=1,
                                                             default=_jsonable))
 

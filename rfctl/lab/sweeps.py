@@ -21,6 +21,7 @@ from rfctl.hal.device import Device
 from rfctl.hal.image import DeviceImage, image_from_bytes
 from rfctl.hal.program import plan_steps, program
 from rfctl.lab.instruments import PowerSensor, ProbePositioner
+from rfctl.lab.restore import RestoreOutcome, restore_image
 from rfctl.state import ArrayState
 
 __all__ = ["SweepData", "SweepInterruptedError", "beam_sweep", "beampattern", "has_switch",
@@ -72,12 +73,16 @@ class SweepData:
 
 class SweepInterruptedError(RfctlError):
     """A sweep stopped early; ``data`` holds the points taken, and the board was put
-    back on its previous image (``restored`` says whether that succeeded)."""
+    back on its previous image (``restored`` says whether that succeeded; ``restore``,
+    a :class:`~rfctl.lab.restore.RestoreOutcome`, what the board holds and how many
+    Ctrl-C presses were deferred during the restore)."""
 
-    def __init__(self, message: str, data: SweepData, restored: bool) -> None:
+    def __init__(self, message: str, data: SweepData, restored: bool,
+                 restore: RestoreOutcome | None = None) -> None:
         super().__init__(message)
         self.data = data
         self.restored = restored
+        self.restore = restore
 
 
 def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device,
@@ -123,18 +128,13 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
             if progress is not None:
                 progress(i + 1, len(points))
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
+        got = restore_image(  # Ctrl-C is deferred while the board is restored
+            device, image_from_bytes(initial, info, board.profile.name))
         data.elapsed_s = time.perf_counter() - t0
-        restored = False
-        try:
-            program(device, image_from_bytes(initial, info, board.profile.name))
-            restored = True
-        except RfctlError as rexc:
-            log.error("could not restore the board after the interruption: %s", rexc)
         raise SweepInterruptedError(
             f"sweep stopped after {len(data.rows)} of {len(points)} points "
-            f"({type(exc).__name__}: {exc}); board "
-            + ("restored to its previous image" if restored else "NOT restored"),
-            data, restored) from exc
+            f"({type(exc).__name__}: {exc}); {got.describe()}", data, got.restored,
+            got) from exc
     data.elapsed_s = time.perf_counter() - t0
     return data
 

@@ -1,0 +1,161 @@
+"""Putting a board back on the image it held before a lab run, robust to more Ctrl-C.
+
+A run stopped by Ctrl-C (or by an error) restores the board's previous image. A user
+often presses Ctrl-C twice in quick succession; the second press must not cut the
+restore short and leave the board on an unknown image. :func:`restore_image` therefore
+defers SIGINT for the bounded duration of the restore (one :func:`program` call, bounded
+by the link's operation deadline): a first press during the restore is recorded and the
+restore goes on; a further press aborts it, and the outcome then says what the board
+holds (the run's last image, the previous image after all, or unknown — as
+:class:`~rfctl.errors.ProgramError` reports it).
+
+SIGINT can only be handled on the main thread (elsewhere the restore runs unprotected).
+Whatever handler was installed is replaced for the duration of the restore and put back
+afterwards; the presses deferred are reported (:attr:`RestoreOutcome.deferred`), so a
+caller can still treat the run as stopped by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rfctl.errors import ProgramError, RfctlError
+from rfctl.hal.device import Device
+from rfctl.hal.image import DeviceImage
+from rfctl.hal.program import program
+
+__all__ = ["RestoreOutcome", "deferred_sigint", "restore_image"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RestoreOutcome:
+    """What :func:`restore_image` achieved.
+
+    Attributes
+    ----------
+    restored : bool
+        The board holds the image before the run (confirmed by its active CRC).
+    holds : str
+        ``"previous"`` (restored), ``"last"`` (still the run's last image: nothing of the
+        restore latched) or ``"unknown"``.
+    detail : str
+        Why not restored (empty when restored).
+    deferred : int
+        Ctrl-C presses received during the restore and deferred until it finished.
+    """
+
+    restored: bool
+    holds: str
+    detail: str = ""
+    deferred: int = 0
+
+    def describe(self) -> str:
+        """One phrase for a message: ``board restored …`` or ``board NOT restored …``."""
+        if self.restored:
+            text = "board restored to its previous image (verified by CRC)"
+        elif self.holds == "last":
+            text = "board NOT restored: it still holds the run's last image"
+        else:
+            text = "board NOT restored: its image is unknown"
+        if self.detail:
+            text += f" ({self.detail})"
+        if self.deferred and self.restored:
+            text += "; a Ctrl-C during the restore was deferred until it finished"
+        return text
+
+
+@dataclass
+class _Presses:
+    count: int = 0
+    armed: bool = True  # the aborting press raises only while this is set
+    aborted: bool = False  # it did
+
+
+@contextmanager
+def deferred_sigint(abort_after: int = 2) -> Iterator[_Presses]:
+    """Defer SIGINT inside the block: presses are counted; the ``abort_after``-th raises
+    KeyboardInterrupt once, if ``armed`` is still set (so a user can still abort), and
+    later presses are only counted. Only on the main thread (elsewhere the block runs
+    unchanged); the previous handler is put back afterwards.
+
+    Yields
+    ------
+    object
+        With ``count`` (the presses received in the block) and ``armed``.
+    """
+    presses = _Presses()
+    if threading.current_thread() is not threading.main_thread():
+        yield presses
+        return
+
+    def handler(signum, frame) -> None:  # nothing that takes a lock (logging, print)
+        presses.count += 1
+        if presses.count == abort_after and presses.armed:
+            presses.armed = False
+            presses.aborted = True
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield presses
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None
+                      else previous)
+        if presses.count:
+            log.warning("%d Ctrl-C during the board's restore: %s", presses.count,
+                        "the restore was aborted" if presses.aborted else
+                        "deferred until it finished")
+
+
+def restore_image(device: Device, image: DeviceImage) -> RestoreOutcome:
+    """Program ``image`` (the board's whole image before the run, e.g. from
+    :func:`rfctl.hal.image.image_from_bytes`) back onto ``device``.
+
+    Ctrl-C is deferred during the restore (:func:`deferred_sigint`); a second press
+    aborts it. Device errors are logged, not raised.
+
+    Parameters
+    ----------
+    device : Device
+    image : DeviceImage
+        Every bank of the board (a whole image).
+
+    Returns
+    -------
+    RestoreOutcome
+    """
+    with deferred_sigint() as presses:
+        try:
+            program(device, image)
+            presses.armed = False
+            return RestoreOutcome(True, "previous", deferred=presses.count)
+        except ProgramError as exc:
+            presses.armed = False
+            holds = exc.holds.get(device.name, "unknown") if exc.holds else "unknown"
+            if holds == "new":  # the restore latched (the board said so by its CRC)
+                return RestoreOutcome(True, "previous", deferred=presses.count)
+            log.error("could not restore the board: %s", exc)
+            return RestoreOutcome(False, "last" if holds == "previous" else "unknown",
+                                  _why(exc), presses.count)
+        except (RfctlError, OSError) as exc:
+            presses.armed = False
+            log.error("could not restore the board: %s", exc)
+            return RestoreOutcome(False, "unknown", _why(exc), presses.count)
+        except KeyboardInterrupt:  # program() converts its own; this one came before it
+            presses.armed = False
+            return RestoreOutcome(False, "last", "the restore was aborted by Ctrl-C before "
+                                  "anything was sent", presses.count)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc.__cause__, KeyboardInterrupt) or "interrupted (Ctrl-C)" in text:
+        return f"the restore was aborted by Ctrl-C: {text}"
+    return text
