@@ -61,6 +61,7 @@ _APPLIES: dict[str, tuple[tuple[str, ...], object]] = {
 def _applies(args: argparse.Namespace) -> str | None:
     """The first option given to an action it does not belong to (None if none); fills
     in the defaults of the action's own options."""
+    args.given = {name for name in _APPLIES if getattr(args, name) is not None}
     for name, (actions, default) in _APPLIES.items():
         if getattr(args, name) is not None and args.action not in actions:
             return (f"--{name.replace('_', '-')} applies to rfctl lab "
@@ -139,6 +140,13 @@ def _usage(args: argparse.Namespace, profile) -> str | None:
         elif args.action == "calibrate":
             ph = phase_bank(profile)
             if ph.bits == 1:
+                rotation = sorted({"states", "passes", "probe_theta", "probe_phi"}
+                                  & getattr(args, "given", set()))
+                if rotation:
+                    return (f"{', '.join('--' + o.replace('_', '-') for o in rotation)}: "
+                            f"apply to boards of 2 or more bits only (bank {ph.name!r} of "
+                            f"board {profile.name} is one-bit: it is calibrated by channel "
+                            "estimation, set by --budget and --reference)")
                 check_onebit(profile, budget=args.budget, reference=args.reference)
             elif args.reference != "optimum":
                 return (f"--reference {args.reference}: applies to one-bit boards only (bank "
