@@ -24,6 +24,7 @@ from rfctl.cli import main
 from rfctl.config import load_config
 from rfctl.errors import ConfigError, DeviceError
 from rfctl.lab import (
+    CalibrationInterruptedError,
     OptimizeInterruptedError,
     best_onebit,
     channel_estimation,
@@ -404,3 +405,28 @@ def test_optimize_budget_counts_every_search_reading_and_never_leaves_worse(oneb
     assert np.array_equal(model.pattern(), best.astype(bool))
     assert [row["phase"] for row in r.rows].count("verify start") == 3
     assert r.start_w == r.verified_w and len(r.start_w) == 3
+
+
+@pytest.mark.slow
+def test_a_dead_reference_element_is_refused_after_the_readings_and_keeps_them() -> None:
+    """Element 7's PIN diode is dead (no contribution): with ``reference=7`` the
+    calibration cannot fix the global phase. It says so after its readings, keeps them
+    (CalibrationInterruptedError, the ConfigError as cause) and restores the board."""
+    fw = OsrisFirmwareSim()
+    model = OneBitBench.random(fw, seed=161, noise=0.02, direct_path=1.0)
+    model.a[7] = 0.0
+    with SimBench(model, freq_hz=model.f0) as bench:
+        res = bench.start()
+        dev = open_osris(OSRIS, firmware=fw)
+        pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+        pm.configure(frequency=model.f0)
+        before = bytes(fw.pattern)
+        # at the default budget (8N): at the least one (2(N + R) + 2) the estimated
+        # contributions are too rough to tell a dead element (0.19 of the median)
+        budget = 8 * 256
+        with pytest.raises(CalibrationInterruptedError, match="not identifiable") as ei:
+            onebit_calibration(dev, OSRIS, pm, rng=np.random.default_rng(1), reference=7)
+        pm.close()
+    assert isinstance(ei.value.__cause__, ConfigError)
+    assert ei.value.restored and bytes(fw.pattern) == before
+    assert len(ei.value.readings) == budget - 1  # every reading but the calibrated beam's

@@ -369,12 +369,13 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
     ------
     ConfigError
         Not a one-bit bank, a budget below 2(N + R) + 2 (refused before any reading;
-        the budget counts every reading, the beam before and after included), an
-        element index out of range,
-        or a reference element whose estimated contribution is below a tenth of the
-        median (its phase is not identifiable).
+        the budget counts every reading, the beam before and after included) or an
+        element index out of range; refused before any reading.
     CalibrationInterruptedError
-        Stopped by Ctrl-C or a device / instrument error (board restored, readings kept).
+        Stopped by Ctrl-C or a device / instrument error, or refused after the readings
+        because the reference element's estimated contribution is below a tenth of the
+        median (its phase is not identifiable; the ConfigError is the ``__cause__``).
+        The board is restored and the readings are kept.
     """
     budget = check_onebit(profile, budget=budget, reference=reference)
     ph = profile.bank("phase")
@@ -418,10 +419,12 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
         zero = quantize(ArrayState(phases=np.zeros(n)), cal).banks[ph.name].codes
         meas.budget += 1  # the check of the calibrated beam
         p_after = meas(zero, "calibrated")
-    except ConfigError:
-        restore_board(device, profile, before)
-        raise  # a refusal (budget, reference), not an interruption
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
+        if isinstance(exc, ConfigError) and not meas.rows:
+            restore_board(device, profile, before)
+            raise  # a refusal before any reading (budget, reference)
+        # an interruption, a failure, or a refusal after readings were taken (a
+        # reference element whose phase is not identifiable): the readings are kept
         got = restore_outcome(device, profile, before)  # Ctrl-C deferred meanwhile
         raise _interrupted("one-bit calibration", meas.used, budget, exc, meas.rows,
                            got) from exc
