@@ -342,33 +342,223 @@ def best_onebit(g: complex, d: np.ndarray) -> tuple[np.ndarray, float, float]:
     return X[k].astype(np.int64), float(vals[k]), float(theta[k])
 
 
-def _normal_blocks(X: np.ndarray, qs: list[np.ndarray],
-                   structure: tuple[np.ndarray, np.ndarray, np.ndarray] | None
-                   ) -> list[np.ndarray]:
-    """X^T diag(q) X for every q in ``qs``, shape (N, N) each.
+class _DenseRows:
+    """The readable reference: the patterns as a dense matrix X, shape (M, N)."""
 
-    With ``structure = (bases, base_of, toggled)`` every row of X is ``bases[base_of[m]]``
-    with element ``toggled[m]`` switched (−1: none), and each product costs O(K N²) for K
-    bases instead of O(M N²): x xᵀ = r rᵀ + s(e rᵀ + r eᵀ) + e eᵀ for x = r + s e.
+    def __init__(self, X: np.ndarray) -> None:
+        self.X = X
+
+    def field(self, d: np.ndarray) -> np.ndarray:
+        """X d, shape (M,) complex."""
+        return self.X @ d
+
+    def xt(self, v: np.ndarray) -> np.ndarray:
+        """Xᵀ v for real v of shape (M,), shape (N,)."""
+        return self.X.T @ v
+
+    def normal(self, a: np.ndarray, c: np.ndarray, w: np.ndarray, reg: np.ndarray,
+               free: np.ndarray) -> _DenseNormal:
+        """JᵀJ + diag(reg) of the weighted residuals (see :func:`fit_affine_field`)."""
+        return _DenseNormal(self.X, a, c, w, reg, free)
+
+
+class _DenseNormal:
+    """JᵀJ + diag(reg), shape (2N + 2, 2N + 2), assembled densely; the unknowns are
+    θ = (γ, Re d, Im d, b) and J's columns are a, X·a, X·c, w (row-scaled X)."""
+
+    def __init__(self, X: np.ndarray, a: np.ndarray, c: np.ndarray, w: np.ndarray,
+                 reg: np.ndarray, free: np.ndarray) -> None:
+        n = X.shape[1]
+        J = np.concatenate([a[:, None], X * a[:, None], X * c[:, None], w[:, None]], axis=1)
+        self.A = J.T @ J
+        self.A[np.diag_indices(2 * n + 2)] += reg
+        self.diag = np.diag(self.A).copy()
+        self.free = free
+
+    def step(self, gvec: np.ndarray, lam: float) -> np.ndarray:
+        """The LM step −(A + λ diag(diag A + 1e-12 max diag A))⁻¹ g on the free unknowns."""
+        free = self.free
+        damp = lam * (self.diag + 1e-12 * self.diag.max())
+        M = (self.A + np.diag(damp))[np.ix_(free, free)]
+        step = np.zeros_like(gvec)
+        try:
+            step[free] = scipy.linalg.solve(M, -gvec[free], assume_a="pos",
+                                            check_finite=False)
+        except (np.linalg.LinAlgError, ValueError):
+            step[free] = np.linalg.lstsq(M, -gvec[free], rcond=None)[0]
+        return step
+
+
+class _ToggleRows:
+    """Rows that are each a base pattern with at most one element switched.
+
+    Row m is ``bases[base_of[m]]`` with element ``toggled[m]`` switched (−1: none), so
+    x_m = r_k + s_m e_i with s_m = 1 − 2 r_{k,i} (0 without a toggle). Fields, Xᵀv and
+    the normal equations' solve then cost O(M + K N + N K²) instead of O(M N) and
+    O(N³) (:class:`_ArrowNormal`).
     """
-    if structure is None:
-        return [(X * q[:, None]).T @ X for q in qs]
-    bases, base_of, tog = structure
-    k, n = bases.shape
-    has = tog >= 0
-    rows, cols = base_of[has], tog[has]
-    s = 1.0 - 2.0 * bases[rows, cols]
-    out = []
-    for q in qs:
-        total = np.bincount(base_of, weights=q, minlength=k)
-        A = (bases.T * total) @ bases
-        U = np.zeros((k, n))
-        np.add.at(U, (rows, cols), q[has] * s)
-        C = bases.T @ U
-        A += C + C.T
-        A[np.diag_indices(n)] += np.bincount(cols, weights=q[has], minlength=n)
-        out.append(A)
-    return out
+
+    def __init__(self, structure: tuple[np.ndarray, np.ndarray, np.ndarray], n: int,
+                 X: np.ndarray) -> None:
+        bases, base_of, tog = structure
+        self.bases = np.asarray(bases, float)
+        self.base_of = np.asarray(base_of, np.int64)
+        tog = np.asarray(tog, np.int64)
+        self.k, self.n = self.bases.shape[0], n
+        self.rows = np.flatnonzero(tog >= 0)
+        self.cols = tog[self.rows]
+        self.s = 1.0 - 2.0 * self.bases[self.base_of[self.rows], self.cols]
+        self.X = X  # only for the dense fallback of a failed structured solve
+
+    def field(self, d: np.ndarray) -> np.ndarray:
+        """X d, shape (M,) complex."""
+        y = (self.bases @ d)[self.base_of]
+        y[self.rows] += self.s * d[self.cols]
+        return y
+
+    def xt(self, v: np.ndarray) -> np.ndarray:
+        """Xᵀ v for real v of shape (M,), shape (N,)."""
+        per = np.bincount(self.base_of, weights=v, minlength=self.k)
+        return self.bases.T @ per + np.bincount(self.cols, weights=self.s * v[self.rows],
+                                                minlength=self.n)
+
+    def normal(self, a: np.ndarray, c: np.ndarray, w: np.ndarray, reg: np.ndarray,
+               free: np.ndarray) -> _ArrowNormal:
+        """JᵀJ + diag(reg) in the structured form of :class:`_ArrowNormal`."""
+        return _ArrowNormal(self, a, c, w, reg, free)
+
+
+class _ArrowNormal:
+    """JᵀJ + diag(reg) = B₀ + Q S Qᵀ for rows that toggle one element of K bases.
+
+    With x_m = r_k + s_m e_i, the Jacobian is J = [T + F Rᵀ, J_g]: T holds the toggles
+    (row m: s_m a_m at Re d_i, s_m c_m at Im d_i), R the bases (columns (r_k, 0) and
+    (0, r_k), shape (2N, 2K)), F the per-base columns of a and c (shape (M, 2K)), and
+    J_g the columns of γ and b (a and w). Then
+
+    - B₀ = blockdiag(TᵀT + diag(reg), J_gᵀJ_g): one 2 × 2 block per element (its
+      toggles), and the 2 × 2 block of (γ, b);
+    - Q = [R, TᵀF, TᵀJ_g, I_g] (2N + 2 rows, 4K + 4 columns) and S couples them:
+      S[R, R] = FᵀF, S[R, TᵀF] = I, S[R, I_g] = FᵀJ_g, S[TᵀJ_g, I_g] = I (and the
+      transposes).
+
+    The damped system (B₀ + Λ + Q S Qᵀ) δ = −g is solved by the Woodbury identity,
+    δ = −(B⁻¹g − B⁻¹Q (I + S QᵀB⁻¹Q)⁻¹ S QᵀB⁻¹g) with B = B₀ + Λ (block diagonal),
+    then one step of iterative refinement against the structured product: O(N K²)
+    per solve instead of the dense O(N³). :class:`_DenseNormal` is the reference.
+    """
+
+    def __init__(self, t: _ToggleRows, a: np.ndarray, c: np.ndarray, w: np.ndarray,
+                 reg: np.ndarray, free: np.ndarray) -> None:
+        n, k = t.n, t.k
+        self.t, self.a, self.c, self.w, self.reg = t, a, c, w, reg
+        self.offset = bool(free.size == 2 * n + 2)
+        rows, cols, s = t.rows, t.cols, t.s
+        ar, cr = a[rows], c[rows]
+        # the toggles' 2 × 2 block per element, TᵀT
+        self.taa = np.bincount(cols, weights=ar * ar, minlength=n)
+        self.tac = np.bincount(cols, weights=ar * cr, minlength=n)
+        self.tcc = np.bincount(cols, weights=cr * cr, minlength=n)
+        gcols = [a, w] if self.offset else [a]
+        self.jg = np.stack(gcols, axis=1)  # (M, G)
+        self.gidx = np.array([0, 2 * n + 1][: len(gcols)])
+        self.gg = self.jg.T @ self.jg
+        # diag(JᵀJ) + reg (x² = x for 0/1 patterns)
+        a2, c2 = a * a, c * c
+        per_a2 = np.bincount(t.base_of, weights=a2, minlength=k)
+        per_c2 = np.bincount(t.base_of, weights=c2, minlength=k)
+        diag = np.empty(2 * n + 2)
+        diag[0], diag[-1] = a2.sum(), w @ w
+        diag[1:n + 1] = t.bases.T @ per_a2 + np.bincount(cols, weights=s * ar * ar, minlength=n)
+        diag[n + 1:2 * n + 1] = t.bases.T @ per_c2 + np.bincount(cols, weights=s * cr * cr,
+                                                                 minlength=n)
+        self.diag = diag + reg
+        # Q and S
+        G = len(gcols)
+        p = 4 * k + 2 * G
+        Q = np.zeros((2 * n + 2, p))
+        Q[1:n + 1, :k] = t.bases.T
+        Q[n + 1:2 * n + 1, k:2 * k] = t.bases.T
+        bo = t.base_of[rows]
+        for col, blk in ((ar, 0), (cr, k)):  # TᵀF: columns α_k, β_k
+            np.add.at(Q[1:n + 1], (cols, 2 * k + blk + bo), s * ar * col)
+            np.add.at(Q[n + 1:2 * n + 1], (cols, 2 * k + blk + bo), s * cr * col)
+        for j in range(G):  # TᵀJ_g
+            q = self.jg[rows, j]
+            Q[1:n + 1, 4 * k + j] = np.bincount(cols, weights=s * ar * q, minlength=n)
+            Q[n + 1:2 * n + 1, 4 * k + j] = np.bincount(cols, weights=s * cr * q, minlength=n)
+        Q[self.gidx, 4 * k + G + np.arange(G)] = 1.0
+        S = np.zeros((p, p))
+        for x, blk_x in ((a, 0), (c, k)):
+            for y, blk_y in ((a, 0), (c, k)):
+                S[blk_x + np.arange(k), blk_y + np.arange(k)] = np.bincount(
+                    t.base_of, weights=x * y, minlength=k)
+            for j in range(G):  # FᵀJ_g
+                S[blk_x + np.arange(k), 4 * k + G + j] = np.bincount(
+                    t.base_of, weights=x * self.jg[:, j], minlength=k)
+        S[4 * k + G:, :2 * k] = S[:2 * k, 4 * k + G:].T
+        eye = np.arange(2 * k)
+        S[eye, 2 * k + eye] = S[2 * k + eye, eye] = 1.0
+        eg = np.arange(G)
+        S[4 * k + eg, 4 * k + G + eg] = S[4 * k + G + eg, 4 * k + eg] = 1.0
+        self.Q, self.S = Q, S
+
+    def _binv(self, V: np.ndarray, damp: np.ndarray) -> np.ndarray:
+        """B⁻¹ V for B = B₀ + diag(damp) (block diagonal), V shape (2N + 2, q)."""
+        n = self.t.n
+        du = self.taa + self.reg[1:n + 1] + damp[1:n + 1]
+        dv = self.tcc + self.reg[n + 1:2 * n + 1] + damp[n + 1:2 * n + 1]
+        det = du * dv - self.tac ** 2
+        out = np.zeros_like(V)
+        vu, vv = V[1:n + 1], V[n + 1:2 * n + 1]
+        out[1:n + 1] = (dv[:, None] * vu - self.tac[:, None] * vv) / det[:, None]
+        out[n + 1:2 * n + 1] = (du[:, None] * vv - self.tac[:, None] * vu) / det[:, None]
+        g = self.gidx
+        out[g] = np.linalg.solve(self.gg + np.diag(damp[g]), V[g])
+        return out
+
+    def matvec(self, v: np.ndarray, damp: np.ndarray) -> np.ndarray:
+        """(JᵀJ + diag(reg) + diag(damp)) v on the free unknowns (b = 0 without offset)."""
+        t, n = self.t, self.t.n
+        if not self.offset:
+            v = v.copy()
+            v[-1] = 0.0
+        au = (t.bases @ v[1:n + 1])[t.base_of]
+        av = (t.bases @ v[n + 1:2 * n + 1])[t.base_of]
+        au[t.rows] += t.s * v[1:n + 1][t.cols]
+        av[t.rows] += t.s * v[n + 1:2 * n + 1][t.cols]
+        jv = self.a * (v[0] + au) + self.c * av + self.w * v[-1]
+        out = np.concatenate([[self.a @ jv], t.xt(self.a * jv), t.xt(self.c * jv),
+                              [self.w @ jv]])
+        out += (self.reg + damp) * v
+        if not self.offset:
+            out[-1] = 0.0
+        return out
+
+    def _solve(self, rhs: np.ndarray, damp: np.ndarray) -> np.ndarray:
+        Y = self._binv(np.concatenate([self.Q, rhs[:, None]], axis=1), damp)
+        h, Y = Y[:, -1], Y[:, :-1]
+        C = np.eye(self.S.shape[0]) + self.S @ (self.Q.T @ Y)
+        eta = np.linalg.solve(C, self.S @ (self.Q.T @ h))
+        return h - Y @ eta
+
+    def step(self, gvec: np.ndarray, lam: float) -> np.ndarray:
+        """The LM step of :meth:`_DenseNormal.step`, by the structured solve."""
+        damp = lam * (self.diag + 1e-12 * self.diag.max())
+        rhs = -gvec.copy()
+        if not self.offset:
+            rhs[-1] = 0.0
+        try:
+            step = self._solve(rhs, damp)
+            step += self._solve(rhs - self.matvec(step, damp), damp)  # refinement
+        except np.linalg.LinAlgError:
+            step = np.full_like(rhs, np.nan)
+        if not np.all(np.isfinite(step)):
+            log.debug("structured LM solve failed (λ = %.3g): dense fallback", lam)
+            free = np.arange(rhs.size if self.offset else rhs.size - 1)
+            return _DenseNormal(self.t.X, self.a, self.c, self.w, self.reg, free).step(
+                gvec, lam)
+        return step
 
 
 def fit_affine_field(patterns: np.ndarray, powers: np.ndarray, d0: np.ndarray, gamma0: float,
@@ -406,9 +596,12 @@ def fit_affine_field(patterns: np.ndarray, powers: np.ndarray, d0: np.ndarray, g
         (``False``), one weak-direct-path draw of ten at 8N failed (11 dB) where fitting
         it did not.
     structure : (bases, base_of, toggled), optional
-        Declares that row m of ``patterns`` is ``bases[base_of[m]]`` with element
-        ``toggled[m]`` switched (−1: none): the normal equations are then assembled in
-        O(K N²) rather than O(M N²) (same result; the dense path is the reference).
+        Declares that row m of ``patterns`` is ``bases[base_of[m]]`` (shape (K, N)) with
+        element ``toggled[m]`` switched (−1: none). Each LM iteration then costs
+        O(M + K N + N K²) (:class:`_ArrowNormal`: block-diagonal per element plus a rank
+        4K + 4 coupling, solved by the Woodbury identity) instead of the dense
+        O(M N² + N³) of assembling and factorising the (2N + 2)-square normal equations,
+        which stays the reference path (``structure=None``).
 
     Returns
     -------
@@ -419,6 +612,7 @@ def fit_affine_field(patterns: np.ndarray, powers: np.ndarray, d0: np.ndarray, g
     X = np.asarray(patterns, float)
     P = np.asarray(powers, float)
     m, n = X.shape
+    rows = _DenseRows(X) if structure is None else _ToggleRows(structure, n, X)
     w = 1 / np.sqrt(np.maximum(P, 0.05 * np.median(np.abs(P))) + 1e-300)  # field noise
     theta = np.concatenate([[gamma0], d0.real, d0.imag, [0.0]])
     free = np.arange(2 * n + 2 if offset else 2 * n + 1)
@@ -426,7 +620,7 @@ def fit_affine_field(patterns: np.ndarray, powers: np.ndarray, d0: np.ndarray, g
     reg[1:2 * n + 1] = ridge
 
     def resid(th: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        y = th[0] + X @ (th[1:n + 1] + 1j * th[n + 1:2 * n + 1])
+        y = th[0] + rows.field(th[1:n + 1] + 1j * th[n + 1:2 * n + 1])
         r = (np.abs(y) ** 2 + th[-1] - P) * w
         return r, y, float(r @ r + th @ (reg * th))
 
@@ -436,28 +630,11 @@ def fit_affine_field(patterns: np.ndarray, powers: np.ndarray, d0: np.ndarray, g
     done = 0
     for k in range(1, iterations + 1):
         done = k
-        a, c = 2 * w * y.real, 2 * w * y.imag
-        A = np.empty((2 * n + 2, 2 * n + 2))
-        Aaa, Aac, Acc = _normal_blocks(X, [a * a, a * c, c * c], structure)
-        A[1:n + 1, 1:n + 1], A[1:n + 1, n + 1:2 * n + 1] = Aaa, Aac
-        A[n + 1:2 * n + 1, 1:n + 1], A[n + 1:2 * n + 1, n + 1:2 * n + 1] = Aac.T, Acc
-        for j, col in ((0, a), (2 * n + 1, w)):  # the γ and offset columns of J
-            A[j, 1:n + 1] = A[1:n + 1, j] = X.T @ (a * col)
-            A[j, n + 1:2 * n + 1] = A[n + 1:2 * n + 1, j] = X.T @ (c * col)
-        A[0, 0], A[-1, -1] = a @ a, w @ w
-        A[0, -1] = A[-1, 0] = a @ w
-        gvec = np.concatenate([[a @ r], X.T @ (a * r), X.T @ (c * r), [w @ r]]) + reg * theta
-        A[np.diag_indices(2 * n + 2)] += reg
-        diag = np.diag(A).copy()
+        a, c = 2 * w * y.real, 2 * w * y.imag  # J's columns: γ a, Re d X·a, Im d X·c, b w
+        normal = rows.normal(a, c, w, reg, free)
+        gvec = np.concatenate([[a @ r], rows.xt(a * r), rows.xt(c * r), [w @ r]]) + reg * theta
         while True:
-            M = (A + np.diag(lam * (diag + 1e-12 * diag.max())))[np.ix_(free, free)]
-            step = np.zeros_like(theta)
-            try:
-                step[free] = scipy.linalg.solve(M, -gvec[free], assume_a="pos",
-                                                check_finite=False)
-            except (np.linalg.LinAlgError, ValueError):
-                step[free] = np.linalg.lstsq(M, -gvec[free], rcond=None)[0]
-            new = theta + step
+            new = theta + normal.step(gvec, lam)
             r2, y2, c2 = resid(new)
             if c2 < cost:
                 lam = max(lam / 3, 1e-9)
