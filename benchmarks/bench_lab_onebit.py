@@ -24,11 +24,12 @@ from rfctl.sims.sim_bench import SimBench
 from rfctl.lab import channel_estimation, conditional_sample_mean, greedy_flips
 
 N = 256
+EST_KW: dict = {}
 METHODS = {
     "greedy": lambda m, b, r: greedy_flips(m, N, budget=b, rng=r),
     "csm": lambda m, b, r: conditional_sample_mean(m, N, budget=b, rng=r, groups=1),
     "csm-4groups": lambda m, b, r: conditional_sample_mean(m, N, budget=b, rng=r, groups=4),
-    "estimate": lambda m, b, r: channel_estimation(m, N, budget=b, rng=r),
+    "estimate": lambda m, b, r: channel_estimation(m, N, budget=b, rng=r, **EST_KW),
 }
 
 

@@ -64,6 +64,10 @@ log = logging.getLogger(__name__)
 
 Measure = Callable[[np.ndarray], float]
 
+_REF1_TRIES = 4  # candidate sets for the estimation's reference 1, each read once
+_START_ITERATIONS = 30  # LM iterations of each start of the first fit (then refitted)
+_CHECK_READINGS = 2  # readings of the final estimate's optimum against the best reference
+
 
 @dataclass
 class MeasurementLog:
@@ -675,17 +679,32 @@ def estimation_budget(n: int, reference_readings: int | None = None) -> tuple[in
 
 def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int,
                        rng: np.random.Generator, high: int = 1,
-                       reference_readings: int | None = None) -> BlindResult:
+                       reference_readings: int | None = None, starts: int = 8
+                       ) -> BlindResult:
     """Estimate every element's contribution from powers, then configure exactly.
 
     Reference patterns, each read ``R`` times (interleaved with its toggles) and with every
     single-element toggle read once (N + R readings per reference), feed one weighted fit
-    of the exact model |γ + Σ x_i d_i|² + b to all readings (:func:`fit_affine_field`,
-    normal equations assembled in O(K N²)). Reference 0 is random; reference 1 is turned
-    by about 90° from it (closed-form start); every further reference is the exact optimum
-    of the current estimate (:func:`best_onebit`), refitted. A budget that does not fit a
-    whole reference goes to the toggles of the elements whose decision is closest. The
-    result is the exact optimum of the final estimate.
+    of the exact model |γ + Σ x_i d_i|² + b to all readings (:func:`fit_affine_field`
+    with the toggle structure: O(M + N K²) per iteration).
+
+    1. Reference 0 is random; its toggles give the in-phase parts Re(y_0* d_i).
+    2. Reference 1 switches about half of the elements, chosen so that the estimated
+       in-phase part of its field cancels (Re(y_0* y_1) ≈ 0): a field turned by about
+       90° and as strong as a random pattern's. Four such sets are drawn and the one
+       that reads strongest is kept (a set of few elements, or an unlucky draw, leaves a
+       field of a few σ whose toggles are mostly noise).
+    3. The first fit starts from the closed form of the in-phase parts and of the
+       quadrature parts for ``starts`` values of Re(y_0* y_1) (the estimated one, and
+       angles spread over (0, π)); the exact optimum of each fit (:func:`best_onebit`) is
+       read once, and the fit whose optimum reads strongest is kept (with two references
+       the fit has nearly as many unknowns as readings, and its cost does not tell the
+       right basin from a wrong one; a reading of the candidate does).
+    4. Every further reference is the optimum of the current estimate, refitted; a
+       budget that does not fit a whole reference goes to the toggles of the elements
+       whose decision is closest.
+    5. The final estimate's optimum is read twice and kept only if it reads above the
+       best reference (a last refit can move to another basin).
 
     Why the reference is read R times: a toggle's power change is measured against the
     reference's power, whose error is common to every toggle of that reference. It shifts
@@ -693,9 +712,8 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
     elements; reading the reference R times divides it by √R. (Reading it once cost
     ≈ 0.3 dB at 8N with a weak direct path.)
 
-    On the simulated one-bit bench (N = 256, σ = 1) it ends 0.1–0.2 dB from the optimum
-    at 8N, but with only three references (4N) some draws end several dB off (the first
-    fit lands in a wrong basin): prefer :func:`greedy_flips` below about 6N.
+    On the simulated one-bit bench (N = 256, σ = 1) it ends ≈ 0.1–0.2 dB from the
+    optimum at 8N and ≈ 0.2–0.4 dB at 4N (BENCHMARKS.md).
 
     Parameters
     ----------
@@ -705,12 +723,16 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
         uses the two states half a turn apart).
     reference_readings : int, optional
         R, readings of each reference (default max(4, min(32, N // 16))).
+    starts : int
+        Starting points of the first fit (step 3; 1: the closed form only, no candidate
+        readings).
 
     Returns
     -------
     BlindResult
-        With ``estimate``; ``power_w`` is the fitted model's prediction for the result
-        (the result may differ from every pattern measured).
+        With ``estimate``; ``power_w`` is the mean reading of the result when it was read
+        (step 5), else the fitted model's prediction (the result may differ from every
+        pattern measured).
 
     Raises
     ------
@@ -723,12 +745,23 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
         raise ConfigError(f"channel estimation of {n} elements needs a budget of at least "
                           f"2(N + R) = {need} measurements (R = {R} readings per reference),"
                           f" got {budget}", field="budget", reason="not identifiable")
+    if starts < 1:
+        raise ConfigError(f"starts = {starts} must be ≥ 1", field="starts", reason="below 1")
     meas = measure if isinstance(measure, MeasurementLog) else MeasurementLog(measure, budget)
     pats: list[np.ndarray] = []
     pows: list[float] = []
     bases: list[np.ndarray] = []
     base_of: list[int] = []
     toggled: list[int] = []
+    ref_means: list[tuple[float, np.ndarray]] = []  # (mean reading, pattern) per reference
+
+    def read(x: np.ndarray, k: int, i: int, phase: str) -> float:
+        p = meas(x * high, phase)
+        pats.append(x)
+        pows.append(p)
+        base_of.append(k)
+        toggled.append(i)
+        return p
 
     def reference(r: np.ndarray, elements: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """Read ``r`` R times and toggle each of ``elements`` (default all, random order)
@@ -739,23 +772,20 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
         bases.append(r.copy())
         ref: list[float] = []
         tog = np.full(n, np.nan)
-
-        def read(x: np.ndarray, i: int, phase: str) -> float:
-            p = meas(x * high, phase)
-            pats.append(x)
-            pows.append(p)
-            base_of.append(k)
-            toggled.append(i)
-            return p
-
         for j, i in enumerate(elems):
             if j % every == 0:
-                ref.append(read(r, -1, "reference"))
+                ref.append(read(r, k, -1, "reference"))
             x = r.copy()
             x[i] ^= 1
-            tog[i] = read(x, int(i), "toggle")
+            tog[i] = read(x, k, int(i), "toggle")
         p_ref = float(np.mean(ref))
+        ref_means.append((p_ref, r.copy()))
         return p_ref, (tog - p_ref) * (1 - 2 * r)
+
+    def probe(x: np.ndarray, count: int = 1) -> float:
+        """``count`` readings of ``x`` (a base without toggles); their mean."""
+        bases.append(x.copy())
+        return float(np.mean([read(x, len(bases) - 1, -1, "candidate") for _ in range(count)]))
 
     def cost_of(k: int) -> int:
         return k + -(-k // max(1, k // R))  # toggles plus interleaved reference readings
@@ -765,41 +795,78 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
         return fit_affine_field(np.array(pats, float), np.array(pows) / scale, d, gamma,
                                 iterations=iterations, structure=st)
 
-    # reference 0: random; its toggles give the in-phase parts Re(y_0* d_i)
+    # 1. reference 0: random; its toggles give the in-phase parts Re(y_0* d_i)
     r0 = rng.integers(0, 2, n)
     P0, V0 = reference(r0)
-    gain = (1 - 2 * r0) * V0 / 2  # ≈ the in-phase change of toggling element i
-    # reference 1: toggle elements with a negative in-phase change until they remove
-    # |y_0|²: its field is turned by about 90° from y_0 (Re(y_0* y_1) = |y_0|² + Σ gains)
-    cand = rng.permutation(np.flatnonzero(gain < 0))
-    take = cand[: int(np.searchsorted(-np.cumsum(gain[cand]), P0)) + 1]
+    gain = (1 - 2 * r0) * V0 / 2  # ≈ the change of Re(y_0* y) when element i toggles
+    # 2. reference 1: a random half of the elements, adjusted one element at a time until
+    # Re(y_0* y_1) = |y_0|² + Σ_T gain_i is as close to 0 as it gets; the strongest-
+    # reading of a few such sets (its field is then mostly quadrature)
+    tries = min(_REF1_TRIES, meas.remaining - cost_of(n))
+    take, best = np.zeros(0, np.int64), -np.inf
+    for _ in range(max(1, tries)):
+        in_t = rng.random(n) < 0.5
+        u = P0 + float(gain[in_t].sum())
+        for _ in range(n):
+            delta = np.where(in_t, -gain, gain)
+            i = int(np.argmin(np.abs(u + delta)))
+            if abs(u + delta[i]) >= abs(u):
+                break
+            in_t[i] = not in_t[i]
+            u += float(delta[i])
+        x = r0.copy()
+        x[in_t] ^= 1
+        p = probe(x) if tries > 1 else 0.0
+        if p > best:
+            take, best = np.flatnonzero(in_t), p
     r1 = r0.copy()
     r1[take] ^= 1
     P1, V1 = reference(r1)
     scale = float(np.median([P0, P1])) or 1.0
-    # closed form in reference 0's frame (y_0 = γ real): Re d from reference 0, then
-    # y_1 = γ + Σ_T s_i d_i has a known real part and |y_1|² = P_1, which gives Im y_1,
-    # and reference 1's toggles give Im d
+    # 3. closed forms in reference 0's frame (y_0 = γ real): Re d from reference 0; for
+    # a value of Re y_1 (= γ + Σ_T s_i Re d_i, estimated, or |y_1| cos φ), |y_1|² = P_1
+    # gives Im y_1 and reference 1's toggles give Im d
     gam = math.sqrt(max(P0, 1e-300) / scale)
     re_d = V0 / scale / (2 * gam)
     s0 = 1 - 2 * r0
-    re_y1 = gam + float(np.sum(s0[take] * re_d[take]))
-    im_y1 = math.sqrt(max(P1 / scale - re_y1 ** 2, 1e-3 * P1 / scale))
-    im_d = (V1 / scale / 2 - re_y1 * re_d) / im_y1
-    d0 = re_d + 1j * im_d
-    g0 = gam - complex(r0 @ d0)  # refer to the all-zero pattern
-    gamma, d = abs(g0), d0 * np.exp(-1j * np.angle(g0))
+
+    def start(re_y1: float) -> tuple:
+        im_y1 = math.sqrt(max(P1 / scale - re_y1 ** 2, 1e-3 * P1 / scale))
+        im_d = (V1 / scale / 2 - re_y1 * re_d) / im_y1
+        d0 = re_d + 1j * im_d
+        g0 = gam - complex(r0 @ d0)  # refer to the all-zero pattern
+        return fit(abs(g0), d0 * np.exp(-1j * np.angle(g0)), _START_ITERATIONS)
+
+    hyps = [gam + float(np.sum(s0[take] * re_d[take]))]
+    hyps += list(math.sqrt(P1 / scale) * np.cos(np.linspace(0, np.pi, starts + 1)[1:-1]))
+    sols = [start(h) for h in hyps]
+    gamma, d = sols[0][:2]
+    cands: dict[bytes, tuple[np.ndarray, tuple]] = {}
+    for sol in sols:
+        x = best_onebit(sol[0], sol[1])[0]
+        cands.setdefault(x.tobytes(), (x, sol))
+    measured = 0
+    if len(cands) > 1 and meas.remaining >= len(cands) + _CHECK_READINGS + R:
+        best, x_best = -np.inf, None
+        for x, sol in cands.values():
+            p = probe(x)
+            if p > best:
+                best, x_best, (gamma, d) = p, x, sol[:2]
+        measured = len(cands)
+        if meas.remaining >= cost_of(n) + _CHECK_READINGS:
+            reference(x_best)  # the candidate that read strongest is the next reference
     gamma, d, off, its, conv = fit(gamma, d, 100)
     fits = [(its, conv)]
-    # further references: the optimum of the current estimate, each time refitted (its
+    # 4. further references: the optimum of the current estimate, each time refitted (its
     # toggles measure every element along the direction that decides its state)
-    while meas.remaining >= cost_of(n):
+    while meas.remaining >= cost_of(n) + _CHECK_READINGS:
         reference(best_onebit(gamma, d)[0])
         gamma, d, off, its, conv = fit(gamma, d, 10)
         fits.append((its, conv))
-    # the rest: the toggles of the elements closest to their decision
-    k = meas.remaining
-    while k > 0 and cost_of(k) > meas.remaining:
+    # the rest, but for the final check: the toggles of the elements closest to their
+    # decision
+    k = meas.remaining - _CHECK_READINGS
+    while k > 0 and cost_of(k) > meas.remaining - _CHECK_READINGS:
         k -= 1
     if k > 0:
         x_hat, _, theta = best_onebit(gamma, d)
@@ -810,11 +877,22 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
         fits.append((its, conv))
     x_hat, val, theta = best_onebit(gamma, d)
     predicted = (val ** 2 + off) * scale
-    log.info("channel estimation: %d references, %d fits (last: %d iterations, converged "
-             "%s); predicted %.3g", len(bases), len(fits), its, conv, predicted)
-    meas.set_incumbent(predicted)
+    power, kept = predicted, "estimate"
+    # 5. the final estimate's optimum against the best reference, by readings
+    p_ref, x_ref = max(ref_means, key=lambda t: t[0])
+    if not np.array_equal(x_hat, x_ref) and meas.remaining >= _CHECK_READINGS:
+        power = probe(x_hat, _CHECK_READINGS)
+        if power < p_ref:
+            log.info("channel estimation: the estimate's optimum reads %.3g, below the best "
+                     "reference's %.3g: the reference is kept", power, p_ref)
+            x_hat, power, kept = x_ref, p_ref, "reference"
+    log.info("channel estimation: %d references, %d candidates read, %d fits (last: %d "
+             "iterations, converged %s); predicted %.3g, result: %s", len(ref_means),
+             measured, len(fits), its, conv, predicted, kept)
+    meas.set_incumbent(power)
     est = {"gamma": gamma * math.sqrt(scale), "d": d * math.sqrt(scale),
-           "offset_w": off * scale, "references": len(bases), "reference_readings": R,
+           "offset_w": off * scale, "references": len(ref_means), "reference_readings": R,
+           "candidates": measured, "result": kept,
            "fit_iterations": [f[0] for f in fits], "fit_converged": [f[1] for f in fits],
            "theta_rad": theta, "predicted_w": predicted}
-    return BlindResult(x_hat * high, predicted, "estimate", meas.used, "done", est)
+    return BlindResult(x_hat * high, power, "estimate", meas.used, "done", est)
