@@ -24,16 +24,15 @@ from rfctl.sims.sim_bench import SimBench
 from rfctl.lab import channel_estimation, conditional_sample_mean, greedy_flips
 
 N = 256
-EST_KW: dict = {}
 METHODS = {
     "greedy": lambda m, b, r: greedy_flips(m, N, budget=b, rng=r),
     "csm": lambda m, b, r: conditional_sample_mean(m, N, budget=b, rng=r, groups=1),
     "csm-4groups": lambda m, b, r: conditional_sample_mean(m, N, budget=b, rng=r, groups=4),
-    "estimate": lambda m, b, r: channel_estimation(m, N, budget=b, rng=r, **EST_KW),
+    "estimate": lambda m, b, r: channel_estimation(m, N, budget=b, rng=r),
 }
 
 
-def gap(seed: int, dp: float, method: str, budget: int, noise: float) -> float:
+def gap(seed: int, dp: float, method: str, budget: int, noise: float, **kw) -> float:
     b = OneBitBench.random(None, seed=seed, direct_path=dp, noise=noise)
     g, d = b.affine()
     nr = np.random.default_rng(seed + 1000)
@@ -44,12 +43,40 @@ def gap(seed: int, dp: float, method: str, budget: int, noise: float) -> float:
 
     if method == "estimate" and budget < 2 * (N + 16):
         return float("nan")
-    return b.gap_db(METHODS[method](meas, budget, np.random.default_rng(seed + 2000)).codes)
+    rng = np.random.default_rng(seed + 2000)
+    if kw:
+        return b.gap_db(channel_estimation(meas, N, budget=budget, rng=rng, **kw).codes)
+    return b.gap_db(METHODS[method](meas, budget, rng).codes)
+
+
+def estimate_timing(seeds: list[int], reference: list[int]) -> None:
+    """CPU (process time) and wall time of one 8N estimation run per draw, with the
+    dense reference fit on the first draws in the same run, and the gaps of both."""
+    for dp in (0.3, 3.0):
+        rows = {}
+        for label, kw, draws in (("structured", {}, seeds),
+                                 ("dense reference", {"dense_fit": True}, reference)):
+            cpu, wall, gaps = [], [], []
+            for s in draws:
+                c0, w0 = time.process_time(), time.perf_counter()
+                gaps.append(gap(s, dp, "estimate", 8 * N, 1.0, starts=8, **kw))
+                cpu.append(time.process_time() - c0)
+                wall.append(time.perf_counter() - w0)
+            rows[label] = gaps
+            print(f"  8N estimate, direct path {dp}, {label} fit, draws {draws[0]}..{draws[-1]}:"
+                  f" CPU median {statistics.median(cpu):.2f} s [max {max(cpu):.2f}], wall "
+                  f"median {statistics.median(wall):.2f} s [max {max(wall):.2f}]; gap mean "
+                  f"{np.mean(gaps):.3f} dB [max {np.max(gaps):.3f}]")
+        same = rows["structured"][: len(reference)]
+        print(f"  same draws, structured minus dense gap: "
+              f"{np.max(np.abs(np.subtract(same, rows['dense reference']))):.2e} dB")
 
 
 def main() -> None:
     draws = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     noise = 1.0
+    print("estimation run time (OpenBLAS threads as the environment sets them):")
+    estimate_timing(list(range(draws)), list(range(min(3, draws))))
     print(f"one-bit bench N = {N}, receiver noise σ = {noise} (mean element amplitude 1), "
           f"{draws} hidden-channel draws (seeds 0..{draws - 1}); dB below the optimum, "
           "mean [max]")
@@ -58,10 +85,12 @@ def main() -> None:
         for method in METHODS:
             cells = []
             for mult in (1, 2, 4, 8):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 gs = [gap(s, dp, method, mult * N, noise) for s in range(draws)]
                 dt = (time.perf_counter() - t0) / draws
-                cells.append(f"{mult}N: {np.mean(gs):5.2f} [{np.max(gs):5.2f}] ({dt:.2f} s)")
+                dc = (time.process_time() - c0) / draws
+                cells.append(f"{mult}N: {np.mean(gs):5.2f} [{np.max(gs):5.2f}] ({dt:.2f} s, "
+                             f"CPU {dc:.2f} s)")
             print(f"  {method:12s} " + "  ".join(cells))
     # synchronised reading round trip over loopback (pyvisa-py, one line per reading)
     from rfctl.sims.osris_firmware import OsrisFirmwareSim

@@ -144,6 +144,31 @@ def test_structured_fit_matches_the_dense_reference() -> None:
         assert abs(a[0] - 2.5) < 0.05 and np.max(np.abs(a[1] - d)) < 0.1
 
 
+def test_estimation_with_the_structured_fit_matches_the_dense_reference() -> None:
+    """The whole estimation (every fit of every stage) with the structured solve and with
+    the dense reference: the same LM iterations, the same result, estimates equal to
+    1e-9 (N = 64 so that the dense path is quick)."""
+    for seed, dp in ((160, 0.3), (161, 3.0), (162, 0.3)):
+        b = OneBitBench.random(None, seed=seed, n=64, noise=1.0, direct_path=dp)
+        g, d = b.affine()
+        out = []
+        for dense in (False, True):
+            nr = np.random.default_rng(seed + 50)
+
+            def meas(x, g=g, d=d, nr=nr):
+                return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
+                           / np.sqrt(2)) ** 2
+
+            out.append(channel_estimation(meas, 64, budget=8 * 64,
+                                          rng=np.random.default_rng(seed), dense_fit=dense))
+        fast, ref = out
+        assert np.array_equal(fast.codes, ref.codes)
+        assert fast.estimate["fit_iterations"] == ref.estimate["fit_iterations"]
+        assert fast.estimate["candidates"] == ref.estimate["candidates"] > 1
+        e = np.max(np.abs(fast.estimate["d"] - ref.estimate["d"]))
+        assert e <= 1e-9 * np.max(np.abs(ref.estimate["d"]))
+
+
 def test_greedy_reaches_within_1db_at_4n_on_held_out_draws() -> None:
     gaps = []
     for seed in range(120, 126):
@@ -374,6 +399,27 @@ def test_estimation_at_8n_on_held_out_draws(direct_path: float, bound_db: float)
         assert r.estimate["reference_readings"] == 16
         gaps.append(b.gap_db(r.codes))
     assert np.mean(gaps) < bound_db, gaps
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direct_path", [0.3, 3.0])
+def test_estimation_at_4n_on_held_out_draws(direct_path: float) -> None:
+    # the issue's 4N target (within 1 dB) for the estimation too, on draws not used for
+    # tuning (the benchmark tuned on seeds 0–9); the estimate before the strong second
+    # reference and the read candidates missed by 7–26 dB on some draws
+    gaps = []
+    for seed in range(170, 176):
+        b = OneBitBench.random(None, seed=seed, noise=1.0, direct_path=direct_path)
+        g, d = b.affine()
+        nr = np.random.default_rng(seed + 50)
+
+        def meas(x, g=g, d=d, nr=nr):
+            return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
+                       / np.sqrt(2)) ** 2
+
+        r = channel_estimation(meas, 256, budget=4 * 256, rng=np.random.default_rng(seed))
+        assert r.measurements <= 4 * 256 and r.estimate["candidates"] > 1
+        gaps.append(b.gap_db(r.codes))
+    assert np.mean(gaps) < 1.0, gaps
 
 
 def test_cli_onebit_calibrate_writes_table_plots_and_record(served, tmp_path: Path) -> None:

@@ -679,8 +679,8 @@ def estimation_budget(n: int, reference_readings: int | None = None) -> tuple[in
 
 def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int,
                        rng: np.random.Generator, high: int = 1,
-                       reference_readings: int | None = None, starts: int = 8
-                       ) -> BlindResult:
+                       reference_readings: int | None = None, starts: int = 8,
+                       dense_fit: bool = False) -> BlindResult:
     """Estimate every element's contribution from powers, then configure exactly.
 
     Reference patterns, each read ``R`` times (interleaved with its toggles) and with every
@@ -726,6 +726,9 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
     starts : int
         Starting points of the first fit (step 3; 1: the closed form only, no candidate
         readings).
+    dense_fit : bool
+        Fit with the dense reference path of :func:`fit_affine_field` (O(N³) per
+        iteration, for tests and benchmarks; the same result to rounding).
 
     Returns
     -------
@@ -793,7 +796,7 @@ def channel_estimation(measure: Measure | MeasurementLog, n: int, *, budget: int
     def fit(gamma: float, d: np.ndarray, iterations: int) -> tuple:
         st = (np.array(bases, float), np.array(base_of), np.array(toggled))
         return fit_affine_field(np.array(pats, float), np.array(pows) / scale, d, gamma,
-                                iterations=iterations, structure=st)
+                                iterations=iterations, structure=None if dense_fit else st)
 
     # 1. reference 0: random; its toggles give the in-phase parts Re(y_0* d_i)
     r0 = rng.integers(0, 2, n)
