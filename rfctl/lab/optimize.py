@@ -152,7 +152,7 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     method : {"greedy", "csm", "estimate"}
         Coordinate flips; conditional sample mean (by ``groups``); channel estimation
         then the exact one-bit optimum (few-bit banks: the two states half a turn apart;
-        best from about 6N readings, greedy below).
+        best from about 4N readings, greedy below).
     budget : int
         Readings for the search (≥ 1), the starting configuration's reading included;
         ``verify`` more are taken at the end (and ``verify`` of the start when the
