@@ -127,6 +127,23 @@ def test_structured_lm_step_matches_the_dense_reference() -> None:
         assert np.max(np.abs(s_bad - dn.step(g, 1e-3))) > 1e-6 * np.max(np.abs(s_bad))
 
 
+def test_failed_structured_solve_falls_back_to_the_dense_step(monkeypatch) -> None:
+    from rfctl.lab.blind import _ArrowNormal, _DenseRows, _ToggleRows
+
+    rng = np.random.default_rng(19)
+    n = 24
+    X, P, st, d = _toggle_problem(rng, n, 4)
+    y = 2.0 + X @ d
+    w = 1 / np.sqrt(np.abs(P))
+    a, c = 2 * w * y.real, 2 * w * y.imag
+    r = (np.abs(y) ** 2 - P) * w
+    reg, free = np.zeros(2 * n + 2), np.arange(2 * n + 2)
+    g = np.concatenate([[a @ r], X.T @ (a * r), X.T @ (c * r), [w @ r]])
+    monkeypatch.setattr(_ArrowNormal, "_binv", lambda self, V, damp: V * np.nan)
+    step = _ToggleRows(st, n, X).normal(a, c, w, reg, free).step(g, 1e-3)
+    assert np.array_equal(step, _DenseRows(X).normal(a, c, w, reg, free).step(g, 1e-3))
+
+
 def test_structured_fit_matches_the_dense_reference() -> None:
     from rfctl.lab.blind import fit_affine_field
 
