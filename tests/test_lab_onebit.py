@@ -71,30 +71,120 @@ def test_channel_estimation_is_exact_without_noise() -> None:
         channel_estimation(lambda x: 1.0, 256, budget=500, rng=np.random.default_rng(0))
 
 
-def test_structured_normal_equations_match_the_dense_reference() -> None:
-    from rfctl.lab.blind import _normal_blocks, fit_affine_field
-
-    rng = np.random.default_rng(17)
-    n, k = 24, 4
+def _toggle_problem(rng: np.random.Generator, n: int, k: int, reps: int = 3):
+    """K random bases, each read ``reps`` times and with every element toggled once, and
+    powers of a random field with an offset and noise."""
     bases = rng.integers(0, 2, (k, n))
-    base_of = np.repeat(np.arange(k), n + 3)
-    tog = np.tile(np.r_[rng.permutation(n), -1, -1, -1], k)
+    base_of = np.repeat(np.arange(k), n + reps)
+    tog = np.concatenate([np.r_[rng.permutation(n), [-1] * reps] for _ in range(k)])
     X = bases[base_of].copy()
     hit = tog >= 0
     X[np.flatnonzero(hit), tog[hit]] ^= 1
-    q = rng.random(len(X))
-    st = (bases.astype(float), base_of, tog)
-    dense = _normal_blocks(X.astype(float), [q], None)[0]
-    fast = _normal_blocks(X.astype(float), [q], st)[0]
-    assert np.max(np.abs(fast - dense)) <= 1e-12 * np.max(np.abs(dense))
     d = rng.normal(size=n) + 1j * rng.normal(size=n)
-    P = np.abs(2.5 + X @ d) ** 2 + 0.05 * rng.normal(size=len(X))
-    d0 = d + 0.2 * (rng.normal(size=n) + 1j * rng.normal(size=n))
-    a = fit_affine_field(X, P, d0, 2.0)
-    b = fit_affine_field(X, P, d0, 2.0, structure=st)
-    assert a[4] and b[4] and a[3] < 100 and b[3] < 100  # converged, not capped
-    assert np.max(np.abs(a[1] - b[1])) <= 1e-6 * np.max(np.abs(a[1]))
-    assert abs(a[0] - 2.5) < 0.05 and np.max(np.abs(a[1] - d)) < 0.1
+    P = np.abs(0.3 * np.sqrt(n) + X @ d) ** 2 + 0.5 + np.sqrt(n) * rng.normal(size=len(X))
+    return X.astype(float), P, (bases.astype(float), base_of, tog), d
+
+
+def test_structured_lm_step_matches_the_dense_reference() -> None:
+    """The Woodbury solve of the toggle-structured normal equations gives the dense
+    path's LM step to 1e-9 (and solves the dense system to 1e-12 backward error); a
+    wrong structure (one toggle misdeclared) is far off, so the check can fail."""
+    from rfctl.lab.blind import _DenseRows, _ToggleRows
+
+    rng = np.random.default_rng(17)
+    cases = [(24, 4, 0.0, True), (256, 8, 0.0, True), (256, 8, 0.1, False), (256, 2, 0.0, True)]
+    for n, k, ridge, offset in cases:
+        X, P, st, d = _toggle_problem(rng, n, k)
+        th = np.concatenate([[2.0], d.real + 0.2 * rng.normal(size=n),
+                             d.imag + 0.2 * rng.normal(size=n), [0.3]])
+        y = th[0] + X @ (th[1:n + 1] + 1j * th[n + 1:2 * n + 1])
+        w = 1 / np.sqrt(np.abs(P))
+        a, c = 2 * w * y.real, 2 * w * y.imag
+        r = (np.abs(y) ** 2 + th[-1] - P) * w
+        reg = np.r_[0.0, np.full(2 * n, ridge), 0.0]
+        free = np.arange(2 * n + 2 if offset else 2 * n + 1)
+        dense, fast = _DenseRows(X), _ToggleRows(st, n, X)
+        g = np.concatenate([[a @ r], X.T @ (a * r), X.T @ (c * r), [w @ r]]) + reg * th
+        g_fast = np.concatenate([[a @ r], fast.xt(a * r), fast.xt(c * r), [w @ r]]) + reg * th
+        assert np.max(np.abs(g_fast - g)) <= 1e-12 * np.max(np.abs(g))
+        assert np.max(np.abs(fast.field(d) - X @ d)) <= 1e-12 * np.max(np.abs(X @ d))
+        dn, fn = dense.normal(a, c, w, reg, free), fast.normal(a, c, w, reg, free)
+        assert np.max(np.abs(fn.diag - dn.diag)) <= 1e-12 * np.max(dn.diag)
+        for lam in (1e-9, 1e-3, 1.0):
+            s_dense, s_fast = dn.step(g, lam), fn.step(g, lam)
+            H = (dn.A + np.diag(lam * (dn.diag + 1e-12 * dn.diag.max())))[np.ix_(free, free)]
+            backward = np.linalg.norm(H @ s_fast[free] + g[free]) / np.linalg.norm(g[free])
+            assert backward <= 1e-12, (n, k, lam, backward)
+            if offset is False:
+                assert s_fast[-1] == 0.0
+            if k == 2 and lam < 1e-6:
+                continue  # condition number ~4e11: both solve it to 1e-15, differ at 1e-7
+            err = np.max(np.abs(s_fast - s_dense)) / np.max(np.abs(s_dense))
+            assert err <= 1e-9, (n, k, ridge, offset, lam, err)
+        # misdeclare one toggle: the structured step no longer solves the system
+        bad = (st[0], st[1], st[2].copy())
+        bad[2][0] = (bad[2][0] + 1) % n
+        s_bad = _ToggleRows(bad, n, X).normal(a, c, w, reg, free).step(g, 1e-3)
+        assert np.max(np.abs(s_bad - dn.step(g, 1e-3))) > 1e-6 * np.max(np.abs(s_bad))
+
+
+def test_failed_structured_solve_falls_back_to_the_dense_step(monkeypatch) -> None:
+    from rfctl.lab.blind import _ArrowNormal, _DenseRows, _ToggleRows
+
+    rng = np.random.default_rng(19)
+    n = 24
+    X, P, st, d = _toggle_problem(rng, n, 4)
+    y = 2.0 + X @ d
+    w = 1 / np.sqrt(np.abs(P))
+    a, c = 2 * w * y.real, 2 * w * y.imag
+    r = (np.abs(y) ** 2 - P) * w
+    reg, free = np.zeros(2 * n + 2), np.arange(2 * n + 2)
+    g = np.concatenate([[a @ r], X.T @ (a * r), X.T @ (c * r), [w @ r]])
+    monkeypatch.setattr(_ArrowNormal, "_binv", lambda self, V, damp: V * np.nan)
+    step = _ToggleRows(st, n, X).normal(a, c, w, reg, free).step(g, 1e-3)
+    assert np.array_equal(step, _DenseRows(X).normal(a, c, w, reg, free).step(g, 1e-3))
+
+
+def test_structured_fit_matches_the_dense_reference() -> None:
+    from rfctl.lab.blind import fit_affine_field
+
+    rng = np.random.default_rng(18)
+    for n, k in ((24, 4), (128, 6)):
+        X, P, st, d = _toggle_problem(rng, n, k)
+        P = np.abs(2.5 + X @ d) ** 2 + 0.05 * rng.normal(size=len(X))
+        d0 = d + 0.2 * (rng.normal(size=n) + 1j * rng.normal(size=n))
+        a = fit_affine_field(X, P, d0, 2.0)
+        b = fit_affine_field(X, P, d0, 2.0, structure=st)
+        assert a[4] and b[4] and a[3] < 100 and b[3] < 100  # converged, not capped
+        assert a[3] == b[3]  # the same LM path
+        assert np.max(np.abs(a[1] - b[1])) <= 1e-9 * np.max(np.abs(a[1]))
+        assert abs(a[0] - b[0]) <= 1e-9 * a[0] and abs(a[2] - b[2]) <= 1e-9 * abs(a[0]) ** 2
+        assert abs(a[0] - 2.5) < 0.05 and np.max(np.abs(a[1] - d)) < 0.1
+
+
+def test_estimation_with_the_structured_fit_matches_the_dense_reference() -> None:
+    """The whole estimation (every fit of every stage) with the structured solve and with
+    the dense reference: the same LM iterations, the same result, estimates equal to
+    1e-9 (N = 64 so that the dense path is quick)."""
+    for seed, dp in ((160, 0.3), (161, 3.0), (162, 0.3)):
+        b = OneBitBench.random(None, seed=seed, n=64, noise=1.0, direct_path=dp)
+        g, d = b.affine()
+        out = []
+        for dense in (False, True):
+            nr = np.random.default_rng(seed + 50)
+
+            def meas(x, g=g, d=d, nr=nr):
+                return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
+                           / np.sqrt(2)) ** 2
+
+            out.append(channel_estimation(meas, 64, budget=8 * 64,
+                                          rng=np.random.default_rng(seed), dense_fit=dense))
+        fast, ref = out
+        assert np.array_equal(fast.codes, ref.codes)
+        assert fast.estimate["fit_iterations"] == ref.estimate["fit_iterations"]
+        assert fast.estimate["candidates"] == ref.estimate["candidates"] > 1
+        e = np.max(np.abs(fast.estimate["d"] - ref.estimate["d"]))
+        assert e <= 1e-9 * np.max(np.abs(ref.estimate["d"]))
 
 
 def test_greedy_reaches_within_1db_at_4n_on_held_out_draws() -> None:
@@ -329,6 +419,27 @@ def test_estimation_at_8n_on_held_out_draws(direct_path: float, bound_db: float)
         assert r.estimate["reference_readings"] == 16
         gaps.append(b.gap_db(r.codes))
     assert np.mean(gaps) < bound_db, gaps
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direct_path", [0.3, 3.0])
+def test_estimation_at_4n_on_held_out_draws(direct_path: float) -> None:
+    # the issue's 4N target (within 1 dB) for the estimation too, on draws not used for
+    # tuning (the benchmark tuned on seeds 0–9); the estimate before the strong second
+    # reference and the read candidates missed by 7–26 dB on some draws
+    gaps = []
+    for seed in range(170, 176):
+        b = OneBitBench.random(None, seed=seed, noise=1.0, direct_path=direct_path)
+        g, d = b.affine()
+        nr = np.random.default_rng(seed + 50)
+
+        def meas(x, g=g, d=d, nr=nr):
+            return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
+                       / np.sqrt(2)) ** 2
+
+        r = channel_estimation(meas, 256, budget=4 * 256, rng=np.random.default_rng(seed))
+        assert r.measurements <= 4 * 256 and r.estimate["candidates"] > 1
+        gaps.append(b.gap_db(r.codes))
+    assert np.mean(gaps) < 1.0, gaps
 
 
 def test_cli_onebit_calibrate_writes_table_plots_and_record(served, tmp_path: Path) -> None:

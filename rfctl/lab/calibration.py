@@ -348,9 +348,9 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
         Reference patterns of the estimation.
     budget : int, optional
         Readings for the estimation (default 8N; at least 2(N + R), R = the readings of
-        each reference, :func:`rfctl.lab.blind.channel_estimation`). At 4N the
-        estimation has only three references and its random first pair leaves some draws
-        several dB short (5.8 dB on one), so the default is 8N.
+        each reference, :func:`rfctl.lab.blind.channel_estimation`). At 4N an earlier
+        version of the estimation left one draw 5.8 dB short; the default stays 8N
+        (4N calibration has not been re-measured with the current estimation).
     reference : "optimum" or int
         What fixes the global phase: the direction of the best configuration for the
         estimated channel (the whole received field, direct path included), or the

@@ -208,7 +208,7 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
         Coordinate flips; conditional sample mean (by ``groups``); channel estimation
         then the exact one-bit optimum (few-bit banks: only the two states half a turn
         apart, with a logged warning, :func:`few_bit_estimate_warning`; best from about
-        6N readings, greedy below).
+        4N readings, greedy below).
     budget : int
         Readings for the search (≥ 1), the starting configuration's reading included;
         ``verify`` more are taken at the end (and ``verify`` of the start when the
