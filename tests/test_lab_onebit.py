@@ -518,7 +518,6 @@ def test_optimize_budget_counts_every_search_reading_and_never_leaves_worse(oneb
     assert r.start_w == r.verified_w and len(r.start_w) == 3
 
 
-@pytest.mark.slow
 def test_a_dead_reference_element_is_refused_after_the_readings_and_keeps_them() -> None:
     """Element 7's PIN diode is dead (no contribution): with ``reference=7`` the
     calibration cannot fix the global phase. It says so after its readings, keeps them
@@ -540,4 +539,7 @@ def test_a_dead_reference_element_is_refused_after_the_readings_and_keeps_them()
         pm.close()
     assert isinstance(ei.value.__cause__, ConfigError)
     assert ei.value.restored and bytes(fw.pattern) == before
-    assert len(ei.value.readings) == budget - 1  # every reading but the calibrated beam's
+    # every reading taken is kept (the estimation may stop short of the budget)
+    n = len(ei.value.readings)
+    assert 2 * (256 + 16) < n < budget and f"stopped after {n} of {budget} readings" in str(
+        ei.value)
