@@ -162,29 +162,34 @@ def test_structured_fit_matches_the_dense_reference() -> None:
         assert abs(a[0] - 2.5) < 0.05 and np.max(np.abs(a[1] - d)) < 0.1
 
 
-def test_estimation_with_the_structured_fit_matches_the_dense_reference() -> None:
+@pytest.mark.parametrize(("seed", "dp"), [
+    (160, 0.3),
+    pytest.param(161, 3.0, marks=pytest.mark.slow),
+    pytest.param(162, 0.3, marks=pytest.mark.slow),
+])
+def test_estimation_with_the_structured_fit_matches_the_dense_reference(seed, dp) -> None:
     """The whole estimation (every fit of every stage) with the structured solve and with
     the dense reference: the same LM iterations, the same result, estimates equal to
-    1e-9 (N = 64 so that the dense path is quick)."""
-    for seed, dp in ((160, 0.3), (161, 3.0), (162, 0.3)):
-        b = OneBitBench.random(None, seed=seed, n=64, noise=1.0, direct_path=dp)
-        g, d = b.affine()
-        out = []
-        for dense in (False, True):
-            nr = np.random.default_rng(seed + 50)
+    1e-9 (N = 64 so that the dense path is quick; one draw by default, three with
+    ``-m slow``)."""
+    b = OneBitBench.random(None, seed=seed, n=64, noise=1.0, direct_path=dp)
+    g, d = b.affine()
+    out = []
+    for dense in (False, True):
+        nr = np.random.default_rng(seed + 50)
 
-            def meas(x, g=g, d=d, nr=nr):
-                return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
-                           / np.sqrt(2)) ** 2
+        def meas(x, g=g, d=d, nr=nr):
+            return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
+                       / np.sqrt(2)) ** 2
 
-            out.append(channel_estimation(meas, 64, budget=8 * 64,
-                                          rng=np.random.default_rng(seed), dense_fit=dense))
-        fast, ref = out
-        assert np.array_equal(fast.codes, ref.codes)
-        assert fast.estimate["fit_iterations"] == ref.estimate["fit_iterations"]
-        assert fast.estimate["candidates"] == ref.estimate["candidates"] > 1
-        e = np.max(np.abs(fast.estimate["d"] - ref.estimate["d"]))
-        assert e <= 1e-9 * np.max(np.abs(ref.estimate["d"]))
+        out.append(channel_estimation(meas, 64, budget=8 * 64,
+                                      rng=np.random.default_rng(seed), dense_fit=dense))
+    fast, ref = out
+    assert np.array_equal(fast.codes, ref.codes)
+    assert fast.estimate["fit_iterations"] == ref.estimate["fit_iterations"]
+    assert fast.estimate["candidates"] == ref.estimate["candidates"] > 1
+    e = np.max(np.abs(fast.estimate["d"] - ref.estimate["d"]))
+    assert e <= 1e-9 * np.max(np.abs(ref.estimate["d"]))
 
 
 def test_greedy_reaches_within_1db_at_4n_on_held_out_draws() -> None:
