@@ -103,7 +103,7 @@ def check_output_file(path: Path | None, what: str) -> None:
         except OSError as exc:
             raise OutputError(f"{what} {s}: cannot write: {exc.strerror or exc}", path=s,
                               reason=str(exc.strerror or exc)) from None
-    check_writable_folder(p.parent, f"{what} {s}")
+    check_writable_folder(p.parent, f"{what} {s}: cannot write")
 
 
 def check_writable_folder(folder: Path, what: str) -> None:
@@ -115,7 +115,8 @@ def check_writable_folder(folder: Path, what: str) -> None:
     folder : Path
         An existing folder.
     what : str
-        The option and value the message starts with (e.g. ``"--out runs"``).
+        The start of the message (e.g. ``"--out runs: cannot create the run folder"``);
+        the reason follows in parentheses.
 
     Raises
     ------
@@ -125,8 +126,8 @@ def check_writable_folder(folder: Path, what: str) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=".rfctl-probe-", dir=folder)
     except OSError as exc:
-        raise OutputError(f"{what}: cannot create files in {str(folder)!r}: "
-                          f"{exc.strerror or exc}", path=str(folder),
+        raise OutputError(f"{what} (no file can be created in {str(folder)!r}: "
+                          f"{exc.strerror or exc})", path=str(folder),
                           reason=str(exc.strerror or exc)) from None
     os.close(fd)
     try:

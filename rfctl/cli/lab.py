@@ -89,7 +89,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise OutputError(f"--out {out}: folder {str(out.absolute().parent)!r} does not exist",
                           path=str(out), reason="missing directory")
     # the run folder is made in --out (and --out in its parent when missing): probe it
-    check_writable_folder(out if out.exists() else out.absolute().parent, f"--out {out}")
+    check_writable_folder(out if out.exists() else out.absolute().parent,
+                          f"--out {out}: cannot create the run folder")
     if args.action == "calibrate" and args.write_calibration is not None:
         check_output_file(args.write_calibration, "--write-calibration")
 
@@ -438,8 +439,8 @@ def _sweep(args, out, profile, dev, meter, bar, rec) -> int:
     except SweepInterruptedError as exc:
         return _stopped_records(rec, exc, exc.data.rows, {}, "partial data")
     if data.restore is None:
-        ends = (f"board left on the last point's beam (θ = {th[-1]:+.3f}, φ = "
-                f"{args.phi:+.3f}; --restore puts it back on its previous image)")
+        ends = (f"the board holds its last beam (θ = {th[-1]:+.3f}, φ = {args.phi:+.3f}; "
+                "--restore puts it back on its image from before the sweep)")
     else:
         ends = data.restore.describe()
     try:
@@ -617,7 +618,7 @@ def _summary(run_dir: Path, s: dict, d: dict, out: TextIO) -> int:
     elif rows:
         print(f"  rows     {len(rows)}", file=out)
     if d.get("board_after"):
-        print(f"  board    after the sweep: {d['board_after']}", file=out)
+        print(f"  end      {d['board_after']}", file=out)
     if "power_before_w" in d and "power_after_w" in d:
         gain = _dbm(d["power_after_w"]) - _dbm(d["power_before_w"])
         print(f"  beam     at the probe {_dbm(d['power_before_w']):.2f} → "
