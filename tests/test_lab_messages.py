@@ -18,7 +18,6 @@ import pytest
 from rfctl.cli import main
 from rfctl.config import load_config
 from rfctl.errors import ProgramError
-from rfctl.lab.restore import RestoreOutcome, stop_cause, stopped_message
 
 OSRIS = load_config("osris-16x16")
 LAB = load_config("sim-lab-8x8")
@@ -260,6 +259,8 @@ def test_sim_bench_prints_the_one_bit_optimum_as_the_meter_reads_it() -> None:
 def test_stop_messages_read_plainly() -> None:
     """Finding 20: no doubled parenthesis, no trailing colon after KeyboardInterrupt,
     a ProgramError's "holds the previous image" not contradicting the restore."""
+    from rfctl.lab.restore import RestoreOutcome, stop_cause, stopped_message
+
     err = ProgramError("osris-16x16: no valid reply to '!Pattern'",
                        holds={"osris-16x16": "previous"})
     text = stopped_message("sweep stopped after 3 of 9 points", err,
