@@ -125,6 +125,8 @@ def test_sweep_says_where_the_board_ends_and_restore_puts_it_back(onebit, tmp_pa
     """Finding 11: the sweep's line says the board holds the last beam; with --restore
     the board is back on the image it held before the sweep (the firmware's own
     pattern), and says so; lab show repeats where the board ended."""
+    from rfctl.lab.restore import RestoreOutcome
+
     fw = onebit.server.firmware
     before = bytes(fw.pattern)
     capsys.readouterr()
@@ -138,6 +140,20 @@ def test_sweep_says_where_the_board_ends_and_restore_puts_it_back(onebit, tmp_pa
     assert "the board holds its last beam (θ = +1.000, φ = +0.000; --restore" in out, out
     assert bytes(fw.pattern) != before
     (run,) = (tmp_path / "b").glob("sweep-*")
+    # a restore that fails after a completed sweep: exit 1, said on stderr
+    import rfctl.lab.sweeps
+
+    real = rfctl.lab.sweeps.restore_image
+    rfctl.lab.sweeps.restore_image = lambda dev, img: RestoreOutcome(False, "unknown",
+                                                                      "link down")
+    try:
+        assert main(["lab", "sweep", *_args(onebit, tmp_path / "c"), "--points", "3",
+                     "--restore"]) == 1
+    finally:
+        rfctl.lab.sweeps.restore_image = real
+    err = capsys.readouterr().err
+    assert "rfctl: error: the sweep completed, but board NOT restored: the restore " \
+           "failed, so its image is unknown (link down)" in err, err
     assert main(["lab", "show", str(run)]) == 0
     out = capsys.readouterr().out
     assert "  end      the board holds its last beam" in out
@@ -239,7 +255,8 @@ def test_sim_bench_prints_the_one_bit_optimum_as_the_meter_reads_it() -> None:
         url = lines[0].split(" at ")[1].strip()
         meter_res = next(x.split()[1] for x in lines if x.startswith("power-meter"))
         said = float(lines[-1].split("; optimum ")[1].split(" dBm")[0])
-        assert "at 5.3 GHz as the instruments read it" in lines[-1]
+        assert "at 5.3 GHz as the instruments read it, noiseless (receiver noise adds " \
+            in lines[-1]
         x, best_w = OneBitBench.random(None, seed=7, noise=0.0, direct_path=1.0).optimum()
         assert abs(said - (10 * math.log10(best_w) + 30)) < 0.006
         dev = open_device(OSRIS, url=url)
