@@ -201,6 +201,13 @@ class OsrisBoard(NoBeamMemory):
                 f"driver {self.profile.driver!r} speaks OpenSourceRIS's ?SerialNo / "
                 "!Pattern lines; a board of the rfctl protocol needs a profile with driver "
                 "'rfctl-serial'), or be off") from None
+        except DeviceError as exc:
+            if self.serial_no is not None or "disconnected" not in str(exc):
+                raise
+            raise DeviceError(
+                f"{exc}: the link closed before the board answered; the board may be in "
+                "use by another client (a serial-over-TCP bridge, such as rfctl "
+                "sim-bench's, serves one client at a time)") from None
         finally:
             self._identifying = False
         serial = reply.split(":", 1)[1].strip()

@@ -320,3 +320,23 @@ def test_optimize_that_keeps_the_start_reports_no_gain(onebit, tmp_path, monkeyp
     assert "the result measured below the starting configuration, so the board is left " \
            "on the start: -19.96 dBm re-measured" in out, out
     assert " dB," not in out and "+0.04" not in out and "no improvement found" in out
+
+
+def test_a_second_client_of_a_one_client_bridge_is_told_the_board_may_be_in_use(
+        onebit, tmp_path, capsys) -> None:
+    """Finding 20: while one client holds the OpenSourceRIS board's socket (which serves
+    one client at a time), a run says the board may be in use by another client, not
+    only "socket disconnected"; no run folder is left."""
+    from rfctl.hal.discovery import open_device
+
+    first = open_device(OSRIS, url=onebit.url)
+    try:
+        first.info()
+        capsys.readouterr()
+        assert main(["lab", "sweep", *_args(onebit, tmp_path / "runs"), "--points", "3"]) == 1
+        err = capsys.readouterr().err
+        assert "socket disconnected: the link closed before the board answered; the board " \
+               "may be in use by another client" in err, err
+        assert not (tmp_path / "runs").exists()
+    finally:
+        first.close()
