@@ -81,10 +81,13 @@ def test_a_run_stopped_before_any_reading_promises_no_plot(onebit, tmp_path, cap
      "rfctl lab: error: --groups 257: above the 256 elements of board osris-16x16's "
      "phase bank"),
     (["optimize", "--groups", "65"], "rfctl lab: error: --groups 65: above the 64 elements"),
+    (["show", "runs/sweep-1", "--method", "csm"], "rfctl lab: error: --meter, --method, "
+     "--url: apply to runs (sweep, calibrate, optimize), not show"),
 ])
 def test_more_usage_errors_exit_2_naming_the_option(argv, starts, tmp_path, capsys) -> None:
     """Finding 12: lab show without RUN_DIR, RUN_DIR given to a run, --groups above the
-    element count: usage errors (exit 2), before anything is opened or created."""
+    element count, options of runs given to show: usage errors (exit 2), before
+    anything is opened or created."""
     out = tmp_path / "runs"
     capsys.readouterr()
     assert main(["lab", *argv, "--meter", "TCPIP::127.0.0.1::9::SOCKET", "--url",
@@ -222,6 +225,7 @@ def test_each_action_has_its_own_help(capsys) -> None:
             for o in set(theirs) - set(opts):
                 assert o not in text, (action, o)
         assert "--board BOARD" in text and "default: sim-lab-8x8" in text
+        assert text.count(f"options of rfctl lab {action} only:") == 1, text
         assert "RUN_DIR" not in text
     assert main(["lab", "show", "--help"]) == 0
     text = capsys.readouterr().out

@@ -59,6 +59,11 @@ _APPLIES: dict[str, tuple[tuple[str, ...], object]] = {
 }
 
 
+# options of runs that default to None: given to `lab show` they are a usage error
+_RUN_ONLY = (*_APPLIES, "url", "meter", "instrument_profile", "frequency", "span", "rbw",
+             "average", "rows", "cols", "calibration")
+
+
 def _applies(args: argparse.Namespace) -> str | None:
     """The first option given to an action it does not belong to (None if none); fills
     in the defaults of the action's own options."""
@@ -310,6 +315,16 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
     failed after that but before its first reading was recorded removes its folder
     again (a Ctrl-C keeps it: the record says what the board holds)."""
     if args.action == "show":
+        if args.run_dir is None:
+            print("rfctl lab: error: rfctl lab show needs RUN_DIR (a run folder, e.g. "
+                  "runs/optimize-20260101T120000)", file=sys.stderr)
+            return 2
+        given = sorted(f"--{k.replace('_', '-')}" for k in _RUN_ONLY
+                       if getattr(args, k, None) is not None)
+        if given:
+            print(f"rfctl lab: error: {', '.join(given)}: apply to runs (sweep, calibrate, "
+                  "optimize), not show", file=sys.stderr)
+            return 2
         return _show(args, out)
     wrong = _applies(args)
     if wrong:
@@ -568,10 +583,6 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
 def _show(args: argparse.Namespace, out: TextIO) -> int:
     from rfctl.lab import load_run
 
-    if args.run_dir is None:
-        print("rfctl lab: error: rfctl lab show needs RUN_DIR (a run folder, e.g. "
-              "runs/optimize-20260101T120000)", file=sys.stderr)
-        return 2
     run = load_run(args.run_dir)
     try:
         return _summary(args.run_dir, run["snapshot"], run["data"], out)
@@ -666,11 +677,16 @@ _DESCRIPTION = {
 }
 
 
+# the argument groups of action-specific options, per lab parser (by id)
+_OWN_GROUPS: dict[int, tuple] = {}
+
+
 def _action_parser(lab: argparse.ArgumentParser, action: str) -> argparse.ArgumentParser:
     """A parser that only displays the help of ``rfctl lab ACTION``: that action's
     options and those of every run (the options of other actions left out)."""
     p = argparse.ArgumentParser(prog=f"{lab.prog} {action}", add_help=False,
                                 description=_DESCRIPTION[action])
+    own = None
     for group in lab._action_groups:
         kept = []
         for a in group._group_actions:
@@ -684,7 +700,12 @@ def _action_parser(lab: argparse.ArgumentParser, action: str) -> argparse.Argume
             elif a.dest not in _APPLIES or action in _APPLIES[a.dest][0]:
                 kept.append(a)
         if kept:
-            g = p.add_argument_group(group.title, group.description)
+            if group in _OWN_GROUPS.get(id(lab), ()):  # an action's own options: one group
+                g = own = own or p.add_argument_group(f"options of rfctl lab {action} only")
+            else:
+                g = p.add_argument_group("options" if action == "show" and
+                                         group is lab._optionals else group.title,
+                                         group.description)
             for a in kept:
                 g._add_action(a)
     return p
@@ -731,12 +752,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab.add_argument("--cols", type=int_at_least(1, 256), default=None,
                      help="panel columns (default: as --rows)")
     lab.add_argument("--calibration", help="apply this calibration table to the phase bank")
-    lab.add_argument("--out", type=Path, default=Path("runs"), help="records folder")
+    lab.add_argument("--out", type=Path, default=Path("runs"),
+                     help="records folder: each run writes a folder <action>-<time> in it "
+                     "(default: %(default)s)")
     lab.add_argument("--settle", type=seconds, default=0.0, help="settle time per reading, s")
     sweep = lab.add_argument_group("sweep options (rfctl lab sweep only)")
     calibrate = lab.add_argument_group("calibrate options (rfctl lab calibrate only)")
     optimize = lab.add_argument_group("optimize options (rfctl lab optimize only; --budget "
                                       "and --seed also calibrate)")
+    _OWN_GROUPS[id(lab)] = (sweep, calibrate, optimize)
+    lab._optionals.title = "options of every run (sweep, calibrate, optimize)"
     sweep.add_argument("--start", type=unit, default=None, help="first θ (default -1)")
     sweep.add_argument("--stop", type=unit, default=None, help="last θ (default 1)")
     sweep.add_argument("--points", type=int_at_least(2, 1_000_000), default=None,
