@@ -71,7 +71,7 @@ def check_output_file(path: Path | None, what: str) -> None:
 
     The folder is probed by creating a file in it and removing it again (permission
     bits are not consulted: root ignores them, and a folder such as ``/proc`` refuses
-    new files whatever its bits say); an existing file is opened for appending (nothing
+    new files whatever its bits say); an existing regular file is opened for appending (nothing
     written, its contents untouched).
 
     Raises
@@ -96,7 +96,7 @@ def check_output_file(path: Path | None, what: str) -> None:
     if not p.parent.is_dir():
         raise OutputError(f"{what} {s}: directory {str(p.parent)!r} does not exist", path=s,
                           reason="missing directory")
-    if p.exists():
+    if p.is_file():  # a regular file (opening a FIFO or a device could block)
         try:
             with open(p, "a", encoding="utf-8"):
                 pass
