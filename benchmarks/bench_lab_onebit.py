@@ -9,7 +9,9 @@ tests and timed at the end.
 
 Run: ``python benchmarks/bench_lab_onebit.py [draws]``; ``python
 benchmarks/bench_lab_onebit.py held-out`` runs only the estimation on the held-out draws
-200–209 (judging, not tuning).
+200–209 (judging, not tuning); ``python benchmarks/bench_lab_onebit.py --cli`` times only
+``rfctl lab optimize`` end to end (greedy, 300 readings) against ``rfctl sim-bench --board
+osris-16x16`` in its own process, at 115200 baud and at 921600 baud in the same run.
 """
 
 from __future__ import annotations
@@ -174,5 +176,64 @@ def sweep_point() -> None:
           f"{sorted(round(r[0], 3) for r in runs)})")
 
 
+def optimize_end_to_end(budget: int = 300, bauds: tuple[int, ...] = (115200, 921600)) -> None:
+    """``rfctl lab optimize --method greedy --budget 300`` as a user runs it: the CLI in
+    its own process against ``rfctl sim-bench --board osris-16x16 --baud B`` in another
+    (spectrum analyzer). Per reading: the time the CLI prints (search and verification
+    readings), the CLI process's CPU time, and the line time of the bytes each reading
+    exchanges with the board (``link_stats`` of the run record): a floor, since the
+    OpenSourceRIS protocol waits for each reply."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    for baud in bauds:
+        bench = subprocess.Popen([sys.executable, "-m", "rfctl", "sim-bench", "--board",
+                                  "osris-16x16", "--baud", str(baud), "--noise", "1.0",
+                                  "--port", "0"], stdout=subprocess.PIPE, text=True)
+        try:
+            lines = []
+            for line in bench.stdout:
+                lines.append(line)
+                if line.startswith("(hidden"):
+                    break
+            url = lines[0].split(" at ")[1].strip()
+            sa = next(x.split()[1] for x in lines if x.startswith("spectrum-analyzer"))
+            with tempfile.TemporaryDirectory() as out:
+                c0 = os.times()
+                t0 = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-m", "rfctl", "lab", "optimize", "--board",
+                     "osris-16x16", "--url", url, "--sensor", "spectrum-analyzer", "--meter",
+                     sa, "--budget", str(budget), "--method", "greedy", "--out", out],
+                    capture_output=True, text=True, check=True)
+                wall = time.perf_counter() - t0
+                c1 = os.times()
+                (run,) = Path(out).glob("optimize-*")
+                snap = json.loads((run / "snapshot.json").read_text())
+                data = json.loads((run / "data.json").read_text())
+        finally:
+            bench.terminate()
+            bench.wait(timeout=10)
+        cpu = (c1.children_user - c0.children_user) + (c1.children_system
+                                                       - c0.children_system)
+        n = len(data["rows"]) + len(data["verified_w"])  # search + verification readings
+        link = snap["link_stats"]
+        per_bytes = (link["bytes_tx"] + link["bytes_rx"]) / n
+        bound = per_bytes * 10 / baud
+        printed = data["elapsed_s"]
+        print(f"lab optimize greedy {budget} at {baud} baud: {printed:.2f} s printed "
+              f"({printed / n * 1e3:.1f} ms per reading over {n} readings), command "
+              f"{wall:.2f} s wall, CLI process CPU {cpu:.2f} s; link {link['bytes_tx'] / n:.0f} "
+              f"B sent + {link['bytes_rx'] / n:.0f} B received per reading: line-rate "
+              f"floor {bound * 1e3:.1f} ms per reading ({printed / n / bound:.2f}x); "
+              f"{done.stdout.strip()[:60]}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--cli"]:
+        optimize_end_to_end()
+    else:
+        main()

@@ -192,6 +192,22 @@ class OsrisBoard(NoBeamMemory):
         self._identifying = True
         try:
             reply = self._ask("?SerialNo", lambda r: r.lower().startswith("#serno:"))
+        except DeviceTimeoutError as exc:
+            if self.serial_no is not None:  # the board answered before: not its kind
+                raise
+            raise DeviceTimeoutError(
+                f"{exc}; no OpenSourceRIS board answered: the board there may be of "
+                f"another kind or speak another protocol (profile {self.profile.name}'s "
+                f"driver {self.profile.driver!r} speaks OpenSourceRIS's ?SerialNo / "
+                "!Pattern lines; a board of the rfctl protocol needs a profile with driver "
+                "'rfctl-serial'), or be off") from None
+        except DeviceError as exc:
+            if self.serial_no is not None or "disconnected" not in str(exc):
+                raise
+            raise DeviceError(
+                f"{exc}: the link closed before the board answered; the board may be in "
+                "use by another client (a serial-over-TCP bridge, such as rfctl "
+                "sim-bench's, serves one client at a time)") from None
         finally:
             self._identifying = False
         serial = reply.split(":", 1)[1].strip()

@@ -244,6 +244,14 @@ class RfctlBoard:
                 # dropped while opening: reopen within the deadline
                 busy = exc if isinstance(exc, BusyError) else busy
                 if self._reopen is None or self._now() >= deadline:
+                    if busy is None and self._info is None:  # never answered
+                        raise DeviceTimeoutError(
+                            f"{exc}; no board of the rfctl protocol answered: the board "
+                            "there may be of another kind or speak another protocol "
+                            f"(profile {self.profile.name}'s driver "
+                            f"{self.profile.driver!r} speaks the rfctl protocol, "
+                            "drivers/PROTOCOL.md; an OpenSourceRIS board needs a profile "
+                            "with driver 'osris', e.g. osris-16x16), or be off") from None
                     raise (busy or exc) from None
                 log.info("%s: opening again (%s)", self.name, exc)
                 time.sleep(0.05)

@@ -321,10 +321,14 @@ def test_errors_left_by_a_previous_session_do_not_fail_the_next(bench, caplog) -
 
 
 def test_cli_lab_output_failures_and_simulated_links(tmp_path, monkeypatch, capsys) -> None:
-    """Paths that pass the early checks but cannot be written (/proc): a run folder that
-    cannot be made stops the run before the board is opened; a table that cannot be
-    written after a completed calibration is an OutputError (exit 1) that says the board
-    holds the calibrated beam, with the readings kept. No --url with a sim:// profile is
+    """Paths that cannot be written (/proc refuses new files whatever its permission
+    bits say, and root ignores them): a run folder that cannot be made, or a
+    --write-calibration file that cannot be created, stops the run before the board is
+    opened (the folder is probed by creating a file; issue 13, a new user's trial: the
+    table was refused only after 2048 readings); a table that still cannot be written
+    after a completed calibration (here a full disk) is an OutputError (exit 1) that
+    says the board holds the calibrated beam, with the readings kept. No --url with a
+    sim:// profile is
     refused (the meter would measure a board the run never touches). Without
     --write-calibration the table goes into the run folder (no file of the user's is
     replaced)."""
@@ -343,7 +347,22 @@ def test_cli_lab_output_failures_and_simulated_links(tmp_path, monkeypatch, caps
         assert bytes(lab.server.firmware.active) == before
         assert main([*base, "--out", "runs", "--write-calibration", "/proc/cal.csv"]) == 1
         err = capsys.readouterr().err
-        assert "cannot write" in err and "holds the calibrated beam" in err
+        assert err.startswith("rfctl: error: --write-calibration /proc/cal.csv: cannot "
+                              "write (no file can be created in '/proc'"), err
+        assert not (tmp_path / "runs").exists()  # refused before the run folder
+        assert bytes(lab.server.firmware.active) == before
+        import errno
+
+        import rfctl.lab
+
+        def full(path, offsets):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(rfctl.lab, "write_calibration", full)
+        assert main([*base, "--out", "runs", "--write-calibration", "cal.csv"]) == 1
+        err = capsys.readouterr().err
+        assert "cannot write: No space left" in err and "holds the calibrated beam" in err
+        monkeypatch.setattr(rfctl.lab, "write_calibration", write_calibration)
         (run,) = (tmp_path / "runs").glob("calibrate-*")
         assert len(json.loads((run / "data.json").read_text())["rows"]) == 64 * 4 + 2
         (tmp_path / "calibration.csv").write_text("my table\n")

@@ -447,7 +447,8 @@ def test_estimation_at_4n_on_held_out_draws(direct_path: float) -> None:
     assert np.mean(gaps) < 1.0, gaps
 
 
-def test_cli_onebit_calibrate_writes_table_plots_and_record(served, tmp_path: Path) -> None:
+def test_cli_onebit_calibrate_writes_table_plots_and_record(served, tmp_path: Path,
+                                                           capsys) -> None:
     args = _bench_args(tmp_path, served.resources, served.url)
     table = tmp_path / "cal.csv"
     assert main(["lab", "calibrate", *args[1:], "--budget", "100",
@@ -461,6 +462,15 @@ def test_cli_onebit_calibrate_writes_table_plots_and_record(served, tmp_path: Pa
     assert data["reference"].startswith("optimum") and len(data["rows"]) > 700
     assert (run / "offsets.png").stat().st_size > 5000
     assert (run / "readings.png").stat().st_size > 5000
+    # lab show summarises the beam at the probe before and after, and the table file
+    # (issue 13, a new user's third trial, finding 15)
+    capsys.readouterr()
+    assert main(["lab", "show", str(run)]) == 0
+    out = capsys.readouterr().out
+    db = [10 * np.log10(data[k]) + 30 for k in ("power_before_w", "power_after_w")]
+    assert (f"  beam     at the probe {db[0]:.2f} → {db[1]:.2f} dBm ({db[1] - db[0]:+.2f} dB) "
+            "after calibrating 256 elements with") in out, out
+    assert f"  table    {table}" in out
 
 
 def test_cli_partial_sweep_is_recorded_and_plotted(served, tmp_path: Path) -> None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
 from pathlib import Path
 
 from rfctl.errors import OutputError
 
-__all__ = ["check_output_file", "crc32_value", "finite_float", "int_at_least", "probability"]
+__all__ = ["check_output_file", "check_writable_folder", "crc32_value", "finite_float",
+           "int_at_least", "probability"]
 
 
 def int_at_least(lo: int, hi: int = 2**63 - 1):
@@ -66,10 +69,16 @@ def crc32_value(text: str) -> int:
 def check_output_file(path: Path | None, what: str) -> None:
     """Refuse an output file path that cannot be written, before any work is done.
 
+    The folder is probed by creating a file in it and removing it again (permission
+    bits are not consulted: root ignores them, and a folder such as ``/proc`` refuses
+    new files whatever its bits say); an existing regular file is opened for appending (nothing
+    written, its contents untouched).
+
     Raises
     ------
     OutputError
-        ``path`` is a directory, contains a NUL byte, or its parent does not exist.
+        ``path`` is a directory, contains a NUL byte, its parent does not exist, or the
+        file cannot be created or written there.
     """
     if path is None:
         return
@@ -87,3 +96,41 @@ def check_output_file(path: Path | None, what: str) -> None:
     if not p.parent.is_dir():
         raise OutputError(f"{what} {s}: directory {str(p.parent)!r} does not exist", path=s,
                           reason="missing directory")
+    if p.is_file():  # a regular file (opening a FIFO or a device could block)
+        try:
+            with open(p, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise OutputError(f"{what} {s}: cannot write: {exc.strerror or exc}", path=s,
+                              reason=str(exc.strerror or exc)) from None
+    check_writable_folder(p.parent, f"{what} {s}: cannot write")
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Refuse a folder in which a file cannot be created: a probe file is created in it
+    and removed again (the permission bits are not consulted; root ignores them).
+
+    Parameters
+    ----------
+    folder : Path
+        An existing folder.
+    what : str
+        The start of the message (e.g. ``"--out runs: cannot create the run folder"``);
+        the reason follows in parentheses.
+
+    Raises
+    ------
+    OutputError
+        A file cannot be created in ``folder`` (the reason from the OS).
+    """
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rfctl-probe-", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"{what} (no file can be created in {str(folder)!r}: "
+                          f"{exc.strerror or exc})", path=str(folder),
+                          reason=str(exc.strerror or exc)) from None
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass

@@ -23,7 +23,7 @@ from rfctl.errors import ConfigError, OutputError
 from rfctl.hal import compile_board
 from rfctl.hal.discovery import open_device, open_instrument
 
-from .argtypes import check_output_file, finite_float, int_at_least
+from .argtypes import check_output_file, check_writable_folder, finite_float, int_at_least
 from .common import board_profile, close_quietly, db
 
 
@@ -55,13 +55,22 @@ _APPLIES: dict[str, tuple[tuple[str, ...], object]] = {
     "write_calibration": (("calibrate",), None), "method": (("optimize",), "greedy"),
     "groups": (("optimize",), 4), "verify": (("optimize",), 3),
     "budget": (("optimize", "calibrate"), None), "seed": (("optimize", "calibrate"), 0),
+    "restore": (("sweep",), False),
 }
+
+
+# options of runs that default to None: given to `lab show` they are a usage error
+_RUN_ONLY = (*_APPLIES, "url", "meter", "instrument_profile", "frequency", "span", "rbw",
+             "average", "rows", "cols", "calibration")
 
 
 def _applies(args: argparse.Namespace) -> str | None:
     """The first option given to an action it does not belong to (None if none); fills
     in the defaults of the action's own options."""
     args.given = {name for name in _APPLIES if getattr(args, name) is not None}
+    if args.run_dir is not None:
+        return (f"RUN_DIR ({args.run_dir}) applies to rfctl lab show only (not "
+                f"{args.action})")
     for name, (actions, default) in _APPLIES.items():
         if getattr(args, name) is not None and args.action not in actions:
             return (f"--{name.replace('_', '-')} applies to rfctl lab "
@@ -84,6 +93,9 @@ def _validate(args: argparse.Namespace) -> None:
     if not out.exists() and not out.absolute().parent.is_dir():
         raise OutputError(f"--out {out}: folder {str(out.absolute().parent)!r} does not exist",
                           path=str(out), reason="missing directory")
+    # the run folder is made in --out (and --out in its parent when missing): probe it
+    check_writable_folder(out if out.exists() else out.absolute().parent,
+                          f"--out {out}: cannot create the run folder")
     if args.action == "calibrate" and args.write_calibration is not None:
         check_output_file(args.write_calibration, "--write-calibration")
 
@@ -134,6 +146,10 @@ def _usage(args: argparse.Namespace, profile) -> str | None:
             if args.sensor != "spectrum-analyzer":
                 return (f"--span/--rbw apply to a spectrum analyzer, not a {args.sensor} "
                         "(--sensor)")
+        n = phase_bank(profile).count
+        if args.action == "optimize" and args.groups > n:
+            return (f"--groups {args.groups}: above the {n} elements of board "
+                    f"{profile.name}'s phase bank (a group holds at least one element)")
         if args.action == "optimize":
             check_optimize(profile, method=args.method, budget=_optimize_budget(args, profile),
                            verify=args.verify, settle_s=args.settle)
@@ -299,6 +315,16 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
     failed after that but before its first reading was recorded removes its folder
     again (a Ctrl-C keeps it: the record says what the board holds)."""
     if args.action == "show":
+        if args.run_dir is None:
+            print("rfctl lab: error: rfctl lab show needs RUN_DIR (a run folder, e.g. "
+                  "runs/optimize-20260101T120000)", file=sys.stderr)
+            return 2
+        given = sorted(f"--{k.replace('_', '-')}" for k in _RUN_ONLY
+                       if getattr(args, k, None) is not None)
+        if given:
+            print(f"rfctl lab: error: {', '.join(given)}: apply to runs (sweep, calibrate, "
+                  "optimize), not show", file=sys.stderr)
+            return 2
         return _show(args, out)
     wrong = _applies(args)
     if wrong:
@@ -386,23 +412,34 @@ def _finish_quietly(rec, outcome: str) -> None:
         pass
 
 
-def _stopped_records(rec, exc, rows: list[dict], extra: dict, where: str) -> int:
+def _stopped_records(rec, exc, rows: list[dict], extra: dict, what: str) -> int:
     """The records of a run a routine stopped (it restored the board and its message
     says what the board holds): data, outcome and plot, then the exit status. A Ctrl-C
     while they are written cuts only the records short, and the message still says
-    what the board holds."""
+    what the board holds.
+
+    The message starts ``rfctl: error:`` for a failure (exit 1) and ``rfctl:
+    interrupted:`` for a Ctrl-C (exit 130); it names only the files actually written
+    (``what``: the data kept, e.g. ``"partial data"``; a plot only when one was drawn)."""
     from rfctl.lab import plot_run
 
+    status = _stopped(exc)
+    head = "rfctl: interrupted: " if status == 130 else "rfctl: error: "
     try:
         rec.data(rows, {**extra, "interrupted": str(exc)})
         rec.finish(f"stopped: {exc}")
-        plot_run(rec.path)
+        plots = plot_run(rec.path)
     except KeyboardInterrupt:
-        print(f"rfctl: {exc}; interrupted again while the records were written: they may "
+        print(f"{head}{exc}; interrupted again while the records were written: they may "
               f"be incomplete in {rec.path}", file=sys.stderr)
         return 130
-    print(f"rfctl: {exc}; {where} in {rec.path}", file=sys.stderr)
-    return _stopped(exc)
+    if not rows:
+        kept = what.rsplit(";", 1)[0] + "; " if ";" in what else ""
+        where = f"{kept}no readings were taken (no plot); the record is"
+    else:
+        where = f"{what} and plot" if plots else f"{what} (no plot)"
+    print(f"{head}{exc}; {where} in {rec.path}", file=sys.stderr)
+    return status
 
 
 def _sweep(args, out, profile, dev, meter, bar, rec) -> int:
@@ -412,20 +449,30 @@ def _sweep(args, out, profile, dev, meter, bar, rec) -> int:
     angles = [(float(t), args.phi) for t in th]
     try:
         data = beam_sweep(dev, compile_board(profile), meter, angles, rows=args.rows,
-                          cols=args.cols, settle_s=args.settle, progress=bar)
+                          cols=args.cols, settle_s=args.settle, progress=bar,
+                          restore=args.restore)
     except SweepInterruptedError as exc:
-        return _stopped_records(rec, exc, exc.data.rows, {}, "partial data and plot")
+        return _stopped_records(rec, exc, exc.data.rows, {}, "partial data")
+    if data.restore is None:
+        ends = (f"the board holds its last beam (θ = {th[-1]:+.3f}, φ = {args.phi:+.3f}; "
+                "--restore puts it back on its image from before the sweep)")
+    else:
+        ends = data.restore.describe()
     try:
-        rec.data(data.rows)
-        rec.finish("completed")
+        rec.data(data.rows, {"board_after": ends})
+        rec.finish("completed" if data.restore is None or data.restore.restored else
+                   f"completed; {ends}")
         plot_run(rec.path)
     except KeyboardInterrupt:
-        return _interrupted_after(rec, "the sweep completed: the board holds its last beam")
+        return _interrupted_after(rec, f"the sweep completed: {ends}")
     k = int(np.argmax(data.column("power_w")))
     print(f"{args.points}-point sweep in {data.elapsed_s:.2f} s "
           f"({data.elapsed_s / args.points * 1e3:.2f} ms per point); peak "
           f"{_dbm(data.rows[k]['power_w']):.2f} dBm at θ = {data.rows[k]['theta']:.3f}; "
-          f"records in {rec.path}", file=out)
+          f"{ends}; records in {rec.path}", file=out)
+    if data.restore is not None and not data.restore.restored:
+        print(f"rfctl: error: the sweep completed, but {ends}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -453,7 +500,7 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
                                     settle_s=args.settle)
     except CalibrationInterruptedError as exc:
         return _stopped_records(rec, exc, exc.readings, {},
-                                "no table written; readings and plot")
+                                "no table written; readings")
     # the calibration is complete and the board holds the calibrated beam: from here a
     # Ctrl-C only cuts the records short, and says so
     target = args.write_calibration or rec.path / "calibration.csv"
@@ -501,7 +548,7 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
                              rng=np.random.default_rng(args.seed), verify=args.verify,
                              groups=args.groups, settle_s=args.settle, progress=bar)
     except OptimizeInterruptedError as exc:
-        return _stopped_records(rec, exc, exc.rows, {}, "partial data and plot")
+        return _stopped_records(rec, exc, exc.rows, {}, "partial data")
     try:
         rec.data(res.rows, {"codes": res.codes, "verified_w": res.verified_w,
                             "initial_w": res.initial_w, "method": res.blind.method,
@@ -513,23 +560,29 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
     except KeyboardInterrupt:
         return _interrupted_after(rec, "the optimisation completed: the board holds the "
                                   "configuration it reported")
-    print(f"optimize ({args.method}): {res.blind.measurements} measurements in "
-          f"{res.elapsed_s:.2f} s (stop: {res.blind.stop}); "
-          f"{_dbm(res.initial_w):.2f} → {_dbm(res.power_w):.2f} dBm verified "
-          f"({_dbm(res.power_w) - _dbm(res.initial_w):+.2f} dB, {args.verify} re-measurements);"
+    head = (f"optimize ({args.method}): {res.blind.measurements} measurements in "
+            f"{res.elapsed_s:.2f} s (stop: {res.blind.stop}); ")
+    if res.kept_start:
+        # the result re-measured below the start: no gain to report (the start's first
+        # and re-measured readings differ by noise only)
+        print(head + f"the result measured below the starting configuration, so the board "
+              f"is left on the start: {_dbm(float(np.mean(res.verified_w))):.2f} dBm "
+              f"re-measured ({args.verify} re-measurements; {_dbm(res.initial_w):.2f} dBm "
+              f"at its first reading); no improvement found; records in {rec.path}",
+              file=out)
+        return 0
+    print(head + f"{_dbm(res.initial_w):.2f} → {_dbm(res.power_w):.2f} dBm verified "
+          f"({_dbm(res.power_w) - _dbm(res.initial_w):+.2f} dB, {args.verify} "
+          "re-measurements);"
           + (f" the start re-measured {_dbm(float(np.mean(res.start_w))):.2f} dBm;"
              if res.start_w else "")
-          + (" the result measured below the starting configuration: board left on the "
-             "start" if res.kept_start else " board left on it")
-          + f"; records in {rec.path}", file=out)
+          + f" board left on it; records in {rec.path}", file=out)
     return 0
 
 
 def _show(args: argparse.Namespace, out: TextIO) -> int:
     from rfctl.lab import load_run
 
-    if args.run_dir is None:
-        raise ConfigError("rfctl lab show needs RUN_DIR", field="run_dir", reason="missing")
     run = load_run(args.run_dir)
     try:
         return _summary(args.run_dir, run["snapshot"], run["data"], out)
@@ -559,12 +612,31 @@ def _summary(run_dir: Path, s: dict, d: dict, out: TextIO) -> int:
     print(f"  versions rfctl {v.get('rfctl')}, git {v.get('git_commit', 'n/a')}", file=out)
     if s.get("link_stats"):
         print(f"  link     {s['link_stats']}", file=out)
+    cal = s.get("calibration") or {}
+    for bank, c in cal.items():
+        print(f"  calibration applied to bank {bank}: {c.get('file', '?')}"
+              + (f" ({c['error']})" if c.get("error") else ""), file=out)
+    if s.get("kind") == "sweep" and not cal:
+        print("  calibration none applied", file=out)
     if rows and "power_w" in rows[0]:
         p = np.array([r["power_w"] for r in rows], float)
         print(f"  readings {len(rows)}; max {_dbm(p.max()):.2f} dBm, last {_dbm(p[-1]):.2f} dBm",
               file=out)
+        if "theta" in rows[0]:
+            k = int(np.argmax(p))
+            print(f"  peak     {_dbm(p[k]):.2f} dBm at θ = {rows[k]['theta']:.3f}, "
+                  f"φ = {rows[k].get('phi', 0.0):.3f}", file=out)
     elif rows:
         print(f"  rows     {len(rows)}", file=out)
+    if d.get("board_after"):
+        print(f"  end      {d['board_after']}", file=out)
+    if "power_before_w" in d and "power_after_w" in d:
+        gain = _dbm(d["power_after_w"]) - _dbm(d["power_before_w"])
+        print(f"  beam     at the probe {_dbm(d['power_before_w']):.2f} → "
+              f"{_dbm(d['power_after_w']):.2f} dBm ({gain:+.2f} dB) after calibrating "
+              f"{len(d.get('offsets') or [])} elements with {d.get('measurements', '?')} "
+              f"measurements (global phase: {d.get('reference', '?')})", file=out)
+        print(f"  table    {d.get('table_file') or 'NOT written'}", file=out)
     if "verified_w" in d:
         print(f"  result   {_dbm(float(np.mean(d['verified_w']))):.2f} dBm verified "
               f"(from {_dbm(d['initial_w']):.2f} dBm)", file=out)
@@ -573,16 +645,93 @@ def _summary(run_dir: Path, s: dict, d: dict, out: TextIO) -> int:
     return 0
 
 
+class _ActionHelp(argparse.Action):
+    """``-h``/``--help`` of ``rfctl lab``: after an action (``rfctl lab sweep --help``)
+    only the options of that action and those of every run; before one, everything,
+    grouped by the action each option belongs to."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        action = getattr(namespace, "action", None)
+        if action in _ACTIONS:
+            _action_parser(parser, action).print_help()
+        else:
+            parser.print_help()
+        parser.exit()
+
+
+_ACTIONS = ("sweep", "calibrate", "optimize", "show")
+_DESCRIPTION = {
+    "sweep": "Steer the beam over θ from --start to --stop (at --phi) and measure the power "
+             "at each point. The board ends on the last point's beam, or with --restore on "
+             "the image it held before the sweep (verified).",
+    "calibrate": "Calibrate the phase bank from power readings and write a calibration "
+                 "table (one-bit banks: channel estimation, --budget and --reference; "
+                 "banks of 2 or more bits: phase rotation, --states, --passes, --probe-*).",
+    "optimize": "Configure the board from power readings alone within --budget readings; "
+                "the board is left on the best configuration found (re-measured).",
+    "show": "Summarise a recorded run (RUN_DIR) and redraw its plots.",
+}
+
+
+# the argument groups of action-specific options, per lab parser (by id)
+_OWN_GROUPS: dict[int, tuple] = {}
+
+
+def _action_parser(lab: argparse.ArgumentParser, action: str) -> argparse.ArgumentParser:
+    """A parser that only displays the help of ``rfctl lab ACTION``: that action's
+    options and those of every run (the options of other actions left out)."""
+    p = argparse.ArgumentParser(prog=f"{lab.prog} {action}", add_help=False,
+                                description=_DESCRIPTION[action])
+    own = None
+    for group in lab._action_groups:
+        kept = []
+        for a in group._group_actions:
+            if a.dest == "action":
+                continue
+            if action == "show":
+                if a.dest == "run_dir" or isinstance(a, _ActionHelp):
+                    kept.append(a)
+            elif a.dest == "run_dir":
+                continue
+            elif a.dest not in _APPLIES or action in _APPLIES[a.dest][0]:
+                kept.append(a)
+        if kept:
+            if group in _OWN_GROUPS.get(id(lab), ()):  # an action's own options: one group
+                g = own = own or p.add_argument_group(f"options of rfctl lab {action} only")
+            else:
+                g = p.add_argument_group("options" if action == "show" and
+                                         group is lab._optionals else group.title,
+                                         group.description)
+            for a in kept:
+                g._add_action(a)
+    return p
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
     unit = finite_float(-1.0, 1.0)  # θ and φ are direction sines, in [−1, 1]
     hz = finite_float(0.0, 1e12)
     seconds = finite_float(0.0, 3600.0)
     lab = sub.add_parser("lab", help="lab routines: beam sweep, phase calibration, "
-                         "measurement-driven optimisation, run summaries")
-    lab.add_argument("action", choices=["sweep", "calibrate", "optimize", "show"])
-    lab.add_argument("run_dir", nargs="?", type=Path, help="show: the run folder")
-    lab.add_argument("--board", default="sim-lab-8x8")
+                         "measurement-driven optimisation, run summaries", add_help=False,
+                         description="Lab routines on a board and a power sensor: "
+                         "'sweep', 'calibrate', 'optimize'; 'show RUN_DIR' summarises a "
+                         "recorded run. 'rfctl lab ACTION --help' lists only that action's "
+                         "options. An option of one action given to another is a usage "
+                         "error (exit 2).")
+    lab.add_argument("-h", "--help", action=_ActionHelp,
+                     help="show this help (after an action: only that action's options)")
+    lab.add_argument("action", choices=list(_ACTIONS))
+    lab.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR",
+                     help="show: the run folder (show only)")
+    lab.add_argument("--board", default="sim-lab-8x8",
+                     help="board profile: a built-in name (rfctl configs) or a TOML file "
+                     "(default: %(default)s, the simulated 8 × 8 bench; osris-16x16 for an "
+                     "OpenSourceRIS one-bit board)")
     lab.add_argument("--url", help="board link URL (e.g. socket://127.0.0.1:PORT)")
     lab.add_argument("--meter", help="VISA resource of the power sensor")
     lab.add_argument("--sensor", default="power-meter",
@@ -603,33 +752,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab.add_argument("--cols", type=int_at_least(1, 256), default=None,
                      help="panel columns (default: as --rows)")
     lab.add_argument("--calibration", help="apply this calibration table to the phase bank")
-    lab.add_argument("--out", type=Path, default=Path("runs"), help="records folder")
-    lab.add_argument("--start", type=unit, default=None, help="sweep: first θ")
-    lab.add_argument("--stop", type=unit, default=None, help="sweep: last θ")
-    lab.add_argument("--points", type=int_at_least(2, 1_000_000), default=None,
-                     help="sweep: number of points")
-    lab.add_argument("--phi", type=unit, default=None, help="sweep: φ of every beam")
+    lab.add_argument("--out", type=Path, default=Path("runs"),
+                     help="records folder: each run writes a folder <action>-<time> in it "
+                     "(default: %(default)s)")
     lab.add_argument("--settle", type=seconds, default=0.0, help="settle time per reading, s")
-    lab.add_argument("--probe-theta", type=unit, default=None, help="calibrate: probe θ")
-    lab.add_argument("--probe-phi", type=unit, default=None, help="calibrate: probe φ")
-    lab.add_argument("--states", type=int_at_least(2, 4096), default=None,
-                     help="calibrate: phase states (default min(8, 2^bits))")
-    lab.add_argument("--passes", type=int_at_least(1, 1000), default=None, help="calibrate: passes")
-    lab.add_argument("--reference", default=None, type=_reference,
-                     help="calibrate, one-bit: global phase reference, 'optimum' or an "
-                     "element index")
-    lab.add_argument("--write-calibration", type=Path, default=None,
-                     help="calibrate: write the table here too (default: calibration.csv in "
-                     "the run folder; an existing file is replaced)")
-    lab.add_argument("--method", default=None, choices=["greedy", "csm", "estimate"],
-                     help="optimize: coordinate flips, conditional sample mean, or channel "
-                     "estimation + exact one-bit optimum")
-    lab.add_argument("--budget", type=int_at_least(1, 10_000_000), default=None,
-                     help="measurements: optimize (default 4N), one-bit calibrate "
-                     "(default 8N; 4N left some draws several dB short)")
-    lab.add_argument("--groups", type=int_at_least(1, 4096), default=None,
-                     help="optimize csm: element groups")
-    lab.add_argument("--verify", type=int_at_least(1, 1000), default=None,
-                     help="optimize: re-measurements of the final configuration")
-    lab.add_argument("--seed", type=int_at_least(0), default=None, help="random patterns' seed")
+    sweep = lab.add_argument_group("sweep options (rfctl lab sweep only)")
+    calibrate = lab.add_argument_group("calibrate options (rfctl lab calibrate only)")
+    optimize = lab.add_argument_group("optimize options (rfctl lab optimize only; --budget "
+                                      "and --seed also calibrate)")
+    _OWN_GROUPS[id(lab)] = (sweep, calibrate, optimize)
+    lab._optionals.title = "options of every run (sweep, calibrate, optimize)"
+    sweep.add_argument("--start", type=unit, default=None, help="first θ (default -1)")
+    sweep.add_argument("--stop", type=unit, default=None, help="last θ (default 1)")
+    sweep.add_argument("--points", type=int_at_least(2, 1_000_000), default=None,
+                       help="number of points (default 181)")
+    sweep.add_argument("--phi", type=unit, default=None, help="φ of every beam (default 0)")
+    sweep.add_argument("--restore", action="store_const", const=True, default=None,
+                       help="after a completed sweep, put the board back on the image it "
+                       "held before the sweep (verified by CRC); default: the board ends "
+                       "on the last point's beam")
+    calibrate.add_argument("--probe-theta", type=unit, default=None,
+                           help="probe θ (default 0; boards of 2 or more bits)")
+    calibrate.add_argument("--probe-phi", type=unit, default=None,
+                           help="probe φ (default 0; boards of 2 or more bits)")
+    calibrate.add_argument("--states", type=int_at_least(2, 4096), default=None,
+                           help="phase states (default min(8, 2^bits); boards of 2 or more "
+                           "bits)")
+    calibrate.add_argument("--passes", type=int_at_least(1, 1000), default=None,
+                           help="passes (default 3; boards of 2 or more bits)")
+    calibrate.add_argument("--reference", default=None, type=_reference,
+                           help="one-bit boards: global phase reference, 'optimum' (default) "
+                           "or an element index")
+    calibrate.add_argument("--write-calibration", type=Path, default=None,
+                           help="write the table here too (default: calibration.csv in the "
+                           "run folder; an existing file is replaced)")
+    optimize.add_argument("--method", default=None, choices=["greedy", "csm", "estimate"],
+                          help="coordinate flips (greedy, default), conditional sample mean, "
+                          "or channel estimation + exact one-bit optimum")
+    optimize.add_argument("--budget", type=int_at_least(1, 10_000_000), default=None,
+                          help="readings: optimize (default 4N), one-bit calibrate (default "
+                          "8N; 4N left some draws several dB short)")
+    optimize.add_argument("--groups", type=int_at_least(1, 4096), default=None,
+                          help="csm: element groups (default 4; at most the element count)")
+    optimize.add_argument("--verify", type=int_at_least(1, 1000), default=None,
+                          help="re-measurements of the final configuration (default 3)")
+    optimize.add_argument("--seed", type=int_at_least(0), default=None,
+                          help="random patterns' seed (default 0; also calibrate)")
     lab.set_defaults(func=cmd_lab)

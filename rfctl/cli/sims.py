@@ -11,7 +11,7 @@ from rfctl.errors import ConfigError
 from rfctl.hal.discovery import open_sim
 
 from .argtypes import check_output_file, finite_float, int_at_least, probability
-from .common import board_profile
+from .common import board_profile, db
 
 
 def listen_url(text: str) -> tuple[str, int]:
@@ -143,7 +143,16 @@ def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
     for kind, r in lab.resources.items():
         print(f"{kind:18s} {r}", file=out)
     what = "one-bit channel" if profile.driver == "osris" else "phase offsets"
-    print(f"(hidden {what} seeded {args.seed}; Ctrl-C stops)", file=out, flush=True)
+    model = lab.bench.model
+    optimum = ""
+    if hasattr(model, "optimum"):  # the one-bit bench knows its best pattern
+        f0 = model.f0
+        best_w = model.optimum(f0)[1]
+        noise_w = model.element_power_w * model.noise ** 2  # a reading's mean adds it
+        optimum = (f"; optimum {float(db(best_w)) + 30:.2f} dBm at {f0 / 1e9:g} GHz as the "
+                   f"instruments read it, noiseless (receiver noise adds "
+                   f"{float(db(noise_w)) + 30:.2f} dBm on average)")
+    print(f"(hidden {what} seeded {args.seed}{optimum}; Ctrl-C stops)", file=out, flush=True)
     _until_interrupted(lab.stop)
     return 0  # not reached
 

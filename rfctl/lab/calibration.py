@@ -63,7 +63,7 @@ from rfctl.lab.blind import (
 )
 from rfctl.lab.instruments import PowerSensor
 from rfctl.lab.optimize import codes_image, restore_board, restore_outcome
-from rfctl.lab.restore import RestoreOutcome
+from rfctl.lab.restore import RestoreOutcome, stopped_message
 from rfctl.lab.sweeps import has_switch, steering_state
 from rfctl.state import ArrayState
 
@@ -123,9 +123,8 @@ class CalibrationInterruptedError(RfctlError):
 def _interrupted(what: str, done: int, total: int, exc: BaseException, readings: list[dict],
                  got: RestoreOutcome) -> CalibrationInterruptedError:
     return CalibrationInterruptedError(
-        f"{what} stopped after {done} of {total} readings ({type(exc).__name__}"
-        + (f": {exc}" if str(exc) else "") + "); " + got.describe(), readings,
-        got.restored, got)
+        stopped_message(f"{what} stopped after {done} of {total} readings", exc, got),
+        readings, got.restored, got)
 
 
 def _with_offsets(profile: BoardProfile, offsets: np.ndarray) -> CompiledBoard:

@@ -32,7 +32,7 @@ from rfctl.lab.blind import (
     greedy_flips,
 )
 from rfctl.lab.instruments import PowerSensor
-from rfctl.lab.restore import RestoreOutcome, restore_image
+from rfctl.lab.restore import RestoreOutcome, restore_image, stopped_message
 
 __all__ = ["METHODS", "OptimizeInterruptedError", "OptimizeResult", "check_optimize",
            "codes_image", "few_bit_estimate_warning", "optimize_board", "phase_bank",
@@ -304,9 +304,9 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
         got = restore_outcome(device, profile, before)  # Ctrl-C deferred meanwhile
         raise OptimizeInterruptedError(
-            f"optimize ({method}) stopped after {meas.used} of {budget} readings "
-            f"({type(exc).__name__}" + (f": {exc}" if str(exc) else "") + "); "
-            + got.describe(), meas.rows, got.restored, before, got) from exc
+            stopped_message(f"optimize ({method}) stopped after {meas.used} of {budget} "
+                            "readings", exc, got), meas.rows, got.restored, before,
+            got) from exc
     after = device.read_active()
     rows = meas.rows
     return OptimizeResult(np.asarray(codes), verified, p0, res, rows,

@@ -52,6 +52,8 @@ class RunRecord:
 
     def __init__(self, root: str | Path, kind: str) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%S")
+        # the folders this record creates above its own (removed again by discard())
+        self._made = [p for p in (Path(root), *Path(root).parents) if not p.exists()]
         self.path = Path(root) / f"{kind}-{stamp}"
         n = 1
         while self.path.exists():
@@ -120,7 +122,8 @@ class RunRecord:
 
     def discard(self) -> bool:
         """Remove the folder of a run that ended before its first reading was recorded
-        (a refusal): its ``snapshot.json``, the only file then, and the folder itself.
+        (a refusal): its ``snapshot.json``, the only file then, and the folder itself,
+        and the parent folders (``root``) that this record created, when empty.
 
         Returns
         -------
@@ -136,6 +139,11 @@ class RunRecord:
             self.path.rmdir()
         except OSError:
             return False
+        for folder in self._made:  # innermost first; one that is not empty stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         return True
 
     def _write_snapshot(self) -> None:

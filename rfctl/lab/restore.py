@@ -18,6 +18,7 @@ caller can still treat the run as stopped by Ctrl-C.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from rfctl.hal.device import Device
 from rfctl.hal.image import DeviceImage
 from rfctl.hal.program import program
 
-__all__ = ["RestoreOutcome", "deferred_sigint", "restore_image"]
+__all__ = ["RestoreOutcome", "deferred_sigint", "restore_image", "stop_cause", "stopped_message"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class RestoreOutcome:
         elif self.holds == "last":
             text = "board NOT restored: it still holds the run's last image"
         else:
-            text = "board NOT restored: its image is unknown"
+            text = "board NOT restored: the restore failed, so its image is unknown"
         if self.detail:
             text += f" ({self.detail})"
         if self.deferred and self.restored:
@@ -159,3 +160,68 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc.__cause__, KeyboardInterrupt) or "interrupted (Ctrl-C)" in text:
         return f"the restore was aborted by Ctrl-C: {text}"
     return text
+
+
+# ProgramError appends "(NAME holds the previous image)": "previous" there is the image
+# before that one write (the run's last image), not the image before the run
+_HOLDS = re.compile(r" \(([^()]*? holds the (?:previous|new) image[^()]*)\)$")
+
+
+def _cause_chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and all(e is not x for x in seen):
+        seen.append(e)
+        e = e.__cause__
+    return seen
+
+
+def stop_cause(exc: BaseException) -> str:
+    """Why a lab routine stopped, as a phrase for its message.
+
+    ``interrupted (Ctrl-C)`` for a Ctrl-C (also one that program() turned into a
+    :class:`~rfctl.errors.ProgramError`); otherwise ``Type: message``, where a
+    ProgramError's "(X holds the previous image)" is said as "X kept its image from
+    before that write" (the run's last image: not the image from before the run, which
+    the restore is about) and "holds the new image" as "X latched that write".
+
+    Parameters
+    ----------
+    exc : BaseException
+        The exception that stopped the routine.
+
+    Returns
+    -------
+    str
+        One phrase, without enclosing parentheses.
+    """
+    if any(isinstance(e, KeyboardInterrupt) for e in _cause_chain(exc)):
+        return "interrupted (Ctrl-C)"
+    text = str(exc)
+    m = _HOLDS.search(text)
+    if m:
+        said = (m.group(1).replace(" holds the previous image",
+                                   " kept its image from before that write")
+                .replace(" holds the new image", " latched that write"))
+        text = f"{text[:m.start()]}; {said}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def stopped_message(what: str, exc: BaseException, got: RestoreOutcome) -> str:
+    """``"<what>: <why>; <what the board holds>"`` for a routine stopped by ``exc``
+    after which the board was restored (or not) as ``got`` says.
+
+    Parameters
+    ----------
+    what : str
+        E.g. ``"sweep stopped after 3 of 9 points"``.
+    exc : BaseException
+        The cause (:func:`stop_cause`).
+    got : RestoreOutcome
+        The restore's outcome (:meth:`RestoreOutcome.describe`).
+
+    Returns
+    -------
+    str
+    """
+    return f"{what}: {stop_cause(exc)}; {got.describe()}"

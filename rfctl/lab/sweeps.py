@@ -21,7 +21,7 @@ from rfctl.hal.device import Device
 from rfctl.hal.image import DeviceImage, image_from_bytes
 from rfctl.hal.program import plan_steps, program
 from rfctl.lab.instruments import PowerSensor, ProbePositioner
-from rfctl.lab.restore import RestoreOutcome, restore_image
+from rfctl.lab.restore import RestoreOutcome, restore_image, stopped_message
 from rfctl.state import ArrayState
 
 __all__ = ["SweepData", "SweepInterruptedError", "beam_sweep", "beampattern", "has_switch",
@@ -61,10 +61,16 @@ class SweepData:
         One per point (SI): the parameters, ``power_w``, ``t_s`` (time since start),
         ``program_s`` (programming time) and, per bank, the applied codes.
     elapsed_s : float
+        Time of the sweep, s (the restore not included).
+    restore : RestoreOutcome or None
+        Set by ``beam_sweep(..., restore=True)``.
     """
 
     rows: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
+    #: with ``beam_sweep(..., restore=True)``: how putting the board back on its image
+    #: from before the sweep went (None: not asked, the board holds the last point)
+    restore: RestoreOutcome | None = None
 
     def column(self, key: str) -> np.ndarray:
         """One field of every row as an array, shape (points,)."""
@@ -131,10 +137,9 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
         got = restore_image(  # Ctrl-C is deferred while the board is restored
             device, image_from_bytes(initial, info, board.profile.name))
         data.elapsed_s = time.perf_counter() - t0
-        raise SweepInterruptedError(
-            f"sweep stopped after {len(data.rows)} of {len(points)} points "
-            f"({type(exc).__name__}: {exc}); {got.describe()}", data, got.restored,
-            got) from exc
+        raise SweepInterruptedError(stopped_message(
+            f"sweep stopped after {len(data.rows)} of {len(points)} points", exc, got),
+            data, got.restored, got) from exc
     data.elapsed_s = time.perf_counter() - t0
     return data
 
@@ -142,8 +147,16 @@ def _run(points: Sequence[dict], prepare: Callable[[dict], None], device: Device
 def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
                angles: Sequence[tuple[float, float]], *, rows: int, cols: int,
                settle_s: float = 0.0, progress: Callable[[int, int], None] | None = None,
-               keep_codes: bool = True, prestage: bool = True) -> SweepData:
+               keep_codes: bool = True, prestage: bool = True,
+               restore: bool = False) -> SweepData:
     """Steer the beam over ``angles`` (θ, φ) and measure the power at the fixed probe.
+
+    The board ends on the last angle's beam; with ``restore`` it is put back, after a
+    completed sweep, on the image it held before the sweep
+    (:func:`rfctl.lab.restore.restore_image`: verified by the board's CRC, Ctrl-C
+    deferred) and ``SweepData.restore`` says how that went (a failed restore is logged
+    and reported there, not raised: the readings are complete). An interrupted sweep
+    always restores the board (:class:`SweepInterruptedError`).
 
     With ``prestage`` (default) the next angle's staged writes are sent right behind
     each latch and cross the board's line while this angle is measured; each point then
@@ -170,8 +183,17 @@ def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
     states = {i: ArrayState(phases=phases[:, i], switch=S if sw else None)
               for i in range(len(angles))}
     points = [{"index": i, "theta": th, "phi": ph} for i, (th, ph) in enumerate(angles)]
-    return _run(points, lambda pt: None, device, board, sensor,
+    before = (device.read_active() if device.verified_active is None
+              else bytes(device.verified_active)) if restore else None
+    data = _run(points, lambda pt: None, device, board, sensor,
                 lambda pt: states[pt["index"]], settle_s, progress, keep_codes, prestage)
+    if before is not None:
+        data.restore = restore_image(device, image_from_bytes(before, device.info(),
+                                                              board.profile.name))
+        if not data.restore.restored:
+            log.error("sweep completed, but the board was not put back on its image from "
+                      "before the sweep: %s", data.restore.describe())
+    return data
 
 
 def beampattern(device: Device, board: CompiledBoard, sensor: PowerSensor,
