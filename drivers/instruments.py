@@ -259,8 +259,9 @@ class Instrument(ScpiInstrument):
         v = finite_number(self.name, text, reply)
         w = dbm_to_w(v) if self.profile.reading == "dbm" else v
         if not math.isfinite(w):
-            raise DeviceError(f"{self.name}: reading {text!r} {self.profile.reading} is not "
-                              f"a power any instrument measures (reply {reply!r})")
+            raise DeviceError(f"{self.name}: reading {text!r} ({self.profile.reading}) is "
+                              "too large for a float in W: not a power any instrument "
+                              f"measures (reply {reply!r})")
         return w
 
 
