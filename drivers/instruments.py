@@ -189,17 +189,30 @@ class Instrument(ScpiInstrument):
                 "timeout_s": self.timeout_s, "error_check_every": self.error_check_every,
                 "settings": self.settings(), "link": self.stats.__dict__.copy()}
 
+    def _generic_hint(self, exc: DeviceError) -> DeviceError:
+        return type(exc)(f"{exc} (the model is in no instrument profile and was driven with "
+                         f"the generic {self.kind} SCPI dialect: give its profile with "
+                         "--instrument-profile FILE.toml)")
+
     def query(self, cmd: str) -> str:
         """:meth:`ScpiInstrument.query`; for a model on the generic dialect a failure
         says so (the usual cause of an unanswered command)."""
         try:
             return super().query(cmd)
         except DeviceError as exc:
-            if not self.generic:
+            if not self.generic or "generic" in str(exc):
                 raise
-            raise type(exc)(f"{exc} (the model is in no instrument profile and was driven "
-                            f"with the generic {self.kind} SCPI dialect: give its profile "
-                            "with --instrument-profile FILE.toml)") from None
+            raise self._generic_hint(exc) from None
+
+    def set(self, cmd: str) -> None:
+        """:meth:`ScpiInstrument.set`; for a model on the generic dialect an error it
+        reports says that the generic dialect was used."""
+        try:
+            super().set(cmd)
+        except DeviceError as exc:
+            if not self.generic or "generic" in str(exc):
+                raise
+            raise self._generic_hint(exc) from None
 
     # ----------------------------------------------------------------- errors
     def poll_errors(self, limit: int = ERRORS_PER_POLL) -> list[str]:

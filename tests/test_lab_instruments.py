@@ -415,3 +415,12 @@ def test_readme_documents_every_instrument_profile_field() -> None:
     missing = sorted(n for n in names
                      if not re.search(rf"(`{n}[` ]|[\[.]{n}[\].])", lab))
     assert not missing, missing
+
+
+def test_an_error_of_a_model_on_the_generic_dialect_names_the_dialect(bench) -> None:
+    b, res = bench
+    b.instruments["power-meter"].model = "ZX-9000"
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    with pytest.raises(DeviceError, match=r"-113.*generic power-meter SCPI dialect"):
+        pm.set("SENS:FREQ:CW 1e9")  # a command the meter does not know
+    pm.close()
