@@ -9,9 +9,13 @@ A profile is a TOML table::
     instrument = "spectrum-analyzer"     # power-meter | spectrum-analyzer | vna | positioner
     idn = ["ACME,SA-9*"]                 # fnmatch patterns on the whole *IDN? reply
     reading = "dbm"                      # dbm | w | complex | none
+    timeout_s = 5.0                      # optional: read timeout, s (default 2)
+    error_check_every = 100              # read the error queue every K readings (0: at
+                                         # the end of a run only)
     [dialect]
     setup = ["INIT:CONT OFF"]            # sent once after opening
     measure = "INIT;*OPC?;:CALC:MARK:MAX;:CALC:MARK:Y?"   # one line; reading = last field
+    errors = "SYST:ERR?"                 # the error-queue query (answers "0,…" when empty)
     [dialect.settings.rbw]
     set = "BAND:RES {v:.9e}"             # {v} in SI (Hz, counts)
     query = "BAND:RES?"
@@ -27,11 +31,19 @@ file, the field and the reason.
 from __future__ import annotations
 
 import fnmatch
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rfctl.errors import ConfigError
 
@@ -40,6 +52,10 @@ __all__ = ["InstrumentProfile", "SettingSpec", "builtin_profiles", "load_instrum
 
 PROFILE_DIR = Path(__file__).with_name("instrument_profiles")
 INSTRUMENT_KINDS = ("power-meter", "spectrum-analyzer", "vna", "positioner")
+DEFAULT_TIMEOUT_S = 2.0
+"""Read timeout of an instrument whose profile and caller give none, s."""
+MAX_TIMEOUT_S = 3600.0
+"""Longest read timeout a profile or ``--meter-timeout`` may ask for, s."""
 
 
 class _Model(BaseModel):
@@ -61,6 +77,14 @@ class SettingSpec(_Model):
             raise ValueError("set must contain the value placeholder {v…}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min = {self.min} > max = {self.max}")
+        sample = int(self.min or 0) if self.integer else float(self.min or 0.0)
+        try:
+            self.set.format(v=sample)
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            kind = "an integer" if self.integer else "a float"
+            raise ValueError(f"set {self.set!r} cannot format {kind} ({exc}); an integer "
+                             "setting needs integer = true and {v:d}, a float one {v:.9e}"
+                             ) from None
         return self
 
 
@@ -69,6 +93,7 @@ class Dialect(_Model):
 
     setup: list[str] = []
     measure: str
+    errors: str = "SYST:ERR?"
     settings: dict[str, SettingSpec] = {}
 
 
@@ -81,7 +106,31 @@ class InstrumentProfile(_Model):
     description: str = ""
     idn: list[str] = []
     reading: Literal["dbm", "w", "complex", "none"] = "dbm"
+    timeout_s: float | None = None
+    error_check_every: int = 100
     dialect: Dialect
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _timeout(cls, t: float | None) -> float | None:
+        if t is not None and not (math.isfinite(t) and 0 < t <= MAX_TIMEOUT_S):
+            raise ValueError(f"{t} s is not a finite number of seconds in "
+                             f"(0, {MAX_TIMEOUT_S:g}]")
+        return t
+
+    @field_validator("error_check_every")
+    @classmethod
+    def _every(cls, k: int) -> int:
+        if k < 0:
+            raise ValueError(f"{k} is negative (0: read the error queue at the end of a "
+                             "run only)")
+        return k
+
+    @property
+    def source(self) -> Path | None:
+        """The TOML file the profile was loaded from (``None`` if built in code)."""
+        return self._source
 
     def matches(self, idn: str) -> bool:
         """Whether an ``*IDN?`` reply is one this profile claims (case-insensitive)."""
@@ -139,12 +188,15 @@ def load_instrument_profile(name_or_path: str | Path) -> InstrumentProfile:
     path = _resolve(str(name_or_path))
     data = _read(path)
     try:
-        return InstrumentProfile.model_validate(data)
+        prof = InstrumentProfile.model_validate(data)
     except ValidationError as exc:
         e = exc.errors()[0]
         field = ".".join(str(x) for x in e["loc"]) or "<root>"
-        raise ConfigError(f"{path}: {field}: {e['msg']}", source=str(path), field=field,
-                          reason=e["msg"]) from None
+        msg = e["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {field}: {msg}", source=str(path), field=field,
+                          reason=msg) from None
+    prof._source = path.resolve()
+    return prof
 
 
 def builtin_names() -> list[str]:

@@ -12,10 +12,54 @@ import math
 
 from rfctl.errors import ConfigError, DeviceError, DeviceTimeoutError
 
-__all__ = ["ScpiInstrument", "open_visa"]
+__all__ = ["SCPI_INF", "SCPI_NAN", "ScpiInstrument", "finite_number", "open_visa"]
 
 log = logging.getLogger(__name__)
 wire_log = logging.getLogger("rfctl.wire")
+
+SCPI_NAN = 9.91e37
+"""SCPI's "not a number" (IEEE 488.2 / SCPI-99 §7.2.1.5): no valid measurement."""
+SCPI_INF = 9.9e37
+"""SCPI's +infinity (−9.9E37 is −infinity): e.g. an overload or an empty trace."""
+
+
+def finite_number(name: str, text: str, reply: str, what: str = "reading") -> float:
+    """A number of an instrument's reply, refused unless it is a real finite value.
+
+    Parameters
+    ----------
+    name : str
+        The instrument (named in the error).
+    text : str
+        The field of the reply that holds the number.
+    reply : str
+        The whole reply line (named in the error).
+    what : str
+        What the number is (``reading``, a query's header).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    DeviceError
+        Not a number; NaN or ±infinity written out; or SCPI's NaN (9.91E37) or ±INF
+        (±9.9E37) sentinel, which instruments send in any unit when they have no valid
+        value (an overload, an uncalibrated or empty trace).
+    """
+    try:
+        v = float(text)
+    except ValueError:
+        raise DeviceError(f"{name}: {what} {text!r} is not a number (reply {reply!r})"
+                          ) from None
+    if math.isnan(v) or abs(v) >= SCPI_INF * (1 - 1e-6):
+        kind = ("SCPI 'not a number' (no valid measurement)" if math.isnan(v)
+                or abs(v - SCPI_NAN) <= SCPI_NAN * 1e-6 else
+                f"SCPI {'-' if v < 0 else '+'}infinity (overload or no valid measurement)")
+        raise DeviceError(f"{name}: {what} {text!r} is {kind}, not a measured value "
+                          f"(reply {reply!r})")
+    return v
 
 
 def open_visa(resource: str, *, visa_library: str | None = None, timeout_s: float = 2.0):
@@ -84,6 +128,12 @@ class ScpiInstrument:
         self.inst = resource
         self.name = name
         self.stats = LinkStats()
+        #: whether the last query went unanswered (then the error queue is not asked at
+        #: the end of a run: a late reply could be taken for its answer)
+        self.unanswered = False
+        #: warnings logged while the instrument was opened (a run record made later
+        #: lists them too)
+        self.open_warnings: list[str] = getattr(self, "open_warnings", [])
         self.idn = idn if idn is not None else self.query("*IDN?")
         fields = [f.strip() for f in self.idn.split(",")]
         if expect_model is not None and (len(fields) < 2 or fields[1] != expect_model):
@@ -92,8 +142,10 @@ class ScpiInstrument:
         if stale_errors == "drain":
             stale = self.drain_errors()
             if stale:
-                log.warning("%s: cleared %d error(s) left in the queue before this session: "
-                            "%s", name, len(stale), "; ".join(stale))
+                msg = (f"{name}: cleared {len(stale)} error(s) left in the queue before this "
+                       f"session: {'; '.join(stale)}")
+                self.open_warnings.append(msg)
+                log.warning("%s", msg)
         else:
             self.check_errors()
 
@@ -104,6 +156,7 @@ class ScpiInstrument:
         from rfctl.hal.device import LinkStats
 
         probe.inst, probe.name, probe.stats = resource, name, LinkStats()
+        probe.unanswered = False
         return probe.query("*IDN?")
 
     def write(self, cmd: str) -> None:
@@ -122,23 +175,23 @@ class ScpiInstrument:
         try:
             reply = self.inst.read().strip()
         except Exception as exc:
+            self.unanswered = True
             if "timeout" in str(exc).lower() or "TMO" in str(exc):
                 self.stats.timeouts += 1
                 raise DeviceTimeoutError(f"{self.name}: no reply to {cmd!r} within "
                                          f"{self.inst.timeout} ms") from None
             raise DeviceError(f"{self.name}: reading the reply to {cmd!r} failed: "
                               f"{exc}") from None
+        self.unanswered = False
         wire_log.debug("rx %s %s", self.name, reply)
         self.stats.bytes_rx += len(reply) + 1
         return reply
 
     def query_float(self, cmd: str) -> float:
-        """A query whose reply is one number; DeviceError if it does not parse as a finite float."""
+        """A query whose reply is one number; DeviceError unless it is a finite number
+        (SCPI's NaN/INF sentinels refused, see :func:`finite_number`)."""
         r = self.query(cmd)
-        try:
-            return float(r)
-        except ValueError:
-            raise DeviceError(f"{self.name}: {cmd!r} answered {r!r}, not a number") from None
+        return finite_number(self.name, r, r, f"{cmd!r} answered")
 
     def check_errors(self) -> None:
         """Drain ``SYST:ERR?``; raise the first error.
@@ -152,8 +205,10 @@ class ScpiInstrument:
         if errs:
             raise DeviceError(f"{self.name}: instrument error(s): {'; '.join(errs)}")
 
-    def drain_errors(self) -> list[str]:
-        """Read ``SYST:ERR?`` until ``0,…`` (at most 32 entries); return the errors read.
+    def drain_errors(self, limit: int = 32) -> list[str]:
+        """Read the error queue (``SYST:ERR?``, or the ``error_query`` attribute of a
+        subclass) until ``0,…``/``+0,…``, at most ``limit`` entries; return the errors
+        read.
 
         Raises
         ------
@@ -161,12 +216,13 @@ class ScpiInstrument:
             A reply that is not an SCPI error entry.
         """
         errs = []
-        for _ in range(32):
-            r = self.query("SYST:ERR?")
+        q = getattr(self, "error_query", "SYST:ERR?")
+        for _ in range(limit):
+            r = self.query(q)
             try:
                 code = int(float(r.split(",", 1)[0]))
             except ValueError:
-                raise DeviceError(f"{self.name}: malformed SYST:ERR? reply {r!r}") from None
+                raise DeviceError(f"{self.name}: malformed {q} reply {r!r}") from None
             if code == 0:
                 break
             errs.append(r)

@@ -13,6 +13,14 @@ Behaviour that matters for the lab loop:
 - Settings have ranges; a value out of range, a malformed number or an unknown header
   queues an error for ``SYST:ERR?`` and changes nothing.
 - ``AVER:COUN n`` averages n independent noisy readings (power averaging).
+- ``UNIT:POW DBM`` (the default) or ``UNIT:POW W`` sets the unit of power readings.
+
+**Fault injection** (attributes a test sets): after ``fault_after`` readings every
+reading is replaced by ``fault_reply`` (e.g. SCPI's "not a number" ``+9.91000000E+37``,
+``NAN``) when that is set, and ``fault_error`` (e.g. ``-231,"Data questionable"``) is
+queued for ``SYST:ERR?`` with each reading when that is set; ``opc_reply`` is what
+``*OPC?`` answers (``1``; some makes say ``+1``) and ``opc_delay_s`` how long it takes
+(a slow sweep); ``silent`` stops all replies.
 
 The bench model supplies ``field(freq_hz) -> complex`` (in units of one element's field),
 ``element_power_w`` and, for a positioner, a writable ``probe`` (θ, φ).
@@ -71,6 +79,13 @@ class SimInstrument:
         self._trace_t = -math.inf
         self.sweeps = 0
         self.silent = False  # fault: never answer queries
+        self.unit = "DBM"
+        self.readings = 0  # marker/fetch readings answered
+        self.fault_after: int | None = None
+        self.fault_reply: str | None = None
+        self.fault_error: str | None = None
+        self.opc_reply = "1"
+        self.opc_delay_s = 0.0
         self.model = MODELS[kind]  # the *IDN? model field (a test may pose as another make)
 
     # ---------------------------------------------------------------- physics
@@ -95,8 +110,16 @@ class SimInstrument:
         if self._trace is None:
             self._sweep()
         t = self._trace
+        self.readings += 1
+        if self.fault_after is not None and self.readings > self.fault_after:
+            if self.fault_error is not None:
+                self.errors.append(self.fault_error)
+            if self.fault_reply is not None:
+                return self.fault_reply
         if isinstance(t, complex):
             return f"{t.real:.9e},{t.imag:.9e}"
+        if self.unit == "W":
+            return f"{float(t):+.8E}"
         return f"{_dbm(float(t)):.4f}"
 
     # ---------------------------------------------------------------- SCPI
@@ -120,8 +143,13 @@ class SimInstrument:
         if up == "SYST:ERR?":
             return self.errors.pop(0) if self.errors else '0,"No error"'
         if up in ("*OPC?",):
-            return "1"
-        if up in ("*WAI", "*CLS", "UNIT:POW DBM", "CALC:MARK:MAX"):
+            if self.opc_delay_s > 0:
+                time.sleep(self.opc_delay_s)
+            return self.opc_reply
+        if up in ("UNIT:POW DBM", "UNIT:POW W"):
+            self.unit = up.rsplit(" ", 1)[1]
+            return None
+        if up in ("*WAI", "*CLS", "CALC:MARK:MAX"):
             if up == "*CLS":
                 self.errors.clear()
             return None

@@ -214,7 +214,8 @@ def _lab_setup(args: argparse.Namespace, profile):
     try:
         meter = open_instrument(args.sensor, args.meter, visa_library=args.visa_library,
                                 profile=args.instrument_profile,
-                                strict_model=args.strict_model)
+                                strict_model=args.strict_model,
+                                timeout_s=args.meter_timeout)
         settings = {"frequency": args.frequency, "average": args.average}
         if args.sensor == "spectrum-analyzer":
             settings.update(span=args.span, rbw=args.rbw)
@@ -742,6 +743,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab.add_argument("--strict-model", action="store_true",
                      help="refuse an instrument no profile claims (default: generic SCPI "
                      "dialect with a warning)")
+    lab.add_argument("--meter-timeout", type=finite_float(1e-3, 3600.0), default=None,
+                     metavar="S", help="sensor read timeout, s (default: the instrument "
+                     "profile's timeout_s, else 2; a reading waits for a complete sweep)")
     lab.add_argument("--frequency", type=hz, help="sensor frequency (centre / CW), Hz")
     lab.add_argument("--span", type=hz, help="spectrum analyzer span, Hz")
     lab.add_argument("--rbw", type=hz, help="spectrum analyzer resolution bandwidth, Hz")

@@ -5,7 +5,9 @@ board's IDENT and serial number, the link URL actually used, the calibration tab
 contents, the instruments' identities, profiles and settings read back, the versions of
 rfctl, Python, numpy, scipy and pyvisa and the git commit (when run from a checkout),
 the command line, the run's parameters, and — written by :meth:`RunRecord.finish` — the
-end time, the outcome, the board image before and after, and the link statistics. The
+end time, the outcome, the board image before and after, the link statistics, and the
+errors the instruments reported (their error queues are read at the end of every run,
+completed or not; errors found are also logged as warnings). The
 readings go to CSV and JSON in SI units. Plots use matplotlib's object-oriented API (a
 ``Figure`` with an Agg canvas); the global backend is never changed.
 """
@@ -80,6 +82,11 @@ class RunRecord:
             except Exception as exc:  # the snapshot must not fail the run
                 info = {"error": str(exc)}
         self._device = device
+        self._instruments = list(instruments)
+        for inst in self._instruments:  # e.g. the generic dialect of an unknown model,
+            for w in getattr(inst, "open_warnings", []):  # also when opened before the run
+                if w not in self.warnings:
+                    self.warnings.append(w)
         self._stats0 = getattr(device, "stats", None)
         self._stats0 = self._stats0.copy() if self._stats0 is not None else None
         self.snap = {
@@ -100,9 +107,13 @@ class RunRecord:
 
     def finish(self, outcome: str, *, image_after: bytes | None = None,
                extra: dict | None = None) -> None:
-        """Complete ``snapshot.json``: end time, outcome, image after, link statistics
-        (and ``warnings``, when the run logged any)."""
+        """Complete ``snapshot.json``: end time, outcome, image after, link statistics,
+        ``instrument_errors`` (each instrument's error queue is read now: errors found
+        are logged as warnings) and ``warnings``, when the run logged any."""
         snap = getattr(self, "snap", {"kind": self.kind})
+        errors = _instrument_errors(getattr(self, "_instruments", []))
+        if errors:
+            snap["instrument_errors"] = errors
         snap["end_time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         snap["outcome"] = outcome
         dev = getattr(self, "_device", None)
@@ -242,6 +253,29 @@ def _calibration_contents(profile: Any) -> dict | None:
                 continue
             out[b.name] = {"file": f, "contents": text}
     return out or None
+
+
+def _instrument_errors(instruments: list[Any]) -> dict:
+    """Read each instrument's error queue (``poll_errors``, which logs a warning for any
+    error) and list what each reported during the run: ``{name: {"errors": [...],
+    "dropped": n, "unread": why}}`` (instruments without an error queue are left out)."""
+    out = {}
+    for inst in instruments:
+        poll = getattr(inst, "poll_errors", None)
+        if poll is None:
+            continue
+        entry: dict[str, Any] = {}
+        if getattr(inst, "unanswered", False):
+            entry["unread"] = "the instrument stopped answering"
+        else:
+            try:
+                poll()
+            except Exception as exc:  # the record must not fail the run
+                entry["unread"] = str(exc)
+        entry["errors"] = list(getattr(inst, "reported_errors", []))
+        entry["dropped"] = getattr(inst, "errors_dropped", 0)
+        out[getattr(inst, "name", "?")] = entry
+    return out
 
 
 def _describe(inst: Any) -> dict:
