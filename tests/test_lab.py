@@ -423,3 +423,34 @@ def test_lab_show_names_a_damaged_record(tmp_path, capsys) -> None:
         capsys.readouterr()
         assert main(["lab", "show", str(run)]) == 1, (snap, data)
         assert msg in capsys.readouterr().err, (snap, data)
+
+
+@pytest.mark.parametrize("method", ["greedy", "csm", "estimate"])
+def test_optimize_routes_the_switch_bank_of_a_board_fresh_from_reset(bench, method) -> None:
+    """A board fresh from reset has every switch off: the probe sees only noise. Like
+    sweeps and calibration, ``optimize_board`` routes every element to RF chain 0 for the
+    whole run, so the search reads the array's field (a new user's trial: every method
+    reported noise-level readings and left the switches off)."""
+    from rfctl.lab import optimize_board
+    from rfctl.lab.optimize import lab_routing
+
+    fw, model, _, res = bench
+    dev = open_rfctl_board(PROFILE, firmware=fw)
+    info = dev.info()
+    sw = next(i for i, b in enumerate(info.banks) if b.kind == "switch_matrix")
+    o, size = info.offsets[sw], info.banks[sw].nbytes
+    assert not any(bytes(fw.active)[o:o + size])  # every switch off
+    pm = open_instrument("power-meter", res["power-meter"], visa_library="@py")
+    try:
+        r = optimize_board(dev, PROFILE, pm, method=method, budget=4 * 64,
+                           rng=np.random.default_rng(2))
+    finally:
+        pm.close()
+    routed = lab_routing(PROFILE)
+    (bank,) = routed.values()
+    assert bytes(fw.active)[o:o + size] == bank.packed  # every element on chain 0
+    # the readings are of the array's field: a random pattern gives about N = 64
+    # elements' power, 1/64 of the ideal (N² elements' power), while the switched-off
+    # array gives only the noise, σ² = 0.0025 of one element's power (6e-7 of the ideal)
+    assert np.median([row["power_w"] for row in r.rows]) > 1e-4 * model.ideal_power_w()
+    assert np.mean(r.verified_w) > 1e-2 * model.ideal_power_w()

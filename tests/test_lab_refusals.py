@@ -161,7 +161,7 @@ def test_estimate_on_a_few_bit_bank_warns_on_stderr_and_in_the_record(served, tm
     assert proc.returncode == 130, err
     assert err.count(want) == 1 and "rfctl: warning: --method estimate" in err, err
     assert err.index(want) < err.index("optimize [")  # before the first reading
-    assert "--method greedy" in err
+    assert "rfctl lab calibrate" in err
     (run,) = out.glob("optimize-*")
     snap = json.loads((run / "snapshot.json").read_text())
     assert snap["outcome"].startswith("stopped")

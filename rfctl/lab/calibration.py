@@ -62,7 +62,7 @@ from rfctl.lab.blind import (
     estimation_budget,
 )
 from rfctl.lab.instruments import PowerSensor
-from rfctl.lab.optimize import codes_image, restore_board, restore_outcome
+from rfctl.lab.optimize import codes_image, lab_routing, restore_board, restore_outcome
 from rfctl.lab.restore import RestoreOutcome, stopped_message
 from rfctl.lab.sweeps import has_switch, steering_state
 from rfctl.state import ArrayState
@@ -381,9 +381,10 @@ def onebit_calibration(device: Device, profile: BoardProfile, sensor: PowerSenso
     n = ph.count
     before = device.read_active()
     device.verified_active = before
+    routing = lab_routing(profile)  # a switch bank: every element on the measured chain
 
     def measure(codes: np.ndarray) -> float:
-        program(device, codes_image(profile, codes))
+        program(device, codes_image(profile, codes, routing))
         if settle_s:
             _sleep(settle_s)
         return sensor.read_power()

@@ -35,7 +35,8 @@ from rfctl.lab.instruments import PowerSensor
 from rfctl.lab.restore import RestoreOutcome, restore_image, stopped_message
 
 __all__ = ["METHODS", "OptimizeInterruptedError", "OptimizeResult", "check_optimize",
-           "codes_image", "few_bit_estimate_warning", "optimize_board", "phase_bank",
+           "codes_image", "few_bit_estimate_warning", "lab_routing", "optimize_board",
+           "phase_bank",
            "restore_board", "restore_outcome"]
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,33 @@ def phase_bank(profile: BoardProfile) -> PhaseBank:
     return ph
 
 
-def codes_image(profile: BoardProfile, codes: np.ndarray) -> DeviceImage:
-    """An image setting only the phase bank's codes (other banks keep their contents)."""
+def lab_routing(profile: BoardProfile) -> dict[str, BankImage]:
+    """The switch-matrix bank of a board (if it has one) set as every lab routine sets
+    it: every element on RF chain 0, the chain the probe's sensor measures (as in
+    :func:`rfctl.lab.sweeps.steering_state`). Empty for a board without a switch bank.
+
+    Returns
+    -------
+    dict of str to BankImage
+        At most one entry, the switch bank's image.
+    """
+    from rfctl.hal import compile_board, quantize
+    from rfctl.state import ArrayState
+
+    sw = next((b for b in profile.banks if b.kind == "switch_matrix"), None)
+    if sw is None:
+        return {}
+    n = phase_bank(profile).count
+    S = np.zeros((n, 1), dtype=bool)
+    S[:, 0] = True
+    img = quantize(ArrayState(switch=S), compile_board(profile))
+    return {sw.name: img.banks[sw.name]}
+
+
+def codes_image(profile: BoardProfile, codes: np.ndarray,
+                routing: dict[str, BankImage] | None = None) -> DeviceImage:
+    """An image setting the phase bank's codes and, with ``routing`` (from
+    :func:`lab_routing`), the switch bank; other banks keep their contents."""
     ph = phase_bank(profile)
     c = np.asarray(codes, np.int64)
     if c.shape != (ph.count,):
@@ -71,7 +97,8 @@ def codes_image(profile: BoardProfile, codes: np.ndarray) -> DeviceImage:
                           "elements", field="codes", reason="wrong size")
     z = np.zeros(c.size)
     return DeviceImage(profile.name, profile.model,
-                       {ph.name: BankImage(ph.name, ph.kind, c, ph.bits, c, c, z)})
+                       {ph.name: BankImage(ph.name, ph.kind, c, ph.bits, c, c, z),
+                        **(routing or {})})
 
 
 @dataclass
@@ -156,8 +183,9 @@ def few_bit_estimate_warning(profile: BoardProfile, method: str) -> str | None:
         return None
     return (f"--method estimate on bank {ph.name!r} of {ph.bits} bits uses only two of its "
             f"{1 << ph.bits} phase states (codes 0 and {1 << (ph.bits - 1)}, half a turn "
-            "apart): the result is a one-bit configuration; --method greedy searches every "
-            "state")
+            "apart): the result is a one-bit configuration; to use every state, calibrate "
+            "the board (rfctl lab calibrate measures each element's phase offset) and steer "
+            "with the table")
 
 
 def check_optimize(profile: BoardProfile, *, method: str, budget: int, verify: int = 1,
@@ -202,7 +230,9 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     ----------
     device : Device
     profile : BoardProfile
-        With a uniform phase bank (one-bit or few-bit; no switch bank needed).
+        With a uniform phase bank (one-bit or few-bit; no switch bank needed). A switch
+        bank, if the board has one, routes every element to RF chain 0 for the whole run
+        (:func:`lab_routing`), as sweeps and calibration do.
     sensor : PowerSensor
     method : {"greedy", "csm", "estimate"}
         Coordinate flips; conditional sample mean (by ``groups``); channel estimation
@@ -246,16 +276,19 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     device.verified_active = before
     t0 = time.perf_counter()
     total = budget + verify
+    # a switch bank routes every element to the measured chain for the whole run, as
+    # in sweeps and calibration (a board fresh from reset has every switch off)
+    routing = lab_routing(profile)
 
     def measure(codes: np.ndarray) -> float:
-        program(device, codes_image(profile, codes))
+        program(device, codes_image(profile, codes, routing))
         if settle_s:
             time.sleep(settle_s)
         return sensor.read_power()
 
     def verify_codes(codes: np.ndarray, phase: str, incumbent_w: float) -> list[float]:
         """``verify`` re-measurements of ``codes`` on the board (outside the budget)."""
-        program(device, codes_image(profile, codes))
+        program(device, codes_image(profile, codes, routing))
         got = []
         for _ in range(verify):
             if settle_s:
@@ -299,7 +332,7 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
                             method, np.mean(verified), np.mean(again))
                 codes, verified, kept_start = start, again, True
             else:
-                program(device, codes_image(profile, codes))
+                program(device, codes_image(profile, codes, routing))
             start_w = again
     except (KeyboardInterrupt, RfctlError, OSError) as exc:
         got = restore_outcome(device, profile, before)  # Ctrl-C deferred meanwhile
