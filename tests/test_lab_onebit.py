@@ -370,8 +370,19 @@ def test_cli_optimize_records_and_show(served, tmp_path: Path, capsys) -> None:
     assert snap["image_before"] != snap["image_after"] and snap["end_time"]
     assert snap["versions"]["numpy"] and snap["argv"] is not None
     assert (run / "objective.png").stat().st_size > 5000
+    capsys.readouterr()
     assert main(["lab", "show", str(run)]) == 0
-    assert "outcome: completed" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    data = json.loads((run / "data.json").read_text())
+    assert "outcome: completed" in shown and "method greedy" in shown
+    assert f"{data['measurements']} readings" in shown
+    assert ("left on the start" in shown) == data["kept_start"]
+    # a run that kept its start is shown as such, never as a result from the start
+    data["kept_start"] = True
+    (run / "data.json").write_text(json.dumps(data))
+    assert main(["lab", "show", str(run)]) == 0
+    shown = capsys.readouterr().out
+    assert "board was left on the start" in shown and "→" not in shown.split("result")[1]
 
 
 def test_cli_sweep_on_onebit_board_and_exit_codes(served, tmp_path: Path, capsys) -> None:

@@ -554,6 +554,7 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
         rec.data(res.rows, {"codes": res.codes, "verified_w": res.verified_w,
                             "initial_w": res.initial_w, "method": res.blind.method,
                             "stop": res.blind.stop, "estimate": res.blind.estimate,
+                            "measurements": res.blind.measurements,
                             "kept_start": res.kept_start, "start_w": res.start_w,
                             "elapsed_s": res.elapsed_s})
         rec.finish("completed", image_after=res.image_after)
@@ -568,13 +569,14 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
         # and re-measured readings differ by noise only)
         print(head + f"the result measured below the starting configuration, so the board "
               f"is left on the start: {_dbm(float(np.mean(res.verified_w))):.2f} dBm "
-              f"re-measured ({args.verify} re-measurements; {_dbm(res.initial_w):.2f} dBm "
+              f"re-measured ({args.verify} re-measurement{'' if args.verify == 1 else 's'}; "
+              f"{_dbm(res.initial_w):.2f} dBm "
               f"at its first reading); no improvement found; records in {rec.path}",
               file=out)
         return 0
     print(head + f"{_dbm(res.initial_w):.2f} → {_dbm(res.power_w):.2f} dBm verified "
           f"({_dbm(res.power_w) - _dbm(res.initial_w):+.2f} dB, {args.verify} "
-          "re-measurements);"
+          f"re-measurement{'' if args.verify == 1 else 's'});"
           + (f" the start re-measured {_dbm(float(np.mean(res.start_w))):.2f} dBm;"
              if res.start_w else "")
           + f" board left on it; records in {rec.path}", file=out)
@@ -639,8 +641,20 @@ def _summary(run_dir: Path, s: dict, d: dict, out: TextIO) -> int:
               f"measurements (global phase: {d.get('reference', '?')})", file=out)
         print(f"  table    {d.get('table_file') or 'NOT written'}", file=out)
     if "verified_w" in d:
-        print(f"  result   {_dbm(float(np.mean(d['verified_w']))):.2f} dBm verified "
-              f"(from {_dbm(d['initial_w']):.2f} dBm)", file=out)
+        n_ver = len(d["verified_w"])
+        how = (f"method {d.get('method', '?')}, {d.get('measurements', len(rows))} "
+               f"readings, stop: {d.get('stop', '?')}")
+        if d.get("kept_start"):
+            print(f"  result   measured below the start, so the board was left on the "
+                  f"start: {_dbm(float(np.mean(d['verified_w']))):.2f} dBm re-measured "
+                  f"({n_ver} readings; {_dbm(d['initial_w']):.2f} dBm at its first); no "
+                  f"improvement ({how})", file=out)
+        else:
+            gain = _dbm(float(np.mean(d["verified_w"]))) - _dbm(d["initial_w"])
+            print(f"  result   {_dbm(d['initial_w']):.2f} → "
+                  f"{_dbm(float(np.mean(d['verified_w']))):.2f} dBm verified ({gain:+.2f} dB, "
+                  f"{n_ver} re-measurement{'' if n_ver == 1 else 's'}; {how}); the board "
+                  "was left on it", file=out)
     for path in plot_run(args.run_dir):
         print(f"  plot     {path}", file=out)
     return 0
