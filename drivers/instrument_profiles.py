@@ -157,7 +157,11 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
                           reason="TOML syntax") from None
     base = data.pop("base", None)
     if base is not None:
-        bpath = _resolve(str(base), path.parent)
+        try:
+            bpath = _resolve(str(base), path.parent)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: base: {exc}", source=str(path), field="base",
+                              reason=exc.reason) from None
         if bpath in seen:
             raise ConfigError(f"{path}: base: {base!r} refers back to itself",
                               source=str(path), field="base", reason="cycle")
@@ -168,7 +172,12 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def _resolve(name: str, here: Path = PROFILE_DIR) -> Path:
     p = Path(name)
     if p.suffix == ".toml":
-        return p if p.is_absolute() or p.exists() else here / p
+        if p.is_absolute() or p.exists() or (here / p).exists():
+            return p if p.is_absolute() or p.exists() else here / p
+        where = "the current folder" if here == PROFILE_DIR else f"{str(here)!r}"
+        raise ConfigError(f"instrument profile {name!r}: no such file (looked in {where}"
+                          + (" and among the built-in profiles" if here == PROFILE_DIR else "")
+                          + ")", field="profile", reason="no such file")
     cand = PROFILE_DIR / f"{name}.toml"
     if not cand.exists():
         raise ConfigError(f"instrument profile {name!r}: no such built-in profile (built-in: "

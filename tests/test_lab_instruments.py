@@ -394,7 +394,9 @@ def test_validate_accepts_instrument_profiles_and_names_file_field_reason(tmp_pa
                         (W_METER.format(extra="error_check_every = -1"), "error_check_every"),
                         (W_METER.format(extra="").replace("{v:.9e}", "{v:d}"),
                          "dialect.settings.frequency"),
-                        (W_METER.format(extra="bogus = 1"), "bogus")]:
+                        (W_METER.format(extra="bogus = 1"), "bogus"),
+                        # an unknown base is the profile's error, not "not a board config"
+                        ('kind = "instrument"\nbase = "nope"\n', "base")]:
         bad = tmp_path / "bad.toml"
         bad.write_text(body.replace('reading = "w"\n', "", 1) if field == "reading" else body)
         assert main(["validate", str(bad)]) == 1

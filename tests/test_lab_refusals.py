@@ -177,3 +177,24 @@ def test_estimate_on_a_one_bit_bank_does_not_warn() -> None:
     assert few_bit_estimate_warning(load_config("osris-16x16"), "estimate") is None
     assert few_bit_estimate_warning(LAB, "greedy") is None
     assert "64 phase states" in few_bit_estimate_warning(LAB, "estimate")
+
+
+def test_an_instrument_profile_is_read_before_the_board_is_opened(tmp_path, capsys,
+                                                                   monkeypatch) -> None:
+    """A missing or bad --instrument-profile is named (the path as given, not a package
+    folder) before the board opens: the board's closed port is never reached."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "runs"
+    out.mkdir()
+    for given, says in (("nofile.toml", "'nofile.toml': no such file (looked in the current "
+                                        "folder and among the built-in profiles)"),
+                        ("bad.toml", "base: ")):
+        if given == "bad.toml":
+            (tmp_path / given).write_text('kind = "instrument"\nbase = "nope"\n')
+        capsys.readouterr()
+        assert main(["lab", "sweep", *CLOSED, "--instrument-profile", given,
+                     "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"rfctl: error: --instrument-profile {given}: "), err
+        assert says in err and "127.0.0.1:9" not in err and "drivers" not in err, err
+        assert not list(out.iterdir())

@@ -33,9 +33,9 @@ def _instrument_profile(name: str):
     try:
         return load(p if p.suffix else name)
     except ConfigError as exc:
-        if exc.reason == "unknown profile":
+        if exc.reason == "unknown profile" and not p.suffix:
             return None  # neither: load_config names the built-in configs
-        raise
+        raise  # an instrument profile's own error (e.g. an unknown base) is its error
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 
 from rfctl.errors import ConfigError, OutputError
 from rfctl.hal import compile_board
-from rfctl.hal.discovery import open_device, open_instrument
+from rfctl.hal.discovery import load_entry_point, open_device, open_instrument
 
 from .argtypes import check_output_file, check_writable_folder, finite_float, int_at_least
 from .common import board_profile, close_quietly, db
@@ -343,6 +343,13 @@ def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
     if wrong:
         print(f"rfctl lab: error: {wrong}", file=sys.stderr)
         return 2
+    if args.instrument_profile is not None:  # read and checked before the board opens
+        load = load_entry_point("rfctl.instrument_profiles", "load")
+        try:
+            load(args.instrument_profile)
+        except ConfigError as exc:
+            raise ConfigError(f"--instrument-profile {args.instrument_profile}: {exc}",
+                              field="instrument_profile", reason=exc.reason) from None
     profile = _with_calibration(args, profile)
     from rfctl.lab import RunRecord
     from rfctl.sweep import ProgressBar
