@@ -200,7 +200,8 @@ def test_restore_outcome_says_what_the_board_holds() -> None:
     assert RestoreOutcome(True, "previous", deferred=1).describe().startswith(
         "board restored to its previous image (verified by CRC); a Ctrl-C during")
     assert RestoreOutcome(False, "last", "aborted").describe() == \
-        "board NOT restored: it still holds the run's last image (aborted)"
+        "board NOT restored: nothing of the restore took effect, so it holds the run's " \
+        "last image (if it is still powered) (aborted)"
     assert "its image is unknown" in RestoreOutcome(False, "unknown").describe()
 
 
@@ -240,7 +241,8 @@ def test_a_third_ctrl_c_aborts_the_restore_and_says_what_the_board_holds(monkeyp
                    rows=8, cols=8, progress=stop)
     e = err.value
     assert not e.restored and e.restore.holds == "last"
-    assert "board NOT restored: it still holds the run's last image" in str(e)
+    assert "board NOT restored: nothing of the restore took effect, so it holds the " \
+        "run's last image" in str(e)
     assert bytes(fw.active) != before  # honest: the board does hold the sweep's beam
     dev.close()
 

@@ -62,7 +62,8 @@ class RestoreOutcome:
         if self.restored:
             text = "board restored to its previous image (verified by CRC)"
         elif self.holds == "last":
-            text = "board NOT restored: it still holds the run's last image"
+            text = ("board NOT restored: nothing of the restore took effect, so it holds the "
+                    "run's last image (if it is still powered)")
         else:
             text = "board NOT restored: the restore failed, so its image is unknown"
         if self.detail:
@@ -143,8 +144,12 @@ def restore_image(device: Device, image: DeviceImage) -> RestoreOutcome:
             if holds == "new":  # the restore latched (the board said so by its CRC)
                 return RestoreOutcome(True, "previous", deferred=presses.count)
             log.error("could not restore the board: %s", exc)
-            return RestoreOutcome(False, "last" if holds == "previous" else "unknown",
-                                  _why(exc), presses.count)
+            why = _why(exc)
+            m = _HOLDS.search(why)
+            if m and holds == "previous":  # said by "holds the run's last image" already
+                why = why[:m.start()]
+            return RestoreOutcome(False, "last" if holds == "previous" else "unknown", why,
+                                  presses.count)
         except (RfctlError, OSError) as exc:
             presses.armed = False
             log.error("could not restore the board: %s", exc)
