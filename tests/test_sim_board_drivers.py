@@ -80,6 +80,11 @@ def test_sim_bench_and_lab_refuse_mismatched_arguments(tmp_path):
     r = _run("sim-bench", "--rows", "3", "--cols", "5", cwd=tmp_path)
     assert r.returncode == 1
     assert "--rows 3 × --cols 5 = 15, but board sim-lab-8x8's phase bank has 64" in r.stderr
+    # the one-bit bench has no panel or probe to set: refused, not ignored
+    r = _run("sim-bench", "--board", "osris-16x16", "--rows", "17", "--probe-phi", "0.1",
+             cwd=tmp_path)
+    assert r.returncode == 1 and "--rows, --probe-phi: do not apply to the one-bit bench" \
+        in r.stderr, r.stderr
     r = _run("lab", "calibrate", "--url", "socket://127.0.0.1:9", "--meter",
              "TCPIP::127.0.0.1::9::SOCKET", "--reference", "foo", cwd=tmp_path)
     assert r.returncode == 2 and "neither 'optimum' nor an element index" in r.stderr

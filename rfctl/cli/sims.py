@@ -125,6 +125,17 @@ def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
     if ph is None:
         raise ConfigError(f"board {profile.name} has no phase bank: sim-bench simulates a "
                           "phase-steered panel", field="board", reason="no phase bank")
+    given = [f"--{k.replace('_', '-')}" for k in ("rows", "cols", "probe_theta", "probe_phi")
+             if getattr(args, k) is not None]
+    if profile.driver == "osris" and given:
+        raise ConfigError(f"{', '.join(given)}: do not apply to the one-bit bench of board "
+                          f"{profile.name} (its {ph.count} elements and hidden channel are "
+                          "fixed by the board; the field is measured at one receiver)",
+                          field="rows", reason="does not apply")
+    args.rows = args.rows if args.rows is not None else 8
+    args.cols = args.cols if args.cols is not None else 8
+    args.probe_theta = args.probe_theta if args.probe_theta is not None else 0.0
+    args.probe_phi = args.probe_phi if args.probe_phi is not None else 0.0
     if profile.driver != "osris" and args.rows * args.cols != ph.count:
         raise ConfigError(f"--rows {args.rows} × --cols {args.cols} = "
                           f"{args.rows * args.cols}, but board {profile.name}'s phase bank "
@@ -201,8 +212,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sbn.add_argument("--port", type=int_at_least(0, 65530), default=0,
                      help="board at socket://127.0.0.1:PORT, the instruments on the next "
                      "ports (power meter, spectrum analyzer, VNA, positioner); 0: free ports")
-    sbn.add_argument("--rows", type=int_at_least(1, 256), default=8)
-    sbn.add_argument("--cols", type=int_at_least(1, 256), default=8)
+    sbn.add_argument("--rows", type=int_at_least(1, 256), default=None,
+                     help="panel rows (default 8; not for the one-bit bench)")
+    sbn.add_argument("--cols", type=int_at_least(1, 256), default=None,
+                     help="panel columns (default 8; not for the one-bit bench)")
     sbn.add_argument("--baud", type=int_at_least(1, 100_000_000), default=921600)
     sbn.add_argument("--direct-path", type=finite_float(0.0, 1e3), default=1.0,
                      help="one-bit bench: direct path relative to a random pattern's field")
@@ -211,6 +224,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sbn.add_argument("--noise", type=finite_float(0.0, 1e3), default=0.05,
                      help="receiver noise σ in units of one element's field (one-bit bench: "
                      "of its mean amplitude)")
-    sbn.add_argument("--probe-theta", type=finite_float(-1.0, 1.0), default=0.0)
-    sbn.add_argument("--probe-phi", type=finite_float(-1.0, 1.0), default=0.0)
+    sbn.add_argument("--probe-theta", type=finite_float(-1.0, 1.0), default=None,
+                     help="probe θ (default 0; not for the one-bit bench)")
+    sbn.add_argument("--probe-phi", type=finite_float(-1.0, 1.0), default=None,
+                     help="probe φ (default 0; not for the one-bit bench)")
     sbn.set_defaults(func=cmd_sim_bench)
