@@ -178,8 +178,10 @@ class ScpiInstrument:
             self.unanswered = True
             if "timeout" in str(exc).lower() or "TMO" in str(exc):
                 self.stats.timeouts += 1
-                raise DeviceTimeoutError(f"{self.name}: no reply to {cmd!r} within "
-                                         f"{self.inst.timeout} ms") from None
+                raise DeviceTimeoutError(
+                    f"{self.name}: no reply to {cmd!r} within {self.inst.timeout} ms (a "
+                    "slower sweep needs a longer timeout: the instrument profile's "
+                    "timeout_s, or rfctl lab --meter-timeout)") from None
             raise DeviceError(f"{self.name}: reading the reply to {cmd!r} failed: "
                               f"{exc}") from None
         self.unanswered = False

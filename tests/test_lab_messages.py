@@ -344,3 +344,10 @@ def test_a_second_client_of_a_one_client_bridge_is_told_the_board_may_be_in_use(
         assert not (tmp_path / "runs").exists()
     finally:
         first.close()
+
+
+def test_a_gain_that_rounds_to_zero_has_no_minus_sign() -> None:
+    from rfctl.cli.lab import _gain
+
+    assert [_gain(x) for x in (-0.004, 0.004, -0.006, 1.234)] == \
+        ["+0.00", "+0.00", "-0.01", "+1.23"]

@@ -45,6 +45,12 @@ def _dbm(w: float) -> float:
     return float(db(w)) + 30
 
 
+def _gain(x: float) -> str:
+    """A gain in dB with its sign, two decimals ("+0.00", never "-0.00")."""
+    text = f"{x:+.2f}"
+    return "+0.00" if text == "-0.00" else text
+
+
 # options that belong to some actions only, with their defaults there: given to another
 # action they are a usage error (exit 2), never silently ignored
 _APPLIES: dict[str, tuple[tuple[str, ...], object]] = {
@@ -542,7 +548,7 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
     gain = _dbm(cal.power_after_w) - _dbm(cal.power_before_w)
     print(f"calibrated {len(cal.offsets)} elements with {cal.measurements} measurements "
           f"(global phase: {cal.reference}); beam at the probe {_dbm(cal.power_before_w):.2f}"
-          f" → {_dbm(cal.power_after_w):.2f} dBm ({gain:+.2f} dB); table written to {path}; "
+          f" → {_dbm(cal.power_after_w):.2f} dBm ({_gain(gain)} dB); table written to {path}; "
           f"records in {rec.path}", file=out)
     return 0
 
@@ -582,7 +588,7 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
               file=out)
         return 0
     print(head + f"{_dbm(res.initial_w):.2f} → {_dbm(res.power_w):.2f} dBm verified "
-          f"({_dbm(res.power_w) - _dbm(res.initial_w):+.2f} dB, {args.verify} "
+          f"({_gain(_dbm(res.power_w) - _dbm(res.initial_w))} dB, {args.verify} "
           f"re-measurement{'' if args.verify == 1 else 's'});"
           + (f" the start re-measured {_dbm(float(np.mean(res.start_w))):.2f} dBm;"
              if res.start_w else "")
@@ -643,7 +649,7 @@ def _summary(run_dir: Path, s: dict, d: dict, out: TextIO) -> int:
     if "power_before_w" in d and "power_after_w" in d:
         gain = _dbm(d["power_after_w"]) - _dbm(d["power_before_w"])
         print(f"  beam     at the probe {_dbm(d['power_before_w']):.2f} → "
-              f"{_dbm(d['power_after_w']):.2f} dBm ({gain:+.2f} dB) after calibrating "
+              f"{_dbm(d['power_after_w']):.2f} dBm ({_gain(gain)} dB) after calibrating "
               f"{len(d.get('offsets') or [])} elements with {d.get('measurements', '?')} "
               f"measurements (global phase: {d.get('reference', '?')})", file=out)
         print(f"  table    {d.get('table_file') or 'NOT written'}", file=out)
@@ -659,7 +665,7 @@ def _summary(run_dir: Path, s: dict, d: dict, out: TextIO) -> int:
         else:
             gain = _dbm(float(np.mean(d["verified_w"]))) - _dbm(d["initial_w"])
             print(f"  result   {_dbm(d['initial_w']):.2f} → "
-                  f"{_dbm(float(np.mean(d['verified_w']))):.2f} dBm verified ({gain:+.2f} dB, "
+                  f"{_dbm(float(np.mean(d['verified_w']))):.2f} dBm verified ({_gain(gain)} dB, "
                   f"{n_ver} re-measurement{'' if n_ver == 1 else 's'}; {how}); the board "
                   "was left on it", file=out)
     for path in plot_run(args.run_dir):
