@@ -485,9 +485,14 @@ def program(device: Device, image: DeviceImage, *, chunk: int | None = None,
     res = ProgramResult(device.name, plan.crc, 0 if unchanged else plan.payload,
                         len(plan.new), 0 if unchanged else len(plan.writes),
                         device.stats.since(before), time.perf_counter() - t0)
-    log.info("%s: programmed %d of %d bytes in %d write%s, %.2f ms, %d retries",
-             device.name, res.payload_bytes, len(plan.new), res.writes,
-             "" if res.writes == 1 else "s", res.elapsed_s * 1e3, res.stats.retries)
+    if plan.prestaged:
+        log.info("%s: latched the image prestaged behind the previous latch (%d bytes), "
+                 "%.2f ms, %d retries", device.name, len(plan.new), res.elapsed_s * 1e3,
+                 res.stats.retries)
+    else:
+        log.info("%s: programmed %d of %d bytes in %d write%s, %.2f ms, %d retries",
+                 device.name, res.payload_bytes, len(plan.new), res.writes,
+                 "" if res.writes == 1 else "s", res.elapsed_s * 1e3, res.stats.retries)
     return res
 
 
