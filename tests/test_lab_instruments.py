@@ -426,3 +426,14 @@ def test_an_error_of_a_model_on_the_generic_dialect_names_the_dialect(bench) -> 
     with pytest.raises(DeviceError, match=r"-113.*generic power-meter SCPI dialect"):
         pm.set("SENS:FREQ:CW 1e9")  # a command the meter does not know
     pm.close()
+
+
+def test_configs_lists_the_builtin_instrument_profiles(capsys) -> None:
+    """`rfctl configs` names every built-in instrument profile (the names `base =` and
+    --instrument-profile accept), after the board profiles and scenarios."""
+    from rfctl.drivers.instrument_profiles import builtin_names
+
+    assert main(["configs"]) == 0
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines()]
+    listed = {r[0] for r in rows if r[1] == "instrument"}
+    assert listed == set(builtin_names()) and "generic-spectrum-analyzer" in listed

@@ -65,10 +65,15 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_configs(args: argparse.Namespace, out: TextIO) -> int:
-    """List the built-in configs."""
+    """List the built-in configs, then the built-in instrument profiles."""
+    profs = load_entry_point("rfctl.instrument_profiles", "builtin")()
+    width = max(len(n) for n in [*builtin_names(), *(p.name for p in profs)]) + 2
     for name in builtin_names():
         cfg = load_config(name)
-        print(f"{name:<26}{cfg.kind:<10}{cfg.description}", file=out)
+        print(f"{name:<{width}}{cfg.kind:<12}{cfg.description}", file=out)
+    for prof in profs:
+        what = f"{prof.instrument}: " + (prof.description or f"reading {prof.reading}")
+        print(f"{prof.name:<{width}}{'instrument':<12}{what}", file=out)
     return 0
 
 
@@ -80,5 +85,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "a scenario, or an instrument profile: kind = \"instrument\")")
     v.set_defaults(func=cmd_validate)
 
-    c = sub.add_parser("configs", help="list the built-in configs")
+    c = sub.add_parser("configs", help="list the built-in configs (board profiles, "
+                       "scenarios) and instrument profiles")
     c.set_defaults(func=cmd_configs)
