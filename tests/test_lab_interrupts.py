@@ -493,6 +493,30 @@ def test_sigterm_during_program_says_what_the_board_holds(monkeypatch, tmp_path,
         err = capsys.readouterr().err
         assert err.startswith("rfctl: terminated (SIGTERM): "), err
         assert "terminated (SIGTERM)" in err.split(": ", 2)[2] and "Ctrl-C" not in err, err
+        assert "holds the previous image" in err, err  # what the board holds, asked
         assert bytes(lab.server.firmware.active) == before  # nothing latched
     finally:
         lab.stop()
+
+
+def test_main_keeps_an_ignored_sighup_ignored(monkeypatch) -> None:
+    """Under ``nohup`` (SIGHUP ignored) main installs no SIGHUP handler; SIGTERM gets its
+    handler while main runs, and both are put back."""
+    import rfctl.cli as cli
+
+    seen = {}
+
+    def inside(argv, out):
+        seen.update(hup=signal.getsignal(signal.SIGHUP), term=signal.getsignal(signal.SIGTERM))
+        return 0
+
+    monkeypatch.setattr(cli, "_main", inside)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        term = signal.getsignal(signal.SIGTERM)
+        assert cli.main([]) == 0
+        assert seen["hup"] is signal.SIG_IGN and seen["term"] is cli._terminate
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is term
+    finally:
+        signal.signal(signal.SIGHUP, previous)
