@@ -8,6 +8,8 @@ infeasible problems, the bank and element for hardware constraints.
 
 from __future__ import annotations
 
+import signal
+
 __all__ = [
     "BusyError",
     "ChecksumError",
@@ -20,6 +22,10 @@ __all__ = [
     "OutputError",
     "ProgramError",
     "RfctlError",
+    "Terminated",
+    "interruption",
+    "stop_phrase",
+    "stop_status",
 ]
 
 
@@ -191,3 +197,60 @@ class OutputError(RfctlError):
         super().__init__(message)
         self.path = path
         self.reason = reason
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal other than Ctrl-C: SIGTERM (``timeout``,
+    a job scheduler, ``kill``) or SIGHUP (the terminal or SSH session went away).
+
+    Raised by the signal handlers of the ``rfctl`` command (:func:`rfctl.cli.main`). It
+    *is* a KeyboardInterrupt, so every path that handles Ctrl-C (putting the board back
+    on its image from before a run, writing the run's records) handles it unchanged; the
+    command then exits ``128 + signum`` (143 for SIGTERM, 129 for SIGHUP).
+
+    Parameters
+    ----------
+    signum : int
+        The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(int(signum))
+        self.signum = int(signum)
+
+    @property
+    def signame(self) -> str:
+        """The signal's name, e.g. ``"SIGTERM"``."""
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+    def __str__(self) -> str:
+        return f"terminated ({self.signame})"
+
+
+def interruption(exc: BaseException | None) -> KeyboardInterrupt | None:
+    """The first KeyboardInterrupt (a Ctrl-C or a :class:`Terminated`) in the chain of
+    causes of ``exc`` (``exc`` itself included), or None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return None
+
+
+def stop_phrase(exc: BaseException | None) -> str:
+    """``"terminated (SIGTERM)"`` (or SIGHUP) when the chain of causes of ``exc`` holds a
+    :class:`Terminated`, else ``"interrupted (Ctrl-C)"``."""
+    ki = interruption(exc)
+    return str(ki) if isinstance(ki, Terminated) else "interrupted (Ctrl-C)"
+
+
+def stop_status(exc: BaseException | None) -> int:
+    """The exit status of a command stopped by ``exc``: ``128 + signum`` for a
+    :class:`Terminated` in its chain of causes, else 130 (Ctrl-C)."""
+    ki = interruption(exc)
+    return 128 + ki.signum if isinstance(ki, Terminated) else 130

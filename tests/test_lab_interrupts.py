@@ -91,8 +91,21 @@ def _active(url: str) -> tuple[bytes, int]:
 def _interrupt_twice(argv: list[str], gap_s: float) -> tuple[int, str]:
     """Run ``rfctl`` with ``argv``; after its first progress line, send SIGINT, then a
     second one ``gap_s`` later. Returns (exit status, stderr)."""
+    return _signal_mid_run(argv, [signal.SIGINT, signal.SIGINT], gap_s)
+
+
+def _signal_mid_run(argv: list[str], signums: list[int], gap_s: float = 0.0
+                    ) -> tuple[int, str]:
+    """Run ``rfctl`` with ``argv``; after its first progress line, send ``signums`` in
+    turn, ``gap_s`` apart. Returns (exit status, stderr). The child starts with SIGTERM
+    and SIGHUP at their defaults (not ignored, even when the tests run under nohup)."""
+
+    def defaults() -> None:
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_DFL)
+
     proc = subprocess.Popen([sys.executable, "-m", "rfctl", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=defaults)
     err = []
     for line in proc.stderr:
         err.append(line)
@@ -101,9 +114,10 @@ def _interrupt_twice(argv: list[str], gap_s: float) -> tuple[int, str]:
     else:
         proc.wait(timeout=30)
         raise AssertionError("the run ended before its first progress line:\n" + "".join(err))
-    os.kill(proc.pid, signal.SIGINT)
-    time.sleep(gap_s)
-    os.kill(proc.pid, signal.SIGINT)
+    for i, signum in enumerate(signums):
+        if i:
+            time.sleep(gap_s)
+        os.kill(proc.pid, signum)
     _, rest = proc.communicate(timeout=120)
     return proc.returncode, "".join(err) + rest
 
@@ -323,3 +337,188 @@ def test_a_ctrl_c_deferred_during_the_restore_after_an_error_exits_130() -> None
 
     assert _stopped(stopped(0)) == 1
     assert _stopped(stopped(1)) == 130
+
+
+# --- SIGTERM and SIGHUP (a `timeout`, a job scheduler, an SSH drop) take the path of
+# Ctrl-C: the board restored, the records written, exit 128 + the signal's number
+
+def _run_dir(tmp_path, kind: str):
+    (run,) = tmp_path.glob(f"{kind}-*")
+    return run, json.loads((run / "snapshot.json").read_text())
+
+
+def _says_terminated(code: int, err: str, name: str, status: int) -> None:
+    assert code == status, err
+    assert f"rfctl: terminated ({name}): " in err, err
+    assert "board restored to its previous image (verified by CRC)" in err, err
+    for bad in ("NOT restored", "unknown", "interrupted", "internal error", "Ctrl-C"):
+        assert bad not in err, err
+
+
+@pytest.mark.parametrize("bench", [FAST, pytest.param(9600, id="slow-link",
+                                                      marks=pytest.mark.slow)],
+                         indirect=True)
+def test_sigterm_during_a_sweep_restores_the_board_and_records_the_readings(
+        bench, tmp_path) -> None:
+    before = _set_image(bench.url, seed=5)
+    code, err = _signal_mid_run(["lab", "sweep", "--url", bench.url, "--meter",
+                                 bench.resources["power-meter"], "--points", "20",
+                                 "--settle", "0.3", "--out", str(tmp_path)],
+                                [signal.SIGTERM])
+    _says_terminated(code, err, "SIGTERM", 143)
+    assert "sweep stopped after " in err and "partial data and plot in " in err, err
+    active, crc = _active(bench.url)
+    assert active == before and crc == image_crc(before)
+    run, snap = _run_dir(tmp_path, "sweep")
+    assert snap["outcome"].startswith("stopped: sweep stopped after "), snap["outcome"]
+    assert "terminated (SIGTERM); board restored" in snap["outcome"], snap["outcome"]
+    done = int(err.split("sweep stopped after ")[1].split()[0])
+    lines = (run / "data.csv").read_text().splitlines()
+    assert 1 <= done < 20 and len(lines) == 1 + done  # header + the readings taken
+    assert list(run.glob("*.png")), "no plot"
+
+
+def test_sighup_during_optimize_restores_the_board_and_exits_129(benches, tmp_path) -> None:
+    bench = benches(921600)
+    before = _set_image(bench.url, seed=6)
+    code, err = _signal_mid_run(["lab", "optimize", "--url", bench.url, "--meter",
+                                 bench.resources["power-meter"], "--budget", "40",
+                                 "--settle", "0.3", "--out", str(tmp_path)],
+                                [signal.SIGHUP])
+    _says_terminated(code, err, "SIGHUP", 129)
+    active, crc = _active(bench.url)
+    assert active == before and crc == image_crc(before)
+    run, snap = _run_dir(tmp_path, "optimize")
+    assert "terminated (SIGHUP); board restored" in snap["outcome"], snap["outcome"]
+    assert len((run / "data.csv").read_text().splitlines()) >= 2  # the readings taken
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bench", [SLOW, FAST], indirect=True)
+def test_a_second_sigterm_does_not_cut_the_restore_short(bench, tmp_path) -> None:
+    """SIGTERM twice (a scheduler that insists): the second one is ignored or deferred
+    like a second Ctrl-C, and the run still ends restored, exit 143."""
+    before = _set_image(bench.url, seed=7)
+    code, err = _signal_mid_run(["lab", "calibrate", "--url", bench.url, "--meter",
+                                 bench.resources["power-meter"], "--states", "4",
+                                 "--passes", "1", "--settle", "0.05", "--out",
+                                 str(tmp_path)], [signal.SIGTERM, signal.SIGTERM], 0.01)
+    assert code == 143, err
+    assert "rfctl: terminated (SIGTERM): " in err, err
+    assert "board restored to its previous image (verified by CRC)" in err, err
+    assert "NOT restored" not in err and "unknown" not in err, err
+    active, crc = _active(bench.url)
+    assert active == before and crc == image_crc(before)
+
+
+def test_deferred_sigint_defers_sigterm_and_sighup_too() -> None:
+    """In-process: SIGTERM inside the restore's block is only counted; the next stop
+    signal (here SIGHUP) raises Terminated for it; the handlers are put back."""
+    from rfctl.errors import Terminated
+
+    outer = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]
+    with deferred_sigint() as presses:
+        signal.raise_signal(signal.SIGTERM)
+        assert presses.count == 1 and presses.signum == signal.SIGTERM
+        with pytest.raises(Terminated) as err:
+            signal.raise_signal(signal.SIGHUP)
+        assert err.value.signum == signal.SIGHUP and isinstance(err.value, KeyboardInterrupt)
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] \
+        == outer
+    assert "a SIGTERM during the restore was deferred" in RestoreOutcome(
+        True, "previous", deferred=1, deferred_signal=signal.SIGTERM).describe()
+
+
+def test_main_leaves_no_signal_handler_behind(tmp_path) -> None:
+    from rfctl.cli import main
+
+    outer = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]
+    assert main(["configs"]) == 0
+    assert main(["lab", "show", str(tmp_path / "missing")]) == 1
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] \
+        == outer
+
+
+def test_sigterm_that_no_routine_handled_exits_143_and_records_it(monkeypatch, tmp_path,
+                                                                  capsys) -> None:
+    """In-process through main(): a SIGTERM before the sweep's first reading exits 143,
+    says what the board last confirmed, and the record says terminated (SIGTERM)."""
+    import rfctl.lab
+    from rfctl.cli import main
+    from rfctl.hal.discovery import open_sim
+
+    lab = open_sim("lab-bench", PROFILE, rows=8, cols=8, seed=9, noise=0.05)
+    try:
+        def before_any_reading(*a, **k):
+            signal.raise_signal(signal.SIGTERM)
+            raise AssertionError("SIGTERM did not stop the run")
+
+        monkeypatch.setattr(rfctl.lab, "beam_sweep", before_any_reading)
+        capsys.readouterr()
+        assert main(["lab", "sweep", "--url", lab.url, "--meter",
+                     lab.resources["power-meter"], "--points", "5", "--out",
+                     str(tmp_path)]) == 143
+        err = capsys.readouterr().err
+        assert err.startswith("rfctl: terminated (SIGTERM); the board holds its image from "
+                              "before the run"), err
+        _, snap = _run_dir(tmp_path, "sweep")
+        assert snap["outcome"].startswith("terminated (SIGTERM); "), snap["outcome"]
+    finally:
+        lab.stop()
+
+
+def test_sigterm_during_program_says_what_the_board_holds(monkeypatch, tmp_path,
+                                                          capsys) -> None:
+    """``rfctl program`` mid-transaction: SIGTERM asks the board what it holds and
+    exits 143 saying so (the path of Ctrl-C)."""
+    import rfctl.hal.program as program_mod
+    from rfctl.cli import main
+    from rfctl.hal.discovery import open_sim
+
+    lab = open_sim("lab-bench", PROFILE, rows=8, cols=8, seed=9, noise=0.05)
+    try:
+        before = bytes(lab.server.firmware.active)
+        state = tmp_path / "s.json"
+        rng = np.random.default_rng(11)
+        ArrayState(phases=rng.uniform(-np.pi, np.pi, 64),
+                   switch=np.ones((64, 1), bool)).save(state)
+        real = program_mod._stage_with_rebase
+
+        def stage(*a, **kw):
+            signal.raise_signal(signal.SIGTERM)
+            return real(*a, **kw)
+
+        monkeypatch.setattr(program_mod, "_stage_with_rebase", stage)
+        capsys.readouterr()
+        assert main(["program", "--board", "sim-lab-8x8", "--url", lab.url, "--state",
+                     str(state)]) == 143
+        err = capsys.readouterr().err
+        assert err.startswith("rfctl: terminated (SIGTERM): "), err
+        assert "terminated (SIGTERM)" in err.split(": ", 2)[2] and "Ctrl-C" not in err, err
+        assert "holds the previous image" in err, err  # what the board holds, asked
+        assert bytes(lab.server.firmware.active) == before  # nothing latched
+    finally:
+        lab.stop()
+
+
+def test_main_keeps_an_ignored_sighup_ignored(monkeypatch) -> None:
+    """Under ``nohup`` (SIGHUP ignored) main installs no SIGHUP handler; SIGTERM gets its
+    handler while main runs, and both are put back."""
+    import rfctl.cli as cli
+
+    seen = {}
+
+    def inside(argv, out):
+        seen.update(hup=signal.getsignal(signal.SIGHUP), term=signal.getsignal(signal.SIGTERM))
+        return 0
+
+    monkeypatch.setattr(cli, "_main", inside)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        term = signal.getsignal(signal.SIGTERM)
+        assert cli.main([]) == 0
+        assert seen["hup"] is signal.SIG_IGN and seen["term"] is cli._terminate
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is term
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -9,7 +9,11 @@ library → format). Only this package prints.
 - 2 usage (argparse);
 - 3 an unexpected exception — a bug: ``rfctl: internal error, please report`` and the
   traceback under ``-v``;
-- 130 interrupted (Ctrl-C).
+- 130 interrupted (Ctrl-C);
+- 143 terminated by SIGTERM, 129 by SIGHUP (128 + the signal's number): ``main`` turns
+  them into :class:`~rfctl.errors.Terminated`, a KeyboardInterrupt, so they take the
+  path of Ctrl-C everywhere (a lab run restores the board and writes its records), with
+  the message ``rfctl: terminated (SIGTERM): …``.
 Angles are shown in degrees and gains in dB here, at the edge; everything inside is SI.
 """
 
@@ -25,7 +29,8 @@ from pathlib import Path
 from typing import TextIO
 
 from rfctl import __version__
-from rfctl.errors import OutputError, RfctlError
+from rfctl.errors import OutputError, RfctlError, Terminated, interruption, stop_status
+from rfctl.stopsignals import TERMINATING_SIGNALS, handling
 
 from .argtypes import check_output_file
 
@@ -54,17 +59,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame) -> None:
+    raise Terminated(signum)
+
+
+def _stopped_head(exc: BaseException) -> str:
+    """``rfctl: interrupted`` (Ctrl-C) or ``rfctl: terminated (SIGTERM)``."""
+    ki = interruption(exc)
+    return f"rfctl: {ki}" if isinstance(ki, Terminated) else "rfctl: interrupted"
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI; returns the exit status.
+
+    SIGTERM and SIGHUP raise :class:`~rfctl.errors.Terminated` while it runs (main
+    thread only; the previous handlers are put back on return)."""
+    with handling(_terminate, TERMINATING_SIGNALS):
+        return _main(argv, out)
+
+
+def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
     out = out or sys.stdout
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: usage errors and --help/--version
         return int(exc.code or 0)
-    except KeyboardInterrupt:  # Ctrl-C while the command groups were being imported
-        print("rfctl: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C while the command groups were imported
+        print(_stopped_head(exc), file=sys.stderr)
+        return stop_status(exc)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s")
@@ -84,13 +107,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return int(args.func(args, out))
     except RfctlError as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt):  # stopped by Ctrl-C, and says how
-            print(f"rfctl: interrupted: {_one_line(exc)}", file=sys.stderr)
-            return 130
+            print(f"{_stopped_head(exc)}: {_one_line(exc)}", file=sys.stderr)
+            return stop_status(exc)
         print(f"rfctl: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("rfctl: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(_stopped_head(exc), file=sys.stderr)
+        return stop_status(exc)
     except BrokenPipeError:
         # the reader of our output went away (e.g. `rfctl demo | head -1`): not an error
         # of ours; stop writing quietly, with the shell's SIGPIPE status

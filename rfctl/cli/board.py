@@ -7,7 +7,7 @@ import inspect
 import sys
 from typing import TextIO
 
-from rfctl.errors import DeviceError, ProgramError, RfctlError
+from rfctl.errors import DeviceError, ProgramError, RfctlError, stop_phrase, stop_status
 from rfctl.hal import compile_board, quantize
 from rfctl.hal.device import DeviceInfo, layout_from_profile
 from rfctl.hal.discovery import load_entry_point
@@ -94,11 +94,12 @@ def cmd_program(args: argparse.Namespace, out: TextIO) -> int:
         res = program(dev, image)
         try:
             back = dev.read_active()
-        except KeyboardInterrupt:
-            print(f"rfctl: interrupted after programming: {res.device} confirmed the new "
-                  f"image (active CRC {res.crc:#010x}); the read-back was not done",
-                  file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as exc:
+            head = "interrupted" if stop_status(exc) == 130 else stop_phrase(exc)
+            print(f"rfctl: {head} after programming: "
+                  f"{res.device} confirmed the new image (active CRC {res.crc:#010x}); the "
+                  "read-back was not done", file=sys.stderr)
+            return stop_status(exc)
         except DeviceError as exc:  # the program was confirmed; the read-back was not
             raise ProgramError(
                 f"{profile.name}: the board confirmed the new image (active CRC "

@@ -1,8 +1,9 @@
 """``rfctl lab sweep|calibrate|optimize|show``: measurement routines on a board and a
 power sensor, and a summary of a recorded run.
 
-Exit codes: 0 success; 130 only when the run was stopped by Ctrl-C (SIGINT); 1 for any
-other failure, after the board was put back on the image it held before the run.
+Exit codes: 0 success; 130 only when the run was stopped by Ctrl-C (SIGINT), 143 by
+SIGTERM, 129 by SIGHUP (the same path: the board restored, the records written); 1 for
+any other failure, after the board was put back on the image it held before the run.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import math
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from rfctl.errors import ConfigError, OutputError
+from rfctl.errors import ConfigError, OutputError, interruption, stop_phrase, stop_status
 from rfctl.hal import compile_board
 from rfctl.hal.discovery import load_entry_point, open_device, open_instrument
+from rfctl.stopsignals import STOP_SIGNALS, handling, signal_label, stop_exception
 
 from .argtypes import check_output_file, check_writable_folder, finite_float, int_at_least
 from .common import board_profile, close_quietly, db
@@ -232,31 +233,46 @@ def _lab_setup(args: argparse.Namespace, profile):
     return dev, meter
 
 
-def _interrupted_after(rec, what: str) -> int:
-    """Ctrl-C while the records of a completed run were written: say what the board
-    holds; the records may be incomplete."""
+def _interrupted_after(rec, what: str, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C (or SIGTERM / SIGHUP) while the records of a completed run were written:
+    say what the board holds; the records may be incomplete."""
+    phrase = stop_phrase(exc)
     try:
-        rec.finish(f"interrupted (Ctrl-C) while writing the records; {what}")
+        rec.finish(f"{phrase} while writing the records; {what}")
     except (OSError, KeyboardInterrupt):
         pass
-    print(f"rfctl: interrupted after {what}; records in {rec.path} may be incomplete",
+    head = "interrupted" if stop_status(exc) == 130 else phrase
+    print(f"rfctl: {head} after {what}; records in {rec.path} may be incomplete",
           file=sys.stderr)
-    return 130
+    return stop_status(exc)
 
 
 def _stopped(exc: BaseException) -> int:
-    """Exit status of an interrupted run: 130 for Ctrl-C only (anywhere in the chain of
-    causes: program() turns a Ctrl-C into a ProgramError that says what the board
-    holds), 1 otherwise."""
+    """Exit status of an interrupted run: 130 for Ctrl-C, 128 + the signal's number for
+    SIGTERM / SIGHUP (anywhere in the chain of causes: program() turns a Ctrl-C into a
+    ProgramError that says what the board holds; also one received and deferred during
+    the restore), 1 otherwise."""
+    if interruption(exc) is not None:
+        return stop_status(exc)
     seen = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt) or getattr(getattr(e, "restore", None),
-                                                       "deferred", 0):
-            return 130  # Ctrl-C, also one pressed (and deferred) during the restore
+        got = getattr(e, "restore", None)
+        if getattr(got, "deferred", 0):  # received (and deferred) during the restore
+            signum = getattr(got, "deferred_signal", signal.SIGINT)
+            return 130 if signum == signal.SIGINT else 128 + signum
         seen.add(id(e))
         e = e.__cause__
     return 1
+
+
+def _stopped_head(status: int) -> str:
+    """The start of the message of a run stopped with exit ``status`` (:func:`_stopped`)."""
+    if status == 1:
+        return "rfctl: error: "
+    if status == 130:
+        return "rfctl: interrupted: "
+    return f"rfctl: terminated ({signal_label(status - 128)}): "
 
 
 class _RunWarnings(logging.Handler):
@@ -276,40 +292,40 @@ class _RunWarnings(logging.Handler):
 
 
 class _Interrupts:
-    """The SIGINT policy of a lab run (main thread only): the first Ctrl-C stops the
-    run (KeyboardInterrupt, the routine restores the board); a second one is recorded
-    and ignored, so that it cannot cut the restore or the records short; a third one
-    aborts (KeyboardInterrupt again). During the restore itself the library takes over
-    and defers Ctrl-C the same way (:func:`rfctl.lab.restore.deferred_sigint`)."""
+    """The stop-signal policy of a lab run (main thread only), for Ctrl-C, SIGTERM and
+    SIGHUP alike (counted together): the first stops the run (KeyboardInterrupt, or
+    :class:`~rfctl.errors.Terminated` for SIGTERM / SIGHUP; the routine restores the
+    board); a second one is recorded and ignored, so that it cannot cut the restore or
+    the records short; a third one aborts (raises again). During the restore itself the
+    library takes over and defers them the same way
+    (:func:`rfctl.lab.restore.deferred_sigint`)."""
 
     def __init__(self) -> None:
         self.count = 0
-        self._installed = False
-        self._previous = None
+        self._handling = handling(self._handler, STOP_SIGNALS)
 
     def __enter__(self) -> _Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-            self._installed = True
+        self._handling.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, signal.default_int_handler if self._previous is None
-                          else self._previous)
+        self._handling.__exit__(None, None, None)
 
     def _handler(self, signum, frame) -> None:
         self.count += 1
         if self.count == 2:
             # os.write, not print: the handler may run while the main thread is inside a
             # write to sys.stderr (a buffered stream is not reentrant)
+            label = signal_label(signum)
+            again = ("press Ctrl-C once more" if signum == signal.SIGINT else
+                     "one more stop signal")
             try:
-                os.write(2, b"rfctl: Ctrl-C again: the board is being restored and the "
-                         b"records written; press Ctrl-C once more to abort\n")
+                os.write(2, f"rfctl: {label} again: the board is being restored and the "
+                         f"records written; {again} to abort\n".encode())
             except OSError:
                 pass
             return
-        raise KeyboardInterrupt
+        raise stop_exception(signum)
 
 
 def cmd_lab(args: argparse.Namespace, out: TextIO) -> int:
@@ -392,13 +408,15 @@ def _run_action(args, out, profile, rec, bar) -> int:
                 dev.verified_active = bytes.fromhex(rec.snap["image_before"])
             return {"sweep": _sweep, "calibrate": _calibrate, "optimize": _optimize}[
                 args.action](args, out, profile, dev, meter, bar, rec)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             # not through a routine's own handling (which restores the board and says
             # so): before its first reading, or a further Ctrl-C that aborted the restore
             holds = _holds(dev, rec)
-            _finish_quietly(rec, f"interrupted (Ctrl-C); {holds}")
-            print(f"rfctl: interrupted; {holds}; records in {rec.path}", file=sys.stderr)
-            return 130
+            phrase = stop_phrase(exc)
+            _finish_quietly(rec, f"{phrase}; {holds}")
+            head = "interrupted" if stop_status(exc) == 130 else phrase
+            print(f"rfctl: {head}; {holds}; records in {rec.path}", file=sys.stderr)
+            return stop_status(exc)
         except BaseException as exc:
             if not rec.discard():  # refused before the first reading: no folder left
                 _finish_quietly(rec, f"failed: {type(exc).__name__}: {exc}")
@@ -432,21 +450,22 @@ def _stopped_records(rec, exc, rows: list[dict], extra: dict, what: str) -> int:
     while they are written cuts only the records short, and the message still says
     what the board holds.
 
-    The message starts ``rfctl: error:`` for a failure (exit 1) and ``rfctl:
-    interrupted:`` for a Ctrl-C (exit 130); it names only the files actually written
+    The message starts ``rfctl: error:`` for a failure (exit 1), ``rfctl:
+    interrupted:`` for a Ctrl-C (exit 130) and ``rfctl: terminated (SIGTERM):`` for
+    SIGTERM (exit 143; SIGHUP: 129); it names only the files actually written
     (``what``: the data kept, e.g. ``"partial data"``; a plot only when one was drawn)."""
     from rfctl.lab import plot_run
 
     status = _stopped(exc)
-    head = "rfctl: interrupted: " if status == 130 else "rfctl: error: "
+    head = _stopped_head(status)
     try:
         rec.data(rows, {**extra, "interrupted": str(exc)})
         rec.finish(f"stopped: {exc}")
         plots = plot_run(rec.path)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as again:
         print(f"{head}{exc}; interrupted again while the records were written: they may "
               f"be incomplete in {rec.path}", file=sys.stderr)
-        return 130
+        return status if status != 1 else stop_status(again)
     if not rows:
         kept = what.rsplit(";", 1)[0] + "; " if ";" in what else ""
         where = f"{kept}no readings were taken (no plot); the record is"
@@ -477,8 +496,8 @@ def _sweep(args, out, profile, dev, meter, bar, rec) -> int:
         rec.finish("completed" if data.restore is None or data.restore.restored else
                    f"completed; {ends}")
         plot_run(rec.path)
-    except KeyboardInterrupt:
-        return _interrupted_after(rec, f"the sweep completed: {ends}")
+    except KeyboardInterrupt as exc:
+        return _interrupted_after(rec, f"the sweep completed: {ends}", exc)
     k = int(np.argmax(data.column("power_w")))
     print(f"{args.points}-point sweep in {data.elapsed_s:.2f} s "
           f"({data.elapsed_s / args.points * 1e3:.2f} ms per point); peak "
@@ -541,10 +560,10 @@ def _calibrate(args, out, profile, dev, meter, bar, rec) -> int:
         rec.data(cal.readings, {**extra, "table": path.read_text(), "table_file": str(path)})
         rec.finish("completed")
         plot_run(rec.path)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         return _interrupted_after(
             rec, f"the calibration completed: the board holds the calibrated beam; table "
-            f"{target} {'written' if Path(target).exists() else 'NOT written'}")
+            f"{target} {'written' if Path(target).exists() else 'NOT written'}", exc)
     gain = _dbm(cal.power_after_w) - _dbm(cal.power_before_w)
     print(f"calibrated {len(cal.offsets)} elements with {cal.measurements} measurements "
           f"(global phase: {cal.reference}); beam at the probe {_dbm(cal.power_before_w):.2f}"
@@ -572,9 +591,9 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
                             "elapsed_s": res.elapsed_s})
         rec.finish("completed", image_after=res.image_after)
         plot_run(rec.path)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         return _interrupted_after(rec, "the optimisation completed: the board holds the "
-                                  "configuration it reported")
+                                  "configuration it reported", exc)
     head = (f"optimize ({args.method}): {res.blind.measurements} measurements in "
             f"{res.elapsed_s:.2f} s (stop: {res.blind.stop}); ")
     if res.kept_start:

@@ -32,6 +32,7 @@ from rfctl.errors import (
     HardwareConstraintError,
     ProgramError,
     RfctlError,
+    stop_phrase,
 )
 from rfctl.hal.device import Device, LinkStats, StageError, operation_deadline
 from rfctl.hal.discovery import open_device
@@ -160,11 +161,12 @@ def _fail(device: Device, plan: _Plan | None, exc: DeviceError, orig_crc: int | 
 
 def _interrupted(device: Device, plan: _Plan | None, exc: KeyboardInterrupt,
                  orig_crc: int | None) -> NoReturn:
-    """Ctrl-C during :func:`program`: ask the board what it holds (within the link's
-    bound; a second Ctrl-C gives up asking) and raise the ProgramError that says so,
-    chained from the KeyboardInterrupt (the CLI exits 130)."""
+    """Ctrl-C (or SIGTERM / SIGHUP, a :class:`~rfctl.errors.Terminated`) during
+    :func:`program`: ask the board what it holds (within the link's bound; a second
+    Ctrl-C gives up asking) and raise the ProgramError that says so, chained from the
+    KeyboardInterrupt (the CLI exits 130, or 128 + the signal's number)."""
     if plan is None:
-        raise ProgramError(f"{device.name}: interrupted (Ctrl-C) before anything was sent",
+        raise ProgramError(f"{device.name}: {stop_phrase(exc)} before anything was sent",
                            holds={device.name: "previous"}, cause=exc) from exc
     try:
         holds, why = _ask(device, plan)
@@ -172,7 +174,7 @@ def _interrupted(device: Device, plan: _Plan | None, exc: KeyboardInterrupt,
         holds, why = "unknown", "interrupted again while asking the board"
     _settle(device, plan, holds)
     holds, why = _vs_call(plan, holds, why, orig_crc)
-    raise ProgramError(f"{device.name}: interrupted (Ctrl-C)" + (f"; {why}" if why else ""),
+    raise ProgramError(f"{device.name}: {stop_phrase(exc)}" + (f"; {why}" if why else ""),
                        holds={device.name: holds}, cause=exc) from exc
 
 

@@ -9,7 +9,11 @@ restore goes on; a further press aborts it, and the outcome then says what the b
 holds (the run's last image, the previous image after all, or unknown — as
 :class:`~rfctl.errors.ProgramError` reports it).
 
-SIGINT can only be handled on the main thread (elsewhere the restore runs unprotected).
+SIGTERM and SIGHUP (a ``timeout``, a job scheduler, an SSH drop: the ``rfctl`` command
+turns them into :class:`~rfctl.errors.Terminated`, a KeyboardInterrupt) are deferred the
+same way, and counted with the Ctrl-C presses.
+
+Signals can only be handled on the main thread (elsewhere the restore runs unprotected).
 Whatever handler was installed is replaced for the duration of the restore and put back
 afterwards; the presses deferred are reported (:attr:`RestoreOutcome.deferred`), so a
 caller can still treat the run as stopped by Ctrl-C.
@@ -20,15 +24,15 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rfctl.errors import ProgramError, RfctlError
+from rfctl.errors import ProgramError, RfctlError, Terminated, interruption, stop_phrase
 from rfctl.hal.device import Device
 from rfctl.hal.image import DeviceImage
 from rfctl.hal.program import program
+from rfctl.stopsignals import STOP_SIGNALS, handling, signal_label, stop_exception
 
 __all__ = ["RestoreOutcome", "deferred_sigint", "restore_image", "stop_cause", "stopped_message"]
 
@@ -49,13 +53,17 @@ class RestoreOutcome:
     detail : str
         Why not restored (empty when restored).
     deferred : int
-        Ctrl-C presses received during the restore and deferred until it finished.
+        Ctrl-C presses (or SIGTERM / SIGHUP) received during the restore and deferred
+        until it finished.
+    deferred_signal : int
+        The first of those signals (``signal.SIGINT`` for Ctrl-C).
     """
 
     restored: bool
     holds: str
     detail: str = ""
     deferred: int = 0
+    deferred_signal: int = signal.SIGINT
 
     def describe(self) -> str:
         """One phrase for a message: ``board restored …`` or ``board NOT restored …``."""
@@ -69,51 +77,52 @@ class RestoreOutcome:
         if self.detail:
             text += f" ({self.detail})"
         if self.deferred and self.restored:
-            text += "; a Ctrl-C during the restore was deferred until it finished"
+            text += (f"; a {signal_label(self.deferred_signal)} during the restore was "
+                     "deferred until it finished")
         return text
 
 
 @dataclass
 class _Presses:
     count: int = 0
+    signum: int = signal.SIGINT  # the first signal received
     armed: bool = True  # the aborting press raises only while this is set
     aborted: bool = False  # it did
 
 
 @contextmanager
 def deferred_sigint(abort_after: int = 2) -> Iterator[_Presses]:
-    """Defer SIGINT inside the block: presses are counted; the ``abort_after``-th raises
-    KeyboardInterrupt once, if ``armed`` is still set (so a user can still abort), and
-    later presses are only counted. Only on the main thread (elsewhere the block runs
-    unchanged); the previous handler is put back afterwards.
+    """Defer SIGINT, SIGTERM and SIGHUP inside the block: they are counted together; the
+    ``abort_after``-th raises (KeyboardInterrupt for SIGINT, else
+    :class:`~rfctl.errors.Terminated`) once, if ``armed`` is still set (so a user can
+    still abort), and later ones are only counted. Only on the main thread (elsewhere the
+    block runs unchanged); the previous handlers are put back afterwards.
 
     Yields
     ------
     object
-        With ``count`` (the presses received in the block) and ``armed``.
+        With ``count`` (the signals received in the block), ``signum`` (the first of
+        them) and ``armed``.
     """
     presses = _Presses()
-    if threading.current_thread() is not threading.main_thread():
-        yield presses
-        return
 
     def handler(signum, frame) -> None:  # nothing that takes a lock (logging, print)
         presses.count += 1
+        if presses.count == 1:
+            presses.signum = signum
         if presses.count == abort_after and presses.armed:
             presses.armed = False
             presses.aborted = True
-            raise KeyboardInterrupt
+            raise stop_exception(signum)
 
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield presses
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None
-                      else previous)
-        if presses.count:
-            log.warning("%d Ctrl-C during the board's restore: %s", presses.count,
-                        "the restore was aborted" if presses.aborted else
-                        "deferred until it finished")
+    with handling(handler, STOP_SIGNALS):
+        try:
+            yield presses
+        finally:
+            if presses.count:
+                log.warning("%d %s during the board's restore: %s", presses.count,
+                            signal_label(presses.signum), "the restore was aborted"
+                            if presses.aborted else "deferred until it finished")
 
 
 def restore_image(device: Device, image: DeviceImage) -> RestoreOutcome:
@@ -137,34 +146,42 @@ def restore_image(device: Device, image: DeviceImage) -> RestoreOutcome:
         try:
             program(device, image)
             presses.armed = False
-            return RestoreOutcome(True, "previous", deferred=presses.count)
+            return RestoreOutcome(True, "previous", deferred=presses.count,
+                                  deferred_signal=presses.signum)
         except ProgramError as exc:
             presses.armed = False
             holds = exc.holds.get(device.name, "unknown") if exc.holds else "unknown"
             if holds == "new":  # the restore latched (the board said so by its CRC)
-                return RestoreOutcome(True, "previous", deferred=presses.count)
+                return RestoreOutcome(True, "previous", deferred=presses.count,
+                                      deferred_signal=presses.signum)
             log.error("could not restore the board: %s", exc)
             why = _why(exc)
             m = _HOLDS.search(why)
             if m and holds == "previous":  # said by "holds the run's last image" already
                 why = why[:m.start()]
             return RestoreOutcome(False, "last" if holds == "previous" else "unknown", why,
-                                  presses.count)
+                                  presses.count, presses.signum)
         except (RfctlError, OSError) as exc:
             presses.armed = False
             log.error("could not restore the board: %s", exc)
-            return RestoreOutcome(False, "unknown", _why(exc), presses.count)
-        except KeyboardInterrupt:  # program() converts its own; this one came before it
+            return RestoreOutcome(False, "unknown", _why(exc), presses.count, presses.signum)
+        except KeyboardInterrupt as exc:  # program() converts its own; this came before it
             presses.armed = False
-            return RestoreOutcome(False, "last", "the restore was aborted by Ctrl-C before "
-                                  "anything was sent", presses.count)
+            return RestoreOutcome(False, "last", f"the restore was aborted by {_by(exc)} before "
+                                  "anything was sent", presses.count, presses.signum)
 
 
 def _why(exc: BaseException) -> str:
     text = str(exc)
-    if isinstance(exc.__cause__, KeyboardInterrupt) or "interrupted (Ctrl-C)" in text:
-        return f"the restore was aborted by Ctrl-C: {text}"
+    if interruption(exc.__cause__) is not None or "interrupted (Ctrl-C)" in text:
+        return f"the restore was aborted by {_by(exc.__cause__)}: {text}"
     return text
+
+
+def _by(exc: BaseException | None) -> str:
+    """``Ctrl-C``, or the name of the signal that raised a Terminated in the chain."""
+    ki = interruption(exc)
+    return ki.signame if isinstance(ki, Terminated) else "Ctrl-C"
 
 
 # ProgramError appends "(NAME holds the previous image)": "previous" there is the image
@@ -172,20 +189,12 @@ def _why(exc: BaseException) -> str:
 _HOLDS = re.compile(r" \(([^()]*? holds the (?:previous|new) image[^()]*)\)$")
 
 
-def _cause_chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    e: BaseException | None = exc
-    while e is not None and all(e is not x for x in seen):
-        seen.append(e)
-        e = e.__cause__
-    return seen
-
-
 def stop_cause(exc: BaseException) -> str:
     """Why a lab routine stopped, as a phrase for its message.
 
     ``interrupted (Ctrl-C)`` for a Ctrl-C (also one that program() turned into a
-    :class:`~rfctl.errors.ProgramError`); otherwise ``Type: message``, where a
+    :class:`~rfctl.errors.ProgramError`), ``terminated (SIGTERM)`` (or SIGHUP) for a
+    :class:`~rfctl.errors.Terminated`; otherwise ``Type: message``, where a
     ProgramError's "(X holds the previous image)" is said as "X kept its image from
     before that write" (the run's last image: not the image from before the run, which
     the restore is about) and "holds the new image" as "X latched that write".
@@ -200,8 +209,8 @@ def stop_cause(exc: BaseException) -> str:
     str
         One phrase, without enclosing parentheses.
     """
-    if any(isinstance(e, KeyboardInterrupt) for e in _cause_chain(exc)):
-        return "interrupted (Ctrl-C)"
+    if interruption(exc) is not None:
+        return stop_phrase(exc)
     text = str(exc)
     m = _HOLDS.search(text)
     if m:
