@@ -50,6 +50,13 @@ def _table(path: Path, rows: list[str]) -> Path:
      "boards of 2 or more bits only (bank"),
     (["calibrate", *ONEBIT, "--states", "2", "--probe-theta", "0.2"], 2,
      "rfctl lab: error: --probe-theta, --states: apply to boards of 2 or more bits only"),
+    # csm samples 2 × 2^bits states per group: 1 + 4 (2 × 64 + 2) + 1 = 522 readings
+    (["optimize", "--method", "csm", "--budget", "521"], 2,
+     "rfctl lab: error: --budget 521: --method csm with 4 groups on 6-bit bank 'phase' "
+     "needs a budget of at least 522"),
+    (["optimize", "--method", "csm", "--groups", "1", "--budget", "130"], 2,
+     "rfctl lab: error: --budget 130: --method csm with 1 group on 6-bit bank 'phase' "
+     "needs a budget of at least 131"),
     (["sweep", "--rows", "5"], 2, "rfctl lab: error: --rows/--cols: 5 does not divide the "
      "64 elements"),
     (["sweep", "--rows", "8", "--cols", "4"], 2, "rfctl lab: error: --rows 8 × --cols 4"),
@@ -198,3 +205,27 @@ def test_an_instrument_profile_is_read_before_the_board_is_opened(tmp_path, caps
         assert err.startswith(f"rfctl: error: --instrument-profile {given}: "), err
         assert says in err and "127.0.0.1:9" not in err and "drivers" not in err, err
         assert not list(out.iterdir())
+
+
+@pytest.mark.parametrize(("levels", "groups"), [(64, 4), (64, 1), (2, 4), (4, 3)])
+def test_csm_budget_is_the_least_that_samples_every_group(levels, groups) -> None:
+    """``csm_budget`` is pinned to the algorithm: with it every group is sampled, with
+    one reading less at least one group is skipped (the refusal's figure is exact)."""
+    import numpy as np
+
+    from rfctl.lab import conditional_sample_mean
+    from rfctl.lab.blind import MeasurementLog
+    from rfctl.lab.optimize import csm_budget
+
+    def groups_sampled(budget: int) -> int:
+        log = MeasurementLog(lambda x: float(np.sum(x)), budget)
+        conditional_sample_mean(log, 12, budget=budget, rng=np.random.default_rng(0),
+                                levels=levels, groups=groups)
+        phases = [r["phase"] for r in log.rows]
+        # each sampled group is one run of consecutive "sample" readings
+        return sum(1 for i, p in enumerate(phases)
+                   if p == "sample" and (i == 0 or phases[i - 1] != "sample"))
+
+    need = csm_budget(levels, groups)
+    assert groups_sampled(need) == groups
+    assert groups_sampled(need - 1) < groups

@@ -137,7 +137,7 @@ def _panel(args: argparse.Namespace, profile) -> None:
 # the options a refusal of the library's argument checks names (ConfigError.field)
 _OPTION_OF = {"budget": "--budget", "method": "--method", "verify": "--verify",
               "settle": "--settle", "states": "--states", "passes": "--passes",
-              "reference": "--reference", "rows": "--rows"}
+              "reference": "--reference", "rows": "--rows", "groups": "--groups"}
 
 
 def _usage(args: argparse.Namespace, profile) -> str | None:
@@ -159,7 +159,7 @@ def _usage(args: argparse.Namespace, profile) -> str | None:
                     f"{profile.name}'s phase bank (a group holds at least one element)")
         if args.action == "optimize":
             check_optimize(profile, method=args.method, budget=_optimize_budget(args, profile),
-                           verify=args.verify, settle_s=args.settle)
+                           verify=args.verify, settle_s=args.settle, groups=args.groups)
         elif args.action == "calibrate":
             ph = phase_bank(profile)
             if ph.bits == 1:

@@ -35,7 +35,8 @@ from rfctl.lab.instruments import PowerSensor
 from rfctl.lab.restore import RestoreOutcome, restore_image, stopped_message
 
 __all__ = ["METHODS", "OptimizeInterruptedError", "OptimizeResult", "check_optimize",
-           "codes_image", "few_bit_estimate_warning", "lab_routing", "optimize_board",
+           "codes_image", "csm_budget", "few_bit_estimate_warning", "lab_routing",
+           "optimize_board",
            "phase_bank",
            "restore_board", "restore_outcome"]
 
@@ -188,8 +189,16 @@ def few_bit_estimate_warning(profile: BoardProfile, method: str) -> str | None:
             "with the table")
 
 
+def csm_budget(levels: int, groups: int) -> int:
+    """Least search budget with which conditional sample mean samples every group: per
+    group 2 × ``levels`` random states (each state seen about twice per element) and
+    two readings kept for the group's confirmation, plus the incumbent's reading with
+    groups. The starting configuration's reading is not included."""
+    return (1 if groups > 1 else 0) + groups * (2 * levels + 2)
+
+
 def check_optimize(profile: BoardProfile, *, method: str, budget: int, verify: int = 1,
-                   settle_s: float = 0.0) -> None:
+                   settle_s: float = 0.0, groups: int = 4) -> None:
     """The checks :func:`optimize_board` makes before touching the board, callable on
     their own (the CLI runs them before it opens the board or creates a run folder).
 
@@ -197,8 +206,9 @@ def check_optimize(profile: BoardProfile, *, method: str, budget: int, verify: i
     ------
     ConfigError
         ``field`` names the argument: an unknown method, budget < 1 or below the
-        method's minimum (``estimate``: 2(N + R) + 1), verify < 1, settle < 0, or no
-        usable phase bank (field ``banks``).
+        method's minimum (``estimate``: 2(N + R) + 1; ``csm``: 1 + :func:`csm_budget`),
+        groups outside [1, N] (``csm``), verify < 1, settle < 0, or no usable phase bank
+        (field ``banks``).
     """
     if method not in METHODS:
         raise ConfigError(f"method {method!r} is not one of {', '.join(METHODS)}",
@@ -210,7 +220,20 @@ def check_optimize(profile: BoardProfile, *, method: str, budget: int, verify: i
     if settle_s < 0:
         raise ConfigError(f"settle = {settle_s} s must be ≥ 0", field="settle",
                           reason="negative")
-    n = phase_bank(profile).count
+    ph = phase_bank(profile)
+    n = ph.count
+    if method == "csm":
+        if not 1 <= groups <= n:
+            raise ConfigError(f"groups = {groups} must be in [1, {n}] (the elements of bank "
+                              f"{ph.name!r})", field="groups", reason="out of range")
+        need = 1 + csm_budget(1 << ph.bits, groups)
+        if budget < need:
+            raise ConfigError(
+                f"--method csm with {groups} group{'s' if groups > 1 else ''} on "
+                f"{ph.bits}-bit bank {ph.name!r} needs a budget of at least {need} readings "
+                f"(the start's reading, then per group 2 × {1 << ph.bits} random states and "
+                f"the group's confirmation), got {budget}; give a larger --budget or fewer "
+                "--groups", field="budget", reason="below the method's minimum")
     if method == "estimate":
         need, _ = estimation_budget(n)
         if budget < need + 1:
@@ -265,7 +288,8 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     OptimizeInterruptedError
         Ctrl-C or an error during the run; the board is restored first.
     """
-    check_optimize(profile, method=method, budget=budget, verify=verify, settle_s=settle_s)
+    check_optimize(profile, method=method, budget=budget, verify=verify, settle_s=settle_s,
+                   groups=groups)
     ph = phase_bank(profile)
     levels = 1 << ph.bits
     n = ph.count
