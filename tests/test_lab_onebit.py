@@ -569,3 +569,22 @@ def test_a_dead_reference_element_is_refused_after_the_readings_and_keeps_them()
     n = len(ei.value.readings)
     assert 2 * (256 + 16) < n < budget and f"stopped after {n} of {budget} readings" in str(
         ei.value)
+
+
+def test_cli_optimize_that_finds_nothing_says_the_board_is_on_the_start(served, tmp_path,
+                                                                         capsys) -> None:
+    """With a budget of one reading the search's result is the start itself: the CLI
+    and ``lab show`` say the board is on the start, never a gain (a new user's trial saw
+    "-1.06 dB … board left on it" for an unchanged start)."""
+    args = _bench_args(tmp_path, served.resources, served.url)
+    capsys.readouterr()
+    assert main(["lab", "optimize", *args[1:], "--frequency", "5.3e9", "--budget", "1",
+                 "--method", "greedy", "--verify", "1"]) == 0
+    said = capsys.readouterr().out
+    assert "no configuration better than the start was found, so the board is on the " \
+        "start" in said and " dB, " not in said
+    (run,) = tmp_path.glob("optimize-*")
+    data = json.loads((run / "data.json").read_text())
+    assert data["unchanged"] and not data["kept_start"]
+    assert main(["lab", "show", str(run)]) == 0
+    assert "nothing better than the start was found" in capsys.readouterr().out

@@ -588,6 +588,7 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
                             "stop": res.blind.stop, "estimate": res.blind.estimate,
                             "measurements": res.blind.measurements,
                             "kept_start": res.kept_start, "start_w": res.start_w,
+                            "unchanged": res.unchanged,
                             "elapsed_s": res.elapsed_s})
         rec.finish("completed", image_after=res.image_after)
         plot_run(rec.path)
@@ -604,6 +605,13 @@ def _optimize(args, out, profile, dev, meter, bar, rec) -> int:
               f"re-measured ({args.verify} re-measurement{'' if args.verify == 1 else 's'}; "
               f"{_dbm(res.initial_w):.2f} dBm "
               f"at its first reading); no improvement found; records in {rec.path}",
+              file=out)
+        return 0
+    if res.unchanged:
+        print(head + "no configuration better than the start was found, so the board is on "
+              f"the start: {_dbm(float(np.mean(res.verified_w))):.2f} dBm re-measured "
+              f"({args.verify} re-measurement{'' if args.verify == 1 else 's'}; "
+              f"{_dbm(res.initial_w):.2f} dBm at its first reading); records in {rec.path}",
               file=out)
         return 0
     print(head + f"{_dbm(res.initial_w):.2f} → {_dbm(res.power_w):.2f} dBm verified "
@@ -676,7 +684,12 @@ def _summary(run_dir: Path, s: dict, d: dict, out: TextIO) -> int:
         n_ver = len(d["verified_w"])
         how = (f"method {d.get('method', '?')}, {d.get('measurements', len(rows))} "
                f"readings, stop: {d.get('stop', '?')}")
-        if d.get("kept_start"):
+        if d.get("unchanged"):
+            print(f"  result   nothing better than the start was found, so the board was "
+                  f"left on the start: {_dbm(float(np.mean(d['verified_w']))):.2f} dBm "
+                  f"re-measured ({n_ver} readings; {_dbm(d['initial_w']):.2f} dBm at its "
+                  f"first) ({how})", file=out)
+        elif d.get("kept_start"):
             print(f"  result   measured below the start, so the board was left on the "
                   f"start: {_dbm(float(np.mean(d['verified_w']))):.2f} dBm re-measured "
                   f"({n_ver} readings; {_dbm(d['initial_w']):.2f} dBm at its first); no "

@@ -126,6 +126,10 @@ class OptimizeResult:
     start_w : list of float
         The start's re-measurements, W (taken only when the result measured below the
         start's single reading).
+    unchanged : bool
+        The search found nothing better than the starting configuration (its result is
+        the start's codes), so the board is on the start; ``verified_w`` are the
+        start's re-measurements then.
     """
 
     codes: np.ndarray
@@ -138,6 +142,7 @@ class OptimizeResult:
     image_after: bytes = b""
     kept_start: bool = False
     start_w: list[float] = field(default_factory=list)
+    unchanged: bool = False
 
     @property
     def power_w(self) -> float:
@@ -367,7 +372,8 @@ def optimize_board(device: Device, profile: BoardProfile, sensor: PowerSensor, *
     after = device.read_active()
     rows = meas.rows
     return OptimizeResult(np.asarray(codes), verified, p0, res, rows,
-                          time.perf_counter() - t0, before, after, kept_start, start_w)
+                          time.perf_counter() - t0, before, after, kept_start, start_w,
+                          bool(np.array_equal(codes, start)) and not kept_start)
 
 
 def _codes_of(image: bytes, device: Device, bank: str) -> np.ndarray:
