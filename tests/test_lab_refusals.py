@@ -46,7 +46,7 @@ def _table(path: Path, rows: list[str]) -> Path:
     (["calibrate", "--states", "3"], 2, "rfctl lab: error: --states 3: states = 3 must be "
      "≥ 2 and divide 2^bits = 64"),
     # the phase-rotation options mean nothing to a one-bit calibration: refused, not ignored
-    (["calibrate", *ONEBIT, "--passes", "2"], 2, "rfctl lab: error: --passes: apply to "
+    (["calibrate", *ONEBIT, "--passes", "2"], 2, "rfctl lab: error: --passes: applies to "
      "boards of 2 or more bits only (bank"),
     (["calibrate", *ONEBIT, "--states", "2", "--probe-theta", "0.2"], 2,
      "rfctl lab: error: --probe-theta, --states: apply to boards of 2 or more bits only"),

@@ -167,7 +167,8 @@ def _usage(args: argparse.Namespace, profile) -> str | None:
                                   & getattr(args, "given", set()))
                 if rotation:
                     return (f"{', '.join('--' + o.replace('_', '-') for o in rotation)}: "
-                            f"apply to boards of 2 or more bits only (bank {ph.name!r} of "
+                            f"appl{'ies' if len(rotation) == 1 else 'y'} to boards of 2 or "
+                            f"more bits only (bank {ph.name!r} of "
                             f"board {profile.name} is one-bit: it is calibrated by channel "
                             "estimation, set by --budget and --reference)")
                 check_onebit(profile, budget=args.budget, reference=args.reference)

@@ -128,7 +128,8 @@ def cmd_sim_bench(args: argparse.Namespace, out: TextIO) -> int:
     given = [f"--{k.replace('_', '-')}" for k in ("rows", "cols", "probe_theta", "probe_phi")
              if getattr(args, k) is not None]
     if profile.driver == "osris" and given:
-        raise ConfigError(f"{', '.join(given)}: do not apply to the one-bit bench of board "
+        verb = "does" if len(given) == 1 else "do"
+        raise ConfigError(f"{', '.join(given)}: {verb} not apply to the one-bit bench of board "
                           f"{profile.name} (its {ph.count} elements and hidden channel are "
                           "fixed by the board; the field is measured at one receiver)",
                           field="rows", reason="does not apply")
