@@ -311,7 +311,7 @@ def test_optimize_that_keeps_the_start_reports_no_gain(onebit, tmp_path, monkeyp
         rows = [{"n": 1, "phase": "start", "power_w": 1e-5, "incumbent_w": 1e-5}]
         return SimpleNamespace(
             codes=np.zeros(256, int), verified_w=[1.01e-5] * 3, initial_w=1e-5,
-            power_w=1.01e-5, start_w=[1.01e-5] * 3, kept_start=True, rows=rows,
+            power_w=1.01e-5, start_w=[1.01e-5] * 3, kept_start=True, unchanged=False, rows=rows,
             elapsed_s=0.1, image_after=dev.read_active(),
             blind=SimpleNamespace(measurements=1024, stop="budget", method="estimate",
                                   estimate=None))
