@@ -36,6 +36,19 @@ from rfctl.lab import (
 OSRIS = load_config("osris-16x16")
 
 
+def noisy_power(bench: OneBitBench, seed: int):
+    """Power readings of ``bench``'s field with unit complex receiver noise, seeded by
+    ``seed + 50`` (the readings of the estimation and greedy tests)."""
+    g, d = bench.affine()
+    nr = np.random.default_rng(seed + 50)
+
+    def meas(x):
+        return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
+                   / np.sqrt(2)) ** 2
+
+    return meas
+
+
 @pytest.fixture
 def onebit():
     fw = OsrisFirmwareSim()
@@ -173,16 +186,9 @@ def test_estimation_with_the_structured_fit_matches_the_dense_reference(seed, dp
     1e-9 (N = 64 so that the dense path is quick; one draw by default, three with
     ``-m slow``)."""
     b = OneBitBench.random(None, seed=seed, n=64, noise=1.0, direct_path=dp)
-    g, d = b.affine()
     out = []
-    for dense in (False, True):
-        nr = np.random.default_rng(seed + 50)
-
-        def meas(x, g=g, d=d, nr=nr):
-            return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
-                       / np.sqrt(2)) ** 2
-
-        out.append(channel_estimation(meas, 64, budget=8 * 64,
+    for dense in (False, True):  # the same noise draws for both paths
+        out.append(channel_estimation(noisy_power(b, seed), 64, budget=8 * 64,
                                       rng=np.random.default_rng(seed), dense_fit=dense))
     fast, ref = out
     assert np.array_equal(fast.codes, ref.codes)
@@ -196,12 +202,7 @@ def test_greedy_reaches_within_1db_at_4n_on_held_out_draws() -> None:
     gaps = []
     for seed in range(120, 126):
         b = OneBitBench.random(None, seed=seed, noise=1.0, direct_path=1.0)
-        g, d = b.affine()
-        nr = np.random.default_rng(seed + 50)
-
-        def meas(x, g=g, d=d, nr=nr):
-            return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
-                       / np.sqrt(2)) ** 2
+        meas = noisy_power(b, seed)
 
         r = greedy_flips(meas, 256, budget=4 * 256, rng=np.random.default_rng(seed))
         assert r.measurements <= 4 * 256
@@ -423,18 +424,14 @@ def test_estimation_at_8n_on_held_out_draws(direct_path: float, bound_db: float)
     gaps = []
     for seed in range(140, 146):
         b = OneBitBench.random(None, seed=seed, noise=1.0, direct_path=direct_path)
-        g, d = b.affine()
-        nr = np.random.default_rng(seed + 50)
-
-        def meas(x, g=g, d=d, nr=nr):
-            return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
-                       / np.sqrt(2)) ** 2
+        meas = noisy_power(b, seed)
 
         r = channel_estimation(meas, 256, budget=8 * 256, rng=np.random.default_rng(seed))
         assert r.measurements <= 8 * 256 and r.estimate["references"] >= 7
         assert r.estimate["reference_readings"] == 16
         gaps.append(b.gap_db(r.codes))
     assert np.mean(gaps) < bound_db, gaps
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("direct_path", [0.3, 3.0])
@@ -445,12 +442,7 @@ def test_estimation_at_4n_on_held_out_draws(direct_path: float) -> None:
     gaps = []
     for seed in range(170, 176):
         b = OneBitBench.random(None, seed=seed, noise=1.0, direct_path=direct_path)
-        g, d = b.affine()
-        nr = np.random.default_rng(seed + 50)
-
-        def meas(x, g=g, d=d, nr=nr):
-            return abs(g + x @ d + (nr.standard_normal() + 1j * nr.standard_normal())
-                       / np.sqrt(2)) ** 2
+        meas = noisy_power(b, seed)
 
         r = channel_estimation(meas, 256, budget=4 * 256, rng=np.random.default_rng(seed))
         assert r.measurements <= 4 * 256 and r.estimate["candidates"] > 1

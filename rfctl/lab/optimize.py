@@ -75,15 +75,14 @@ def lab_routing(profile: BoardProfile) -> dict[str, BankImage]:
         At most one entry, the switch bank's image.
     """
     from rfctl.hal import compile_board, quantize
+    from rfctl.lab.sweeps import chain0_switch
     from rfctl.state import ArrayState
 
     sw = next((b for b in profile.banks if b.kind == "switch_matrix"), None)
     if sw is None:
         return {}
-    n = phase_bank(profile).count
-    S = np.zeros((n, 1), dtype=bool)
-    S[:, 0] = True
-    img = quantize(ArrayState(switch=S), compile_board(profile))
+    img = quantize(ArrayState(switch=chain0_switch(phase_bank(profile).count)),
+                   compile_board(profile))
     return {sw.name: img.banks[sw.name]}
 
 

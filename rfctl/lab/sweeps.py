@@ -24,10 +24,18 @@ from rfctl.lab.instruments import PowerSensor, ProbePositioner
 from rfctl.lab.restore import RestoreOutcome, restore_image, stopped_message
 from rfctl.state import ArrayState
 
-__all__ = ["SweepData", "SweepInterruptedError", "beam_sweep", "beampattern", "has_switch",
-           "steering_state"]
+__all__ = ["SweepData", "SweepInterruptedError", "beam_sweep", "beampattern", "chain0_switch",
+           "has_switch", "steering_state"]
 
 log = logging.getLogger(__name__)
+
+
+def chain0_switch(n: int, n_rf: int = 1) -> np.ndarray:
+    """The switch matrix every lab routine uses: each of ``n`` elements on RF chain 0
+    (the chain the probe's sensor measures), shape (n, n_rf) bool."""
+    S = np.zeros((n, n_rf), dtype=bool)
+    S[:, 0] = True
+    return S
 
 
 def steering_state(rows: int, cols: int, theta: float, phi: float, *, n_rf: int = 1,
@@ -41,9 +49,7 @@ def steering_state(rows: int, cols: int, theta: float, phi: float, *, n_rf: int 
     a = upa_steering(rows, cols, phi, theta)
     if not switch:
         return ArrayState(phases=np.angle(a))
-    S = np.zeros((rows * cols, n_rf), dtype=bool)
-    S[:, 0] = True
-    return ArrayState(phases=np.angle(a), switch=S)
+    return ArrayState(phases=np.angle(a), switch=chain0_switch(rows * cols, n_rf))
 
 
 def has_switch(profile) -> bool:
@@ -178,8 +184,7 @@ def beam_sweep(device: Device, board: CompiledBoard, sensor: PowerSensor,
     if angles:  # every angle's phases in one array operation, shape (rows·cols, points)
         th, ph = (np.array([a[k] for a in angles], dtype=float) for k in (0, 1))
         phases = np.angle(upa_steering(rows, cols, ph, th))
-    S = np.zeros((rows * cols, 1), dtype=bool)
-    S[:, 0] = True
+    S = chain0_switch(rows * cols)
     states = {i: ArrayState(phases=phases[:, i], switch=S if sw else None)
               for i in range(len(angles))}
     points = [{"index": i, "theta": th, "phi": ph} for i, (th, ph) in enumerate(angles)]
